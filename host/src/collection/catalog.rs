@@ -1,0 +1,80 @@
+//! The set of collections under a data directory.
+
+use std::path::{Path, PathBuf};
+
+use super::{Collection, SCHEMA_FILE};
+use crate::error::{Error, Result};
+use crate::schema::CollectionSchema;
+
+/// Collections under `<data>/collections/`.
+pub struct Catalog {
+    root: PathBuf,
+}
+
+impl Catalog {
+    /// A catalog over a data directory (created on first write).
+    pub fn new(data_dir: &Path) -> Self {
+        Catalog {
+            root: data_dir.join("collections"),
+        }
+    }
+
+    fn dir(&self, name: &str) -> Result<PathBuf> {
+        if !crate::schema::valid_collection_name(name) {
+            return Err(Error::Query(format!("`{name}` is not a valid collection name")));
+        }
+        Ok(self.root.join(name))
+    }
+
+    /// Names of the collections, sorted.
+    pub fn list(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        match std::fs::read_dir(&self.root) {
+            Ok(entries) => {
+                for e in entries.flatten() {
+                    if e.path().join(SCHEMA_FILE).is_file() {
+                        names.push(e.file_name().to_string_lossy().into_owned());
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("listing {}", self.root.display()), e)),
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Whether a collection exists.
+    pub fn exists(&self, name: &str) -> bool {
+        self.dir(name).is_ok_and(|d| d.join(SCHEMA_FILE).is_file())
+    }
+
+    /// Creates a collection from a validated schema.
+    pub fn create(&self, schema: CollectionSchema) -> Result<Collection> {
+        let dir = self.dir(&schema.name)?;
+        if dir.exists() {
+            return Err(Error::CollectionExists(schema.name));
+        }
+        Collection::create(&dir, schema).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&dir);
+        })
+    }
+
+    /// Opens a collection by name.
+    pub fn open(&self, name: &str) -> Result<Collection> {
+        let dir = self.dir(name)?;
+        if !dir.join(SCHEMA_FILE).is_file() {
+            return Err(Error::CollectionNotFound(name.to_owned()));
+        }
+        Collection::open(&dir)
+    }
+
+    /// Deletes a collection and everything in it.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        let dir = self.dir(name)?;
+        if !dir.join(SCHEMA_FILE).is_file() {
+            return Err(Error::CollectionNotFound(name.to_owned()));
+        }
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(format!("removing {}", dir.display()), e))
+    }
+}

@@ -1,0 +1,127 @@
+//! Collections on disk: a directory per collection holding its schema, its tantivy index and its
+//! derived vector matrices. [`Catalog`] finds them under a data directory.
+//!
+//! ```text
+//! <data>/collections/<name>/collection.toml   the schema, as declared
+//!                          /index/            tantivy: the source of truth
+//!                          /vectors/          per-segment matrices, derived, rebuildable
+//! ```
+
+mod catalog;
+mod stats;
+mod writer;
+
+use std::path::{Path, PathBuf};
+
+use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
+
+pub use catalog::Catalog;
+pub use stats::{CollectionStats, VectorFieldStats};
+pub use writer::CollectionWriter;
+
+use crate::analyzer;
+use crate::error::{Error, Result};
+use crate::schema::{CollectionSchema, FieldMap};
+use crate::search::{SearchRequest, SearchResponse};
+use crate::vector::VectorStore;
+
+const SCHEMA_FILE: &str = "collection.toml";
+
+/// An open collection: schema, index, reader and vector store.
+pub struct Collection {
+    dir: PathBuf,
+    schema: CollectionSchema,
+    fields: FieldMap,
+    index: Index,
+    reader: IndexReader,
+    vectors: VectorStore,
+}
+
+impl Collection {
+    /// Creates a collection in `dir`, which must not exist yet.
+    pub(crate) fn create(dir: &Path, schema: CollectionSchema) -> Result<Self> {
+        let io = |what: &str, e| Error::io(format!("{what} {}", dir.display()), e);
+        std::fs::create_dir_all(dir.join("index")).map_err(|e| io("creating", e))?;
+        std::fs::write(dir.join(SCHEMA_FILE), &schema.source).map_err(|e| io("writing schema in", e))?;
+        let fields = FieldMap::build(&schema);
+        Index::create_in_dir(dir.join("index"), fields.schema.clone())?;
+        Self::open(dir)
+    }
+
+    /// Opens the collection stored in `dir`, building any missing vector matrix.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let schema = CollectionSchema::from_file(&dir.join(SCHEMA_FILE))?;
+        let fields = FieldMap::build(&schema);
+        let index = Index::open_in_dir(dir.join("index"))?;
+        if index.schema() != fields.schema {
+            return Err(Error::io(
+                format!("opening {}", dir.display()),
+                std::io::Error::other("the index was built with another schema than collection.toml declares"),
+            ));
+        }
+        analyzer::register(&index);
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let vectors = VectorStore::open(&dir.join("vectors"))?;
+        let c = Collection {
+            dir: dir.to_owned(),
+            schema,
+            fields,
+            index,
+            reader,
+            vectors,
+        };
+        c.sync_vectors()?;
+        Ok(c)
+    }
+
+    /// Picks up commits made since the last refresh (by this process or another).
+    pub fn refresh(&self) -> Result<()> {
+        self.reader.reload()?;
+        self.sync_vectors()
+    }
+
+    fn sync_vectors(&self) -> Result<()> {
+        let searcher = self.reader.searcher();
+        let fields: Vec<_> = self.schema.vector_fields().map(|(f, spec)| (f.name.as_str(), spec)).collect();
+        self.vectors.sync(&searcher, &fields)
+    }
+
+    /// A writer; only one may exist per collection at a time, across processes.
+    pub fn writer(&self) -> Result<CollectionWriter<'_>> {
+        CollectionWriter::new(self)
+    }
+
+    /// Runs a search on the current snapshot.
+    pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse> {
+        crate::search::search(self, req)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.schema.name
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn schema(&self) -> &CollectionSchema {
+        &self.schema
+    }
+
+    pub fn fields(&self) -> &FieldMap {
+        &self.fields
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub fn vectors(&self) -> &VectorStore {
+        &self.vectors
+    }
+
+    /// The current snapshot.
+    pub fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+}

@@ -1,0 +1,99 @@
+//! Writes to a collection: upserts by external id, deletes by id or by filter, atomic commits.
+//!
+//! Every change goes through tantivy's writer, so a commit publishes all of its documents (text,
+//! fields and vectors together) or none of them; a crash loses only what was not committed.
+
+use tantivy::collector::Count;
+use tantivy::query::TermQuery;
+use tantivy::schema::IndexRecordOption;
+use tantivy::{IndexWriter, TantivyDocument, TantivyError, Term};
+
+use super::Collection;
+use crate::document::BuiltDocument;
+use crate::error::{Error, Result};
+
+/// Heap for tantivy's indexing buffers; segments are flushed when it fills.
+const WRITER_HEAP_BYTES: usize = 256 << 20;
+
+/// The single writer of a collection.
+pub struct CollectionWriter<'a> {
+    c: &'a Collection,
+    writer: IndexWriter<TantivyDocument>,
+    pending: u64,
+}
+
+impl<'a> CollectionWriter<'a> {
+    pub(super) fn new(c: &'a Collection) -> Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+        let writer = c
+            .index()
+            .writer_with_num_threads(threads, WRITER_HEAP_BYTES)
+            .map_err(|e| match e {
+                TantivyError::LockFailure(..) => Error::Locked(c.name().to_owned()),
+                other => other.into(),
+            })?;
+        Ok(CollectionWriter { c, writer, pending: 0 })
+    }
+
+    fn id_term(&self, id: &str) -> Term {
+        Term::from_field_text(self.c.fields().id, id)
+    }
+
+    /// Adds a document, replacing any committed or pending document with the same id.
+    pub fn upsert(&mut self, doc: BuiltDocument) -> Result<()> {
+        self.writer.delete_term(self.id_term(&doc.id));
+        self.writer.add_document(doc.doc)?;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Deletes documents by id; returns how many of the ids exist in the current snapshot.
+    pub fn delete_ids(&mut self, ids: &[String]) -> Result<u64> {
+        let searcher = self.c.searcher();
+        let mut found = 0u64;
+        for id in ids {
+            let term = self.id_term(id);
+            found += searcher.search(&TermQuery::new(term.clone(), IndexRecordOption::Basic), &Count)? as u64;
+            self.writer.delete_term(term);
+            self.pending += 1;
+        }
+        Ok(found)
+    }
+
+    /// Deletes every document a filter matches; returns how many match in the current snapshot.
+    pub fn delete_query(&mut self, filter: &str) -> Result<u64> {
+        let query = crate::search::parse_filter_for(self.c, filter)?;
+        let found = self.c.searcher().search(&query, &Count)? as u64;
+        self.writer.delete_query(query)?;
+        self.pending += 1;
+        Ok(found)
+    }
+
+    /// Operations since the last commit or rollback.
+    pub fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    /// Publishes every pending change atomically, then refreshes the collection's snapshot.
+    pub fn commit(&mut self) -> Result<()> {
+        self.writer.commit()?;
+        self.pending = 0;
+        self.c.refresh()
+    }
+
+    /// Discards every pending change.
+    pub fn rollback(&mut self) -> Result<()> {
+        self.writer.rollback()?;
+        self.pending = 0;
+        Ok(())
+    }
+
+    /// Commits, waits for background merges, and refreshes so the merged segments' vector
+    /// matrices are built now rather than at the first query.
+    pub fn finish(mut self) -> Result<()> {
+        self.commit()?;
+        let c = self.c;
+        self.writer.wait_merging_threads()?;
+        c.refresh()
+    }
+}

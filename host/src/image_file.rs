@@ -1,0 +1,41 @@
+//! Image files at the edge of the engine: size limits are checked on the header, before any
+//! pixel is decoded, so a decompression bomb costs nothing; a corrupt file is an error, not a panic.
+
+use std::path::Path;
+
+use image::{DynamicImage, ImageReader, Limits};
+
+/// Opens, checks and decodes an image, refusing more than `max_pixels` before decoding.
+pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage, String> {
+    let reader = ImageReader::open(path)
+        .map_err(|e| format!("cannot open image {}: {e}", path.display()))?
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
+    if reader.format().is_none() {
+        return Err(format!("{} is not an image in a supported format (PNG, JPEG)", path.display()));
+    }
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| format!("corrupt image {}: {e}", path.display()))?;
+    if u64::from(w) * u64::from(h) > max_pixels {
+        return Err(format!(
+            "image {} is {w}x{h} = {} pixels, over the limit of {max_pixels}",
+            path.display(),
+            u64::from(w) * u64::from(h)
+        ));
+    }
+    let mut reader = ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    reader.limits(limits);
+    reader.decode().map_err(|e| format!("corrupt image {}: {e}", path.display()))
+}
+
+/// Checks that an image can be decoded within the pixel limit; returns its size.
+pub fn check(path: &Path, max_pixels: u64) -> Result<(u32, u32), String> {
+    let img = decode(path, max_pixels)?;
+    Ok((img.width(), img.height()))
+}

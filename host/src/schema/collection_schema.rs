@@ -1,0 +1,335 @@
+//! The collection declaration: parsed from TOML, validated, and saved beside the index.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::field::{Analyzer, FieldKind, FieldSpec, Metric, VectorDtype, VectorSpec};
+use crate::error::{Error, Result};
+use crate::search::{FusionMethod, Normalization};
+
+/// A collection's declaration. Build it with [`CollectionSchema::from_toml`] or
+/// [`CollectionSchema::from_file`]; both validate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectionSchema {
+    pub name: String,
+    pub description: String,
+    /// Name of the external id in input rows; stored as a keyword, used for upserts and deletes.
+    pub id_field: String,
+    pub fields: Vec<FieldSpec>,
+    pub search: SearchDefaults,
+    pub ingest: IngestDefaults,
+    /// The TOML the schema was read from, saved verbatim with the collection.
+    #[serde(skip)]
+    pub source: String,
+}
+
+/// Defaults for search requests that do not say otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchDefaults {
+    /// Text fields a BM25 query runs over, with their boosts (default: every text field).
+    pub text_fields: Vec<String>,
+    /// Vector field a kNN query runs over (default: the first vector field).
+    pub vector_field: Option<String>,
+    pub fusion: FusionMethod,
+    pub bm25_weight: f32,
+    pub vector_weight: f32,
+    /// How many candidates each retriever contributes to fusion.
+    pub candidates: usize,
+    pub top_k: usize,
+}
+
+/// Defaults for ingest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IngestDefaults {
+    /// Documents per commit.
+    pub batch_size: usize,
+    /// Images over this many pixels are refused before they are decoded.
+    pub max_image_pixels: u64,
+    /// Accept and drop input keys that the schema does not declare (default: reject the row).
+    pub ignore_unknown_fields: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchema {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default = "default_id_field")]
+    id_field: String,
+    fields: IndexMap<String, RawField>,
+    #[serde(default)]
+    search: RawSearch,
+    #[serde(default)]
+    ingest: RawIngest,
+}
+
+fn default_id_field() -> String {
+    "id".into()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawType {
+    Text,
+    Keyword,
+    Facet,
+    I64,
+    U64,
+    F64,
+    Bool,
+    Date,
+    Image,
+    Vector,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    #[serde(rename = "type")]
+    ty: RawType,
+    required: Option<bool>,
+    stored: Option<bool>,
+    analyzer: Option<Analyzer>,
+    boost: Option<f32>,
+    dim: Option<usize>,
+    dtype: Option<VectorDtype>,
+    metric: Option<Metric>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSearch {
+    text_fields: Option<Vec<String>>,
+    vector_field: Option<String>,
+    fusion: Option<String>,
+    rrf_k: Option<f32>,
+    normalization: Option<Normalization>,
+    bm25_weight: Option<f32>,
+    vector_weight: Option<f32>,
+    candidates: Option<usize>,
+    top_k: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIngest {
+    batch_size: Option<usize>,
+    max_image_pixels: Option<u64>,
+    ignore_unknown_fields: Option<bool>,
+}
+
+/// Longest vector we accept; far above any embedding model in use.
+const MAX_DIM: usize = 16_384;
+
+/// Valid collection and field names: an ASCII letter, then letters, digits, `_` or `-` (not for
+/// fields); short enough to be a directory name everywhere.
+/// Whether `name` can name a collection.
+pub fn valid_collection_name(name: &str) -> bool {
+    valid_name(name, true)
+}
+
+pub(crate) fn valid_name(name: &str, allow_dash: bool) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (allow_dash && c == '-'))
+}
+
+impl CollectionSchema {
+    /// Reads and validates a schema file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Input {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates a schema; `origin` names it in errors (a path, or "request").
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        let raw: RawSchema =
+            toml::from_str(text).map_err(|e| Error::schema(origin, e.to_string().trim_end()))?;
+        let err = |m: String| Error::schema(origin, m);
+        if !valid_name(&raw.name, true) {
+            return Err(err(format!(
+                "collection name `{}` must start with a letter and hold only letters, digits, `_` and `-` (at most 64)",
+                raw.name
+            )));
+        }
+        if !valid_name(&raw.id_field, false) {
+            return Err(err(format!("id_field `{}` is not a valid field name", raw.id_field)));
+        }
+        if raw.fields.is_empty() {
+            return Err(err("a collection needs at least one field in [fields]".into()));
+        }
+        let mut fields = Vec::with_capacity(raw.fields.len());
+        for (name, f) in raw.fields {
+            fields.push(validate_field(&name, f, &raw.id_field).map_err(|m| err(format!("field `{name}`: {m}")))?);
+        }
+        let search = validate_search(raw.search, &fields).map_err(|m| err(format!("[search]: {m}")))?;
+        let ingest = IngestDefaults {
+            batch_size: raw.ingest.batch_size.unwrap_or(10_000),
+            max_image_pixels: raw.ingest.max_image_pixels.unwrap_or(64_000_000),
+            ignore_unknown_fields: raw.ingest.ignore_unknown_fields.unwrap_or(false),
+        };
+        if ingest.batch_size == 0 {
+            return Err(err("[ingest]: batch_size must be at least 1".into()));
+        }
+        Ok(CollectionSchema {
+            name: raw.name,
+            description: raw.description,
+            id_field: raw.id_field,
+            fields,
+            search,
+            ingest,
+            source: text.to_owned(),
+        })
+    }
+
+    /// The declared field called `name`.
+    pub fn field(&self, name: &str) -> Option<&FieldSpec> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Vector fields, in declaration order.
+    pub fn vector_fields(&self) -> impl Iterator<Item = (&FieldSpec, VectorSpec)> {
+        self.fields.iter().filter_map(|f| match f.kind {
+            FieldKind::Vector(v) => Some((f, v)),
+            _ => None,
+        })
+    }
+
+    /// The vector field called `name`, or a precise error.
+    pub fn vector_field(&self, name: &str) -> Result<VectorSpec> {
+        match self.field(name).map(|f| &f.kind) {
+            Some(FieldKind::Vector(v)) => Ok(*v),
+            Some(other) => Err(Error::Query(format!(
+                "field `{name}` is a {} field, not a vector field",
+                other.type_name()
+            ))),
+            None => Err(Error::Query(format!(
+                "collection `{}` has no field `{name}`",
+                self.name
+            ))),
+        }
+    }
+}
+
+fn validate_field(name: &str, f: RawField, id_field: &str) -> Result<FieldSpec, String> {
+    if !valid_name(name, false) {
+        return Err("names must start with a letter and hold only letters, digits and `_` (at most 64)".into());
+    }
+    if name == id_field {
+        return Err(format!("`{name}` is the id field (id_field); it is declared implicitly"));
+    }
+    let only = |opt: bool, what: &str, types: &str| {
+        if opt {
+            Err(format!("`{what}` applies only to {types} fields"))
+        } else {
+            Ok(())
+        }
+    };
+    let is_text = matches!(f.ty, RawType::Text);
+    let is_vector = matches!(f.ty, RawType::Vector);
+    only(f.analyzer.is_some() && !is_text, "analyzer", "text")?;
+    only(f.boost.is_some() && !is_text, "boost", "text")?;
+    only(f.dim.is_some() && !is_vector, "dim", "vector")?;
+    only(f.dtype.is_some() && !is_vector, "dtype", "vector")?;
+    only(f.metric.is_some() && !is_vector, "metric", "vector")?;
+    only(f.stored.is_some() && is_vector, "stored", "non-vector")?;
+    let kind = match f.ty {
+        RawType::Text => {
+            let boost = f.boost.unwrap_or(1.0);
+            if !(boost.is_finite() && boost > 0.0) {
+                return Err(format!("boost must be a positive number, got {boost}"));
+            }
+            FieldKind::Text {
+                analyzer: f.analyzer.unwrap_or_default(),
+                boost,
+            }
+        }
+        RawType::Keyword => FieldKind::Keyword,
+        RawType::Facet => FieldKind::Facet,
+        RawType::I64 => FieldKind::I64,
+        RawType::U64 => FieldKind::U64,
+        RawType::F64 => FieldKind::F64,
+        RawType::Bool => FieldKind::Bool,
+        RawType::Date => FieldKind::Date,
+        RawType::Image => FieldKind::Image,
+        RawType::Vector => {
+            let dim = f.dim.ok_or("vector fields need `dim` (the number of elements)")?;
+            if dim == 0 || dim > MAX_DIM {
+                return Err(format!("dim must be between 1 and {MAX_DIM}, got {dim}"));
+            }
+            FieldKind::Vector(VectorSpec {
+                dim,
+                dtype: f.dtype.unwrap_or_default(),
+                metric: f.metric.unwrap_or_default(),
+            })
+        }
+    };
+    Ok(FieldSpec {
+        name: name.to_owned(),
+        required: f.required.unwrap_or(false),
+        stored: f.stored.unwrap_or(!is_vector),
+        kind,
+    })
+}
+
+fn validate_search(raw: RawSearch, fields: &[FieldSpec]) -> Result<SearchDefaults, String> {
+    let kind_of = |name: &str| fields.iter().find(|f| f.name == name).map(|f| &f.kind);
+    let text_fields = match raw.text_fields {
+        Some(names) => {
+            for n in &names {
+                match kind_of(n) {
+                    Some(FieldKind::Text { .. }) => {}
+                    Some(k) => return Err(format!("text_fields: `{n}` is a {} field, not text", k.type_name())),
+                    None => return Err(format!("text_fields: unknown field `{n}`")),
+                }
+            }
+            names
+        }
+        None => fields
+            .iter()
+            .filter(|f| matches!(f.kind, FieldKind::Text { .. }))
+            .map(|f| f.name.clone())
+            .collect(),
+    };
+    let vector_field = match raw.vector_field {
+        Some(n) => match kind_of(&n) {
+            Some(FieldKind::Vector(_)) => Some(n),
+            Some(k) => return Err(format!("vector_field: `{n}` is a {} field, not vector", k.type_name())),
+            None => return Err(format!("vector_field: unknown field `{n}`")),
+        },
+        None => fields
+            .iter()
+            .find(|f| matches!(f.kind, FieldKind::Vector(_)))
+            .map(|f| f.name.clone()),
+    };
+    let fusion = FusionMethod::parse(
+        raw.fusion.as_deref().unwrap_or("rrf"),
+        raw.rrf_k,
+        raw.normalization,
+    )?;
+    let weight = |w: Option<f32>, what: &str| match w.unwrap_or(1.0) {
+        w if w.is_finite() && w >= 0.0 => Ok(w),
+        w => Err(format!("{what} must be a non-negative number, got {w}")),
+    };
+    let candidates = raw.candidates.unwrap_or(100);
+    let top_k = raw.top_k.unwrap_or(10);
+    if candidates == 0 || top_k == 0 {
+        return Err("candidates and top_k must be at least 1".into());
+    }
+    Ok(SearchDefaults {
+        text_fields,
+        vector_field,
+        fusion,
+        bm25_weight: weight(raw.bm25_weight, "bm25_weight")?,
+        vector_weight: weight(raw.vector_weight, "vector_weight")?,
+        candidates,
+        top_k,
+    })
+}

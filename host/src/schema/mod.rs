@@ -1,0 +1,13 @@
+//! Collection schemas: what a collection holds, declared in TOML, validated before anything is
+//! written. [`CollectionSchema`] is the user's declaration; [`FieldMap`] binds it to tantivy.
+//!
+//! Invariant: a schema that parsed is internally consistent (names valid and unique, options only
+//! where they apply, defaults referring to fields of the right type), so later code never re-checks.
+
+mod collection_schema;
+mod field;
+mod field_map;
+
+pub use collection_schema::{CollectionSchema, IngestDefaults, SearchDefaults, valid_collection_name};
+pub use field::{Analyzer, FieldKind, FieldSpec, Metric, VectorDtype, VectorSpec};
+pub use field_map::FieldMap;

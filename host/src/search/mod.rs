@@ -1,0 +1,14 @@
+//! Search: the request, the retrievers (BM25 and vector kNN, under one filter), fusion of their
+//! candidate lists, and hits that can explain their score.
+
+mod filter;
+mod fusion;
+mod hybrid;
+mod request;
+mod response;
+
+pub use fusion::{Contribution, Fused, FusionMethod, Normalization, RankedList, fuse};
+pub use hybrid::search;
+pub(crate) use filter::parse_filter as parse_filter_for;
+pub use request::SearchRequest;
+pub use response::{Explanation, FusionExplanation, Hit, SearchResponse, StageScore};

@@ -1,0 +1,76 @@
+//! A search request: what the CLI builds from flags and the server will read as JSON.
+
+use serde::Deserialize;
+
+use super::FusionMethod;
+use super::fusion::Normalization;
+
+/// Largest page a request may ask for.
+pub const MAX_TOP_K: usize = 10_000;
+/// Largest candidate list a retriever may be asked for.
+pub const MAX_CANDIDATES: usize = 100_000;
+
+/// One search. Every field is optional; unset ones take the collection's `[search]` defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// BM25 query in tantivy syntax (`red dress`, `title:"silk scarf"`, `dress -red`).
+    pub text: Option<String>,
+    /// Text fields to search (boosts come from the schema).
+    pub text_fields: Option<Vec<String>>,
+    /// Query vector for kNN.
+    pub vector: Option<Vec<f32>>,
+    /// Vector field to search.
+    pub vector_field: Option<String>,
+    /// Filter in tantivy syntax, applied to both retrievers: `category:dress AND price:[10 TO 50]`.
+    pub filter: Option<String>,
+    /// `rrf` or `linear`.
+    pub fusion: Option<String>,
+    pub rrf_k: Option<f32>,
+    pub normalization: Option<Normalization>,
+    pub bm25_weight: Option<f32>,
+    pub vector_weight: Option<f32>,
+    /// Hits to return.
+    pub top_k: Option<usize>,
+    /// Hits to skip (paging).
+    #[serde(default)]
+    pub offset: usize,
+    /// Candidates each retriever contributes before fusion.
+    pub candidates: Option<usize>,
+    /// Attach a per-stage explanation to each hit.
+    #[serde(default)]
+    pub explain: bool,
+}
+
+impl SearchRequest {
+    /// A text-only request.
+    pub fn text(q: impl Into<String>) -> Self {
+        SearchRequest {
+            text: Some(q.into()),
+            ..Default::default()
+        }
+    }
+
+    /// A vector-only request.
+    pub fn vector(v: Vec<f32>) -> Self {
+        SearchRequest {
+            vector: Some(v),
+            ..Default::default()
+        }
+    }
+
+    /// The fusion method this request asks for, if it overrides the default.
+    pub(crate) fn fusion_method(&self, default: FusionMethod) -> Result<FusionMethod, String> {
+        match (&self.fusion, self.rrf_k, self.normalization) {
+            (None, None, None) => Ok(default),
+            (Some(name), k, n) => FusionMethod::parse(name, k, n),
+            (None, k, n) => {
+                let name = match default {
+                    FusionMethod::Rrf { .. } => "rrf",
+                    FusionMethod::Linear { .. } => "linear",
+                };
+                FusionMethod::parse(name, k, n)
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! What a search returns.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::Contribution;
+
+/// A page of hits.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResponse {
+    pub hits: Vec<Hit>,
+    /// Distinct documents that reached fusion (an upper bound on what paging can reach).
+    pub candidates: usize,
+    /// Retrievers that ran: `bm25`, `vector`, or `filter` alone.
+    pub retrievers: Vec<String>,
+    /// The fusion used, e.g. `rrf(k=60)`.
+    pub fusion: String,
+    pub took_ms: f64,
+}
+
+/// One result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub id: String,
+    pub score: f32,
+    pub fields: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Explanation>,
+}
+
+/// How a hit got its score.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// BM25 score and rank, when the text retriever found it.
+    pub bm25: Option<StageScore>,
+    /// Vector similarity and rank, when the kNN retriever found it.
+    pub vector: Option<StageScore>,
+    pub fusion: FusionExplanation,
+}
+
+/// A retriever's score for a hit.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageScore {
+    pub score: f32,
+    /// 1-based rank in that retriever's list.
+    pub rank: usize,
+}
+
+/// The fused score and the terms it was summed from.
+#[derive(Debug, Clone, Serialize)]
+pub struct FusionExplanation {
+    pub method: String,
+    pub score: f32,
+    pub contributions: Vec<Contribution>,
+    /// The formula with this hit's numbers, e.g. `1.0/(60+1) + 1.0/(60+3) = 0.0323`.
+    pub formula: String,
+}

@@ -1,0 +1,147 @@
+//! Per-segment k-nearest-neighbour search, the way Lucene does it: each segment answers its own
+//! top k, restricted to the documents a filter lets through, and the per-segment lists are merged.
+//!
+//! [`SegmentVectorIndex`] is the seam for other index kinds (an HNSW graph per segment, say):
+//! callers only see "top k of this segment among these documents".
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use tantivy::DocId;
+use tantivy::fastfield::AliveBitSet;
+
+use super::SegmentMatrix;
+use super::kernel::{dot_f16, dot_f32};
+use crate::schema::VectorDtype;
+
+/// A document of one segment with its similarity to the query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredDoc {
+    pub doc: DocId,
+    pub score: f32,
+}
+
+/// Which documents of a segment may be returned.
+pub enum DocFilter<'a> {
+    /// Every live document (deleted ones are skipped through the alive bitset).
+    All(Option<&'a AliveBitSet>),
+    /// Only these documents, in increasing order (a filter query's matches, already live).
+    Only(&'a [DocId]),
+}
+
+/// Nearest-neighbour search over one segment's vectors of one field.
+pub trait SegmentVectorIndex: Send + Sync {
+    /// The `k` most similar documents allowed by `filter`, best first. `query` is already
+    /// validated and normalised for the field's metric.
+    fn search(&self, query: &[f32], k: usize, filter: &DocFilter<'_>) -> Vec<ScoredDoc>;
+}
+
+/// Exact search: scores every allowed document with the SIMD kernels.
+pub struct FlatScan<'a>(pub &'a SegmentMatrix);
+
+/// Min-heap entry ordering by score (ties: larger doc id is "smaller", so lower ids win).
+#[derive(PartialEq)]
+struct Entry(ScoredDoc);
+
+impl Eq for Entry {}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed so BinaryHeap (a max-heap) keeps the worst kept entry on top.
+        other
+            .0
+            .score
+            .total_cmp(&self.0.score)
+            .then(self.0.doc.cmp(&other.0.doc))
+    }
+}
+
+/// Keeps the best `k` of a stream of scored documents.
+struct TopK {
+    k: usize,
+    heap: BinaryHeap<Entry>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, doc: DocId, score: f32) {
+        if self.heap.len() < self.k {
+            self.heap.push(Entry(ScoredDoc { doc, score }));
+        } else if let Some(worst) = self.heap.peek()
+            && (score > worst.0.score || (score == worst.0.score && doc < worst.0.doc))
+        {
+            self.heap.pop();
+            self.heap.push(Entry(ScoredDoc { doc, score }));
+        }
+    }
+
+    fn into_sorted(self) -> Vec<ScoredDoc> {
+        // Ascending `Entry` order is best-first.
+        self.heap.into_sorted_vec().into_iter().map(|e| e.0).collect()
+    }
+}
+
+impl SegmentVectorIndex for FlatScan<'_> {
+    fn search(&self, query: &[f32], k: usize, filter: &DocFilter<'_>) -> Vec<ScoredDoc> {
+        let m = self.0;
+        if k == 0 || m.present() == 0 {
+            return Vec::new();
+        }
+        let mut top = TopK::new(k);
+        let mut visit = |doc: DocId| {
+            if m.has(doc) {
+                let score = match m.spec().dtype {
+                    VectorDtype::F32 => dot_f32(query, m.row_f32(doc)),
+                    VectorDtype::F16 => dot_f16(query, m.row_f16(doc)),
+                };
+                top.push(doc, score);
+            }
+        };
+        match filter {
+            DocFilter::All(None) => (0..m.max_doc()).for_each(&mut visit),
+            DocFilter::All(Some(alive)) => (0..m.max_doc()).filter(|d| alive.is_alive(*d)).for_each(&mut visit),
+            DocFilter::Only(docs) => docs.iter().copied().for_each(&mut visit),
+        }
+        top.into_sorted()
+    }
+}
+
+/// Merges per-segment results (each tagged with its segment ordinal) into a global top `k`.
+pub fn merge_top_k(mut hits: Vec<(u32, ScoredDoc)>, k: usize) -> Vec<(u32, ScoredDoc)> {
+    hits.sort_by(|a, b| {
+        b.1.score
+            .total_cmp(&a.1.score)
+            .then(a.0.cmp(&b.0))
+            .then(a.1.doc.cmp(&b.1.doc))
+    });
+    hits.truncate(k);
+    hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_keeps_the_best_in_order() {
+        let mut t = TopK::new(3);
+        for (d, s) in [(0, 0.1), (1, 0.9), (2, 0.5), (3, 0.9), (4, -1.0), (5, 0.7)] {
+            t.push(d, s);
+        }
+        let got: Vec<_> = t.into_sorted().iter().map(|s| s.doc).collect();
+        assert_eq!(got, vec![1, 3, 5]);
+    }
+}

@@ -1,0 +1,225 @@
+//! A segment's vectors as one contiguous, memory-mapped matrix file, derived from the segment's
+//! fast bytes column.
+//!
+//! File layout (little-endian), designed so rows are 64-byte aligned in the mapping:
+//!
+//! | offset | size | content |
+//! |---|---|---|
+//! | 0 | 8 | magic `MIRAVEC\0` |
+//! | 8 | 4 | format version |
+//! | 12 | 4 | dtype (0 = f32, 1 = f16) |
+//! | 16 | 4 | dim |
+//! | 20 | 4 | max_doc of the segment |
+//! | 24 | 4 | documents that have a vector |
+//! | 28 | 4 | CRC-32 of everything after the header |
+//! | 32 | 16 | segment id (first 16 hex digits) |
+//! | 64 | 8 x ceil(max_doc / 64) | presence bitmap |
+//! | padded to 64 | max_doc x dim x dtype size | rows, by doc id (zeros where absent) |
+//!
+//! A file whose header, size or checksum does not match is stale and gets rebuilt; nothing ever
+//! trusts a matrix file over the column it came from.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use half::f16;
+use memmap2::Mmap;
+use tantivy::{DocId, SegmentReader};
+
+use crate::error::{Error, Result};
+use crate::schema::{VectorDtype, VectorSpec};
+
+const MAGIC: &[u8; 8] = b"MIRAVEC\0";
+/// Bump when the layout changes: old files are then rebuilt on open.
+const VERSION: u32 = 1;
+const HEADER: usize = 64;
+
+/// One segment's vectors for one field.
+pub struct SegmentMatrix {
+    map: Option<Mmap>,
+    spec: VectorSpec,
+    max_doc: u32,
+    present: u32,
+    rows_offset: usize,
+}
+
+fn layout(max_doc: u32, spec: &VectorSpec) -> (usize, usize, usize) {
+    let bitmap_words = (max_doc as usize).div_ceil(64);
+    let rows_offset = (HEADER + bitmap_words * 8).next_multiple_of(64);
+    let total = rows_offset + max_doc as usize * spec.row_bytes();
+    (bitmap_words, rows_offset, total)
+}
+
+fn dtype_code(d: VectorDtype) -> u32 {
+    match d {
+        VectorDtype::F32 => 0,
+        VectorDtype::F16 => 1,
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+impl SegmentMatrix {
+    /// Reads the field's column of one segment and writes its matrix file atomically (temp file,
+    /// fsync, rename).
+    pub fn build(reader: &SegmentReader, field: &str, spec: &VectorSpec, path: &Path) -> Result<()> {
+        let max_doc = reader.max_doc();
+        let row_bytes = spec.row_bytes();
+        let (bitmap_words, rows_offset, total) = layout(max_doc, spec);
+        let mut buf = vec![0u8; total];
+        let mut present = 0u32;
+        if let Some(column) = reader.fast_fields().bytes(field)? {
+            // Ordinals index the column's sorted dictionary; stream it once into a flat table
+            // instead of a dictionary lookup per document.
+            let mut values = Vec::with_capacity(column.num_terms() * row_bytes);
+            let mut stream = column
+                .dictionary()
+                .stream()
+                .map_err(|e| Error::io(format!("reading vector column `{field}`"), e))?;
+            while stream.advance() {
+                if stream.key().len() != row_bytes {
+                    return Err(Error::io(
+                        format!("vector column `{field}`"),
+                        std::io::Error::other(format!(
+                            "a value of {} bytes where {row_bytes} were expected",
+                            stream.key().len()
+                        )),
+                    ));
+                }
+                values.extend_from_slice(stream.key());
+            }
+            let (bitmap, rows) = buf[HEADER..].split_at_mut(rows_offset - HEADER);
+            for doc in 0..max_doc {
+                if let Some(ord) = column.term_ords(doc).next() {
+                    let src = &values[ord as usize * row_bytes..][..row_bytes];
+                    rows[doc as usize * row_bytes..][..row_bytes].copy_from_slice(src);
+                    let word = doc as usize / 64;
+                    let bits = u64::from_le_bytes(bitmap[word * 8..word * 8 + 8].try_into().expect("8 bytes"))
+                        | 1u64 << (doc % 64);
+                    bitmap[word * 8..word * 8 + 8].copy_from_slice(&bits.to_le_bytes());
+                    present += 1;
+                }
+            }
+            debug_assert!(bitmap_words * 8 <= rows_offset - HEADER);
+        }
+        let crc = crc32fast::hash(&buf[HEADER..]);
+        let h = &mut buf[..HEADER];
+        h[0..8].copy_from_slice(MAGIC);
+        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        h[12..16].copy_from_slice(&dtype_code(spec.dtype).to_le_bytes());
+        h[16..20].copy_from_slice(&(spec.dim as u32).to_le_bytes());
+        h[20..24].copy_from_slice(&max_doc.to_le_bytes());
+        h[24..28].copy_from_slice(&present.to_le_bytes());
+        h[28..32].copy_from_slice(&crc.to_le_bytes());
+        h[32..48].copy_from_slice(reader.segment_id().uuid_string().as_bytes()[..16].as_ref());
+        let tmp = path.with_extension("tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&buf)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| Error::io(format!("writing vector matrix {}", path.display()), e))
+    }
+
+    /// Maps a matrix file and checks it against the segment it should describe. `Err` carries the
+    /// reason the file cannot be used (the caller rebuilds it).
+    pub fn open(path: &Path, reader: &SegmentReader, spec: &VectorSpec) -> Result<Self, String> {
+        let max_doc = reader.max_doc();
+        let (_, rows_offset, total) = layout(max_doc, spec);
+        let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+        // SAFETY: matrix files are written once under a temporary name and renamed into place;
+        // Mira never modifies a published file, it only replaces or removes it, which leaves
+        // existing mappings valid.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| format!("cannot map: {e}"))?;
+        if map.len() != total {
+            return Err(format!("size {} where {total} was expected", map.len()));
+        }
+        let h = &map[..HEADER];
+        if &h[0..8] != MAGIC {
+            return Err("not a matrix file".into());
+        }
+        if u32_at(h, 8) != VERSION {
+            return Err(format!("format version {} (current: {VERSION})", u32_at(h, 8)));
+        }
+        if u32_at(h, 12) != dtype_code(spec.dtype) || u32_at(h, 16) as usize != spec.dim || u32_at(h, 20) != max_doc {
+            return Err("header does not match the field or the segment".into());
+        }
+        if &h[32..48] != &reader.segment_id().uuid_string().as_bytes()[..16] {
+            return Err("written for another segment".into());
+        }
+        if crc32fast::hash(&map[HEADER..]) != u32_at(h, 28) {
+            return Err("checksum mismatch (corrupt file)".into());
+        }
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::WillNeed);
+        Ok(SegmentMatrix {
+            present: u32_at(h, 24),
+            map: Some(map),
+            spec: *spec,
+            max_doc,
+            rows_offset,
+        })
+    }
+
+    /// The field's shape.
+    pub fn spec(&self) -> &VectorSpec {
+        &self.spec
+    }
+
+    /// Documents in the segment, deleted ones included.
+    pub fn max_doc(&self) -> u32 {
+        self.max_doc
+    }
+
+    /// Documents that have a vector, deleted ones included.
+    pub fn present(&self) -> u32 {
+        self.present
+    }
+
+    /// Bytes the file takes.
+    pub fn file_bytes(&self) -> usize {
+        self.map.as_ref().map_or(0, |m| m.len())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// Whether `doc` has a vector.
+    #[inline]
+    pub fn has(&self, doc: DocId) -> bool {
+        let at = HEADER + (doc as usize / 64) * 8;
+        let word = u64::from_le_bytes(self.bytes()[at..at + 8].try_into().expect("8 bytes"));
+        word >> (doc % 64) & 1 == 1
+    }
+
+    /// The row of `doc` as f32; the field must be f32.
+    #[inline]
+    pub fn row_f32(&self, doc: DocId) -> &[f32] {
+        debug_assert_eq!(self.spec.dtype, VectorDtype::F32);
+        let at = self.rows_offset + doc as usize * self.spec.row_bytes();
+        let bytes = &self.bytes()[at..at + self.spec.row_bytes()];
+        // SAFETY: rows start at a 64-byte multiple of a page-aligned mapping, so the pointer is
+        // aligned for f32; the length is dim * 4 bytes; any bit pattern is a valid f32.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), self.spec.dim) }
+    }
+
+    /// The row of `doc` as f16; the field must be f16.
+    #[inline]
+    pub fn row_f16(&self, doc: DocId) -> &[f16] {
+        debug_assert_eq!(self.spec.dtype, VectorDtype::F16);
+        let at = self.rows_offset + doc as usize * self.spec.row_bytes();
+        let bytes = &self.bytes()[at..at + self.spec.row_bytes()];
+        // SAFETY: as for `row_f32`, with 2-byte alignment and any bit pattern a valid f16.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f16>(), self.spec.dim) }
+    }
+
+    /// The raw rows region, for bandwidth baselines in benchmarks.
+    pub fn rows_bytes(&self) -> &[u8] {
+        &self.bytes()[self.rows_offset..]
+    }
+}

@@ -1,0 +1,19 @@
+//! Vectors: encoding into the index column, the per-segment matrix files derived from it, the SIMD
+//! similarity kernels, and per-segment kNN.
+//!
+//! tantivy is the source of truth: a document's vector lives in a fast bytes column of its
+//! segment, committed with the rest of the document. Because a scan needs contiguous memory, each
+//! segment also gets a derived matrix file ([`SegmentMatrix`]) built from that column. Segments
+//! never change, so neither does the file; [`VectorStore`] rebuilds it when missing or stale and
+//! removes it when its segment is merged away. Deleted documents are skipped through tantivy's
+//! alive bitset at query time.
+
+pub mod codec;
+pub mod kernel;
+mod knn;
+mod matrix;
+mod store;
+
+pub use knn::{DocFilter, FlatScan, ScoredDoc, SegmentVectorIndex, merge_top_k};
+pub use matrix::SegmentMatrix;
+pub use store::{VectorStore, VectorStoreStats};

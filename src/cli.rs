@@ -1,0 +1,175 @@
+//! Command-line flags, validated by clap before anything runs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "mira", version, about = "Cross-modal search: BM25 + vector kNN over text and images, in one tantivy index")]
+pub struct Cli {
+    /// Where collections live.
+    #[arg(long, global = true, env = "MIRA_DATA_DIR", default_value = "mira-data")]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Build a demo product collection from generated data and run example queries.
+    Demo {
+        /// Products to generate.
+        #[arg(long, default_value_t = 3000)]
+        products: usize,
+        /// Regenerate and re-index even if the demo collection exists.
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// Create a collection from a schema file (see configs/).
+    Create { schema: PathBuf },
+    /// Delete a collection and all its data.
+    Drop { collection: String },
+    /// List collections.
+    Collections {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a collection's documents, segments and vector coverage.
+    Stats {
+        collection: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add or replace documents from JSONL, CSV or a folder of images.
+    Index(IndexArgs),
+    /// Delete documents by id or by filter.
+    Delete(DeleteArgs),
+    /// Search a collection with text, a vector, or both.
+    Search(SearchArgs),
+    /// Measure kNN scans, BM25 queries and ingest on generated data.
+    Bench(BenchArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Jsonl,
+    Csv,
+    Images,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OnError {
+    /// Stop at the first bad row; the current batch is rolled back.
+    Fail,
+    /// Report bad rows and go on.
+    Skip,
+}
+
+#[derive(Args)]
+pub struct IndexArgs {
+    pub collection: String,
+    /// A .jsonl or .csv file, or a folder of images.
+    pub path: PathBuf,
+    /// Input format (default: from the path).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// JSONL of fields for an image folder, one line per image with "file" (default: metadata.jsonl inside it).
+    #[arg(long)]
+    pub sidecar: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "fail")]
+    pub on_error: OnError,
+    /// Documents per commit (default: the collection's [ingest] batch_size).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["id", "query"])))]
+pub struct DeleteArgs {
+    pub collection: String,
+    /// Ids to delete (repeatable).
+    #[arg(long)]
+    pub id: Vec<String>,
+    /// Delete every document this filter matches (tantivy syntax).
+    #[arg(long)]
+    pub query: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Fusion {
+    Rrf,
+    Linear,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Normalization {
+    Minmax,
+    Zscore,
+    None,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    pub collection: String,
+    /// Text query (tantivy syntax: words, "phrases", field:term, -exclusions).
+    pub query: Option<String>,
+    /// File holding the query vector: a JSON array or whitespace-separated numbers ("-" for stdin).
+    #[arg(long)]
+    pub vector: Option<PathBuf>,
+    /// Vector field to search (default: the collection's).
+    #[arg(long)]
+    pub vector_field: Option<String>,
+    /// Filter applied to both retrievers: `category:dress AND price:[10 TO 80]`.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Text fields to search, comma-separated (default: the collection's).
+    #[arg(long, value_delimiter = ',')]
+    pub fields: Option<Vec<String>>,
+    #[arg(long, value_enum)]
+    pub fusion: Option<Fusion>,
+    /// k of reciprocal rank fusion.
+    #[arg(long)]
+    pub rrf_k: Option<f32>,
+    /// Score normalisation for linear fusion.
+    #[arg(long, value_enum)]
+    pub normalization: Option<Normalization>,
+    #[arg(long)]
+    pub bm25_weight: Option<f32>,
+    #[arg(long)]
+    pub vector_weight: Option<f32>,
+    #[arg(long, short = 'k')]
+    pub top_k: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// Candidates per retriever before fusion.
+    #[arg(long)]
+    pub candidates: Option<usize>,
+    /// Show how each hit was scored.
+    #[arg(long)]
+    pub explain: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Documents in the kNN collection.
+    #[arg(long, default_value_t = 100_000)]
+    pub docs: usize,
+    #[arg(long, default_value_t = 512)]
+    pub dim: usize,
+    /// Queries per measurement.
+    #[arg(long, default_value_t = 50)]
+    pub queries: usize,
+    /// Documents in the ingest measurement (JSONL with vectors, through `mira index`'s path).
+    #[arg(long, default_value_t = 20_000)]
+    pub ingest_docs: usize,
+    /// Working directory (default: a temporary one, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,192 @@
+//! One function per subcommand.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use mira_host::ingest::{self, IngestOptions, InputFormat, OnError};
+use mira_host::search::Normalization;
+use mira_host::{Catalog, CollectionSchema, SearchRequest};
+
+use crate::cli::{self, Cli, Command};
+use crate::{bench, output, progress};
+
+pub fn run(cli: Cli) -> Result<()> {
+    let catalog = Catalog::new(&cli.data_dir);
+    match cli.command {
+        Command::Demo { products, rebuild } => demo(&catalog, &cli.data_dir, products, rebuild),
+        Command::Create { schema } => {
+            let schema = CollectionSchema::from_file(&schema)?;
+            let c = catalog.create(schema)?;
+            println!("created collection `{}` in {}", c.name(), c.dir().display());
+            Ok(())
+        }
+        Command::Drop { collection } => {
+            catalog.drop_collection(&collection)?;
+            println!("dropped collection `{collection}`");
+            Ok(())
+        }
+        Command::Collections { json } => {
+            let names = catalog.list()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&names)?);
+            } else if names.is_empty() {
+                println!("no collections in {} (create one with `mira create SCHEMA.toml`)", cli.data_dir.display());
+            } else {
+                for n in names {
+                    let docs = catalog.open(&n).and_then(|c| c.stats()).map(|s| s.documents);
+                    match docs {
+                        Ok(d) => println!("{n}\t{d} documents"),
+                        Err(e) => println!("{n}\t(cannot open: {e})"),
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Stats { collection, json } => {
+            let stats = catalog.open(&collection)?.stats()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&stats)?);
+            } else {
+                output::print_stats(&stats);
+            }
+            Ok(())
+        }
+        Command::Index(args) => index(&catalog, args),
+        Command::Delete(args) => {
+            let c = catalog.open(&args.collection)?;
+            let mut w = c.writer()?;
+            let found = match &args.query {
+                Some(q) => w.delete_query(q)?,
+                None => w.delete_ids(&args.id)?,
+            };
+            w.finish()?;
+            println!("deleted {found} document(s) from `{}`", args.collection);
+            Ok(())
+        }
+        Command::Search(args) => search(&catalog, args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+fn index(catalog: &Catalog, args: cli::IndexArgs) -> Result<()> {
+    let c = catalog.open(&args.collection)?;
+    let opts = IngestOptions {
+        format: args.format.map(|f| match f {
+            cli::Format::Jsonl => InputFormat::Jsonl,
+            cli::Format::Csv => InputFormat::Csv,
+            cli::Format::Images => InputFormat::Images,
+        }),
+        on_error: match args.on_error {
+            cli::OnError::Fail => OnError::Fail,
+            cli::OnError::Skip => OnError::Skip,
+        },
+        batch_size: args.batch_size,
+        sidecar: args.sidecar,
+    };
+    let bar = progress::IngestBar::new();
+    let report = ingest::ingest(&c, &args.path, &opts, &bar)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        output::print_report(&report);
+    }
+    Ok(())
+}
+
+fn read_vector(path: &Path) -> Result<Vec<f32>> {
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin().read_to_string(&mut text).context("reading the query vector from stdin")?;
+    } else {
+        text = std::fs::read_to_string(path).with_context(|| format!("reading the query vector from {}", path.display()))?;
+    }
+    mira_host::document::parse_vector_text(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn search(catalog: &Catalog, args: cli::SearchArgs) -> Result<()> {
+    let c = catalog.open(&args.collection)?;
+    let req = SearchRequest {
+        text: args.query,
+        text_fields: args.fields,
+        vector: args.vector.as_deref().map(read_vector).transpose()?,
+        vector_field: args.vector_field,
+        filter: args.filter,
+        fusion: args.fusion.map(|f| match f {
+            cli::Fusion::Rrf => "rrf".to_string(),
+            cli::Fusion::Linear => "linear".to_string(),
+        }),
+        rrf_k: args.rrf_k,
+        normalization: args.normalization.map(|n| match n {
+            cli::Normalization::Minmax => Normalization::MinMax,
+            cli::Normalization::Zscore => Normalization::ZScore,
+            cli::Normalization::None => Normalization::None,
+        }),
+        bm25_weight: args.bm25_weight,
+        vector_weight: args.vector_weight,
+        top_k: args.top_k,
+        offset: args.offset,
+        candidates: args.candidates,
+        explain: args.explain,
+    };
+    let resp = c.search(&req)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&resp)?);
+    } else {
+        output::print_hits(&resp, args.offset, c.schema());
+    }
+    Ok(())
+}
+
+const DEMO_COLLECTION: &str = "demo-products";
+
+/// The demo's example queries: (what it shows, text, filter).
+const DEMO_QUERIES: &[(&str, &str, Option<&str>)] = &[
+    ("English text, stemmed (\"dresses\" finds \"dress\")", "red dresses", None),
+    ("Chinese text, segmented by jieba", "红色 连衣裙", None),
+    ("text + numeric range filter", "leather boots", Some("price:[0 TO 250]")),
+    ("text + rating and stock filters", "silk scarf", Some("rating:>=4.5 AND in_stock:true")),
+    ("text + facet filter", "vintage", Some("kind:/accessories")),
+    ("text + date range filter", "jacket", Some("released:[2025-01-01T00:00:00Z TO 2026-01-01T00:00:00Z]")),
+];
+
+fn demo(catalog: &Catalog, data_dir: &Path, products: usize, rebuild: bool) -> Result<()> {
+    if products == 0 {
+        bail!("--products must be at least 1");
+    }
+    if rebuild && catalog.exists(DEMO_COLLECTION) {
+        catalog.drop_collection(DEMO_COLLECTION)?;
+    }
+    let c = if catalog.exists(DEMO_COLLECTION) {
+        println!("using the demo collection in {} (--rebuild to make it again)", data_dir.display());
+        catalog.open(DEMO_COLLECTION)?
+    } else {
+        let dir = data_dir.join("demo");
+        println!("generating {products} products with photos in {} ...", dir.display());
+        let data = mira_host::demo::generate(&dir, products, 42)?;
+        let toml = mira_host::demo::PRODUCTS_SCHEMA.replacen("name = \"products\"", &format!("name = \"{DEMO_COLLECTION}\""), 1);
+        let c = catalog.create(CollectionSchema::from_toml(&toml, "configs/products.toml")?)?;
+        let report = ingest::ingest(&c, &data.jsonl, &IngestOptions::default(), &progress::IngestBar::new())?;
+        output::print_report(&report);
+        c
+    };
+    println!();
+    println!("Retrieval here is BM25 with filters only: vector search needs CLIP embeddings, and no");
+    println!("CLIP model is wired in yet, so the demo makes up no vectors.");
+    for (what, text, filter) in DEMO_QUERIES {
+        println!();
+        match filter {
+            Some(f) => println!("== {what}: \"{text}\" where {f}"),
+            None => println!("== {what}: \"{text}\""),
+        }
+        let req = SearchRequest {
+            filter: filter.map(str::to_owned),
+            top_k: Some(5),
+            ..SearchRequest::text(*text)
+        };
+        output::print_hits(&c.search(&req)?, 0, c.schema());
+    }
+    println!();
+    println!("Try your own: mira search {DEMO_COLLECTION} \"blue wool\" --filter 'price:[0 TO 60]' --explain");
+    Ok(())
+}

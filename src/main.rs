@@ -1,0 +1,27 @@
+//! `mira`: the command-line front of the Mira engine. Glue only: flags become requests for
+//! `mira-host`, results become text or JSON.
+
+mod bench;
+mod cli;
+mod commands;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            // 2 for the user's mistakes (bad input, unknown names), 1 for the engine's failures.
+            let user = err
+                .downcast_ref::<mira_host::Error>()
+                .is_some_and(|e| e.fault() != mira_host::Fault::Engine);
+            ExitCode::from(if user { 2 } else { 1 })
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Human-readable output of search results, reports and stats.
+
+use mira_host::ingest::IngestReport;
+use mira_host::{CollectionStats, SearchResponse};
+use mira_host::schema::FieldKind;
+use mira_host::CollectionSchema;
+use serde_json::Value;
+
+fn show(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+/// Prints hits: rank, id, score, the first text field, then a line of the scalar fields.
+pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchema) {
+    println!(
+        "{} hit(s) of {} candidate(s) in {:.1} ms [{}; fusion {}]",
+        resp.hits.len(),
+        resp.candidates,
+        resp.took_ms,
+        resp.retrievers.join(" + "),
+        resp.fusion
+    );
+    let title_field = schema.fields.iter().find(|f| matches!(f.kind, FieldKind::Text { .. }));
+    let fact_fields: Vec<&str> = schema
+        .fields
+        .iter()
+        .filter(|f| !matches!(f.kind, FieldKind::Text { .. } | FieldKind::Vector(_) | FieldKind::Image))
+        .map(|f| f.name.as_str())
+        .collect();
+    for (i, hit) in resp.hits.iter().enumerate() {
+        let title = title_field.and_then(|f| hit.fields.get(&f.name)).map_or_else(String::new, show);
+        println!("{:>3}. {:<12} {:>9.4}  {}", offset + i + 1, hit.id, hit.score, title);
+        let facts: Vec<String> = fact_fields
+            .iter()
+            .filter_map(|name| hit.fields.get(*name).map(|v| format!("{name}={}", show(v))))
+            .collect();
+        if !facts.is_empty() {
+            println!("{:>17}{}", "", facts.join("  "));
+        }
+        if let Some(e) = &hit.explain {
+            let stage = |s: &Option<mira_host::search::StageScore>| {
+                s.as_ref().map_or("-".to_string(), |s| format!("{:.4} (#{})", s.score, s.rank))
+            };
+            println!("{:>17}bm25 {}  vector {}", "", stage(&e.bm25), stage(&e.vector));
+            println!("{:>17}{}: {}", "", e.fusion.method, e.fusion.formula);
+        }
+    }
+}
+
+pub fn print_report(report: &IngestReport) {
+    println!(
+        "indexed {} of {} rows in {:.1}s ({:.0} docs/s), {} commit(s), {} skipped",
+        report.indexed,
+        report.rows,
+        report.elapsed.as_secs_f64(),
+        report.indexed as f64 / report.elapsed.as_secs_f64().max(1e-9),
+        report.commits,
+        report.skipped
+    );
+    for e in &report.errors {
+        println!("  skipped {e}");
+    }
+    if report.skipped as usize > report.errors.len() {
+        println!("  ... and {} more", report.skipped as usize - report.errors.len());
+    }
+}
+
+pub fn print_stats(s: &CollectionStats) {
+    println!("collection {}", s.name);
+    println!("  documents  {}", s.documents);
+    println!("  deleted    {} (not yet merged away)", s.deleted);
+    println!("  segments   {}", s.segments);
+    println!("  index      {:.1} MiB", s.index_bytes as f64 / 1048576.0);
+    for v in &s.vector_fields {
+        println!(
+            "  vector     {} ({}-d {}): {} documents, matrices {:.1} MiB",
+            v.field,
+            v.dim,
+            v.dtype,
+            v.documents_with_vector,
+            v.matrix_bytes as f64 / 1048576.0
+        );
+    }
+}
