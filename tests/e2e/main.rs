@@ -1,1 +1,9 @@
+//! End-to-end tests: real collections on disk in temp dirs, the library and the `mira` binary.
+//! One test binary, one module per area (fewer links, shared helpers).
 
+mod cli;
+mod common;
+mod durability;
+mod ingest;
+mod schema;
+mod search;

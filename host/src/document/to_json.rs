@@ -21,7 +21,7 @@ pub fn stored_to_json(doc: &TantivyDocument, fields: &FieldMap) -> Map<String, J
                 FieldKind::Text { .. } | FieldKind::Keyword | FieldKind::Image => v.as_str().map(Json::from),
                 FieldKind::Facet => v
                     .as_facet()
-                    .map(|f| Json::from(Facet::from_encoded_string(f.to_owned()).to_path_string())),
+                    .map(|f| Json::from(Facet::from_path(f.split('\0')).to_path_string())),
                 FieldKind::I64 => v.as_i64().map(Json::from),
                 FieldKind::U64 => v.as_u64().map(Json::from),
                 FieldKind::F64 => v.as_f64().map(Json::from),

@@ -1,0 +1,106 @@
+//! Helpers: temp data dirs, collections from inline schemas, input files, the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mira_host::{Catalog, Collection, CollectionSchema};
+use tempfile::TempDir;
+
+pub struct Env {
+    pub dir: TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Env { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    pub fn catalog(&self) -> Catalog {
+        Catalog::new(&self.data())
+    }
+
+    pub fn create(&self, schema: &str) -> Collection {
+        let schema = CollectionSchema::from_toml(schema, "test").expect("valid schema");
+        self.catalog().create(schema).expect("create")
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Runs the `mira` binary on this env's data dir.
+    pub fn mira(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_mira"))
+            .arg("--data-dir")
+            .arg(self.data())
+            .args(args)
+            .output()
+            .expect("run mira")
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A small schema with every kind of field, 4-d f32 vectors with the dot metric.
+pub const SMALL: &str = r#"
+name = "small"
+[fields.title]
+type = "text"
+analyzer = "english"
+required = true
+[fields.title_zh]
+type = "text"
+analyzer = "chinese"
+[fields.category]
+type = "keyword"
+[fields.kind]
+type = "facet"
+[fields.price]
+type = "f64"
+[fields.stock]
+type = "i64"
+[fields.on_sale]
+type = "bool"
+[fields.released]
+type = "date"
+[fields.photo]
+type = "image"
+[fields.emb]
+type = "vector"
+dim = 4
+metric = "dot"
+[ingest]
+batch_size = 2
+"#;
+
+/// Draws a small PNG.
+pub fn png(path: &Path, w: u32, h: u32) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    image::RgbImage::from_pixel(w, h, image::Rgb([200, 10, 10])).save(path).unwrap();
+}
+
+/// Ids of hits, in order.
+pub fn ids(resp: &mira_host::SearchResponse) -> Vec<String> {
+    resp.hits.iter().map(|h| h.id.clone()).collect()
+}
