@@ -68,7 +68,10 @@ const WORDS: &[&str] = &[
 ];
 
 fn title(rng: &mut fastrand::Rng) -> String {
-    (0..8).map(|_| WORDS[rng.usize(..WORDS.len())]).collect::<Vec<_>>().join(" ")
+    (0..8)
+        .map(|_| WORDS[rng.usize(..WORDS.len())])
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn vector(rng: &mut fastrand::Rng, dim: usize) -> Vec<f32> {
@@ -103,7 +106,10 @@ fn stream_read(bytes: &[u8]) -> u64 {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let dir = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("mira-bench-{}", std::process::id())));
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("mira-bench-{}", std::process::id())));
     let cleanup = args.dir.is_none();
     let result = run_in(&args, &dir);
     if cleanup {
@@ -118,7 +124,10 @@ fn run_in(args: &BenchArgs, dir: &Path) -> Result<()> {
     let log = |m: &str| eprintln!("bench: {m}");
 
     // Ingest through the same path as `mira index`: JSONL with a vector per row.
-    log(&format!("writing {} JSONL rows with {}-d vectors", args.ingest_docs, args.dim));
+    log(&format!(
+        "writing {} JSONL rows with {}-d vectors",
+        args.ingest_docs, args.dim
+    ));
     let jsonl = dir.join("ingest.jsonl");
     std::fs::create_dir_all(dir)?;
     {
@@ -135,7 +144,10 @@ fn run_in(args: &BenchArgs, dir: &Path) -> Result<()> {
     log(&format!("ingest: {ingest_rate:.0} docs/s"));
 
     // The kNN collection, written through the library.
-    log(&format!("building {} docs with f32 and f16 {}-d vectors", args.docs, args.dim));
+    log(&format!(
+        "building {} docs with f32 and f16 {}-d vectors",
+        args.docs, args.dim
+    ));
     let c = create(&catalog, "knn", args.dim)?;
     let started = Instant::now();
     {
@@ -182,7 +194,12 @@ fn run_in(args: &BenchArgs, dir: &Path) -> Result<()> {
             }
         });
         let baseline = format!("memory floor {floor:.2} ms ({:.1} GB/s)", bytes as f64 / floor / 1e6);
-        figures.push(Figure { name: format!("kNN scan {field}, k=10 (kernel only)"), ms_per_query: scan, baseline: baseline.clone(), ratio: scan / floor });
+        figures.push(Figure {
+            name: format!("kNN scan {field}, k=10 (kernel only)"),
+            ms_per_query: scan,
+            baseline: baseline.clone(),
+            ratio: scan / floor,
+        });
         let search = |filter: Option<&str>| {
             time_ms(queries.len(), |i| {
                 let req = SearchRequest {
@@ -197,7 +214,12 @@ fn run_in(args: &BenchArgs, dir: &Path) -> Result<()> {
             })
         };
         let full = search(None);
-        figures.push(Figure { name: format!("kNN search {field}, k=10"), ms_per_query: full, baseline: baseline.clone(), ratio: full / floor });
+        figures.push(Figure {
+            name: format!("kNN search {field}, k=10"),
+            ms_per_query: full,
+            baseline: baseline.clone(),
+            ratio: full / floor,
+        });
         let filtered = search(Some("tag:ten"));
         figures.push(Figure {
             name: format!("kNN search {field}, k=10, 10% filter"),
@@ -205,23 +227,52 @@ fn run_in(args: &BenchArgs, dir: &Path) -> Result<()> {
             baseline: format!("unfiltered search {full:.2} ms"),
             ratio: filtered / full,
         });
-        log(&format!("{field}: floor {floor:.2} ms, scan {scan:.2}, search {full:.2}, filtered {filtered:.2}"));
+        log(&format!(
+            "{field}: floor {floor:.2} ms, scan {scan:.2}, search {full:.2}, filtered {filtered:.2}"
+        ));
     }
-    let texts: Vec<String> = (0..args.queries).map(|_| format!("{} {}", WORDS[rng.usize(..WORDS.len())], WORDS[rng.usize(..WORDS.len())])).collect();
+    let texts: Vec<String> = (0..args.queries)
+        .map(|_| {
+            format!(
+                "{} {}",
+                WORDS[rng.usize(..WORDS.len())],
+                WORDS[rng.usize(..WORDS.len())]
+            )
+        })
+        .collect();
     let bm25 = |filter: Option<&str>| {
         time_ms(texts.len(), |i| {
-            let req = SearchRequest { filter: filter.map(str::to_owned), top_k: Some(10), candidates: Some(10), ..SearchRequest::text(texts[i].clone()) };
+            let req = SearchRequest {
+                filter: filter.map(str::to_owned),
+                top_k: Some(10),
+                candidates: Some(10),
+                ..SearchRequest::text(texts[i].clone())
+            };
             black_box(c.search(&req).expect("search"));
         })
     };
     let plain = bm25(None);
     let one_term = time_ms(texts.len(), |i| {
-        let req = SearchRequest { top_k: Some(10), candidates: Some(10), ..SearchRequest::text(WORDS[i % WORDS.len()]) };
+        let req = SearchRequest {
+            top_k: Some(10),
+            candidates: Some(10),
+            ..SearchRequest::text(WORDS[i % WORDS.len()])
+        };
         black_box(c.search(&req).expect("search"));
     });
-    figures.push(Figure { name: "BM25, two terms, k=10".into(), ms_per_query: plain, baseline: format!("one term {one_term:.2} ms"), ratio: plain / one_term });
+    figures.push(Figure {
+        name: "BM25, two terms, k=10".into(),
+        ms_per_query: plain,
+        baseline: format!("one term {one_term:.2} ms"),
+        ratio: plain / one_term,
+    });
     let filtered = bm25(Some("tag:ten"));
-    figures.push(Figure { name: "BM25, two terms, k=10, 10% filter".into(), ms_per_query: filtered, baseline: format!("unfiltered {plain:.2} ms"), ratio: filtered / plain });
+    figures.push(Figure {
+        name: "BM25, two terms, k=10, 10% filter".into(),
+        ms_per_query: filtered,
+        baseline: format!("unfiltered {plain:.2} ms"),
+        ratio: filtered / plain,
+    });
 
     let report = Report {
         kernel: kernel::kernel_name(),
@@ -247,18 +298,28 @@ fn create(catalog: &Catalog, name: &str, dim: usize) -> Result<Collection> {
         catalog.drop_collection(name)?;
     }
     let schema = CollectionSchema::from_toml(&schema(name, dim), "bench schema")?;
-    catalog.create(schema).with_context(|| format!("creating bench collection {name}"))
+    catalog
+        .create(schema)
+        .with_context(|| format!("creating bench collection {name}"))
 }
 
 fn print(r: &Report) {
-    println!("kernel {}; {} docs x {} dims in {} segment(s); built in {:.1}s", r.kernel, r.docs, r.dim, r.segments, r.build_secs);
+    println!(
+        "kernel {}; {} docs x {} dims in {} segment(s); built in {:.1}s",
+        r.kernel, r.docs, r.dim, r.segments, r.build_secs
+    );
     for (field, ms, gbs) in &r.floors_ms {
         println!("memory floor {field}: {ms:.2} ms per full read ({gbs:.1} GB/s)");
     }
     println!("{:<44} {:>10}  {:>7}  baseline", "measurement", "ms/query", "ratio");
     for f in &r.figures {
-        println!("{:<44} {:>10.3}  {:>7.2}  {}", f.name, f.ms_per_query, f.ratio, f.baseline);
+        println!(
+            "{:<44} {:>10.3}  {:>7.2}  {}",
+            f.name, f.ms_per_query, f.ratio, f.baseline
+        );
     }
-    println!("ingest (JSONL, {} docs with a {}-d f32 vector): {:.0} docs/s", r.ingest_docs, r.dim, r.ingest_docs_per_sec);
+    println!(
+        "ingest (JSONL, {} docs with a {}-d f32 vector): {:.0} docs/s",
+        r.ingest_docs, r.dim, r.ingest_docs_per_sec
+    );
 }
-

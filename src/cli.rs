@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "mira", version, about = "Cross-modal search: BM25 + vector kNN over text and images, in one tantivy index")]
+#[command(
+    name = "mira",
+    version,
+    about = "Cross-modal search: BM25 + vector kNN over text and images, in one tantivy index"
+)]
 pub struct Cli {
     /// Where collections live.
     #[arg(long, global = true, env = "MIRA_DATA_DIR", default_value = "mira-data")]

@@ -31,7 +31,10 @@ pub fn run(cli: Cli) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&names)?);
             } else if names.is_empty() {
-                println!("no collections in {} (create one with `mira create SCHEMA.toml`)", cli.data_dir.display());
+                println!(
+                    "no collections in {} (create one with `mira create SCHEMA.toml`)",
+                    cli.data_dir.display()
+                );
             } else {
                 for n in names {
                     let docs = catalog.open(&n).and_then(|c| c.stats()).map(|s| s.documents);
@@ -97,9 +100,12 @@ fn index(catalog: &Catalog, args: cli::IndexArgs) -> Result<()> {
 fn read_vector(path: &Path) -> Result<Vec<f32>> {
     let mut text = String::new();
     if path == Path::new("-") {
-        std::io::stdin().read_to_string(&mut text).context("reading the query vector from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the query vector from stdin")?;
     } else {
-        text = std::fs::read_to_string(path).with_context(|| format!("reading the query vector from {}", path.display()))?;
+        text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the query vector from {}", path.display()))?;
     }
     mira_host::document::parse_vector_text(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
@@ -142,12 +148,24 @@ const DEMO_COLLECTION: &str = "demo-products";
 
 /// The demo's example queries: (what it shows, text, filter).
 const DEMO_QUERIES: &[(&str, &str, Option<&str>)] = &[
-    ("English text, stemmed (\"dresses\" finds \"dress\")", "red dresses", None),
+    (
+        "English text, stemmed (\"dresses\" finds \"dress\")",
+        "red dresses",
+        None,
+    ),
     ("Chinese text, segmented by jieba", "红色 连衣裙", None),
     ("text + numeric range filter", "leather boots", Some("price:[0 TO 250]")),
-    ("text + rating and stock filters", "silk scarf", Some("rating:>=4.5 AND in_stock:true")),
+    (
+        "text + rating and stock filters",
+        "silk scarf",
+        Some("rating:>=4.5 AND in_stock:true"),
+    ),
     ("text + facet filter", "vintage", Some("kind:/accessories")),
-    ("text + date range filter", "jacket", Some("released:[2025-01-01T00:00:00Z TO 2026-01-01T00:00:00Z]")),
+    (
+        "text + date range filter",
+        "jacket",
+        Some("released:[2025-01-01T00:00:00Z TO 2026-01-01T00:00:00Z]"),
+    ),
 ];
 
 fn demo(catalog: &Catalog, data_dir: &Path, products: usize, rebuild: bool) -> Result<()> {
@@ -158,13 +176,20 @@ fn demo(catalog: &Catalog, data_dir: &Path, products: usize, rebuild: bool) -> R
         catalog.drop_collection(DEMO_COLLECTION)?;
     }
     let c = if catalog.exists(DEMO_COLLECTION) {
-        println!("using the demo collection in {} (--rebuild to make it again)", data_dir.display());
+        println!(
+            "using the demo collection in {} (--rebuild to make it again)",
+            data_dir.display()
+        );
         catalog.open(DEMO_COLLECTION)?
     } else {
         let dir = data_dir.join("demo");
         println!("generating {products} products with photos in {} ...", dir.display());
         let data = mira_host::demo::generate(&dir, products, 42)?;
-        let toml = mira_host::demo::PRODUCTS_SCHEMA.replacen("name = \"products\"", &format!("name = \"{DEMO_COLLECTION}\""), 1);
+        let toml = mira_host::demo::PRODUCTS_SCHEMA.replacen(
+            "name = \"products\"",
+            &format!("name = \"{DEMO_COLLECTION}\""),
+            1,
+        );
         let c = catalog.create(CollectionSchema::from_toml(&toml, "configs/products.toml")?)?;
         let report = ingest::ingest(&c, &data.jsonl, &IngestOptions::default(), &progress::IngestBar::new())?;
         output::print_report(&report);

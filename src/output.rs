@@ -1,9 +1,9 @@
 //! Human-readable output of search results, reports and stats.
 
-use mira_host::ingest::IngestReport;
-use mira_host::{CollectionStats, SearchResponse};
-use mira_host::schema::FieldKind;
 use mira_host::CollectionSchema;
+use mira_host::ingest::IngestReport;
+use mira_host::schema::FieldKind;
+use mira_host::{CollectionStats, SearchResponse};
 use serde_json::Value;
 
 fn show(v: &Value) -> String {
@@ -28,7 +28,9 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
         .map(|f| f.name.as_str())
         .collect();
     for (i, hit) in resp.hits.iter().enumerate() {
-        let title = title_field.and_then(|f| hit.fields.get(&f.name)).map_or_else(String::new, show);
+        let title = title_field
+            .and_then(|f| hit.fields.get(&f.name))
+            .map_or_else(String::new, show);
         println!("{:>3}. {:<12} {:>9.4}  {}", offset + i + 1, hit.id, hit.score, title);
         let facts: Vec<String> = fact_fields
             .iter()
@@ -39,7 +41,8 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
         }
         if let Some(e) = &hit.explain {
             let stage = |s: &Option<mira_host::search::StageScore>| {
-                s.as_ref().map_or("-".to_string(), |s| format!("{:.4} (#{})", s.score, s.rank))
+                s.as_ref()
+                    .map_or("-".to_string(), |s| format!("{:.4} (#{})", s.score, s.rank))
             };
             println!("{:>17}bm25 {}  vector {}", "", stage(&e.bm25), stage(&e.vector));
             println!("{:>17}{}: {}", "", e.fusion.method, e.fusion.formula);

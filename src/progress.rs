@@ -15,7 +15,10 @@ impl IngestBar {
     pub fn new() -> Self {
         let bar = ProgressBar::new(0);
         bar.enable_steady_tick(Duration::from_millis(200));
-        IngestBar { bar, committed: Cell::new(0) }
+        IngestBar {
+            bar,
+            committed: Cell::new(0),
+        }
     }
 }
 
@@ -26,14 +29,21 @@ impl Progress for IngestBar {
         } else {
             "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} files ({per_sec}, eta {eta}) {msg}"
         };
-        self.bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
+        self.bar.set_style(
+            ProgressStyle::with_template(template)
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
         self.bar.set_length(total);
     }
 
     fn advance(&self, position: u64, rows: u64, indexed: u64) {
         self.bar.set_position(position);
         if rows % 256 == 0 {
-            self.bar.set_message(format!("{rows} rows, {indexed} indexed, {} committed", self.committed.get()));
+            self.bar.set_message(format!(
+                "{rows} rows, {indexed} indexed, {} committed",
+                self.committed.get()
+            ));
         }
     }
 

@@ -42,18 +42,90 @@ struct Category {
 }
 
 const CATEGORIES: &[Category] = &[
-    Category { en: "dress", zh: "连衣裙", facet: "/clothing/dresses", shape: Shape::Dress, base_price: 60.0 },
-    Category { en: "t-shirt", zh: "T恤", facet: "/clothing/tops", shape: Shape::Shirt, base_price: 20.0 },
-    Category { en: "jacket", zh: "夹克", facet: "/clothing/outerwear", shape: Shape::Jacket, base_price: 110.0 },
-    Category { en: "jeans", zh: "牛仔裤", facet: "/clothing/trousers", shape: Shape::Trousers, base_price: 55.0 },
-    Category { en: "sneakers", zh: "运动鞋", facet: "/shoes/sneakers", shape: Shape::Shoe, base_price: 75.0 },
-    Category { en: "boots", zh: "靴子", facet: "/shoes/boots", shape: Shape::Boot, base_price: 120.0 },
-    Category { en: "handbag", zh: "手提包", facet: "/accessories/bags", shape: Shape::Bag, base_price: 90.0 },
-    Category { en: "backpack", zh: "背包", facet: "/accessories/bags", shape: Shape::Backpack, base_price: 65.0 },
-    Category { en: "hat", zh: "帽子", facet: "/accessories/hats", shape: Shape::Hat, base_price: 25.0 },
-    Category { en: "scarf", zh: "围巾", facet: "/accessories/scarves", shape: Shape::Scarf, base_price: 30.0 },
-    Category { en: "watch", zh: "手表", facet: "/accessories/watches", shape: Shape::Watch, base_price: 150.0 },
-    Category { en: "sunglasses", zh: "太阳镜", facet: "/accessories/eyewear", shape: Shape::Glasses, base_price: 45.0 },
+    Category {
+        en: "dress",
+        zh: "连衣裙",
+        facet: "/clothing/dresses",
+        shape: Shape::Dress,
+        base_price: 60.0,
+    },
+    Category {
+        en: "t-shirt",
+        zh: "T恤",
+        facet: "/clothing/tops",
+        shape: Shape::Shirt,
+        base_price: 20.0,
+    },
+    Category {
+        en: "jacket",
+        zh: "夹克",
+        facet: "/clothing/outerwear",
+        shape: Shape::Jacket,
+        base_price: 110.0,
+    },
+    Category {
+        en: "jeans",
+        zh: "牛仔裤",
+        facet: "/clothing/trousers",
+        shape: Shape::Trousers,
+        base_price: 55.0,
+    },
+    Category {
+        en: "sneakers",
+        zh: "运动鞋",
+        facet: "/shoes/sneakers",
+        shape: Shape::Shoe,
+        base_price: 75.0,
+    },
+    Category {
+        en: "boots",
+        zh: "靴子",
+        facet: "/shoes/boots",
+        shape: Shape::Boot,
+        base_price: 120.0,
+    },
+    Category {
+        en: "handbag",
+        zh: "手提包",
+        facet: "/accessories/bags",
+        shape: Shape::Bag,
+        base_price: 90.0,
+    },
+    Category {
+        en: "backpack",
+        zh: "背包",
+        facet: "/accessories/bags",
+        shape: Shape::Backpack,
+        base_price: 65.0,
+    },
+    Category {
+        en: "hat",
+        zh: "帽子",
+        facet: "/accessories/hats",
+        shape: Shape::Hat,
+        base_price: 25.0,
+    },
+    Category {
+        en: "scarf",
+        zh: "围巾",
+        facet: "/accessories/scarves",
+        shape: Shape::Scarf,
+        base_price: 30.0,
+    },
+    Category {
+        en: "watch",
+        zh: "手表",
+        facet: "/accessories/watches",
+        shape: Shape::Watch,
+        base_price: 150.0,
+    },
+    Category {
+        en: "sunglasses",
+        zh: "太阳镜",
+        facet: "/accessories/eyewear",
+        shape: Shape::Glasses,
+        base_price: 45.0,
+    },
 ];
 
 const COLORS: &[(&str, &str, [u8; 3])] = &[
@@ -89,7 +161,16 @@ const STYLES: &[(&str, &str)] = &[
     ("minimalist", "简约"),
 ];
 
-const BRANDS: &[&str] = &["Aurora", "Northwind", "Lumen", "Kestrel", "Maple & Co", "Saffron", "Tidewater", "Ember"];
+const BRANDS: &[&str] = &[
+    "Aurora",
+    "Northwind",
+    "Lumen",
+    "Kestrel",
+    "Maple & Co",
+    "Saffron",
+    "Tidewater",
+    "Ember",
+];
 
 const OCCASIONS: &[(&str, &str)] = &[
     ("the office", "通勤"),
@@ -154,7 +235,11 @@ pub fn generate(dir: &Path, n: usize, seed: u64) -> Result<DemoData> {
         writeln!(out, "{row}").map_err(|e| io("writing in", e))?;
     }
     out.flush().map_err(|e| io("writing in", e))?;
-    Ok(DemoData { jsonl, images, products: n })
+    Ok(DemoData {
+        jsonl,
+        images,
+        products: n,
+    })
 }
 
 /// Draws a product: its silhouette in its colour on a light background, lightly shaded.
@@ -192,9 +277,7 @@ fn inside(shape: Shape, x: f32, y: f32) -> bool {
         Shape::Hat => ellipse(0.5, 0.68, 0.42, 0.08) || (ellipse(0.5, 0.68, 0.24, 0.36) && y <= 0.68),
         Shape::Scarf => ((x - y).abs() < 0.12 && (0.1..=0.9).contains(&y)) || rect(0.6, 0.6, 0.72, 0.95),
         Shape::Watch => ellipse(0.5, 0.5, 0.2, 0.2) || rect(0.42, 0.05, 0.58, 0.95),
-        Shape::Glasses => {
-            ellipse(0.3, 0.5, 0.17, 0.12) || ellipse(0.7, 0.5, 0.17, 0.12) || rect(0.4, 0.46, 0.6, 0.5)
-        }
+        Shape::Glasses => ellipse(0.3, 0.5, 0.17, 0.12) || ellipse(0.7, 0.5, 0.17, 0.12) || rect(0.4, 0.46, 0.6, 0.5),
     }
 }
 

@@ -51,7 +51,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// An ingest stopped at a bad row (`--on-error fail`); earlier batches stay committed.
-    #[error("{error} (ingest stopped: {committed} documents committed before this row; fix it and run again, ids make re-runs safe)")]
+    #[error(
+        "{error} (ingest stopped: {committed} documents committed before this row; fix it and run again, ids make re-runs safe)"
+    )]
     IngestAborted {
         error: crate::ingest::RowError,
         committed: u64,

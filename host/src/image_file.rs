@@ -12,7 +12,10 @@ pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage, String> {
         .with_guessed_format()
         .map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
     if reader.format().is_none() {
-        return Err(format!("{} is not an image in a supported format (PNG, JPEG)", path.display()));
+        return Err(format!(
+            "{} is not an image in a supported format (PNG, JPEG)",
+            path.display()
+        ));
     }
     let (w, h) = reader
         .into_dimensions()
@@ -31,7 +34,9 @@ pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage, String> {
     limits.max_image_width = Some(w);
     limits.max_image_height = Some(h);
     reader.limits(limits);
-    reader.decode().map_err(|e| format!("corrupt image {}: {e}", path.display()))
+    reader
+        .decode()
+        .map_err(|e| format!("corrupt image {}: {e}", path.display()))
 }
 
 /// Checks that an image can be decoded within the pixel limit; returns its size.

@@ -22,7 +22,11 @@ fn create_index_search_stats_delete() {
     // A bad row fails the ingest by default, naming file and line.
     let out = env.mira(&["index", "small", rows.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("rows.jsonl:3 (id `c`): field `price`: expected a number"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rows.jsonl:3 (id `c`): field `price`: expected a number"),
+        "{}",
+        stderr(&out)
+    );
     // --on-error skip goes on.
     let out = ok(&env.mira(&["index", "small", rows.to_str().unwrap(), "--on-error", "skip", "--json"]));
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -60,7 +64,10 @@ fn demo_runs_on_a_fresh_data_dir() {
     let env = Env::new();
     let out = ok(&env.mira(&["demo", "--products", "300"]));
     assert!(out.contains("indexed 300 of 300 rows"), "{out}");
-    assert!(out.contains("no\nCLIP model is wired in yet") || out.contains("CLIP"), "{out}");
+    assert!(
+        out.contains("no\nCLIP model is wired in yet") || out.contains("CLIP"),
+        "{out}"
+    );
     assert!(out.contains("Chinese text"), "{out}");
     // Every example query found something.
     assert!(!out.contains("0 hit(s)"), "{out}");

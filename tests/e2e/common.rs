@@ -12,7 +12,9 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Self {
-        Env { dir: tempfile::tempdir().expect("temp dir") }
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -97,7 +99,9 @@ pub fn png(path: &Path, w: u32, h: u32) {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).unwrap();
     }
-    image::RgbImage::from_pixel(w, h, image::Rgb([200, 10, 10])).save(path).unwrap();
+    image::RgbImage::from_pixel(w, h, image::Rgb([200, 10, 10]))
+        .save(path)
+        .unwrap();
 }
 
 /// Ids of hits, in order.

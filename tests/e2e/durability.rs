@@ -13,11 +13,17 @@ use crate::common::{Env, ids};
 const SCHEMA: &str = "name = \"d\"\n[fields.title]\ntype = \"text\"\n[fields.emb]\ntype = \"vector\"\ndim = 16\n[ingest]\nbatch_size = 40\n";
 
 fn vector(i: usize) -> Vec<f32> {
-    (0..16).map(|j| ((i * 31 + j * 7) % 17) as f32 - 8.0 + if j == i % 16 { 20.0 } else { 0.0 }).collect()
+    (0..16)
+        .map(|j| ((i * 31 + j * 7) % 17) as f32 - 8.0 + if j == i % 16 { 20.0 } else { 0.0 })
+        .collect()
 }
 
 fn matrix_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir.join("vectors")).unwrap().flatten().map(|e| e.path()).collect();
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("vectors"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     v.sort();
     v
 }
@@ -26,9 +32,14 @@ fn matrix_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn deleted_or_corrupted_matrix_files_are_rebuilt() {
     let env = Env::new();
     let c = env.create(SCHEMA);
-    let rows: String = (0..100).map(|i| format!("{}\n", json!({"id": i.to_string(), "title": "t", "emb": vector(i)}))).collect();
+    let rows: String = (0..100)
+        .map(|i| format!("{}\n", json!({"id": i.to_string(), "title": "t", "emb": vector(i)})))
+        .collect();
     ingest::ingest(&c, &env.write("r.jsonl", &rows), &IngestOptions::default(), &NoProgress).unwrap();
-    let query = SearchRequest { top_k: Some(20), ..SearchRequest::vector(vector(7)) };
+    let query = SearchRequest {
+        top_k: Some(20),
+        ..SearchRequest::vector(vector(7))
+    };
     let before = c.search(&query).unwrap();
     assert_eq!(before.hits[0].id, "7");
     let dir = c.dir().to_owned();
@@ -87,22 +98,37 @@ fn sigkill_during_ingest_keeps_every_committed_document_and_vector() {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(120), "ingest made no progress");
-        assert!(child.try_wait().unwrap().is_none(), "ingest finished before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ingest finished before it could be killed"
+        );
     }
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
 
     let c = env.catalog().open("d").unwrap();
     let stats = c.stats().unwrap();
-    assert!(stats.documents >= 1500 && (stats.documents as usize) < total, "{}", stats.documents);
+    assert!(
+        stats.documents >= 1500 && (stats.documents as usize) < total,
+        "{}",
+        stats.documents
+    );
     assert_eq!(stats.documents % 500, 0, "only whole batches are committed");
-    assert_eq!(stats.vector_fields[0].documents_with_vector, stats.documents, "every committed document has its vector");
+    assert_eq!(
+        stats.vector_fields[0].documents_with_vector, stats.documents,
+        "every committed document has its vector"
+    );
     // Committed rows are the first N of the file; spot-check their text and vectors.
     let n = stats.documents as usize;
     for i in [0, n / 2, n - 1] {
         let hit = &c.search(&SearchRequest::text(format!("\"doc {i}\""))).unwrap().hits[0];
         assert_eq!(hit.id, i.to_string());
-        let v = c.search(&SearchRequest { filter: Some(format!("id:{i}")), ..SearchRequest::vector(vector(i)) }).unwrap();
+        let v = c
+            .search(&SearchRequest {
+                filter: Some(format!("id:{i}")),
+                ..SearchRequest::vector(vector(i))
+            })
+            .unwrap();
         assert!((v.hits[0].score - 1.0).abs() < 1e-5, "doc {i} lost its vector");
     }
     // And the collection takes writes again (the killed writer's lock is gone).
@@ -113,8 +139,12 @@ fn sigkill_during_ingest_keeps_every_committed_document_and_vector() {
 
 /// Committed documents according to the index's meta.json, read without opening a writer.
 fn tantivy_docs(index_dir: &std::path::Path) -> u64 {
-    let Ok(meta) = std::fs::read_to_string(index_dir.join("meta.json")) else { return 0 };
-    let Ok(meta) = serde_json::from_str::<serde_json::Value>(&meta) else { return 0 };
+    let Ok(meta) = std::fs::read_to_string(index_dir.join("meta.json")) else {
+        return 0;
+    };
+    let Ok(meta) = serde_json::from_str::<serde_json::Value>(&meta) else {
+        return 0;
+    };
     meta["segments"]
         .as_array()
         .map(|segs| segs.iter().map(|s| s["max_doc"].as_u64().unwrap_or(0)).sum())

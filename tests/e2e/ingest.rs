@@ -6,7 +6,10 @@ use mira_host::{Error, SearchRequest};
 use crate::common::{Env, SMALL, ids, png};
 
 fn skip() -> IngestOptions {
-    IngestOptions { on_error: OnError::Skip, ..Default::default() }
+    IngestOptions {
+        on_error: OnError::Skip,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -128,10 +131,24 @@ fn csv_with_types_and_vectors() {
     assert_eq!(report.indexed, 2);
     let errs: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
     let p = input.display();
-    assert!(errs[0].starts_with(&format!("{p}:3: field `price`: `abc` is not a finite number")), "{errs:?}");
-    assert!(errs[1].starts_with(&format!("{p}:5: 8 columns where the header has 7")), "{errs:?}");
-    assert!(errs[2].starts_with(&format!("{p}:6: field `on_sale`: `maybe` is not true or false")), "{errs:?}");
-    let hits = c.search(&SearchRequest { filter: Some("price:[5 TO 8]".into()), ..SearchRequest::text("dress") }).unwrap();
+    assert!(
+        errs[0].starts_with(&format!("{p}:3: field `price`: `abc` is not a finite number")),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].starts_with(&format!("{p}:5: 8 columns where the header has 7")),
+        "{errs:?}"
+    );
+    assert!(
+        errs[2].starts_with(&format!("{p}:6: field `on_sale`: `maybe` is not true or false")),
+        "{errs:?}"
+    );
+    let hits = c
+        .search(&SearchRequest {
+            filter: Some("price:[5 TO 8]".into()),
+            ..SearchRequest::text("dress")
+        })
+        .unwrap();
     assert_eq!(ids(&hits), vec!["c"]);
     assert_eq!(hits.hits[0].fields["on_sale"], false);
     let v = c.search(&SearchRequest::vector(vec![0.0, 1.0, 0.0, 0.0])).unwrap();
@@ -155,12 +172,22 @@ fn image_folder_with_sidecar() {
     let report = ingest::ingest(&c, &dir, &skip(), &NoProgress).unwrap();
     assert_eq!(report.indexed, 2, "{:?}", report.errors);
     let errs: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
-    assert!(errs.iter().any(|e| e.contains("c.jpg") && e.contains("photo")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("metadata.jsonl:3") && e.contains("`missing.png` is not an image")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("c.jpg") && e.contains("photo")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("metadata.jsonl:3") && e.contains("`missing.png` is not an image")),
+        "{errs:?}"
+    );
     let hits = c.search(&SearchRequest::text("harbour")).unwrap();
     assert_eq!(ids(&hits), vec!["a.png"]);
     let photo = hits.hits[0].fields["photo"].as_str().unwrap();
-    assert!(photo.ends_with("photos/a.png") && std::path::Path::new(photo).is_absolute(), "{photo}");
+    assert!(
+        photo.ends_with("photos/a.png") && std::path::Path::new(photo).is_absolute(),
+        "{photo}"
+    );
     assert_eq!(ids(&c.search(&SearchRequest::text("market")).unwrap()), vec!["bee"]);
 }
 
@@ -170,7 +197,13 @@ fn huge_images_are_refused_before_decoding() {
     let schema = SMALL.replace("batch_size = 2", "batch_size = 2\nmax_image_pixels = 100");
     let c = env.create(&schema);
     png(&env.path().join("big.png"), 20, 20);
-    let input = env.write("rows.jsonl", "{\"id\": \"a\", \"title\": \"big\", \"photo\": \"big.png\"}\n");
+    let input = env.write(
+        "rows.jsonl",
+        "{\"id\": \"a\", \"title\": \"big\", \"photo\": \"big.png\"}\n",
+    );
     let err = ingest::ingest(&c, &input, &IngestOptions::default(), &NoProgress).unwrap_err();
-    assert!(err.to_string().contains("20x20 = 400 pixels, over the limit of 100"), "{err}");
+    assert!(
+        err.to_string().contains("20x20 = 400 pixels, over the limit of 100"),
+        "{err}"
+    );
 }

@@ -28,18 +28,48 @@ fn mistakes_name_the_field() {
     let cases = [
         ("[fields.a]\ntype = \"txt\"\n", "unknown variant `txt`"),
         ("[fields.a]\ntype = \"text\"\ncolour = 1\n", "unknown field `colour`"),
-        ("[fields.price]\ntype = \"f64\"\nanalyzer = \"english\"\n", "field `price`: `analyzer` applies only to text fields"),
+        (
+            "[fields.price]\ntype = \"f64\"\nanalyzer = \"english\"\n",
+            "field `price`: `analyzer` applies only to text fields",
+        ),
         ("[fields.v]\ntype = \"vector\"\n", "field `v`: vector fields need `dim`"),
-        ("[fields.v]\ntype = \"vector\"\ndim = 0\n", "field `v`: dim must be between 1 and"),
-        ("[fields.v]\ntype = \"vector\"\ndim = 4\ndtype = \"f64\"\n", "unknown variant `f64`"),
+        (
+            "[fields.v]\ntype = \"vector\"\ndim = 0\n",
+            "field `v`: dim must be between 1 and",
+        ),
+        (
+            "[fields.v]\ntype = \"vector\"\ndim = 4\ndtype = \"f64\"\n",
+            "unknown variant `f64`",
+        ),
         ("[fields.id]\ntype = \"keyword\"\n", "field `id`: `id` is the id field"),
-        ("[fields.\"bad name\"]\ntype = \"keyword\"\n", "field `bad name`: names must start with a letter"),
-        ("[fields.t]\ntype = \"text\"\nboost = -1.0\n", "field `t`: boost must be a positive number"),
-        ("[fields.t]\ntype = \"text\"\nanalyzer = \"klingon\"\n", "unknown variant `klingon`"),
-        ("[fields.t]\ntype = \"keyword\"\n[search]\ntext_fields = [\"t\"]\n", "text_fields: `t` is a keyword field, not text"),
-        ("[fields.t]\ntype = \"text\"\n[search]\nvector_field = \"nope\"\n", "vector_field: unknown field `nope`"),
-        ("[fields.t]\ntype = \"text\"\n[search]\nfusion = \"rrf\"\nnormalization = \"zscore\"\n", "normalization applies to linear"),
-        ("[fields.t]\ntype = \"text\"\n[search]\nfusion = \"borda\"\n", "unknown fusion `borda`"),
+        (
+            "[fields.\"bad name\"]\ntype = \"keyword\"\n",
+            "field `bad name`: names must start with a letter",
+        ),
+        (
+            "[fields.t]\ntype = \"text\"\nboost = -1.0\n",
+            "field `t`: boost must be a positive number",
+        ),
+        (
+            "[fields.t]\ntype = \"text\"\nanalyzer = \"klingon\"\n",
+            "unknown variant `klingon`",
+        ),
+        (
+            "[fields.t]\ntype = \"keyword\"\n[search]\ntext_fields = [\"t\"]\n",
+            "text_fields: `t` is a keyword field, not text",
+        ),
+        (
+            "[fields.t]\ntype = \"text\"\n[search]\nvector_field = \"nope\"\n",
+            "vector_field: unknown field `nope`",
+        ),
+        (
+            "[fields.t]\ntype = \"text\"\n[search]\nfusion = \"rrf\"\nnormalization = \"zscore\"\n",
+            "normalization applies to linear",
+        ),
+        (
+            "[fields.t]\ntype = \"text\"\n[search]\nfusion = \"borda\"\n",
+            "unknown fusion `borda`",
+        ),
         ("[fields]\n", "at least one field"),
     ];
     for (fields, expected) in cases {
@@ -59,11 +89,17 @@ fn toml_syntax_errors_give_line_and_column() {
 #[test]
 fn cli_create_names_the_file_and_refuses_duplicates() {
     let env = Env::new();
-    let bad = env.write("bad.toml", "name = \"c\"\n[fields.v]\ntype = \"vector\"\ndim = 3\nanalyzer = \"english\"\n");
+    let bad = env.write(
+        "bad.toml",
+        "name = \"c\"\n[fields.v]\ntype = \"vector\"\ndim = 3\nanalyzer = \"english\"\n",
+    );
     let out = env.mira(&["create", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let e = stderr(&out);
-    assert!(e.contains("bad.toml") && e.contains("field `v`: `analyzer` applies only to text fields"), "{e}");
+    assert!(
+        e.contains("bad.toml") && e.contains("field `v`: `analyzer` applies only to text fields"),
+        "{e}"
+    );
 
     let good = env.write("good.toml", SMALL);
     assert!(env.mira(&["create", good.to_str().unwrap()]).status.success());

@@ -58,10 +58,23 @@ fn bm25_scores_match_the_formula() {
     let avgdl = (2.0 + 3.0 + 4.0 + 1.0) / 4.0;
     let expect_d2 = bm25(2.0, 3.0, avgdl, 4.0, 2.0);
     let expect_d1 = bm25(1.0, 2.0, avgdl, 4.0, 2.0);
-    assert!((r.hits[0].score - expect_d2).abs() < 1e-4, "{} vs {expect_d2}", r.hits[0].score);
-    assert!((r.hits[1].score - expect_d1).abs() < 1e-4, "{} vs {expect_d1}", r.hits[1].score);
+    assert!(
+        (r.hits[0].score - expect_d2).abs() < 1e-4,
+        "{} vs {expect_d2}",
+        r.hits[0].score
+    );
+    assert!(
+        (r.hits[1].score - expect_d1).abs() < 1e-4,
+        "{} vs {expect_d1}",
+        r.hits[1].score
+    );
     // Filters restrict without changing scores.
-    let f = c.search(&SearchRequest { filter: Some("n:[1 TO 1]".into()), ..SearchRequest::text("apple") }).unwrap();
+    let f = c
+        .search(&SearchRequest {
+            filter: Some("n:[1 TO 1]".into()),
+            ..SearchRequest::text("apple")
+        })
+        .unwrap();
     assert_eq!(ids(&f), vec!["d1"]);
     assert!((f.hits[0].score - expect_d1).abs() < 1e-4);
 }
@@ -70,7 +83,11 @@ fn bm25_scores_match_the_formula() {
 fn rrf_fusion_matches_hand_computed_values() {
     let env = Env::new();
     let c = four_docs(&env);
-    let req = SearchRequest { vector: Some(vec![1.0, 0.0]), explain: true, ..SearchRequest::text("apple") };
+    let req = SearchRequest {
+        vector: Some(vec![1.0, 0.0]),
+        explain: true,
+        ..SearchRequest::text("apple")
+    };
     let r = c.search(&req).unwrap();
     // bm25 ranks: d2 1, d1 2. vector (dot with [1,0]): d3 1.0, d1 0.5, d2 0.1, d4 -1.0.
     let expect = [
@@ -92,15 +109,29 @@ fn rrf_fusion_matches_hand_computed_values() {
     assert!(r.hits[2].explain.as_ref().unwrap().bm25.is_none());
 
     // Weights and k per request.
-    let r = c.search(&SearchRequest { rrf_k: Some(0.0), bm25_weight: Some(2.0), ..req.clone() }).unwrap();
-    assert!((r.hits[0].score - (2.0 / 1.0 + 1.0 / 3.0)).abs() < 1e-6, "{:?}", ids(&r));
+    let r = c
+        .search(&SearchRequest {
+            rrf_k: Some(0.0),
+            bm25_weight: Some(2.0),
+            ..req.clone()
+        })
+        .unwrap();
+    assert!(
+        (r.hits[0].score - (2.0 / 1.0 + 1.0 / 3.0)).abs() < 1e-6,
+        "{:?}",
+        ids(&r)
+    );
 }
 
 #[test]
 fn linear_fusion_matches_hand_computed_values() {
     let env = Env::new();
     let c = four_docs(&env);
-    let req = SearchRequest { vector: Some(vec![1.0, 0.0]), fusion: Some("linear".into()), ..SearchRequest::text("apple") };
+    let req = SearchRequest {
+        vector: Some(vec![1.0, 0.0]),
+        fusion: Some("linear".into()),
+        ..SearchRequest::text("apple")
+    };
     let r = c.search(&req).unwrap();
     // minmax: bm25 d2 1, d1 0; vector d3 1, d1 .75, d2 .55, d4 0.
     let expect = [("d2", 1.55), ("d3", 1.0), ("d1", 0.75), ("d4", 0.0)];
@@ -108,13 +139,24 @@ fn linear_fusion_matches_hand_computed_values() {
     for (hit, (_, score)) in r.hits.iter().zip(expect) {
         assert!((hit.score - score).abs() < 1e-6, "{}: {} vs {score}", hit.id, hit.score);
     }
-    let r = c.search(&SearchRequest { normalization: Some(Normalization::None), vector_weight: Some(0.0), ..req }).unwrap();
+    let r = c
+        .search(&SearchRequest {
+            normalization: Some(Normalization::None),
+            vector_weight: Some(0.0),
+            ..req
+        })
+        .unwrap();
     let d2 = bm25(2.0, 3.0, 2.5, 4.0, 2.0);
     assert_eq!(r.hits[0].id, "d2");
     assert!((r.hits[0].score - d2).abs() < 1e-4);
 }
 
-fn brute_force(vectors: &[(String, Vec<f32>, bool)], q: &[f32], k: usize, filter: impl Fn(usize) -> bool) -> Vec<(String, f32)> {
+fn brute_force(
+    vectors: &[(String, Vec<f32>, bool)],
+    q: &[f32],
+    k: usize,
+    filter: impl Fn(usize) -> bool,
+) -> Vec<(String, f32)> {
     let mut all: Vec<(String, f32)> = vectors
         .iter()
         .enumerate()
@@ -141,7 +183,11 @@ fn knn_matches_brute_force(dtype: &str, tolerance: f32) {
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         let v: Vec<f32> = v.iter().map(|x| x / norm).collect();
         // Every 7th document has no vector.
-        let row = if i % 7 == 3 { json!({"id": i.to_string(), "group": i % 10}) } else { json!({"id": i.to_string(), "group": i % 10, "emb": v}) };
+        let row = if i % 7 == 3 {
+            json!({"id": i.to_string(), "group": i % 10})
+        } else {
+            json!({"id": i.to_string(), "group": i % 10, "emb": v})
+        };
         rows.push(row);
         vectors.push((i.to_string(), v, i % 7 != 3));
     }
@@ -160,14 +206,30 @@ fn knn_matches_brute_force(dtype: &str, tolerance: f32) {
         let qn: Vec<f32> = q.iter().map(|x| x / norm).collect();
         let k = 5 + qi * 3;
         let filter = (qi % 2 == 1).then(|| "group:[2 TO 4]".to_string());
-        let r = c.search(&SearchRequest { vector: Some(q.clone()), top_k: Some(k), filter: filter.clone(), ..Default::default() }).unwrap();
+        let r = c
+            .search(&SearchRequest {
+                vector: Some(q.clone()),
+                top_k: Some(k),
+                filter: filter.clone(),
+                ..Default::default()
+            })
+            .unwrap();
         let expect = brute_force(&vectors, &qn, k, |i| filter.is_none() || (2..=4).contains(&(i % 10)));
         assert_eq!(r.hits.len(), expect.len());
         for (hit, (id, score)) in r.hits.iter().zip(&expect) {
-            assert!((hit.score - score).abs() < tolerance, "query {qi}: {} {} vs {id} {score}", hit.id, hit.score);
+            assert!(
+                (hit.score - score).abs() < tolerance,
+                "query {qi}: {} {} vs {id} {score}",
+                hit.id,
+                hit.score
+            );
         }
         if tolerance < 1e-4 {
-            assert_eq!(ids(&r), expect.iter().map(|e| e.0.clone()).collect::<Vec<_>>(), "query {qi}");
+            assert_eq!(
+                ids(&r),
+                expect.iter().map(|e| e.0.clone()).collect::<Vec<_>>(),
+                "query {qi}"
+            );
         }
     }
 }
@@ -214,7 +276,12 @@ fn filters_on_every_field_type_and_filter_only_listing() {
         ],
     );
     let only = |f: &str| {
-        let mut got = ids(&c.search(&SearchRequest { filter: Some(f.into()), ..Default::default() }).unwrap());
+        let mut got = ids(&c
+            .search(&SearchRequest {
+                filter: Some(f.into()),
+                ..Default::default()
+            })
+            .unwrap());
         got.sort();
         got
     };
@@ -223,7 +290,10 @@ fn filters_on_every_field_type_and_filter_only_listing() {
     assert_eq!(only("price:[50 TO 200] AND category:dress"), vec!["3"]);
     assert_eq!(only("stock:>0"), vec!["2", "3"]);
     assert_eq!(only("on_sale:true"), vec!["1"]);
-    assert_eq!(only("released:[2025-01-01T00:00:00Z TO 2026-01-01T00:00:00Z]"), vec!["2", "3"]);
+    assert_eq!(
+        only("released:[2025-01-01T00:00:00Z TO 2026-01-01T00:00:00Z]"),
+        vec!["2", "3"]
+    );
     assert_eq!(only("category:dress -price:[100 TO 200]"), vec!["1"]);
 }
 
@@ -233,16 +303,37 @@ fn bad_requests_get_precise_errors() {
     let c = four_docs(&env);
     let e = |req: SearchRequest| c.search(&req).unwrap_err();
     let err = e(SearchRequest::vector(vec![1.0, 2.0, 3.0]));
-    assert!(matches!(err, Error::Vector { .. }) && err.to_string() == "vector field `emb`: expected 2 elements, got 3", "{err}");
-    let err = e(SearchRequest { filter: Some("colour:red".into()), ..SearchRequest::text("apple") });
+    assert!(
+        matches!(err, Error::Vector { .. }) && err.to_string() == "vector field `emb`: expected 2 elements, got 3",
+        "{err}"
+    );
+    let err = e(SearchRequest {
+        filter: Some("colour:red".into()),
+        ..SearchRequest::text("apple")
+    });
     assert!(err.to_string().contains("unknown field `colour`"), "{err}");
-    let err = e(SearchRequest { filter: Some("red".into()), ..SearchRequest::text("apple") });
+    let err = e(SearchRequest {
+        filter: Some("red".into()),
+        ..SearchRequest::text("apple")
+    });
     assert!(err.to_string().contains("must name its field"), "{err}");
-    let err = e(SearchRequest { vector_field: Some("body".into()), ..SearchRequest::vector(vec![1.0, 0.0]) });
-    assert!(err.to_string().contains("`body` is a text field, not a vector field"), "{err}");
-    let err = e(SearchRequest { top_k: Some(0), ..SearchRequest::text("apple") });
+    let err = e(SearchRequest {
+        vector_field: Some("body".into()),
+        ..SearchRequest::vector(vec![1.0, 0.0])
+    });
+    assert!(
+        err.to_string().contains("`body` is a text field, not a vector field"),
+        "{err}"
+    );
+    let err = e(SearchRequest {
+        top_k: Some(0),
+        ..SearchRequest::text("apple")
+    });
     assert!(err.to_string().contains("top_k must be between 1"), "{err}");
-    let err = e(SearchRequest { fusion: Some("borda".into()), ..SearchRequest::text("apple") });
+    let err = e(SearchRequest {
+        fusion: Some("borda".into()),
+        ..SearchRequest::text("apple")
+    });
     assert!(err.to_string().contains("unknown fusion"), "{err}");
     let err = e(SearchRequest::default());
     assert!(err.to_string().contains("give a text query"), "{err}");
@@ -254,7 +345,19 @@ fn bad_requests_get_precise_errors() {
 fn paging_walks_the_fused_list() {
     let env = Env::new();
     let c = four_docs(&env);
-    let all = ids(&c.search(&SearchRequest { vector: Some(vec![1.0, 0.0]), ..SearchRequest::text("apple") }).unwrap());
-    let page2 = ids(&c.search(&SearchRequest { vector: Some(vec![1.0, 0.0]), top_k: Some(2), offset: 2, ..SearchRequest::text("apple") }).unwrap());
+    let all = ids(&c
+        .search(&SearchRequest {
+            vector: Some(vec![1.0, 0.0]),
+            ..SearchRequest::text("apple")
+        })
+        .unwrap());
+    let page2 = ids(&c
+        .search(&SearchRequest {
+            vector: Some(vec![1.0, 0.0]),
+            top_k: Some(2),
+            offset: 2,
+            ..SearchRequest::text("apple")
+        })
+        .unwrap());
     assert_eq!(page2, all[2..4].to_vec());
 }

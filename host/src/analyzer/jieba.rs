@@ -22,9 +22,7 @@ pub struct JiebaTokenizer {
 
 impl Default for JiebaTokenizer {
     fn default() -> Self {
-        JiebaTokenizer {
-            jieba: shared_jieba(),
-        }
+        JiebaTokenizer { jieba: shared_jieba() }
     }
 }
 

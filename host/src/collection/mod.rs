@@ -82,7 +82,11 @@ impl Collection {
 
     fn sync_vectors(&self) -> Result<()> {
         let searcher = self.reader.searcher();
-        let fields: Vec<_> = self.schema.vector_fields().map(|(f, spec)| (f.name.as_str(), spec)).collect();
+        let fields: Vec<_> = self
+            .schema
+            .vector_fields()
+            .map(|(f, spec)| (f.name.as_str(), spec))
+            .collect();
         self.vectors.sync(&searcher, &fields)
     }
 

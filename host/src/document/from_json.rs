@@ -51,9 +51,17 @@ impl<'a> DocumentBuilder<'a> {
             Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             Some(Value::Null) | None => {
-                return Err(FieldError::field(id_name, "missing id (every row needs one, for upserts and deletes)"));
+                return Err(FieldError::field(
+                    id_name,
+                    "missing id (every row needs one, for upserts and deletes)",
+                ));
             }
-            Some(other) => return Err(FieldError::field(id_name, format!("id must be a string or a number, got {}", kind(other)))),
+            Some(other) => {
+                return Err(FieldError::field(
+                    id_name,
+                    format!("id must be a string or a number, got {}", kind(other)),
+                ));
+            }
         };
         let mut doc = TantivyDocument::new();
         doc.add_text(self.fields.id, &id);
@@ -71,7 +79,12 @@ impl<'a> DocumentBuilder<'a> {
                         format!(
                             "unknown field (collection `{}` declares: {}; or set [ingest] ignore_unknown_fields = true)",
                             self.schema.name,
-                            self.schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                            self.schema
+                                .fields
+                                .iter()
+                                .map(|f| f.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 }
@@ -118,7 +131,11 @@ fn add_value(
             Value::Array(items) => items
                 .iter()
                 .enumerate()
-                .map(|(i, x)| x.as_f64().map(|f| f as f32).ok_or_else(|| format!("element {i} is {}, not a number", kind(x))))
+                .map(|(i, x)| {
+                    x.as_f64()
+                        .map(|f| f as f32)
+                        .ok_or_else(|| format!("element {i} is {}, not a number", kind(x)))
+                })
                 .collect::<Result<Vec<f32>, String>>()?,
             Value::String(s) => parse_vector_text(s)?,
             other => return Err(format!("expected an array of {} numbers, got {}", v.dim, kind(other))),
@@ -130,23 +147,31 @@ fn add_value(
         match (&spec.kind, item) {
             (FieldKind::Text { .. } | FieldKind::Keyword, Value::String(s)) => doc.add_text(field, s),
             (FieldKind::Facet, Value::String(s)) => {
-                let facet = Facet::from_text(s).map_err(|_| format!("`{s}` is not a facet path (it must start with `/`, like /clothing/dresses)"))?;
+                let facet = Facet::from_text(s).map_err(|_| {
+                    format!("`{s}` is not a facet path (it must start with `/`, like /clothing/dresses)")
+                })?;
                 doc.add_facet(field, facet);
             }
             (FieldKind::I64, Value::Number(n)) => {
                 doc.add_i64(field, n.as_i64().ok_or_else(|| format!("{n} is not a 64-bit integer"))?)
             }
-            (FieldKind::U64, Value::Number(n)) => {
-                doc.add_u64(field, n.as_u64().ok_or_else(|| format!("{n} is not a non-negative integer"))?)
-            }
+            (FieldKind::U64, Value::Number(n)) => doc.add_u64(
+                field,
+                n.as_u64().ok_or_else(|| format!("{n} is not a non-negative integer"))?,
+            ),
             (FieldKind::F64, Value::Number(n)) => {
-                let f = n.as_f64().filter(|f| f.is_finite()).ok_or_else(|| format!("{n} is not a finite number"))?;
+                let f = n
+                    .as_f64()
+                    .filter(|f| f.is_finite())
+                    .ok_or_else(|| format!("{n} is not a finite number"))?;
                 doc.add_f64(field, f)
             }
             (FieldKind::Bool, Value::Bool(b)) => doc.add_bool(field, *b),
             (FieldKind::Date, Value::String(s)) => doc.add_date(field, parse_date(s)?),
             (FieldKind::Date, Value::Number(n)) => {
-                let secs = n.as_i64().ok_or_else(|| format!("{n} is not whole seconds since 1970"))?;
+                let secs = n
+                    .as_i64()
+                    .ok_or_else(|| format!("{n} is not whole seconds since 1970"))?;
                 doc.add_date(field, tantivy::DateTime::from_timestamp_secs(secs))
             }
             (FieldKind::Image, Value::String(p)) => {

@@ -27,10 +27,7 @@ pub fn parse_date(s: &str) -> Result<DateTime, String> {
 /// and/or whitespace.
 pub fn parse_vector_text(s: &str) -> Result<Vec<f32>, String> {
     let body = s.trim();
-    let body = body
-        .strip_prefix('[')
-        .and_then(|b| b.strip_suffix(']'))
-        .unwrap_or(body);
+    let body = body.strip_prefix('[').and_then(|b| b.strip_suffix(']')).unwrap_or(body);
     body.split(|c: char| c == ',' || c.is_whitespace())
         .filter(|t| !t.is_empty())
         .enumerate()

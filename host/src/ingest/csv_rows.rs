@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde_json::{Map, Number, Value};
 
-use super::source::{RowSource, SourceRow};
 use super::RowError;
+use super::source::{RowSource, SourceRow};
 use crate::document::parse_vector_text;
 use crate::error::{Error, Result};
 use crate::schema::{CollectionSchema, FieldKind};
@@ -26,17 +26,26 @@ pub struct CsvSource {
 
 impl CsvSource {
     pub fn open(path: &Path, schema: &CollectionSchema) -> Result<Self> {
-        let input = |source| Error::Input { path: path.to_owned(), source };
+        let input = |source| Error::Input {
+            path: path.to_owned(),
+            source,
+        };
         let file = File::open(path).map_err(input)?;
         let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(file);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .from_reader(file);
         let headers: Vec<String> = reader
             .headers()
             .map_err(|e| input(std::io::Error::other(format!("bad CSV header: {e}"))))?
             .iter()
             .map(|h| h.trim().to_owned())
             .collect();
-        let kinds = headers.iter().map(|h| schema.field(h).map(|f| f.kind.clone())).collect();
+        let kinds = headers
+            .iter()
+            .map(|h| schema.field(h).map(|f| f.kind.clone()))
+            .collect();
         Ok(CsvSource {
             reader,
             headers,
@@ -62,10 +71,20 @@ impl CsvSource {
                 ..RowError::new(&self.name, line, m)
             };
             let value = match kind {
-                Some(FieldKind::I64) => Value::from(cell.parse::<i64>().map_err(|_| fail(format!("`{cell}` is not an integer")))?),
-                Some(FieldKind::U64) => Value::from(cell.parse::<u64>().map_err(|_| fail(format!("`{cell}` is not a non-negative integer")))?),
+                Some(FieldKind::I64) => Value::from(
+                    cell.parse::<i64>()
+                        .map_err(|_| fail(format!("`{cell}` is not an integer")))?,
+                ),
+                Some(FieldKind::U64) => Value::from(
+                    cell.parse::<u64>()
+                        .map_err(|_| fail(format!("`{cell}` is not a non-negative integer")))?,
+                ),
                 Some(FieldKind::F64) => {
-                    let f = cell.parse::<f64>().ok().and_then(Number::from_f64).ok_or_else(|| fail(format!("`{cell}` is not a finite number")))?;
+                    let f = cell
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(Number::from_f64)
+                        .ok_or_else(|| fail(format!("`{cell}` is not a finite number")))?;
                     Value::Number(f)
                 }
                 Some(FieldKind::Bool) => Value::Bool(match cell.to_ascii_lowercase().as_str() {
@@ -105,7 +124,10 @@ impl RowSource for CsvSource {
             }
             Err(e) => {
                 let line = e.position().map(|p| p.line());
-                if !matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }) {
+                if !matches!(
+                    e.kind(),
+                    csv::ErrorKind::UnequalLengths { .. } | csv::ErrorKind::Utf8 { .. }
+                ) {
                     self.done = true;
                 }
                 let message = match e.kind() {

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::RowError;
 use super::jsonl::JsonlSource;
 use super::source::{RowSource, SourceRow};
-use super::RowError;
 use crate::error::{Error, Result};
 
 const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
@@ -49,15 +49,23 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn relative(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root).unwrap_or(path).to_string_lossy().replace('\\', "/")
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
 }
 
 impl ImageFolderSource {
     pub fn open(root: &Path, sidecar: Option<&Path>, id_field: &str, image_field: &str) -> Result<Self> {
         let mut files = Vec::new();
-        walk(root, &mut files).map_err(|source| Error::Input { path: root.to_owned(), source })?;
+        walk(root, &mut files).map_err(|source| Error::Input {
+            path: root.to_owned(),
+            source,
+        })?;
         let default_sidecar = root.join(DEFAULT_SIDECAR);
-        let sidecar_path = sidecar.map(Path::to_path_buf).or_else(|| default_sidecar.is_file().then_some(default_sidecar));
+        let sidecar_path = sidecar
+            .map(Path::to_path_buf)
+            .or_else(|| default_sidecar.is_file().then_some(default_sidecar));
         let mut by_file = HashMap::new();
         let mut pending_errors = Vec::new();
         if let Some(path) = sidecar_path {
@@ -73,7 +81,11 @@ impl ImageFolderSource {
                             }
                             _ => pending_errors.push(RowError {
                                 field: Some("file".into()),
-                                ..RowError::new(&row.source, Some(line), "each sidecar line needs \"file\": the image's path relative to the folder")
+                                ..RowError::new(
+                                    &row.source,
+                                    Some(line),
+                                    "each sidecar line needs \"file\": the image's path relative to the folder",
+                                )
                             }),
                         }
                     }
@@ -103,7 +115,9 @@ impl RowSource for ImageFolderSource {
                 Some((source, line, object)) => (source, Some(line), object),
                 None => (path.display().to_string(), None, Map::new()),
             };
-            object.entry(self.id_field.clone()).or_insert_with(|| Value::from(rel.clone()));
+            object
+                .entry(self.id_field.clone())
+                .or_insert_with(|| Value::from(rel.clone()));
             object.insert(self.image_field.clone(), Value::from(rel));
             return Some(Ok(SourceRow {
                 source,
@@ -116,7 +130,11 @@ impl RowSource for ImageFolderSource {
             let (source, line, _) = self.sidecar.remove(&key).expect("key exists");
             return Some(Err(RowError {
                 field: Some("file".into()),
-                ..RowError::new(&source, Some(line), format!("`{key}` is not an image in {}", self.root.display()))
+                ..RowError::new(
+                    &source,
+                    Some(line),
+                    format!("`{key}` is not an image in {}", self.root.display()),
+                )
             }));
         }
         self.pending_errors.pop().map(Err)

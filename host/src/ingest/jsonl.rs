@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::source::{RowSource, SourceRow};
 use super::RowError;
+use super::source::{RowSource, SourceRow};
 use crate::error::{Error, Result};
 
 pub struct JsonlSource {
@@ -23,7 +23,10 @@ pub struct JsonlSource {
 
 impl JsonlSource {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|source| Error::Input { path: path.to_owned(), source })?;
+        let file = File::open(path).map_err(|source| Error::Input {
+            path: path.to_owned(),
+            source,
+        })?;
         let total = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(JsonlSource {
             reader: BufReader::with_capacity(1 << 20, file),
@@ -50,7 +53,11 @@ impl RowSource for JsonlSource {
                 Ok(n) => n,
                 Err(e) => {
                     self.failed = true;
-                    return Some(Err(RowError::new(&self.name, Some(self.line + 1), format!("read failed: {e}"))));
+                    return Some(Err(RowError::new(
+                        &self.name,
+                        Some(self.line + 1),
+                        format!("read failed: {e}"),
+                    )));
                 }
             };
             self.line += 1;
@@ -71,7 +78,11 @@ impl RowSource for JsonlSource {
                     base_dir: self.base_dir.clone(),
                 })),
                 Ok(_) => err("expected a JSON object ({...}) on each line".into()),
-                Err(e) => err(format!("malformed JSON at column {}: {}", e.column(), strip_location(&e.to_string()))),
+                Err(e) => err(format!(
+                    "malformed JSON at column {}: {}",
+                    e.column(),
+                    strip_location(&e.to_string())
+                )),
             };
         }
     }

@@ -50,7 +50,12 @@ impl InputFormat {
         if path.is_dir() {
             return Ok(InputFormat::Images);
         }
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("jsonl" | "ndjson" | "json") => Ok(InputFormat::Jsonl),
             Some("csv") => Ok(InputFormat::Csv),
             _ if !path.exists() => Err(Error::Input {
@@ -170,7 +175,10 @@ pub fn ingest(c: &Collection, path: &Path, opts: &IngestOptions, progress: &dyn 
             builder.build(&row.object, &row.base_dir).map_err(|e| RowError {
                 file: row.source,
                 line: row.line,
-                id: row.object.get(&c.schema().id_field).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
+                id: row
+                    .object
+                    .get(&c.schema().id_field)
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
                 field: e.field,
                 message: e.message,
             })

@@ -150,8 +150,7 @@ impl CollectionSchema {
 
     /// Parses and validates a schema; `origin` names it in errors (a path, or "request").
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let raw: RawSchema =
-            toml::from_str(text).map_err(|e| Error::schema(origin, e.to_string().trim_end()))?;
+        let raw: RawSchema = toml::from_str(text).map_err(|e| Error::schema(origin, e.to_string().trim_end()))?;
         let err = |m: String| Error::schema(origin, m);
         if !valid_name(&raw.name, true) {
             return Err(err(format!(
@@ -223,7 +222,9 @@ fn validate_field(name: &str, f: RawField, id_field: &str) -> Result<FieldSpec, 
         return Err("names must start with a letter and hold only letters, digits and `_` (at most 64)".into());
     }
     if name == id_field {
-        return Err(format!("`{name}` is the id field (id_field); it is declared implicitly"));
+        return Err(format!(
+            "`{name}` is the id field (id_field); it is declared implicitly"
+        ));
     }
     let only = |opt: bool, what: &str, types: &str| {
         if opt {
@@ -309,11 +310,7 @@ fn validate_search(raw: RawSearch, fields: &[FieldSpec]) -> Result<SearchDefault
             .find(|f| matches!(f.kind, FieldKind::Vector(_)))
             .map(|f| f.name.clone()),
     };
-    let fusion = FusionMethod::parse(
-        raw.fusion.as_deref().unwrap_or("rrf"),
-        raw.rrf_k,
-        raw.normalization,
-    )?;
+    let fusion = FusionMethod::parse(raw.fusion.as_deref().unwrap_or("rrf"), raw.rrf_k, raw.normalization)?;
     let weight = |w: Option<f32>, what: &str| match w.unwrap_or(1.0) {
         w if w.is_finite() && w >= 0.0 => Ok(w),
         w => Err(format!("{what} must be a non-negative number, got {w}")),

@@ -75,7 +75,10 @@ impl VectorSpec {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum FieldKind {
     /// Full text, BM25-scored.
-    Text { analyzer: Analyzer, boost: f32 },
+    Text {
+        analyzer: Analyzer,
+        boost: f32,
+    },
     /// Exact-match strings: filters and facets counts.
     Keyword,
     /// Hierarchical facet path such as `/clothing/dresses`.

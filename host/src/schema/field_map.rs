@@ -2,8 +2,8 @@
 //! `Field` handle of every declared field.
 
 use tantivy::schema::{
-    BytesOptions, DateOptions, DateTimePrecision, FacetOptions, Field, IndexRecordOption,
-    NumericOptions, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    BytesOptions, DateOptions, DateTimePrecision, FacetOptions, Field, IndexRecordOption, NumericOptions, STORED,
+    STRING, Schema, TextFieldIndexing, TextOptions,
 };
 
 use super::{CollectionSchema, FieldKind, FieldSpec};

@@ -11,7 +11,9 @@ use crate::schema::FieldKind;
 pub(crate) fn parse_filter(c: &Collection, expr: &str) -> Result<Box<dyn Query>> {
     let mut parser = QueryParser::for_index(c.index(), Vec::new());
     parser.set_conjunction_by_default();
-    parser.parse_query(expr).map_err(|e| Error::Query(format!("filter `{expr}`: {}", describe(e))))
+    parser
+        .parse_query(expr)
+        .map_err(|e| Error::Query(format!("filter `{expr}`: {}", describe(e))))
 }
 
 /// Parses a BM25 query over the given text fields, with the schema's boosts. Syntax slips (an
@@ -26,13 +28,21 @@ pub(crate) fn parse_text(c: &Collection, text: &str, fields: &[String]) -> Resul
                     handles.push(*field);
                     boosts.push((*field, boost));
                 }
-                ref k => return Err(Error::Query(format!("`{name}` is a {} field; text search needs text fields", k.type_name()))),
+                ref k => {
+                    return Err(Error::Query(format!(
+                        "`{name}` is a {} field; text search needs text fields",
+                        k.type_name()
+                    )));
+                }
             },
             None => return Err(Error::Query(format!("collection `{}` has no field `{name}`", c.name()))),
         }
     }
     if handles.is_empty() {
-        return Err(Error::Query(format!("collection `{}` has no text field to search", c.name())));
+        return Err(Error::Query(format!(
+            "collection `{}` has no text field to search",
+            c.name()
+        )));
     }
     let mut parser = QueryParser::for_index(c.index(), handles);
     for (field, boost) in boosts {

@@ -66,11 +66,14 @@ impl FusionMethod {
     pub fn describe(&self) -> String {
         match self {
             FusionMethod::Rrf { k } => format!("rrf(k={k})"),
-            FusionMethod::Linear { normalization } => format!("linear({})", match normalization {
-                Normalization::MinMax => "minmax",
-                Normalization::ZScore => "zscore",
-                Normalization::None => "none",
-            }),
+            FusionMethod::Linear { normalization } => format!(
+                "linear({})",
+                match normalization {
+                    Normalization::MinMax => "minmax",
+                    Normalization::ZScore => "zscore",
+                    Normalization::None => "none",
+                }
+            ),
         }
     }
 }
@@ -174,10 +177,18 @@ impl Normalizer {
         match *self {
             Normalizer::Rrf(k) => 1.0 / (k + rank as f32),
             Normalizer::MinMax { min, range } => {
-                if range > 0.0 { (raw - min) / range } else { 1.0 }
+                if range > 0.0 {
+                    (raw - min) / range
+                } else {
+                    1.0
+                }
             }
             Normalizer::ZScore { mean, std } => {
-                if std > 0.0 { (raw - mean) / std } else { 0.0 }
+                if std > 0.0 {
+                    (raw - mean) / std
+                } else {
+                    0.0
+                }
             }
             Normalizer::Identity => raw,
         }
@@ -190,8 +201,16 @@ mod tests {
 
     fn lists() -> Vec<RankedList<&'static str>> {
         vec![
-            RankedList { name: "bm25".into(), weight: 1.0, items: vec![("a", 12.0), ("b", 8.0), ("c", 4.0)] },
-            RankedList { name: "vector".into(), weight: 2.0, items: vec![("c", 0.9), ("a", 0.5)] },
+            RankedList {
+                name: "bm25".into(),
+                weight: 1.0,
+                items: vec![("a", 12.0), ("b", 8.0), ("c", 4.0)],
+            },
+            RankedList {
+                name: "vector".into(),
+                weight: 2.0,
+                items: vec![("c", 0.9), ("a", 0.5)],
+            },
         ]
     }
 
@@ -211,17 +230,32 @@ mod tests {
 
     #[test]
     fn linear_minmax_and_zscore_by_hand() {
-        let f = fuse(&FusionMethod::Linear { normalization: Normalization::MinMax }, &lists());
+        let f = fuse(
+            &FusionMethod::Linear {
+                normalization: Normalization::MinMax,
+            },
+            &lists(),
+        );
         // bm25 minmax: a 1, b 0.5, c 0; vector minmax: c 1, a 0 -> a 1, b .5, c 2
         assert!((score(&f, "a") - 1.0).abs() < 1e-6);
         assert!((score(&f, "b") - 0.5).abs() < 1e-6);
         assert!((score(&f, "c") - 2.0).abs() < 1e-6);
-        let f = fuse(&FusionMethod::Linear { normalization: Normalization::ZScore }, &lists());
+        let f = fuse(
+            &FusionMethod::Linear {
+                normalization: Normalization::ZScore,
+            },
+            &lists(),
+        );
         // bm25: mean 8, std sqrt(32/3); vector: mean .7, std .2
         let s = (32.0f32 / 3.0).sqrt();
         assert!((score(&f, "a") - (4.0 / s + 2.0 * -1.0)).abs() < 1e-5);
         assert!((score(&f, "c") - (-4.0 / s + 2.0 * 1.0)).abs() < 1e-5);
-        let f = fuse(&FusionMethod::Linear { normalization: Normalization::None }, &lists());
+        let f = fuse(
+            &FusionMethod::Linear {
+                normalization: Normalization::None,
+            },
+            &lists(),
+        );
         assert!((score(&f, "a") - 13.0).abs() < 1e-6);
     }
 
@@ -229,7 +263,14 @@ mod tests {
     fn parse_rejects_mixed_parameters() {
         assert!(FusionMethod::parse("rrf", None, Some(Normalization::ZScore)).is_err());
         assert!(FusionMethod::parse("linear", Some(10.0), None).is_err());
-        assert!(FusionMethod::parse("borda", None, None).unwrap_err().contains("unknown fusion"));
-        assert_eq!(FusionMethod::parse("rrf", Some(10.0), None).unwrap(), FusionMethod::Rrf { k: 10.0 });
+        assert!(
+            FusionMethod::parse("borda", None, None)
+                .unwrap_err()
+                .contains("unknown fusion")
+        );
+        assert_eq!(
+            FusionMethod::parse("rrf", Some(10.0), None).unwrap(),
+            FusionMethod::Rrf { k: 10.0 }
+        );
     }
 }

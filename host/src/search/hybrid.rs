@@ -24,7 +24,9 @@ pub fn search(c: &Collection, req: &SearchRequest) -> Result<SearchResponse> {
     let defaults = &c.schema().search;
     let top_k = req.top_k.unwrap_or(defaults.top_k);
     if top_k == 0 || top_k > MAX_TOP_K {
-        return Err(Error::Query(format!("top_k must be between 1 and {MAX_TOP_K}, got {top_k}")));
+        return Err(Error::Query(format!(
+            "top_k must be between 1 and {MAX_TOP_K}, got {top_k}"
+        )));
     }
     let wanted = req.offset + top_k;
     let candidates = req.candidates.unwrap_or(defaults.candidates).max(wanted);
@@ -42,7 +44,12 @@ pub fn search(c: &Collection, req: &SearchRequest) -> Result<SearchResponse> {
     let vector_weight = weight(req.vector_weight, defaults.vector_weight, "vector_weight")?;
 
     let searcher = c.searcher();
-    let filter = req.filter.as_deref().filter(|f| !f.trim().is_empty()).map(|f| parse_filter(c, f)).transpose()?;
+    let filter = req
+        .filter
+        .as_deref()
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| parse_filter(c, f))
+        .transpose()?;
     let text = req.text.as_deref().filter(|t| !t.trim().is_empty());
 
     let mut lists = Vec::new();
@@ -79,8 +86,16 @@ pub fn search(c: &Collection, req: &SearchRequest) -> Result<SearchResponse> {
             };
             let q = ConstScoreQuery::new(filter, 0.0);
             let top = searcher.search(&q, &TopDocs::with_limit(candidates).order_by_score())?;
-            let list = RankedList { name: "filter".into(), weight: 1.0, items: top.into_iter().map(|(s, a)| (a, s)).collect() };
-            (passthrough(list), "none (filter only)".to_string(), vec!["filter".to_string()])
+            let list = RankedList {
+                name: "filter".into(),
+                weight: 1.0,
+                items: top.into_iter().map(|(s, a)| (a, s)).collect(),
+            };
+            (
+                passthrough(list),
+                "none (filter only)".to_string(),
+                vec!["filter".to_string()],
+            )
         }
         1 => {
             let list = lists.pop().expect("one list");
@@ -128,7 +143,10 @@ pub(crate) fn knn(
     filter: Option<&dyn Query>,
 ) -> Result<Vec<(DocAddress, f32)>> {
     let spec = c.schema().vector_field(field)?;
-    let query = codec::prepare(vector, &spec).map_err(|message| Error::Vector { field: field.to_owned(), message })?;
+    let query = codec::prepare(vector, &spec).map_err(|message| Error::Vector {
+        field: field.to_owned(),
+        message,
+    })?;
     let weight = filter
         .map(|f| f.weight(EnableScoring::disabled_from_searcher(searcher)))
         .transpose()?;
@@ -158,7 +176,12 @@ pub(crate) fn knn(
 
 /// A single list keeps its own scores.
 fn passthrough(list: RankedList<DocAddress>) -> Vec<Fused<DocAddress>> {
-    fuse(&FusionMethod::Linear { normalization: super::Normalization::None }, &[list])
+    fuse(
+        &FusionMethod::Linear {
+            normalization: super::Normalization::None,
+        },
+        &[list],
+    )
 }
 
 fn hit(
@@ -176,10 +199,10 @@ fn hit(
         .unwrap_or_default();
     let explain = explain.then(|| {
         let stage = |name: &str| {
-            f.contributions
-                .iter()
-                .find(|x| x.list == name)
-                .map(|x| StageScore { score: x.raw, rank: x.rank })
+            f.contributions.iter().find(|x| x.list == name).map(|x| StageScore {
+                score: x.raw,
+                rank: x.rank,
+            })
         };
         Explanation {
             bm25: stage(BM25),
@@ -202,7 +225,11 @@ fn hit(
 
 fn formula(method: &FusionMethod, name: &str, f: &Fused<DocAddress>) -> String {
     if name.starts_with("none") {
-        return format!("{} score passed through = {:.4}", f.contributions.first().map_or("", |c| c.list.as_str()), f.score);
+        return format!(
+            "{} score passed through = {:.4}",
+            f.contributions.first().map_or("", |c| c.list.as_str()),
+            f.score
+        );
     }
     let terms: Vec<String> = f
         .contributions

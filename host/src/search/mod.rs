@@ -7,8 +7,8 @@ mod hybrid;
 mod request;
 mod response;
 
+pub(crate) use filter::parse_filter as parse_filter_for;
 pub use fusion::{Contribution, Fused, FusionMethod, Normalization, RankedList, fuse};
 pub use hybrid::search;
-pub(crate) use filter::parse_filter as parse_filter_for;
 pub use request::SearchRequest;
 pub use response::{Explanation, FusionExplanation, Hit, SearchResponse, StageScore};

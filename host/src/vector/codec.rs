@@ -30,7 +30,9 @@ pub fn encode(values: &[f32], spec: &VectorSpec) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(spec.row_bytes());
     match spec.dtype {
         VectorDtype::F32 => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        VectorDtype::F16 => v.iter().for_each(|x| out.extend_from_slice(&f16::from_f32(*x).to_le_bytes())),
+        VectorDtype::F16 => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&f16::from_f32(*x).to_le_bytes())),
     }
     Ok(out)
 }
@@ -38,8 +40,14 @@ pub fn encode(values: &[f32], spec: &VectorSpec) -> Result<Vec<u8>, String> {
 /// Decodes column bytes back to f32 (used by tests and tools; the scan reads the matrix directly).
 pub fn decode(bytes: &[u8], dtype: VectorDtype) -> Vec<f32> {
     match dtype {
-        VectorDtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        VectorDtype::F16 => bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        VectorDtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        VectorDtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
     }
 }
 

@@ -190,12 +190,18 @@ mod tests {
             let expect = reference(&a, &b);
             let tol = 1e-4 * (n as f64).sqrt();
             assert!((f64::from(dot_f32(&a, &b)) - expect).abs() < tol, "f32 n={n}");
-            assert!((f64::from(portable_dot_f32(&a, &b)) - expect).abs() < tol, "portable f32 n={n}");
+            assert!(
+                (f64::from(portable_dot_f32(&a, &b)) - expect).abs() < tol,
+                "portable f32 n={n}"
+            );
             let b16: Vec<f16> = b.iter().map(|x| f16::from_f32(*x)).collect();
             let b16f: Vec<f32> = b16.iter().map(|x| x.to_f32()).collect();
             let expect16 = reference(&a, &b16f);
             assert!((f64::from(dot_f16(&a, &b16)) - expect16).abs() < tol, "f16 n={n}");
-            assert!((f64::from(portable_dot_f16(&a, &b16)) - expect16).abs() < tol, "portable f16 n={n}");
+            assert!(
+                (f64::from(portable_dot_f16(&a, &b16)) - expect16).abs() < tol,
+                "portable f16 n={n}"
+            );
         }
     }
 }

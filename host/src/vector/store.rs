@@ -96,7 +96,8 @@ impl VectorStore {
             }
         }
         let live_names: HashSet<String> = live.iter().map(|s| s.uuid_string()).collect();
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::io(format!("listing {}", self.dir.display()), e))?;
+        let entries =
+            std::fs::read_dir(&self.dir).map_err(|e| Error::io(format!("listing {}", self.dir.display()), e))?;
         let mut removed = 0;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -123,6 +124,11 @@ impl VectorStore {
 
     /// Bytes taken by the mapped matrices.
     pub fn mapped_bytes(&self) -> usize {
-        self.cache.lock().expect("vector cache lock").values().map(|m| m.file_bytes()).sum()
+        self.cache
+            .lock()
+            .expect("vector cache lock")
+            .values()
+            .map(|m| m.file_bytes())
+            .sum()
     }
 }
