@@ -94,17 +94,6 @@ fn time_ms(reps: usize, mut f: impl FnMut(usize)) -> f64 {
     best
 }
 
-/// Sum of every byte-word of `bytes`: a pure streaming read, the floor for a scan of them.
-fn stream_read(bytes: &[u8]) -> u64 {
-    let mut acc = [0u64; 8];
-    for chunk in bytes.chunks_exact(64) {
-        for (i, w) in chunk.chunks_exact(8).enumerate() {
-            acc[i] = acc[i].wrapping_add(u64::from_le_bytes(w.try_into().expect("8 bytes")));
-        }
-    }
-    acc.iter().fold(0, |a, b| a.wrapping_add(*b))
-}
-
 pub fn run(args: BenchArgs) -> Result<()> {
     let dir = args
         .dir
@@ -184,7 +173,7 @@ fn run_in(args: &BenchArgs, dir: &Path) -> Result<()> {
         let bytes: usize = matrices.iter().map(|m| m.rows_bytes().len()).sum();
         let floor = time_ms(10, |_| {
             for m in &matrices {
-                black_box(stream_read(black_box(m.rows_bytes())));
+                black_box(kernel::stream_read(black_box(m.rows_bytes())));
             }
         });
         floors.push((field.to_string(), floor, bytes as f64 / floor / 1e6));

@@ -39,7 +39,7 @@ impl Progress for IngestBar {
 
     fn advance(&self, position: u64, rows: u64, indexed: u64) {
         self.bar.set_position(position);
-        if rows % 256 == 0 {
+        if rows.is_multiple_of(256) {
             self.bar.set_message(format!(
                 "{rows} rows, {indexed} indexed, {} committed",
                 self.committed.get()

@@ -172,7 +172,7 @@ fn knn_matches_brute_force(dtype: &str, tolerance: f32) {
     let env = Env::new();
     let dim = 37; // not a multiple of the SIMD width
     let schema = format!(
-        "name = \"v\"\n[fields.group]\ntype = \"i64\"\n[fields.emb]\ntype = \"vector\"\ndim = {dim}\ndtype = \"{dtype}\"\n[ingest]\nbatch_size = 150\n"
+        "name = \"v\"\n[fields.group]\ntype = \"i64\"\n[fields.emb]\ntype = \"vector\"\ndim = {dim}\ndtype = \"{dtype}\"\n[ingest]\nbatch_size = 200\n"
     );
     let c = env.create(&schema);
     let mut rng = fastrand::Rng::with_seed(3);
@@ -191,7 +191,7 @@ fn knn_matches_brute_force(dtype: &str, tolerance: f32) {
         rows.push(row);
         vectors.push((i.to_string(), v, i % 7 != 3));
     }
-    load(&env, &c, &rows); // 4 commits of 150: several segments
+    load(&env, &c, &rows); // 3 commits of 200 (2 indexing threads): several segments, fewer than the 8 that trigger a merge
     let mut w = c.writer().unwrap();
     let deleted: Vec<String> = (0..600).step_by(11).map(|i: usize| i.to_string()).collect();
     w.delete_ids(&deleted).unwrap();
@@ -199,7 +199,10 @@ fn knn_matches_brute_force(dtype: &str, tolerance: f32) {
     for i in (0..600).step_by(11) {
         vectors[i].2 = false;
     }
-    assert!(c.searcher().segment_readers().len() >= 1);
+    assert!(
+        c.searcher().segment_readers().len() >= 2,
+        "the test needs several segments"
+    );
     for qi in 0..10 {
         let q: Vec<f32> = (0..dim).map(|_| rng.f32() - 0.5).collect();
         let norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -37,7 +37,7 @@ impl FieldMap {
                     b.add_text_field(name, if spec.stored { o.set_stored() } else { o })
                 }
                 FieldKind::Keyword => {
-                    let o = TextOptions::from(STRING).set_fast("raw");
+                    let o = STRING.set_fast("raw");
                     b.add_text_field(name, if spec.stored { o.set_stored() } else { o })
                 }
                 FieldKind::Facet => {

@@ -248,7 +248,7 @@ mod tests {
         );
         // bm25: mean 8, std sqrt(32/3); vector: mean .7, std .2
         let s = (32.0f32 / 3.0).sqrt();
-        assert!((score(&f, "a") - (4.0 / s + 2.0 * -1.0)).abs() < 1e-5);
+        assert!((score(&f, "a") - (4.0 / s - 2.0)).abs() < 1e-5);
         assert!((score(&f, "c") - (-4.0 / s + 2.0 * 1.0)).abs() < 1e-5);
         let f = fuse(
             &FusionMethod::Linear {

@@ -56,7 +56,7 @@ pub fn search(c: &Collection, req: &SearchRequest) -> Result<SearchResponse> {
     if let Some(text) = text {
         let fields = req.text_fields.as_ref().unwrap_or(&defaults.text_fields);
         let query = parse_text(c, text, fields)?;
-        let query = with_filter(query, filter.as_ref());
+        let query = with_filter(query, filter.as_deref());
         let top = searcher.search(&query, &TopDocs::with_limit(candidates).order_by_score())?;
         lists.push(RankedList {
             name: BM25.into(),
@@ -123,7 +123,7 @@ pub fn search(c: &Collection, req: &SearchRequest) -> Result<SearchResponse> {
 }
 
 /// Adds a filter to a scored query without changing its scores.
-fn with_filter(query: Box<dyn Query>, filter: Option<&Box<dyn Query>>) -> Box<dyn Query> {
+fn with_filter(query: Box<dyn Query>, filter: Option<&dyn Query>) -> Box<dyn Query> {
     match filter {
         None => query,
         Some(f) => Box::new(BooleanQuery::new(vec![

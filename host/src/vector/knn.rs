@@ -11,7 +11,7 @@ use tantivy::DocId;
 use tantivy::fastfield::AliveBitSet;
 
 use super::SegmentMatrix;
-use super::kernel::{dot_f16, dot_f32};
+use super::kernel::{dot_f16, dot_f16_block, dot_f32, dot_f32_block};
 use crate::schema::VectorDtype;
 
 /// A document of one segment with its similarity to the query.
@@ -94,6 +94,9 @@ impl TopK {
     }
 }
 
+/// Rows scored per kernel call in a full scan.
+const BLOCK: u32 = 256;
+
 impl SegmentVectorIndex for FlatScan<'_> {
     fn search(&self, query: &[f32], k: usize, filter: &DocFilter<'_>) -> Vec<ScoredDoc> {
         let m = self.0;
@@ -101,19 +104,38 @@ impl SegmentVectorIndex for FlatScan<'_> {
             return Vec::new();
         }
         let mut top = TopK::new(k);
-        let mut visit = |doc: DocId| {
-            if m.has(doc) {
-                let score = match m.spec().dtype {
-                    VectorDtype::F32 => dot_f32(query, m.row_f32(doc)),
-                    VectorDtype::F16 => dot_f16(query, m.row_f16(doc)),
-                };
-                top.push(doc, score);
-            }
+        let score_one = |doc: DocId| match m.spec().dtype {
+            VectorDtype::F32 => dot_f32(query, m.row_f32(doc)),
+            VectorDtype::F16 => dot_f16(query, m.row_f16(doc)),
         };
         match filter {
-            DocFilter::All(None) => (0..m.max_doc()).for_each(&mut visit),
-            DocFilter::All(Some(alive)) => (0..m.max_doc()).filter(|d| alive.is_alive(*d)).for_each(&mut visit),
-            DocFilter::Only(docs) => docs.iter().copied().for_each(&mut visit),
+            DocFilter::All(alive) => {
+                // Sequential blocks: the scan streams the matrix at memory bandwidth; absent and
+                // deleted rows are scored too (cheaper than branching) and dropped afterwards.
+                let mut scores = vec![0f32; BLOCK as usize];
+                let mut first = 0;
+                while first < m.max_doc() {
+                    let count = BLOCK.min(m.max_doc() - first);
+                    let out = &mut scores[..count as usize];
+                    match m.spec().dtype {
+                        VectorDtype::F32 => dot_f32_block(query, m.rows_f32(first, count as usize), out),
+                        VectorDtype::F16 => dot_f16_block(query, m.rows_f16(first, count as usize), out),
+                    }
+                    for (doc, score) in (first..).zip(out.iter()) {
+                        if m.has(doc) && alive.is_none_or(|a| a.is_alive(doc)) {
+                            top.push(doc, *score);
+                        }
+                    }
+                    first += count;
+                }
+            }
+            DocFilter::Only(docs) => {
+                for &doc in docs.iter() {
+                    if m.has(doc) {
+                        top.push(doc, score_one(doc));
+                    }
+                }
+            }
         }
         top.into_sorted()
     }

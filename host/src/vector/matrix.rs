@@ -148,7 +148,7 @@ impl SegmentMatrix {
         if u32_at(h, 12) != dtype_code(spec.dtype) || u32_at(h, 16) as usize != spec.dim || u32_at(h, 20) != max_doc {
             return Err("header does not match the field or the segment".into());
         }
-        if &h[32..48] != &reader.segment_id().uuid_string().as_bytes()[..16] {
+        if h[32..48] != reader.segment_id().uuid_string().as_bytes()[..16] {
             return Err("written for another segment".into());
         }
         if crc32fast::hash(&map[HEADER..]) != u32_at(h, 28) {
@@ -200,22 +200,37 @@ impl SegmentMatrix {
     /// The row of `doc` as f32; the field must be f32.
     #[inline]
     pub fn row_f32(&self, doc: DocId) -> &[f32] {
-        debug_assert_eq!(self.spec.dtype, VectorDtype::F32);
-        let at = self.rows_offset + doc as usize * self.spec.row_bytes();
-        let bytes = &self.bytes()[at..at + self.spec.row_bytes()];
-        // SAFETY: rows start at a 64-byte multiple of a page-aligned mapping, so the pointer is
-        // aligned for f32; the length is dim * 4 bytes; any bit pattern is a valid f32.
-        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), self.spec.dim) }
+        self.rows_f32(doc, 1)
     }
 
     /// The row of `doc` as f16; the field must be f16.
     #[inline]
     pub fn row_f16(&self, doc: DocId) -> &[f16] {
-        debug_assert_eq!(self.spec.dtype, VectorDtype::F16);
-        let at = self.rows_offset + doc as usize * self.spec.row_bytes();
-        let bytes = &self.bytes()[at..at + self.spec.row_bytes()];
-        // SAFETY: as for `row_f32`, with 2-byte alignment and any bit pattern a valid f16.
-        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f16>(), self.spec.dim) }
+        self.rows_f16(doc, 1)
+    }
+
+    fn rows_region(&self, first: DocId, count: usize) -> &[u8] {
+        let at = self.rows_offset + first as usize * self.spec.row_bytes();
+        &self.bytes()[at..at + count * self.spec.row_bytes()]
+    }
+
+    /// `count` consecutive rows from `first`, as f32; the field must be f32.
+    #[inline]
+    pub fn rows_f32(&self, first: DocId, count: usize) -> &[f32] {
+        assert_eq!(self.spec.dtype, VectorDtype::F32);
+        let bytes = self.rows_region(first, count);
+        // SAFETY: rows start at a 64-byte multiple of a page-aligned mapping, so the pointer is
+        // aligned for f32; the region holds count * dim f32s; any bit pattern is a valid f32.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), count * self.spec.dim) }
+    }
+
+    /// `count` consecutive rows from `first`, as f16; the field must be f16.
+    #[inline]
+    pub fn rows_f16(&self, first: DocId, count: usize) -> &[f16] {
+        assert_eq!(self.spec.dtype, VectorDtype::F16);
+        let bytes = self.rows_region(first, count);
+        // SAFETY: as for `rows_f32`, with 2-byte alignment and any bit pattern a valid f16.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f16>(), count * self.spec.dim) }
     }
 
     /// The raw rows region, for bandwidth baselines in benchmarks.
