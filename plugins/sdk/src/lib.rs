@@ -1,0 +1,91 @@
+//! # mira-plugin-sdk
+//!
+//! Everything a Rust ranking plugin for Mira needs: the generated bindings of the
+//! `mira:ranking` WIT world, the [`Plugin`] trait (only [`Plugin::describe`] is required), the
+//! [`register!`] macro that exports a type as the component's implementation, and helpers for
+//! fusion ([`helpers`]).
+//!
+//! ```ignore
+//! use mira_plugin_sdk::{Description, Plugin, register};
+//!
+//! struct Mine;
+//!
+//! impl Plugin for Mine {
+//!     fn describe() -> Description {
+//!         Description::new("mine", env!("CARGO_PKG_VERSION"), &["general"])
+//!     }
+//! }
+//!
+//! register!(Mine);
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-unknown-unknown` and the linker set to the
+//! toolchain's `wasm-component-ld` (see docs/plugins.md); the result is a component Mira loads.
+
+pub mod helpers;
+mod host;
+mod plugin;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "ranking-plugin",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_ranking_plugin",
+        default_bindings_module: "mira_plugin_sdk::bindings",
+    });
+}
+
+pub use bindings::mira::ranking::types::{
+    Candidate, Description, Field, FieldValue, FuseError, Param, Request, StageScores,
+};
+pub use host::{Level, config, config_or, log};
+#[cfg(not(target_arch = "wasm32"))]
+pub use host::set_test_config;
+pub use plugin::{DEFAULT_INSTRUCTION, Plugin};
+
+impl Description {
+    /// A description with the default rerank window (50) and no tag vocabulary.
+    pub fn new(name: &str, version: &str, scenarios: &[&str]) -> Self {
+        Description {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            scenarios: scenarios.iter().map(|s| (*s).to_owned()).collect(),
+            rerank_window: 50,
+            tag_vocabulary: Vec::new(),
+        }
+    }
+}
+
+/// Exports a type implementing [`Plugin`] as the component's `plugin` interface.
+#[macro_export]
+macro_rules! register {
+    ($plugin:ty) => {
+        #[doc(hidden)]
+        pub struct __MiraPluginExport;
+
+        impl $crate::bindings::exports::mira::ranking::plugin::Guest for __MiraPluginExport {
+            fn describe() -> $crate::Description {
+                <$plugin as $crate::Plugin>::describe()
+            }
+            fn instruction(req: $crate::Request) -> String {
+                <$plugin as $crate::Plugin>::instruction(&req)
+            }
+            fn render(req: $crate::Request, candidate: $crate::Candidate) -> String {
+                <$plugin as $crate::Plugin>::render(&req, &candidate)
+            }
+            fn rerank_depth(req: $crate::Request, retrieval_scores: Vec<f32>) -> u32 {
+                <$plugin as $crate::Plugin>::rerank_depth(&req, &retrieval_scores)
+            }
+            fn fuse(req: $crate::Request, candidates: Vec<$crate::Candidate>) -> Result<Vec<f32>, $crate::FuseError> {
+                <$plugin as $crate::Plugin>::fuse(&req, &candidates)
+            }
+        }
+
+        // Exported symbols only exist in the component: their names (`mira:ranking/plugin@0.1.0#fuse`)
+        // are not valid for native linkers, and native builds are for tests.
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::__export_ranking_plugin!(__MiraPluginExport with_types_in $crate::bindings);
+    };
+}
