@@ -14,6 +14,9 @@ pub struct Cli {
     /// Where collections live.
     #[arg(long, global = true, env = "MIRA_DATA_DIR", default_value = "mira-data")]
     pub data_dir: PathBuf,
+    /// Engine configuration (default: <data-dir>/mira.toml when present; see configs/mira.toml).
+    #[arg(long, global = true, env = "MIRA_CONFIG")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -50,8 +53,26 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Search a collection with text, a vector, or both.
     Search(SearchArgs),
-    /// Measure kNN scans, BM25 queries and ingest on generated data.
+    /// Measure kNN scans, BM25 queries, ingest and the plugin stage on generated data.
     Bench(BenchArgs),
+    /// Manage ranking plugins (WebAssembly components) in the plugin directory.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// List active plugins: built-in ones and those of the plugin directory.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a component and make it the active version of its name (the old one is kept).
+    Load { path: PathBuf },
+    /// Remove a plugin from the directory (kept as the previous version).
+    Unload { name: String },
+    /// Make the previous version of a plugin active again.
+    Rollback { name: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -154,12 +175,40 @@ pub struct SearchArgs {
     /// Show how each hit was scored.
     #[arg(long)]
     pub explain: bool,
+    /// Scenario whose ranking plugin orders the results (ecommerce, academic, news, general...).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Ranking plugin by name (wins over --scenario).
+    #[arg(long)]
+    pub plugin: Option<String>,
+    /// Parameter for the plugin, KEY=VALUE (repeatable).
+    #[arg(long = "param", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
     #[arg(long)]
     pub json: bool,
 }
 
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum BenchSuite {
+    /// kNN scans, BM25 and ingest.
+    Search,
+    /// The plugin stage against the same logic in native Rust, and per-call set-up.
+    Plugins,
+    All,
+}
+
 #[derive(Args)]
 pub struct BenchArgs {
+    /// Which measurements to run.
+    #[arg(value_enum, default_value = "all")]
+    pub suite: BenchSuite,
     /// Documents in the kNN collection.
     #[arg(long, default_value_t = 100_000)]
     pub docs: usize,

@@ -9,7 +9,7 @@ use mira_host::search::Normalization;
 use mira_host::{Catalog, CollectionSchema, SearchRequest};
 
 use crate::cli::{self, Cli, Command};
-use crate::{bench, output, progress};
+use crate::{bench, output, plugins, progress};
 
 pub fn run(cli: Cli) -> Result<()> {
     let catalog = Catalog::new(&cli.data_dir);
@@ -67,9 +67,42 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("deleted {found} document(s) from `{}`", args.collection);
             Ok(())
         }
-        Command::Search(args) => search(&catalog, args),
+        Command::Search(args) => search(&catalog, &cli.data_dir, cli.config.as_deref(), args),
         Command::Bench(args) => bench::run(args),
+        Command::Plugin(cmd) => plugin(&cli.data_dir, cli.config.as_deref(), cmd),
     }
+}
+
+fn plugin(data_dir: &Path, config: Option<&Path>, cmd: cli::PluginCommand) -> Result<()> {
+    let config = plugins::engine_config(config, data_dir)?;
+    let registry = plugins::registry(&config, data_dir)?;
+    match cmd {
+        cli::PluginCommand::List { json } => {
+            let list = registry.list();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for p in list {
+                    let previous = p.previous_version.map(|v| format!(", previous {v}")).unwrap_or_default();
+                    println!("{:<12} {:<8} scenarios {:<32} {}{previous}", p.name, p.version, p.scenarios.join(","), p.origin);
+                }
+            }
+        }
+        cli::PluginCommand::Load { path } => {
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let p = registry.persist(&bytes, &path.display().to_string()).with_context(|| format!("loading {}", path.display()))?;
+            println!("loaded {} {} (scenarios {}) into {}", p.name(), p.description.version, p.description.scenarios.join(","), config.plugin_dir(data_dir).display());
+        }
+        cli::PluginCommand::Unload { name } => {
+            registry.persist_unload(&name)?;
+            println!("unloaded {name} (kept as its previous version; `mira plugin rollback {name}` restores it)");
+        }
+        cli::PluginCommand::Rollback { name } => {
+            let p = registry.persist_rollback(&name)?;
+            println!("{name} is back to version {}", p.description.version);
+        }
+    }
+    Ok(())
 }
 
 fn index(catalog: &Catalog, args: cli::IndexArgs) -> Result<()> {
@@ -110,8 +143,13 @@ fn read_vector(path: &Path) -> Result<Vec<f32>> {
     mira_host::document::parse_vector_text(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-fn search(catalog: &Catalog, args: cli::SearchArgs) -> Result<()> {
+fn search(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, args: cli::SearchArgs) -> Result<()> {
     let c = catalog.open(&args.collection)?;
+    let registry = if args.scenario.is_some() || args.plugin.is_some() {
+        Some(plugins::registry(&plugins::engine_config(config, data_dir)?, data_dir)?)
+    } else {
+        None
+    };
     let req = SearchRequest {
         text: args.query,
         text_fields: args.fields,
@@ -134,8 +172,12 @@ fn search(catalog: &Catalog, args: cli::SearchArgs) -> Result<()> {
         offset: args.offset,
         candidates: args.candidates,
         explain: args.explain,
+        scenario: args.scenario,
+        plugin: args.plugin,
+        params: args.params.into_iter().collect(),
+        now: None,
     };
-    let resp = c.search(&req)?;
+    let resp = c.search_with(&req, registry.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&resp)?);
     } else {

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod commands;
 mod output;
+mod plugins;
 mod progress;
 
 use std::process::ExitCode;

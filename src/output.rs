@@ -20,6 +20,13 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
         resp.retrievers.join(" + "),
         resp.fusion
     );
+    if let Some(r) = &resp.ranking {
+        match &r.error {
+            None => println!("plugin {} {}: {} candidates in {:.2} ms", r.plugin, r.version, r.candidates, r.took_ms),
+            Some(e) => println!("plugin {} {} FAILED, built-in order used: {e}", r.plugin, r.version),
+        }
+        println!("instruction: {}", r.instruction);
+    }
     let title_field = schema.fields.iter().find(|f| matches!(f.kind, FieldKind::Text { .. }));
     let fact_fields: Vec<&str> = schema
         .fields
@@ -46,6 +53,9 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
             };
             println!("{:>17}bm25 {}  vector {}", "", stage(&e.bm25), stage(&e.vector));
             println!("{:>17}{}: {}", "", e.fusion.method, e.fusion.formula);
+            if let Some(p) = &e.plugin {
+                println!("{:>17}plugin score {:.4} (retrieval #{} at {:.4})", "", p.score, p.retrieval_rank, p.retrieval_score);
+            }
         }
     }
 }

@@ -58,6 +58,12 @@ pub enum Error {
         error: crate::ingest::RowError,
         committed: u64,
     },
+    /// A plugin that cannot be loaded (invalid, forbidden imports, failed load check).
+    #[error("plugin: {0}")]
+    Plugin(crate::plugin::PluginFailure),
+    /// A plugin name that is not loaded.
+    #[error("no plugin `{0}` is loaded (see `mira plugin list`)")]
+    PluginNotFound(String),
     /// tantivy failed.
     #[error("index: {0}")]
     Index(#[from] tantivy::TantivyError),
@@ -79,8 +85,9 @@ impl Error {
             | Error::Query(_)
             | Error::Vector { .. }
             | Error::Input { .. }
-            | Error::IngestAborted { .. } => Fault::User,
-            Error::CollectionNotFound(_) => Fault::NotFound,
+            | Error::IngestAborted { .. }
+            | Error::Plugin(_) => Fault::User,
+            Error::CollectionNotFound(_) | Error::PluginNotFound(_) => Fault::NotFound,
             Error::CollectionExists(_) | Error::Locked(_) => Fault::Conflict,
             Error::Index(_) | Error::Io { .. } => Fault::Engine,
         }
@@ -98,6 +105,8 @@ impl Error {
             Error::Locked(_) => "collection_locked",
             Error::Input { .. } => "unreadable_input",
             Error::IngestAborted { .. } => "ingest_aborted",
+            Error::Plugin(_) => "invalid_plugin",
+            Error::PluginNotFound(_) => "plugin_not_found",
             Error::Index(_) => "index_error",
             Error::Io { .. } => "io_error",
         }

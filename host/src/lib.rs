@@ -27,15 +27,19 @@
 //! - [`vector`]: per-segment matrix files derived from the index, SIMD kernels, per-segment kNN.
 //! - [`search`]: the request, BM25 + kNN under one filter, fusion ([`search::fuse`]), explanations.
 //! - [`analyzer`]: the default, English and Chinese (jieba) text analyzers.
+//! - [`plugin`]: ranking plugins (wasm components): runtime, limits, registry, hot swap, and the
+//!   search stage that applies them with a fallback.
 //! - [`demo`]: a generated product catalogue for `mira demo` and tests.
 
 pub mod analyzer;
 pub mod collection;
+pub mod config;
 pub mod demo;
 pub mod document;
 mod error;
 pub mod image_file;
 pub mod ingest;
+pub mod plugin;
 pub mod schema;
 pub mod search;
 pub mod vector;

@@ -5,5 +5,6 @@ mod cli;
 mod common;
 mod durability;
 mod ingest;
+mod plugins;
 mod schema;
 mod search;

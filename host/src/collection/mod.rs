@@ -21,6 +21,7 @@ pub use writer::CollectionWriter;
 
 use crate::analyzer;
 use crate::error::{Error, Result};
+use crate::plugin::PluginRegistry;
 use crate::schema::{CollectionSchema, FieldMap};
 use crate::search::{SearchRequest, SearchResponse};
 use crate::vector::VectorStore;
@@ -98,6 +99,11 @@ impl Collection {
     /// Runs a search on the current snapshot.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchResponse> {
         crate::search::search(self, req)
+    }
+
+    /// Runs a search with ranking plugins available (the request picks one by name or scenario).
+    pub fn search_with(&self, req: &SearchRequest, plugins: Option<&PluginRegistry>) -> Result<SearchResponse> {
+        crate::search::search_with(self, req, plugins)
     }
 
     pub fn name(&self) -> &str {

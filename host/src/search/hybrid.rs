@@ -13,13 +13,20 @@ use super::{Explanation, FusionExplanation, Hit, SearchRequest, SearchResponse, 
 use crate::collection::Collection;
 use crate::document::stored_to_json;
 use crate::error::{Error, Result};
+use crate::plugin::PluginRegistry;
+use crate::plugin::stage::{self, PluginScore};
 use crate::vector::{DocFilter, FlatScan, ScoredDoc, SegmentVectorIndex, codec, merge_top_k};
 
 const BM25: &str = "bm25";
 const VECTOR: &str = "vector";
 
-/// Runs a search on a collection's current snapshot.
+/// Runs a search on a collection's current snapshot, without ranking plugins.
 pub fn search(c: &Collection, req: &SearchRequest) -> Result<SearchResponse> {
+    search_with(c, req, None)
+}
+
+/// Runs a search, applying the ranking plugin the request asks for (by name or scenario).
+pub fn search_with(c: &Collection, req: &SearchRequest, plugins: Option<&PluginRegistry>) -> Result<SearchResponse> {
     let started = Instant::now();
     let defaults = &c.schema().search;
     let top_k = req.top_k.unwrap_or(defaults.top_k);
@@ -43,6 +50,13 @@ pub fn search(c: &Collection, req: &SearchRequest) -> Result<SearchResponse> {
     let bm25_weight = weight(req.bm25_weight, defaults.bm25_weight, "bm25_weight")?;
     let vector_weight = weight(req.vector_weight, defaults.vector_weight, "vector_weight")?;
 
+    let plugin = match plugins {
+        Some(registry) => registry.resolve(req.plugin.as_deref(), req.scenario.as_deref())?,
+        None if req.plugin.is_some() || req.scenario.is_some() => {
+            return Err(Error::Query("ranking plugins are not available to this search".into()));
+        }
+        None => None,
+    };
     let searcher = c.searcher();
     let filter = req
         .filter
@@ -109,15 +123,25 @@ pub fn search(c: &Collection, req: &SearchRequest) -> Result<SearchResponse> {
     };
 
     let total = fused.len();
+    let (fused, ranking, plugin_scores) = match (plugin, plugins) {
+        (Some(plugin), Some(registry)) => {
+            let max = registry.runtime().limits().max_candidates.max(wanted);
+            let applied = stage::apply(c, &searcher, req, fused, &plugin, max)?;
+            (applied.fused, Some(applied.report), applied.scores)
+        }
+        _ => (fused, None, Default::default()),
+    };
     let mut hits = Vec::with_capacity(top_k);
     for f in fused.into_iter().skip(req.offset).take(top_k) {
-        hits.push(hit(c, &searcher, f, req.explain, &fusion, &fusion_name)?);
+        let plugin_score = plugin_scores.get(&f.key).copied();
+        hits.push(hit(c, &searcher, f, req.explain, &fusion, &fusion_name, plugin_score)?);
     }
     Ok(SearchResponse {
         hits,
         candidates: total,
         retrievers,
         fusion: fusion_name,
+        ranking,
         took_ms: started.elapsed().as_secs_f64() * 1e3,
     })
 }
@@ -191,6 +215,7 @@ fn hit(
     explain: bool,
     fusion: &FusionMethod,
     fusion_name: &str,
+    plugin: Option<PluginScore>,
 ) -> Result<Hit> {
     let doc: TantivyDocument = searcher.doc(f.key)?;
     let id = doc
@@ -207,10 +232,11 @@ fn hit(
         Explanation {
             bm25: stage(BM25),
             vector: stage(VECTOR),
+            plugin,
             fusion: FusionExplanation {
                 method: fusion_name.to_owned(),
-                score: f.score,
-                formula: formula(fusion, fusion_name, &f),
+                score: plugin.map_or(f.score, |p| p.retrieval_score),
+                formula: formula(fusion, fusion_name, &f, plugin.map_or(f.score, |p| p.retrieval_score)),
                 contributions: f.contributions.clone(),
             },
         }
@@ -223,12 +249,12 @@ fn hit(
     })
 }
 
-fn formula(method: &FusionMethod, name: &str, f: &Fused<DocAddress>) -> String {
+fn formula(method: &FusionMethod, name: &str, f: &Fused<DocAddress>, score: f32) -> String {
     if name.starts_with("none") {
         return format!(
             "{} score passed through = {:.4}",
             f.contributions.first().map_or("", |c| c.list.as_str()),
-            f.score
+            score
         );
     }
     let terms: Vec<String> = f
@@ -239,5 +265,5 @@ fn formula(method: &FusionMethod, name: &str, f: &Fused<DocAddress>) -> String {
             FusionMethod::Linear { .. } => format!("{}·{:.4} [{} raw {:.4}]", c.weight, c.value, c.list, c.raw),
         })
         .collect();
-    format!("{} = {:.4}", terms.join(" + "), f.score)
+    format!("{} = {:.4}", terms.join(" + "), score)
 }

@@ -9,6 +9,6 @@ mod response;
 
 pub(crate) use filter::parse_filter as parse_filter_for;
 pub use fusion::{Contribution, Fused, FusionMethod, Normalization, RankedList, fuse};
-pub use hybrid::search;
+pub use hybrid::{search, search_with};
 pub use request::SearchRequest;
 pub use response::{Explanation, FusionExplanation, Hit, SearchResponse, StageScore};

@@ -1,5 +1,7 @@
 //! A search request: what the CLI builds from flags and the server will read as JSON.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use super::FusionMethod;
@@ -40,6 +42,15 @@ pub struct SearchRequest {
     /// Attach a per-stage explanation to each hit.
     #[serde(default)]
     pub explain: bool,
+    /// The scenario (`ecommerce`, `news`...): selects the ranking plugin that serves it.
+    pub scenario: Option<String>,
+    /// A ranking plugin by name (wins over `scenario`).
+    pub plugin: Option<String>,
+    /// Parameters passed to the plugin (`max_price=80`...).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// The request time in seconds since 1970 (default: now); plugins use it for recency.
+    pub now: Option<i64>,
 }
 
 impl SearchRequest {

@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::Contribution;
+use crate::plugin::stage::{PluginScore, RankingReport};
 
 /// A page of hits.
 #[derive(Debug, Clone, Serialize)]
@@ -15,6 +16,9 @@ pub struct SearchResponse {
     pub retrievers: Vec<String>,
     /// The fusion used, e.g. `rrf(k=60)`.
     pub fusion: String,
+    /// The ranking plugin's part, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranking: Option<RankingReport>,
     pub took_ms: f64,
 }
 
@@ -36,6 +40,9 @@ pub struct Explanation {
     /// Vector similarity and rank, when the kNN retriever found it.
     pub vector: Option<StageScore>,
     pub fusion: FusionExplanation,
+    /// The ranking plugin's score and where the hit stood before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<PluginScore>,
 }
 
 /// A retriever's score for a hit.

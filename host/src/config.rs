@@ -1,0 +1,77 @@
+//! Engine configuration (`mira.toml`): built-in defaults, overridden by a file. Today it holds the
+//! plugin settings; the server and models add their sections.
+//!
+//! ```toml
+//! [plugins]
+//! dir = "plugins"            # relative to the data directory
+//! time_ms = 50               # per call
+//! memory_mib = 64            # per instance
+//! quarantine_after = 5       # consecutive failures
+//! max_candidates = 1000      # passed to fuse
+//!
+//! [scenarios]                # scenario -> plugin
+//! shopping = "ecommerce"
+//!
+//! [plugin_config.general]    # values a plugin reads with host.config
+//! w_rerank = "0.6"
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::plugin::PluginLimits;
+
+/// Plugin settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginSettings {
+    /// The plugin directory, relative to the data directory unless absolute.
+    pub dir: PathBuf,
+    #[serde(flatten)]
+    pub limits: PluginLimits,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        PluginSettings {
+            dir: PathBuf::from("plugins"),
+            limits: PluginLimits::default(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    pub plugins: PluginSettings,
+    /// scenario -> plugin name.
+    pub scenarios: HashMap<String, String>,
+    /// plugin name -> its configuration values.
+    pub plugin_config: HashMap<String, HashMap<String, String>>,
+}
+
+impl EngineConfig {
+    /// Reads a configuration file; errors name the file, line and key.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Input { path: path.to_owned(), source })?;
+        let config: EngineConfig =
+            toml::from_str(&text).map_err(|e| Error::schema(path.display().to_string(), e.to_string().trim_end()))?;
+        let l = &config.plugins.limits;
+        if l.time_ms == 0 || l.memory_mib == 0 || l.quarantine_after == 0 || l.max_candidates == 0 {
+            return Err(Error::schema(
+                path.display().to_string(),
+                "[plugins] time_ms, memory_mib, quarantine_after and max_candidates must be at least 1",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The plugin directory for a data directory.
+    pub fn plugin_dir(&self, data_dir: &Path) -> PathBuf {
+        data_dir.join(&self.plugins.dir)
+    }
+}

@@ -1,0 +1,328 @@
+//! One validated version of a plugin, and the per-query sessions opened on it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use serde::Serialize;
+use wasmtime::Store;
+use wasmtime::component::Component;
+
+use super::bindings::mira::ranking::types::{Candidate, Description, FieldValue, Request, StageScores};
+use super::bindings::{RankingPlugin, RankingPluginPre};
+use super::runtime::{PluginRuntime, TICK};
+use super::state::StoreState;
+use super::PluginFailure;
+
+/// Longest instruction accepted, in bytes.
+const MAX_INSTRUCTION: usize = 4096;
+/// Longest rendering accepted, in bytes.
+const MAX_RENDER: usize = 64 * 1024;
+/// The query of the load-time smoke call.
+pub(crate) const SMOKE_QUERY: &str = "mira plugin load check";
+
+/// What a plugin says about itself, checked at load.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginDescription {
+    pub name: String,
+    pub version: String,
+    pub scenarios: Vec<String>,
+    pub rerank_window: u32,
+    pub tag_vocabulary: Vec<String>,
+}
+
+/// A loaded, validated plugin version. Cheap to share; queries hold an `Arc` for their duration,
+/// so a swap never disturbs a query in flight.
+pub struct LoadedPlugin {
+    runtime: Arc<PluginRuntime>,
+    pre: RankingPluginPre<StoreState>,
+    name: Arc<str>,
+    config: Arc<HashMap<String, String>>,
+    pub description: PluginDescription,
+    /// SHA-256 of the component's bytes.
+    pub hash: String,
+    /// Where it came from (a path, `built-in`, an upload).
+    pub origin: String,
+    consecutive_failures: AtomicU32,
+    quarantined: AtomicBool,
+    calls: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("version", &self.description.version)
+            .field("hash", &self.hash)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Valid plugin names: they become file names in the plugin directory.
+pub(crate) fn valid_plugin_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn link_failure(e: wasmtime::Error) -> PluginFailure {
+    let message = format!("{e:#}");
+    if message.contains("matching implementation was not found") || message.contains("import") {
+        PluginFailure::ForbiddenImport { message }
+    } else {
+        PluginFailure::Invalid { message }
+    }
+}
+
+impl LoadedPlugin {
+    pub(crate) fn new(
+        runtime: Arc<PluginRuntime>,
+        component: &Component,
+        hash: String,
+        origin: &str,
+        config: HashMap<String, String>,
+    ) -> Result<Self, PluginFailure> {
+        let instance_pre = runtime.linker.instantiate_pre(component).map_err(link_failure)?;
+        let pre = RankingPluginPre::new(instance_pre).map_err(|e| PluginFailure::Invalid {
+            message: format!("not built against mira:ranking@0.1.x: {e:#}"),
+        })?;
+        let mut plugin = LoadedPlugin {
+            runtime,
+            pre,
+            name: Arc::from("(loading)"),
+            config: Arc::new(config),
+            description: PluginDescription {
+                name: String::new(),
+                version: String::new(),
+                scenarios: Vec::new(),
+                rerank_window: 0,
+                tag_vocabulary: Vec::new(),
+            },
+            hash,
+            origin: origin.to_owned(),
+            consecutive_failures: AtomicU32::new(0),
+            quarantined: AtomicBool::new(false),
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        };
+        let validation = |m: String| PluginFailure::Validation { message: m };
+        let d = plugin.session()?.describe().map_err(|e| validation(format!("describe: {e}")))?;
+        if !valid_plugin_name(&d.name) {
+            return Err(validation(format!(
+                "name `{}` must be lowercase letters, digits, `-` or `_`, starting with a letter (at most 64)",
+                d.name
+            )));
+        }
+        if d.version.trim().is_empty() || d.version.len() > 64 {
+            return Err(validation(format!("version `{}` must be 1 to 64 characters", d.version)));
+        }
+        plugin.name = Arc::from(d.name.as_str());
+        plugin.description = PluginDescription {
+            name: d.name,
+            version: d.version,
+            scenarios: d.scenarios,
+            rerank_window: d.rerank_window,
+            tag_vocabulary: d.tag_vocabulary,
+        };
+        plugin.smoke_test().map_err(|e| validation(e.to_string()))?;
+        Ok(plugin)
+    }
+
+    /// Calls every function once on synthetic data and checks the answers.
+    fn smoke_test(&self) -> Result<(), PluginFailure> {
+        let req = Request {
+            query: SMOKE_QUERY.into(),
+            has_image_query: false,
+            scenario: self.description.scenarios.first().cloned(),
+            params: Vec::new(),
+            now: 1_700_000_000,
+        };
+        let candidate = |id: &str, rank: u32, score: f32| Candidate {
+            id: id.into(),
+            fields: vec![super::wit::Field {
+                name: "title".into(),
+                value: FieldValue::Text(format!("smoke test document {id}")),
+            }],
+            scores: StageScores {
+                bm25: Some(score * 10.0),
+                bm25_rank: Some(rank),
+                vector: Some(score),
+                vector_rank: Some(rank),
+                retrieval: score,
+                retrieval_rank: rank,
+                rerank: None,
+            },
+            tags: Vec::new(),
+            caption: None,
+            has_image: false,
+        };
+        let candidates = vec![candidate("a", 1, 0.9), candidate("b", 2, 0.5)];
+        let mut s = self.session()?;
+        s.instruction(&req).map_err(|e| with_call("instruction", e))?;
+        s.render(&req, &candidates[0]).map_err(|e| with_call("render", e))?;
+        s.rerank_depth(&req, &[0.9, 0.5]).map_err(|e| with_call("rerank-depth", e))?;
+        s.fuse(&req, &candidates).map_err(|e| with_call("fuse", e))?;
+        Ok(())
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Opens a session: a fresh store and instance with the runtime's limits.
+    pub fn session(&self) -> Result<PluginSession<'_>, PluginFailure> {
+        let limits = self.runtime.limits;
+        let mut store = Store::new(
+            &self.runtime.engine,
+            StoreState::new(self.name.clone(), self.config.clone(), limits.memory_bytes()),
+        );
+        store.limiter(|s| s);
+        let ticks = limits.time_budget().as_millis().div_ceil(TICK.as_millis()) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        let bindings = self.pre.instantiate(&mut store).map_err(|e| classify(e, &store, limits.time_ms))?;
+        Ok(PluginSession {
+            plugin: self,
+            store,
+            bindings,
+            ticks,
+            poisoned: false,
+        })
+    }
+
+    /// Counts a query's outcome; quarantines after too many failures in a row.
+    pub fn record(&self, ok: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if ok {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        } else {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+            if n >= self.runtime.limits.quarantine_after {
+                if !self.quarantined.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(plugin = %self.name, failures = n, "plugin quarantined");
+                }
+            }
+        }
+    }
+
+    /// `Some(failure)` when the plugin is quarantined.
+    pub fn quarantine(&self) -> Option<PluginFailure> {
+        self.quarantined.load(Ordering::Relaxed).then(|| PluginFailure::Quarantined {
+            failures: self.consecutive_failures.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Queries served and failed since load.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.calls.load(Ordering::Relaxed), self.failures.load(Ordering::Relaxed))
+    }
+}
+
+fn with_call(call: &str, e: PluginFailure) -> PluginFailure {
+    PluginFailure::Validation {
+        message: format!("{call}: {e}"),
+    }
+}
+
+/// Maps a wasmtime error to what happened, using what the store saw.
+fn classify(e: wasmtime::Error, store: &Store<StoreState>, budget_ms: u64) -> PluginFailure {
+    if let Some(requested) = store.data().memory_denied {
+        return PluginFailure::OutOfMemory {
+            requested,
+            cap: store.data().memory_cap,
+        };
+    }
+    if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+        return PluginFailure::Timeout { budget_ms };
+    }
+    let full = format!("{e:#}");
+    // Keep the cause, not the wasm backtrace that follows it.
+    let message = full.split("\nwasm backtrace:").next().unwrap_or(&full).trim().replace('\n', " ");
+    PluginFailure::Trap { message }
+}
+
+/// One query's use of a plugin: a fresh instance, each call under the time budget. After a
+/// failure the instance is dropped and further calls are refused.
+pub struct PluginSession<'a> {
+    plugin: &'a LoadedPlugin,
+    store: Store<StoreState>,
+    bindings: RankingPlugin,
+    ticks: u64,
+    poisoned: bool,
+}
+
+impl PluginSession<'_> {
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&RankingPlugin, &mut Store<StoreState>) -> wasmtime::Result<T>,
+    ) -> Result<T, PluginFailure> {
+        if self.poisoned {
+            return Err(PluginFailure::Trap {
+                message: "the instance is unusable after an earlier failure".into(),
+            });
+        }
+        self.store.set_epoch_deadline(self.ticks);
+        f(&self.bindings, &mut self.store).map_err(|e| {
+            self.poisoned = true;
+            classify(e, &self.store, self.plugin.runtime.limits.time_ms)
+        })
+    }
+
+    pub fn describe(&mut self) -> Result<Description, PluginFailure> {
+        self.call(|b, s| b.mira_ranking_plugin().call_describe(s))
+    }
+
+    /// The reranker instruction (non-empty, at most 4 KiB).
+    pub fn instruction(&mut self, req: &Request) -> Result<String, PluginFailure> {
+        let s = self.call(|b, st| b.mira_ranking_plugin().call_instruction(st, req))?;
+        if s.trim().is_empty() || s.len() > MAX_INSTRUCTION {
+            return Err(PluginFailure::BadAnswer {
+                message: format!("instruction must be 1 to {MAX_INSTRUCTION} bytes, got {}", s.len()),
+            });
+        }
+        Ok(s)
+    }
+
+    /// The reranker's text for a candidate (at most 64 KiB).
+    pub fn render(&mut self, req: &Request, c: &Candidate) -> Result<String, PluginFailure> {
+        let s = self.call(|b, st| b.mira_ranking_plugin().call_render(st, req, c))?;
+        if s.len() > MAX_RENDER {
+            return Err(PluginFailure::BadAnswer {
+                message: format!("render must be at most {MAX_RENDER} bytes, got {}", s.len()),
+            });
+        }
+        Ok(s)
+    }
+
+    /// How many candidates to rerank (clamped to the number given).
+    pub fn rerank_depth(&mut self, req: &Request, scores: &[f32]) -> Result<u32, PluginFailure> {
+        let d = self.call(|b, st| b.mira_ranking_plugin().call_rerank_depth(st, req, scores))?;
+        Ok(d.min(scores.len() as u32))
+    }
+
+    /// Final scores, one finite score per candidate.
+    pub fn fuse(&mut self, req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, PluginFailure> {
+        let answer = self.call(|b, st| b.mira_ranking_plugin().call_fuse(st, req, candidates))?;
+        let scores = answer.map_err(|e| PluginFailure::Refused {
+            message: match e {
+                super::wit::FuseError::InvalidInput(m) => format!("invalid input: {m}"),
+                super::wit::FuseError::Internal(m) => m,
+            },
+        })?;
+        if scores.len() != candidates.len() {
+            return Err(PluginFailure::BadAnswer {
+                message: format!("fuse returned {} scores for {} candidates", scores.len(), candidates.len()),
+            });
+        }
+        if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+            return Err(PluginFailure::BadAnswer {
+                message: format!("fuse returned a non-finite score ({}) for candidate {i}", scores[i]),
+            });
+        }
+        Ok(scores)
+    }
+}

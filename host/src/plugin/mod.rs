@@ -1,0 +1,39 @@
+//! Ranking plugins: WebAssembly components built against `wit/ranking.wit`, run sandboxed by
+//! wasmtime, hot-swapped while queries run.
+//!
+//! - [`PluginRuntime`]: the engine, the linker (only the `host` interface is offered: no files,
+//!   network, environment or clock), the precompiled-artifact cache and the per-call limits.
+//! - [`LoadedPlugin`]: one validated version of a plugin, pre-instantiated; each query opens a
+//!   [`PluginSession`] (a fresh store and instance, so a trap never leaks into the next query).
+//! - [`PluginRegistry`]: plugins by name, with atomic swap, rollback, quarantine, directory
+//!   loading and watching.
+//! - [`stage`]: the search stage that applies a plugin, falling back to the built-in fusion and
+//!   the default instruction whenever the plugin fails.
+//!
+//! Invariant: nothing a plugin does can fail a query or harm the host. Every failure becomes a
+//! [`PluginFailure`], reported in the response, counted towards quarantine.
+
+mod bindings;
+mod convert;
+mod failure;
+mod limits;
+mod loaded;
+mod registry;
+mod runtime;
+pub mod stage;
+mod state;
+mod watch;
+
+pub use failure::PluginFailure;
+pub use limits::PluginLimits;
+pub use loaded::{LoadedPlugin, PluginDescription, PluginSession};
+pub use registry::{PluginInfo, PluginRegistry};
+pub use runtime::PluginRuntime;
+pub use watch::DirectoryWatch;
+
+/// Types of the WIT interface, for callers that build requests and candidates.
+pub mod wit {
+    pub use super::bindings::mira::ranking::types::{
+        Candidate, Description, Field, FieldValue, FuseError, Param, Request, StageScores,
+    };
+}

@@ -1,0 +1,245 @@
+//! Plugins by name: install (validate, then swap atomically), rollback, unload, lookup by name or
+//! scenario, and the plugin directory on disk.
+//!
+//! The directory is the interface between the CLI and a running server: `<dir>/<name>.wasm` is
+//! the active version of each plugin and `<dir>/.previous/<name>.wasm` the one before it. File
+//! names come from the plugin's validated name, never from user input, so nothing escapes `dir`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+use super::loaded::valid_plugin_name;
+use super::{LoadedPlugin, PluginFailure, PluginRuntime};
+use crate::error::{Error, Result};
+
+struct Slot {
+    current: Arc<LoadedPlugin>,
+    previous: Option<Arc<LoadedPlugin>>,
+}
+
+/// A plugin as `mira plugin list` and the server show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub scenarios: Vec<String>,
+    pub rerank_window: u32,
+    pub origin: String,
+    pub hash: String,
+    pub previous_version: Option<String>,
+    pub quarantined: bool,
+    pub calls: u64,
+    pub failures: u64,
+}
+
+/// The live set of plugins.
+pub struct PluginRegistry {
+    runtime: Arc<PluginRuntime>,
+    slots: RwLock<BTreeMap<String, Slot>>,
+    /// scenario -> plugin name, from configuration.
+    scenarios: HashMap<String, String>,
+    /// plugin name -> its configuration values.
+    configs: HashMap<String, HashMap<String, String>>,
+    dir: Option<PathBuf>,
+}
+
+impl PluginRegistry {
+    /// An empty registry. `dir` is the plugin directory (loaded by [`PluginRegistry::load_dir`],
+    /// written by [`PluginRegistry::persist`]); `scenarios` maps scenario names to plugin names.
+    pub fn new(
+        runtime: Arc<PluginRuntime>,
+        dir: Option<PathBuf>,
+        scenarios: HashMap<String, String>,
+        configs: HashMap<String, HashMap<String, String>>,
+    ) -> Self {
+        PluginRegistry {
+            runtime,
+            slots: RwLock::new(BTreeMap::new()),
+            scenarios,
+            configs,
+            dir,
+        }
+    }
+
+    pub fn runtime(&self) -> &Arc<PluginRuntime> {
+        &self.runtime
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Loads and validates a plugin, then makes it the active version of its name. The version
+    /// it replaces is kept for rollback; queries already running keep the version they started on.
+    pub fn install(&self, bytes: &[u8], origin: &str) -> std::result::Result<Arc<LoadedPlugin>, PluginFailure> {
+        // The configuration is per name, and the name is only known after describe: load once
+        // without, and again with it if the operator configured this plugin.
+        let probe = self.runtime.load(bytes, origin, HashMap::new())?;
+        let plugin = match self.configs.get(probe.name()) {
+            Some(config) => self.runtime.load(bytes, origin, config.clone())?,
+            None => probe,
+        };
+        self.activate(plugin.clone());
+        Ok(plugin)
+    }
+
+    fn activate(&self, plugin: Arc<LoadedPlugin>) {
+        let name = plugin.name().to_owned();
+        let mut slots = self.slots.write().expect("plugin registry lock");
+        let previous = slots.remove(&name).map(|s| s.current);
+        tracing::info!(plugin = %name, version = %plugin.description.version, origin = %plugin.origin, "plugin active");
+        slots.insert(name, Slot { current: plugin, previous });
+    }
+
+    /// The active version of a plugin.
+    pub fn get(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
+        self.slots.read().expect("plugin registry lock").get(name).map(|s| s.current.clone())
+    }
+
+    /// The plugin a request asks for: by name, else by scenario (configuration first, then the
+    /// scenarios plugins declare), else none (built-in ranking).
+    pub fn resolve(&self, plugin: Option<&str>, scenario: Option<&str>) -> Result<Option<Arc<LoadedPlugin>>> {
+        if let Some(name) = plugin {
+            return self.get(name).map(Some).ok_or_else(|| Error::PluginNotFound(name.to_owned()));
+        }
+        let Some(scenario) = scenario else { return Ok(None) };
+        if let Some(name) = self.scenarios.get(scenario) {
+            return self.get(name).map(Some).ok_or_else(|| Error::PluginNotFound(name.clone()));
+        }
+        let slots = self.slots.read().expect("plugin registry lock");
+        slots
+            .values()
+            .find(|s| s.current.description.scenarios.iter().any(|x| x == scenario))
+            .map(|s| Some(s.current.clone()))
+            .ok_or_else(|| Error::Query(format!("no plugin serves the scenario `{scenario}`")))
+    }
+
+    /// Makes the previous version active again (and the current one the previous).
+    pub fn rollback(&self, name: &str) -> Result<Arc<LoadedPlugin>> {
+        let mut slots = self.slots.write().expect("plugin registry lock");
+        let slot = slots.get_mut(name).ok_or_else(|| Error::PluginNotFound(name.to_owned()))?;
+        let previous = slot
+            .previous
+            .take()
+            .ok_or_else(|| Error::Query(format!("plugin `{name}` has no previous version to roll back to")))?;
+        slot.previous = Some(std::mem::replace(&mut slot.current, previous));
+        tracing::info!(plugin = %name, version = %slot.current.description.version, "plugin rolled back");
+        Ok(slot.current.clone())
+    }
+
+    /// Removes a plugin; requests naming it get a clear error from then on.
+    pub fn unload(&self, name: &str) -> Result<()> {
+        self.slots
+            .write()
+            .expect("plugin registry lock")
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| Error::PluginNotFound(name.to_owned()))
+    }
+
+    /// Every active plugin, by name.
+    pub fn list(&self) -> Vec<PluginInfo> {
+        let slots = self.slots.read().expect("plugin registry lock");
+        slots
+            .values()
+            .map(|s| {
+                let p = &s.current;
+                let (calls, failures) = p.counts();
+                PluginInfo {
+                    name: p.name().to_owned(),
+                    version: p.description.version.clone(),
+                    scenarios: p.description.scenarios.clone(),
+                    rerank_window: p.description.rerank_window,
+                    origin: p.origin.clone(),
+                    hash: p.hash.clone(),
+                    previous_version: s.previous.as_ref().map(|x| x.description.version.clone()),
+                    quarantined: p.quarantine().is_some(),
+                    calls,
+                    failures,
+                }
+            })
+            .collect()
+    }
+
+    /// Installs every `*.wasm` of the plugin directory; returns each file's outcome.
+    pub fn load_dir(&self) -> Vec<(PathBuf, std::result::Result<Arc<LoadedPlugin>, PluginFailure>)> {
+        let Some(dir) = &self.dir else { return Vec::new() };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| is_wasm(p)).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .into_iter()
+            .map(|path| {
+                let outcome = std::fs::read(&path)
+                    .map_err(|e| PluginFailure::Invalid { message: format!("cannot read {}: {e}", path.display()) })
+                    .and_then(|bytes| self.install(&bytes, &path.display().to_string()));
+                (path, outcome)
+            })
+            .collect()
+    }
+
+    /// Validates a plugin and writes it to the directory as the active version of its name,
+    /// keeping the file it replaces as the previous version.
+    pub fn persist(&self, bytes: &[u8], origin: &str) -> Result<Arc<LoadedPlugin>> {
+        let dir = self.dir.as_ref().ok_or_else(|| Error::Query("no plugin directory is configured".into()))?;
+        let plugin = self.runtime.load(bytes, origin, HashMap::new()).map_err(Error::Plugin)?;
+        let name = plugin.name();
+        debug_assert!(valid_plugin_name(name));
+        let io = |what: &str, e| Error::io(format!("{what} in {}", dir.display()), e);
+        std::fs::create_dir_all(dir.join(".previous")).map_err(|e| io("creating .previous", e))?;
+        let target = dir.join(format!("{name}.wasm"));
+        if target.exists() {
+            std::fs::copy(&target, dir.join(".previous").join(format!("{name}.wasm"))).map_err(|e| io("keeping the previous version", e))?;
+        }
+        let tmp = dir.join(format!(".{name}.wasm.tmp"));
+        std::fs::write(&tmp, bytes)
+            .and_then(|_| std::fs::rename(&tmp, &target))
+            .map_err(|e| io("writing the plugin", e))?;
+        self.install(bytes, &target.display().to_string()).map_err(Error::Plugin)
+    }
+
+    /// Swaps the directory's active and previous files of a plugin, and the live versions.
+    pub fn persist_rollback(&self, name: &str) -> Result<Arc<LoadedPlugin>> {
+        let dir = self.dir.as_ref().ok_or_else(|| Error::Query("no plugin directory is configured".into()))?;
+        if !valid_plugin_name(name) {
+            return Err(Error::PluginNotFound(name.to_owned()));
+        }
+        let (current, previous) = (dir.join(format!("{name}.wasm")), dir.join(".previous").join(format!("{name}.wasm")));
+        if !previous.is_file() {
+            return Err(Error::Query(format!("plugin `{name}` has no previous version to roll back to")));
+        }
+        let io = |e| Error::io(format!("rolling back {name} in {}", dir.display()), e);
+        let tmp = dir.join(format!(".{name}.swap.tmp"));
+        if current.is_file() {
+            std::fs::rename(&current, &tmp).map_err(io)?;
+        }
+        std::fs::rename(&previous, &current).map_err(io)?;
+        if tmp.is_file() {
+            std::fs::rename(&tmp, &previous).map_err(io)?;
+        }
+        let bytes = std::fs::read(&current).map_err(io)?;
+        self.install(&bytes, &current.display().to_string()).map_err(Error::Plugin)
+    }
+
+    /// Removes a plugin's active file (kept as the previous version) and unloads it.
+    pub fn persist_unload(&self, name: &str) -> Result<()> {
+        let dir = self.dir.as_ref().ok_or_else(|| Error::Query("no plugin directory is configured".into()))?;
+        let current = dir.join(format!("{name}.wasm"));
+        if !valid_plugin_name(name) || !current.is_file() {
+            return Err(Error::PluginNotFound(name.to_owned()));
+        }
+        let io = |e| Error::io(format!("unloading {name} in {}", dir.display()), e);
+        std::fs::create_dir_all(dir.join(".previous")).map_err(io)?;
+        std::fs::rename(&current, dir.join(".previous").join(format!("{name}.wasm"))).map_err(io)?;
+        let _ = self.unload(name);
+        Ok(())
+    }
+}
+
+pub(crate) fn is_wasm(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "wasm") && p.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+}

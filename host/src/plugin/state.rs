@@ -1,0 +1,77 @@
+//! The per-store state of a plugin instance: its configuration, its memory cap, and the host
+//! functions it may call.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::bindings::mira::ranking::{host, types};
+
+/// Log lines a plugin may write per call; more are dropped (a plugin cannot flood the log).
+const MAX_LOG_LINES: u32 = 64;
+/// Longest log line kept, in bytes.
+const MAX_LOG_BYTES: usize = 1024;
+
+pub(crate) struct StoreState {
+    pub plugin: Arc<str>,
+    pub config: Arc<HashMap<String, String>>,
+    pub memory_cap: usize,
+    /// Set when a memory growth was refused, so the trap can be reported as out-of-memory.
+    pub memory_denied: Option<usize>,
+    log_lines: u32,
+}
+
+impl StoreState {
+    pub fn new(plugin: Arc<str>, config: Arc<HashMap<String, String>>, memory_cap: usize) -> Self {
+        StoreState {
+            plugin,
+            config,
+            memory_cap,
+            memory_denied: None,
+            log_lines: 0,
+        }
+    }
+}
+
+impl types::Host for StoreState {}
+
+impl host::Host for StoreState {
+    fn log(&mut self, level: host::Level, message: String) {
+        self.log_lines += 1;
+        if self.log_lines > MAX_LOG_LINES {
+            return;
+        }
+        let mut end = message.len().min(MAX_LOG_BYTES);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let message = &message[..end];
+        let plugin = &*self.plugin;
+        match level {
+            host::Level::Debug => tracing::debug!(plugin, "{message}"),
+            host::Level::Info => tracing::info!(plugin, "{message}"),
+            host::Level::Warn => tracing::warn!(plugin, "{message}"),
+            host::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        self.config.get(&key).cloned()
+    }
+}
+
+impl wasmtime::ResourceLimiter for StoreState {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.memory_denied = Some(desired);
+            return Err(wasmtime::format_err!(
+                "memory growth to {desired} bytes refused (cap {})",
+                self.memory_cap
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}

@@ -1,0 +1,319 @@
+//! Ranking plugins through the host: the built-in scenario plugins in real searches, hostile
+//! plugins (loops, memory hogs, traps, bad answers, forbidden imports), quarantine, hot swap under
+//! load, the plugin directory through the CLI, and the directory watcher.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mira_host::plugin::stage::RankingStatus;
+use mira_host::plugin::{PluginFailure, PluginLimits, PluginRegistry, PluginRuntime};
+use mira_host::{Collection, Error, SearchRequest};
+use serde_json::json;
+
+use crate::common::{Env, stderr, stdout};
+
+include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+
+const SHOP: &str = r#"
+name = "shop"
+[fields.title]
+type = "text"
+analyzer = "english"
+[fields.title_zh]
+type = "text"
+analyzer = "chinese"
+[fields.price]
+type = "f64"
+[fields.rating]
+type = "f64"
+[fields.in_stock]
+type = "bool"
+[fields.published]
+type = "date"
+"#;
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn registry(limits: PluginLimits, dir: Option<std::path::PathBuf>) -> Arc<PluginRegistry> {
+    let runtime = PluginRuntime::new(limits, None).unwrap();
+    let r = PluginRegistry::new(runtime, dir, HashMap::new(), HashMap::new());
+    for (_, bytes) in BUILTIN_PLUGINS {
+        r.install(bytes, "built-in").unwrap();
+    }
+    Arc::new(r)
+}
+
+fn shop(env: &Env) -> Collection {
+    let c = env.create(SHOP);
+    let rows = [
+        // Identical but for stock: without a plugin the out-of-stock one (indexed first) ranks first.
+        json!({"id": "gone", "title": "red silk dress", "title_zh": "红色真丝连衣裙", "price": 40.0, "rating": 4.5, "in_stock": false}),
+        json!({"id": "here", "title": "red silk dress", "title_zh": "红色真丝连衣裙", "price": 40.0, "rating": 4.5, "in_stock": true}),
+        json!({"id": "blue", "title": "blue dress", "price": 300.0, "rating": 2.0, "in_stock": true}),
+    ];
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    let path = env.write("shop.jsonl", &text);
+    mira_host::ingest::ingest(&c, &path, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    c
+}
+
+fn ids(r: &mira_host::SearchResponse) -> Vec<&str> {
+    r.hits.iter().map(|h| h.id.as_str()).collect()
+}
+
+#[test]
+fn builtin_plugins_describe_themselves() {
+    let r = registry(PluginLimits::default(), None);
+    let list = r.list();
+    let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, vec!["academic", "ecommerce", "general", "news"]);
+    let ecommerce = r.get("ecommerce").unwrap();
+    assert!(ecommerce.description.scenarios.contains(&"ecommerce".to_string()));
+    assert!(ecommerce.description.tag_vocabulary.contains(&"silk".to_string()));
+    assert_eq!(ecommerce.description.rerank_window, 40);
+}
+
+#[test]
+fn ecommerce_scenario_ranks_and_speaks_the_query_language() {
+    let env = Env::new();
+    let c = shop(&env);
+    let r = registry(PluginLimits::default(), None);
+    let plain = c.search(&SearchRequest::text("red dress")).unwrap();
+    assert_eq!(ids(&plain)[..2], ["gone", "here"]);
+
+    let req = SearchRequest { scenario: Some("ecommerce".into()), explain: true, ..SearchRequest::text("red dress") };
+    let resp = c.search_with(&req, Some(&r)).unwrap();
+    let ranking = resp.ranking.as_ref().unwrap();
+    assert_eq!(ranking.status, RankingStatus::Ok, "{:?}", ranking.error);
+    assert_eq!(ranking.plugin, "ecommerce");
+    assert!(ranking.instruction.contains("price, brand, function and user reviews"));
+    assert_eq!(ids(&resp)[..2], ["here", "gone"], "the out-of-stock product drops below the in-stock one");
+    let p = resp.hits[0].explain.as_ref().unwrap().plugin.unwrap();
+    assert_eq!(p.retrieval_rank, 2);
+    assert_eq!(p.score, resp.hits[0].score);
+
+    let zh = c.search_with(&SearchRequest { scenario: Some("ecommerce".into()), ..SearchRequest::text("红色 连衣裙") }, Some(&r)).unwrap();
+    assert_eq!(zh.ranking.unwrap().instruction, "判断商品是否与查询需求相关，考虑价格、品牌、功能、用户评价等因素");
+
+    // Request parameters reach the plugin: a price band halves what lies outside it.
+    let banded = SearchRequest {
+        plugin: Some("ecommerce".into()),
+        params: [("min_price".to_string(), "100".to_string())].into(),
+        ..SearchRequest::text("dress")
+    };
+    assert_eq!(ids(&c.search_with(&banded, Some(&r)).unwrap())[0], "blue");
+
+    let err = c.search_with(&SearchRequest { plugin: Some("nope".into()), ..SearchRequest::text("dress") }, Some(&r)).unwrap_err();
+    assert!(matches!(err, Error::PluginNotFound(_)), "{err}");
+    let err = c.search_with(&SearchRequest { scenario: Some("astrology".into()), ..SearchRequest::text("dress") }, Some(&r)).unwrap_err();
+    assert!(err.to_string().contains("no plugin serves the scenario `astrology`"), "{err}");
+}
+
+#[test]
+fn news_plugin_prefers_fresh_articles() {
+    let env = Env::new();
+    let c = shop(&env); // any collection with a `published` date works
+    let rows = "{\"id\": \"old\", \"title\": \"storm news\", \"published\": \"2020-01-01\"}\n{\"id\": \"new\", \"title\": \"storm news\", \"published\": \"2026-11-28\"}\n";
+    mira_host::ingest::ingest(&c, &env.write("news.jsonl", rows), &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    let r = registry(PluginLimits::default(), None);
+    let req = SearchRequest { scenario: Some("news".into()), now: Some(1_795_000_000), ..SearchRequest::text("storm") };
+    assert_eq!(ids(&c.search_with(&req, Some(&r)).unwrap()), vec!["new", "old"]);
+}
+
+fn hostile_search(c: &Collection, r: &PluginRegistry, mode: &str) -> mira_host::plugin::stage::RankingReport {
+    let req = SearchRequest {
+        plugin: Some("hostile".into()),
+        params: [("mode".to_string(), mode.to_string())].into(),
+        ..SearchRequest::text("dress")
+    };
+    let resp = c.search_with(&req, Some(r)).expect("a failing plugin never fails the query");
+    // The built-in order is served.
+    assert_eq!(ids(&resp), ids(&c.search(&SearchRequest::text("dress")).unwrap()));
+    resp.ranking.unwrap()
+}
+
+#[test]
+fn hostile_plugins_fall_back_and_the_engine_keeps_serving() {
+    let env = Env::new();
+    let c = shop(&env);
+    let limits = PluginLimits { time_ms: 100, memory_mib: 32, quarantine_after: 100, ..Default::default() };
+    let r = registry(limits, None);
+    r.install(&read(HOSTILE_PLUGIN), "test").unwrap();
+    let cases: [(&str, fn(&PluginFailure) -> bool); 6] = [
+        ("loop", |e| matches!(e, PluginFailure::Timeout { budget_ms: 100 })),
+        ("hog", |e| matches!(e, PluginFailure::OutOfMemory { cap, requested } if *cap == 32 << 20 && *requested > *cap)),
+        ("trap", |e| matches!(e, PluginFailure::Trap { .. })),
+        ("short", |e| matches!(e, PluginFailure::BadAnswer { message } if message.contains("2 scores for 3 candidates"))),
+        ("nan", |e| matches!(e, PluginFailure::BadAnswer { message } if message.contains("non-finite"))),
+        ("error", |e| matches!(e, PluginFailure::Refused { message } if message.contains("refusing on purpose"))),
+    ];
+    for (mode, expected) in cases {
+        let report = hostile_search(&c, &r, mode);
+        assert_eq!(report.status, RankingStatus::Fallback, "{mode}");
+        let error = report.error.as_ref().unwrap();
+        assert!(expected(error), "{mode}: {error:?}");
+        assert_eq!(report.instruction, mira_host::plugin::stage::DEFAULT_INSTRUCTION);
+        // The next query on the same plugin is served normally.
+        let ok = hostile_search(&c, &r, "none");
+        assert_eq!(ok.status, RankingStatus::Ok, "after {mode}: {:?}", ok.error);
+    }
+}
+
+#[test]
+fn failing_plugins_are_quarantined_until_replaced() {
+    let env = Env::new();
+    let c = shop(&env);
+    let r = registry(PluginLimits { quarantine_after: 3, ..Default::default() }, None);
+    r.install(&read(HOSTILE_PLUGIN), "test").unwrap();
+    for _ in 0..3 {
+        assert!(matches!(hostile_search(&c, &r, "trap").error, Some(PluginFailure::Trap { .. })));
+    }
+    // Quarantined: not even called for a request it would have served.
+    let report = hostile_search(&c, &r, "none");
+    assert!(matches!(report.error, Some(PluginFailure::Quarantined { failures: 3 })), "{:?}", report.error);
+    assert!(r.list().iter().any(|p| p.name == "hostile" && p.quarantined));
+    // A new version (here: the same component, reloaded) starts with a clean record.
+    r.install(&read(HOSTILE_PLUGIN), "test").unwrap();
+    assert_eq!(hostile_search(&c, &r, "none").status, RankingStatus::Ok);
+}
+
+#[test]
+fn bad_components_are_refused_at_load_with_reasons() {
+    let r = registry(PluginLimits::default(), None);
+    let err = r.install(&read(BROKEN_PLUGIN), "test").unwrap_err();
+    assert!(matches!(&err, PluginFailure::Validation { message } if message.contains("fuse") && message.contains("non-finite")), "{err}");
+    let err = r.install(&read(SNEAKY_PLUGIN), "test").unwrap_err();
+    assert!(matches!(&err, PluginFailure::ForbiddenImport { message } if message.contains("wasi")), "{err}");
+    assert!(err.to_string().contains("plugins may import only mira:ranking/host"));
+    let err = r.install(b"definitely not wasm", "test").unwrap_err();
+    assert!(matches!(err, PluginFailure::Invalid { .. }), "{err}");
+    // A core module (not a component) is refused too.
+    let err = r.install(b"\0asm\x01\0\0\0", "test").unwrap_err();
+    assert!(matches!(err, PluginFailure::Invalid { .. }), "{err}");
+    assert_eq!(r.list().len(), 4, "nothing was installed");
+}
+
+#[test]
+fn hot_swap_under_load_fails_no_query() {
+    let env = Env::new();
+    let c = Arc::new(shop(&env));
+    let r = registry(PluginLimits::default(), None);
+    let (a, b) = (read(SWAP_A_PLUGIN), read(SWAP_B_PLUGIN));
+    r.install(&a, "swap-a").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (c, r, stop, served) = (c.clone(), r.clone(), stop.clone(), served.clone());
+            std::thread::spawn(move || {
+                let req = SearchRequest { plugin: Some("swapper".into()), ..SearchRequest::text("dress") };
+                while !stop.load(Ordering::Relaxed) {
+                    let resp = c.search_with(&req, Some(&r)).expect("query failed during a swap");
+                    let ranking = resp.ranking.unwrap();
+                    assert_eq!(ranking.status, RankingStatus::Ok, "{:?}", ranking.error);
+                    // Each answer comes wholly from one version.
+                    let expected = if ranking.version == "1.0.0" { 1.0 } else { 2.0 };
+                    assert_eq!(ranking.instruction, format!("swapper {}", ranking.version));
+                    assert!(resp.hits.iter().all(|h| h.score == expected));
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let check = |version: &str| {
+        let req = SearchRequest { plugin: Some("swapper".into()), ..SearchRequest::text("dress") };
+        assert_eq!(c.search_with(&req, Some(&r)).unwrap().ranking.unwrap().version, version);
+    };
+    let started = Instant::now();
+    for round in 0..4 {
+        std::thread::sleep(Duration::from_millis(30));
+        let (bytes, version) = if round % 2 == 0 { (&b, "2.0.0") } else { (&a, "1.0.0") };
+        r.install(bytes, "swap").unwrap();
+        check(version);
+    }
+    // Active 1.0.0 (round 3), previous 2.0.0: a rollback swaps them, a second swaps back.
+    r.rollback("swapper").unwrap();
+    check("2.0.0");
+    r.rollback("swapper").unwrap();
+    check("1.0.0");
+    std::thread::sleep(Duration::from_millis(30));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().expect("a worker saw a failed query");
+    }
+    assert!(served.load(Ordering::Relaxed) > 0, "no query ran in {:?}", started.elapsed());
+}
+
+#[test]
+fn plugin_directory_through_the_cli() {
+    let env = Env::new();
+    let out = env.mira(&["plugin", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ecommerce") && stdout(&out).contains("built-in"));
+
+    let load = |p: &str| env.mira(&["plugin", "load", p]);
+    let o = load(SWAP_A_PLUGIN);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("loaded swapper 1.0.0"));
+    assert!(load(SWAP_B_PLUGIN).status.success());
+    let list: serde_json::Value = serde_json::from_str(&stdout(&env.mira(&["plugin", "list", "--json"]))).unwrap();
+    let swapper = list.as_array().unwrap().iter().find(|p| p["name"] == "swapper").unwrap();
+    assert_eq!(swapper["version"], "2.0.0");
+
+    let o = env.mira(&["plugin", "rollback", "swapper"]);
+    assert!(stdout(&o).contains("back to version 1.0.0"), "{}", stderr(&o));
+    let o = load(BROKEN_PLUGIN);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("failed its load check"), "{}", stderr(&o));
+    let o = load(SNEAKY_PLUGIN);
+    assert!(stderr(&o).contains("imports what Mira does not offer"), "{}", stderr(&o));
+
+    // A search through the CLI uses the directory's version.
+    let schema = env.write("shop.toml", SHOP);
+    assert!(env.mira(&["create", schema.to_str().unwrap()]).status.success());
+    let rows = env.write("rows.jsonl", "{\"id\": \"a\", \"title\": \"red dress\"}\n");
+    assert!(env.mira(&["index", "shop", rows.to_str().unwrap()]).status.success());
+    let o = env.mira(&["search", "shop", "dress", "--plugin", "swapper", "--json"]);
+    let resp: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(resp["ranking"]["version"], "1.0.0");
+    assert_eq!(resp["hits"][0]["score"], 1.0);
+
+    let o = env.mira(&["plugin", "unload", "swapper"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = env.mira(&["search", "shop", "dress", "--plugin", "swapper"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no plugin `swapper` is loaded"), "{}", stderr(&o));
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn watched_directory_hot_reloads() {
+    let env = Env::new();
+    let dir = env.path().join("plugins");
+    let r = registry(PluginLimits::default(), Some(dir.clone()));
+    let _watch = r.watch().unwrap();
+    let version = || r.get("swapper").map(|p| p.description.version.clone());
+    std::fs::copy(SWAP_A_PLUGIN, dir.join("swapper.wasm")).unwrap();
+    wait_for("version 1", || version().as_deref() == Some("1.0.0"));
+    std::fs::copy(SWAP_B_PLUGIN, dir.join("swapper.wasm")).unwrap();
+    wait_for("version 2", || version().as_deref() == Some("2.0.0"));
+    // A broken file leaves the active version in place.
+    std::fs::copy(BROKEN_PLUGIN, dir.join("swapper.wasm")).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(version().as_deref(), Some("2.0.0"));
+    std::fs::copy(SWAP_A_PLUGIN, dir.join("swapper.wasm")).unwrap();
+    wait_for("version 1 again", || version().as_deref() == Some("1.0.0"));
+    std::fs::remove_file(dir.join("swapper.wasm")).unwrap();
+    wait_for("unload", || version().is_none());
+}
