@@ -83,15 +83,32 @@ fn plugin(data_dir: &Path, config: Option<&Path>, cmd: cli::PluginCommand) -> Re
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for p in list {
-                    let previous = p.previous_version.map(|v| format!(", previous {v}")).unwrap_or_default();
-                    println!("{:<12} {:<8} scenarios {:<32} {}{previous}", p.name, p.version, p.scenarios.join(","), p.origin);
+                    let previous = p
+                        .previous_version
+                        .map(|v| format!(", previous {v}"))
+                        .unwrap_or_default();
+                    println!(
+                        "{:<12} {:<8} scenarios {:<32} {}{previous}",
+                        p.name,
+                        p.version,
+                        p.scenarios.join(","),
+                        p.origin
+                    );
                 }
             }
         }
         cli::PluginCommand::Load { path } => {
             let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            let p = registry.persist(&bytes, &path.display().to_string()).with_context(|| format!("loading {}", path.display()))?;
-            println!("loaded {} {} (scenarios {}) into {}", p.name(), p.description.version, p.description.scenarios.join(","), config.plugin_dir(data_dir).display());
+            let p = registry
+                .persist(&bytes, &path.display().to_string())
+                .with_context(|| format!("loading {}", path.display()))?;
+            println!(
+                "loaded {} {} (scenarios {}) into {}",
+                p.name(),
+                p.description.version,
+                p.description.scenarios.join(","),
+                config.plugin_dir(data_dir).display()
+            );
         }
         cli::PluginCommand::Unload { name } => {
             registry.persist_unload(&name)?;

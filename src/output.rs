@@ -22,7 +22,10 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
     );
     if let Some(r) = &resp.ranking {
         match &r.error {
-            None => println!("plugin {} {}: {} candidates in {:.2} ms", r.plugin, r.version, r.candidates, r.took_ms),
+            None => println!(
+                "plugin {} {}: {} candidates in {:.2} ms",
+                r.plugin, r.version, r.candidates, r.took_ms
+            ),
             Some(e) => println!("plugin {} {} FAILED, built-in order used: {e}", r.plugin, r.version),
         }
         println!("instruction: {}", r.instruction);
@@ -54,7 +57,10 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
             println!("{:>17}bm25 {}  vector {}", "", stage(&e.bm25), stage(&e.vector));
             println!("{:>17}{}: {}", "", e.fusion.method, e.fusion.formula);
             if let Some(p) = &e.plugin {
-                println!("{:>17}plugin score {:.4} (retrieval #{} at {:.4})", "", p.score, p.retrieval_rank, p.retrieval_score);
+                println!(
+                    "{:>17}plugin score {:.4} (retrieval #{} at {:.4})",
+                    "", p.score, p.retrieval_rank, p.retrieval_score
+                );
             }
         }
     }

@@ -16,7 +16,11 @@ pub fn engine_config(config: Option<&Path>, data_dir: &Path) -> Result<EngineCon
         Some(path) => Ok(EngineConfig::from_file(path)?),
         None => {
             let default = data_dir.join("mira.toml");
-            if default.is_file() { Ok(EngineConfig::from_file(&default)?) } else { Ok(EngineConfig::default()) }
+            if default.is_file() {
+                Ok(EngineConfig::from_file(&default)?)
+            } else {
+                Ok(EngineConfig::default())
+            }
         }
     }
 }

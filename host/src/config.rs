@@ -57,7 +57,10 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// Reads a configuration file; errors name the file, line and key.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Input { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Input {
+            path: path.to_owned(),
+            source,
+        })?;
         let config: EngineConfig =
             toml::from_str(&text).map_err(|e| Error::schema(path.display().to_string(), e.to_string().trim_end()))?;
         let l = &config.plugins.limits;

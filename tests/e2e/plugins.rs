@@ -85,19 +85,38 @@ fn ecommerce_scenario_ranks_and_speaks_the_query_language() {
     let plain = c.search(&SearchRequest::text("red dress")).unwrap();
     assert_eq!(ids(&plain)[..2], ["gone", "here"]);
 
-    let req = SearchRequest { scenario: Some("ecommerce".into()), explain: true, ..SearchRequest::text("red dress") };
+    let req = SearchRequest {
+        scenario: Some("ecommerce".into()),
+        explain: true,
+        ..SearchRequest::text("red dress")
+    };
     let resp = c.search_with(&req, Some(&r)).unwrap();
     let ranking = resp.ranking.as_ref().unwrap();
     assert_eq!(ranking.status, RankingStatus::Ok, "{:?}", ranking.error);
     assert_eq!(ranking.plugin, "ecommerce");
     assert!(ranking.instruction.contains("price, brand, function and user reviews"));
-    assert_eq!(ids(&resp)[..2], ["here", "gone"], "the out-of-stock product drops below the in-stock one");
+    assert_eq!(
+        ids(&resp)[..2],
+        ["here", "gone"],
+        "the out-of-stock product drops below the in-stock one"
+    );
     let p = resp.hits[0].explain.as_ref().unwrap().plugin.unwrap();
     assert_eq!(p.retrieval_rank, 2);
     assert_eq!(p.score, resp.hits[0].score);
 
-    let zh = c.search_with(&SearchRequest { scenario: Some("ecommerce".into()), ..SearchRequest::text("红色 连衣裙") }, Some(&r)).unwrap();
-    assert_eq!(zh.ranking.unwrap().instruction, "判断商品是否与查询需求相关，考虑价格、品牌、功能、用户评价等因素");
+    let zh = c
+        .search_with(
+            &SearchRequest {
+                scenario: Some("ecommerce".into()),
+                ..SearchRequest::text("红色 连衣裙")
+            },
+            Some(&r),
+        )
+        .unwrap();
+    assert_eq!(
+        zh.ranking.unwrap().instruction,
+        "判断商品是否与查询需求相关，考虑价格、品牌、功能、用户评价等因素"
+    );
 
     // Request parameters reach the plugin: a price band halves what lies outside it.
     let banded = SearchRequest {
@@ -107,10 +126,29 @@ fn ecommerce_scenario_ranks_and_speaks_the_query_language() {
     };
     assert_eq!(ids(&c.search_with(&banded, Some(&r)).unwrap())[0], "blue");
 
-    let err = c.search_with(&SearchRequest { plugin: Some("nope".into()), ..SearchRequest::text("dress") }, Some(&r)).unwrap_err();
+    let err = c
+        .search_with(
+            &SearchRequest {
+                plugin: Some("nope".into()),
+                ..SearchRequest::text("dress")
+            },
+            Some(&r),
+        )
+        .unwrap_err();
     assert!(matches!(err, Error::PluginNotFound(_)), "{err}");
-    let err = c.search_with(&SearchRequest { scenario: Some("astrology".into()), ..SearchRequest::text("dress") }, Some(&r)).unwrap_err();
-    assert!(err.to_string().contains("no plugin serves the scenario `astrology`"), "{err}");
+    let err = c
+        .search_with(
+            &SearchRequest {
+                scenario: Some("astrology".into()),
+                ..SearchRequest::text("dress")
+            },
+            Some(&r),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no plugin serves the scenario `astrology`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -118,9 +156,19 @@ fn news_plugin_prefers_fresh_articles() {
     let env = Env::new();
     let c = shop(&env); // any collection with a `published` date works
     let rows = "{\"id\": \"old\", \"title\": \"storm news\", \"published\": \"2020-01-01\"}\n{\"id\": \"new\", \"title\": \"storm news\", \"published\": \"2026-11-28\"}\n";
-    mira_host::ingest::ingest(&c, &env.write("news.jsonl", rows), &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    mira_host::ingest::ingest(
+        &c,
+        &env.write("news.jsonl", rows),
+        &Default::default(),
+        &mira_host::ingest::NoProgress,
+    )
+    .unwrap();
     let r = registry(PluginLimits::default(), None);
-    let req = SearchRequest { scenario: Some("news".into()), now: Some(1_795_000_000), ..SearchRequest::text("storm") };
+    let req = SearchRequest {
+        scenario: Some("news".into()),
+        now: Some(1_795_000_000),
+        ..SearchRequest::text("storm")
+    };
     assert_eq!(ids(&c.search_with(&req, Some(&r)).unwrap()), vec!["new", "old"]);
 }
 
@@ -130,7 +178,9 @@ fn hostile_search(c: &Collection, r: &PluginRegistry, mode: &str) -> mira_host::
         params: [("mode".to_string(), mode.to_string())].into(),
         ..SearchRequest::text("dress")
     };
-    let resp = c.search_with(&req, Some(r)).expect("a failing plugin never fails the query");
+    let resp = c
+        .search_with(&req, Some(r))
+        .expect("a failing plugin never fails the query");
     // The built-in order is served.
     assert_eq!(ids(&resp), ids(&c.search(&SearchRequest::text("dress")).unwrap()));
     resp.ranking.unwrap()
@@ -140,16 +190,34 @@ fn hostile_search(c: &Collection, r: &PluginRegistry, mode: &str) -> mira_host::
 fn hostile_plugins_fall_back_and_the_engine_keeps_serving() {
     let env = Env::new();
     let c = shop(&env);
-    let limits = PluginLimits { time_ms: 100, memory_mib: 32, quarantine_after: 100, ..Default::default() };
+    let limits = PluginLimits {
+        time_ms: 100,
+        memory_mib: 32,
+        quarantine_after: 100,
+        ..Default::default()
+    };
     let r = registry(limits, None);
     r.install(&read(HOSTILE_PLUGIN), "test").unwrap();
-    let cases: [(&str, fn(&PluginFailure) -> bool); 6] = [
+    type Expect = fn(&PluginFailure) -> bool;
+    let cases: [(&str, Expect); 6] = [
         ("loop", |e| matches!(e, PluginFailure::Timeout { budget_ms: 100 })),
-        ("hog", |e| matches!(e, PluginFailure::OutOfMemory { cap, requested } if *cap == 32 << 20 && *requested > *cap)),
+        (
+            "hog",
+            |e| matches!(e, PluginFailure::OutOfMemory { cap, requested } if *cap == 32 << 20 && *requested > *cap),
+        ),
         ("trap", |e| matches!(e, PluginFailure::Trap { .. })),
-        ("short", |e| matches!(e, PluginFailure::BadAnswer { message } if message.contains("2 scores for 3 candidates"))),
-        ("nan", |e| matches!(e, PluginFailure::BadAnswer { message } if message.contains("non-finite"))),
-        ("error", |e| matches!(e, PluginFailure::Refused { message } if message.contains("refusing on purpose"))),
+        (
+            "short",
+            |e| matches!(e, PluginFailure::BadAnswer { message } if message.contains("2 scores for 3 candidates")),
+        ),
+        (
+            "nan",
+            |e| matches!(e, PluginFailure::BadAnswer { message } if message.contains("non-finite")),
+        ),
+        (
+            "error",
+            |e| matches!(e, PluginFailure::Refused { message } if message.contains("refusing on purpose")),
+        ),
     ];
     for (mode, expected) in cases {
         let report = hostile_search(&c, &r, mode);
@@ -167,14 +235,27 @@ fn hostile_plugins_fall_back_and_the_engine_keeps_serving() {
 fn failing_plugins_are_quarantined_until_replaced() {
     let env = Env::new();
     let c = shop(&env);
-    let r = registry(PluginLimits { quarantine_after: 3, ..Default::default() }, None);
+    let r = registry(
+        PluginLimits {
+            quarantine_after: 3,
+            ..Default::default()
+        },
+        None,
+    );
     r.install(&read(HOSTILE_PLUGIN), "test").unwrap();
     for _ in 0..3 {
-        assert!(matches!(hostile_search(&c, &r, "trap").error, Some(PluginFailure::Trap { .. })));
+        assert!(matches!(
+            hostile_search(&c, &r, "trap").error,
+            Some(PluginFailure::Trap { .. })
+        ));
     }
     // Quarantined: not even called for a request it would have served.
     let report = hostile_search(&c, &r, "none");
-    assert!(matches!(report.error, Some(PluginFailure::Quarantined { failures: 3 })), "{:?}", report.error);
+    assert!(
+        matches!(report.error, Some(PluginFailure::Quarantined { failures: 3 })),
+        "{:?}",
+        report.error
+    );
     assert!(r.list().iter().any(|p| p.name == "hostile" && p.quarantined));
     // A new version (here: the same component, reloaded) starts with a clean record.
     r.install(&read(HOSTILE_PLUGIN), "test").unwrap();
@@ -185,9 +266,15 @@ fn failing_plugins_are_quarantined_until_replaced() {
 fn bad_components_are_refused_at_load_with_reasons() {
     let r = registry(PluginLimits::default(), None);
     let err = r.install(&read(BROKEN_PLUGIN), "test").unwrap_err();
-    assert!(matches!(&err, PluginFailure::Validation { message } if message.contains("fuse") && message.contains("non-finite")), "{err}");
+    assert!(
+        matches!(&err, PluginFailure::Validation { message } if message.contains("fuse") && message.contains("non-finite")),
+        "{err}"
+    );
     let err = r.install(&read(SNEAKY_PLUGIN), "test").unwrap_err();
-    assert!(matches!(&err, PluginFailure::ForbiddenImport { message } if message.contains("wasi")), "{err}");
+    assert!(
+        matches!(&err, PluginFailure::ForbiddenImport { message } if message.contains("wasi")),
+        "{err}"
+    );
     assert!(err.to_string().contains("plugins may import only mira:ranking/host"));
     let err = r.install(b"definitely not wasm", "test").unwrap_err();
     assert!(matches!(err, PluginFailure::Invalid { .. }), "{err}");
@@ -210,7 +297,10 @@ fn hot_swap_under_load_fails_no_query() {
         .map(|_| {
             let (c, r, stop, served) = (c.clone(), r.clone(), stop.clone(), served.clone());
             std::thread::spawn(move || {
-                let req = SearchRequest { plugin: Some("swapper".into()), ..SearchRequest::text("dress") };
+                let req = SearchRequest {
+                    plugin: Some("swapper".into()),
+                    ..SearchRequest::text("dress")
+                };
                 while !stop.load(Ordering::Relaxed) {
                     let resp = c.search_with(&req, Some(&r)).expect("query failed during a swap");
                     let ranking = resp.ranking.unwrap();
@@ -225,7 +315,10 @@ fn hot_swap_under_load_fails_no_query() {
         })
         .collect();
     let check = |version: &str| {
-        let req = SearchRequest { plugin: Some("swapper".into()), ..SearchRequest::text("dress") };
+        let req = SearchRequest {
+            plugin: Some("swapper".into()),
+            ..SearchRequest::text("dress")
+        };
         assert_eq!(c.search_with(&req, Some(&r)).unwrap().ranking.unwrap().version, version);
     };
     let started = Instant::now();
@@ -245,7 +338,11 @@ fn hot_swap_under_load_fails_no_query() {
     for w in workers {
         w.join().expect("a worker saw a failed query");
     }
-    assert!(served.load(Ordering::Relaxed) > 0, "no query ran in {:?}", started.elapsed());
+    assert!(
+        served.load(Ordering::Relaxed) > 0,
+        "no query ran in {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -261,7 +358,12 @@ fn plugin_directory_through_the_cli() {
     assert!(stdout(&o).contains("loaded swapper 1.0.0"));
     assert!(load(SWAP_B_PLUGIN).status.success());
     let list: serde_json::Value = serde_json::from_str(&stdout(&env.mira(&["plugin", "list", "--json"]))).unwrap();
-    let swapper = list.as_array().unwrap().iter().find(|p| p["name"] == "swapper").unwrap();
+    let swapper = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "swapper")
+        .unwrap();
     assert_eq!(swapper["version"], "2.0.0");
 
     let o = env.mira(&["plugin", "rollback", "swapper"]);
@@ -270,7 +372,11 @@ fn plugin_directory_through_the_cli() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("failed its load check"), "{}", stderr(&o));
     let o = load(SNEAKY_PLUGIN);
-    assert!(stderr(&o).contains("imports what Mira does not offer"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("imports what Mira does not offer"),
+        "{}",
+        stderr(&o)
+    );
 
     // A search through the CLI uses the directory's version.
     let schema = env.write("shop.toml", SHOP);
@@ -292,7 +398,10 @@ fn plugin_directory_through_the_cli() {
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let started = Instant::now();
     while !f() {
-        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -316,4 +425,85 @@ fn watched_directory_hot_reloads() {
     wait_for("version 1 again", || version().as_deref() == Some("1.0.0"));
     std::fs::remove_file(dir.join("swapper.wasm")).unwrap();
     wait_for("unload", || version().is_none());
+}
+
+#[test]
+fn general_and_academic_plugins_through_the_host() {
+    let env = Env::new();
+    let schema = "name = \"papers\"\n[fields.title]\ntype = \"text\"\n[fields.citations]\ntype = \"i64\"\n[fields.year]\ntype = \"i64\"\n";
+    let c = env.create(schema);
+    let rows = "{\"id\": \"obscure\", \"title\": \"graph networks\", \"citations\": 0, \"year\": 2024}\n\
+                {\"id\": \"cited\", \"title\": \"graph networks\", \"citations\": 5000, \"year\": 2024}\n";
+    mira_host::ingest::ingest(
+        &c,
+        &env.write("p.jsonl", rows),
+        &Default::default(),
+        &mira_host::ingest::NoProgress,
+    )
+    .unwrap();
+    // The configured scenario table and per-plugin configuration reach the plugins.
+    let runtime = PluginRuntime::new(PluginLimits::default(), None).unwrap();
+    let scenarios = HashMap::from([("research".to_string(), "academic".to_string())]);
+    let configs = HashMap::from([(
+        "general".to_string(),
+        HashMap::from([("w_rerank".to_string(), "-1".to_string())]),
+    )]);
+    let r = PluginRegistry::new(runtime, None, scenarios, configs);
+    for (name, bytes) in BUILTIN_PLUGINS {
+        let outcome = r.install(bytes, "built-in");
+        if *name == "general" {
+            // A misconfigured plugin fails its load check, with the reason.
+            let err = outcome.unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("the plugin failed its load check: fuse: refused"),
+                "{err}"
+            );
+            assert!(err.to_string().contains("w_rerank"), "{err}");
+        } else {
+            outcome.unwrap();
+        }
+    }
+    let plain = c.search(&SearchRequest::text("graph")).unwrap();
+    assert_eq!(ids(&plain), vec!["obscure", "cited"], "index order breaks the BM25 tie");
+    let req = SearchRequest {
+        scenario: Some("research".into()),
+        now: Some(1_767_225_600),
+        ..SearchRequest::text("graph")
+    };
+    let resp = c.search_with(&req, Some(&r)).unwrap();
+    let ranking = resp.ranking.as_ref().unwrap();
+    assert_eq!(
+        (ranking.plugin.as_str(), ranking.status),
+        ("academic", RankingStatus::Ok)
+    );
+    assert_eq!(ids(&resp), vec!["cited", "obscure"]);
+    assert!(ranking.instruction.contains("method, conclusions and data sources"));
+    // general, correctly configured, keeps the retrieval order without reranker scores and
+    // speaks Chinese to Chinese queries.
+    let r = registry(PluginLimits::default(), None);
+    let resp = c
+        .search_with(
+            &SearchRequest {
+                plugin: Some("general".into()),
+                ..SearchRequest::text("graph")
+            },
+            Some(&r),
+        )
+        .unwrap();
+    assert_eq!(resp.ranking.as_ref().unwrap().status, RankingStatus::Ok);
+    assert_eq!(ids(&resp), ids(&plain));
+    let zh = c
+        .search_with(
+            &SearchRequest {
+                plugin: Some("general".into()),
+                ..SearchRequest::text("图 网络")
+            },
+            Some(&r),
+        )
+        .unwrap();
+    assert_eq!(
+        zh.ranking.unwrap().instruction,
+        "给定一个网络搜索查询，检索能够回答该查询的相关段落"
+    );
 }

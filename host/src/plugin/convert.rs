@@ -18,7 +18,14 @@ pub(crate) fn request(req: &SearchRequest, now: i64) -> Request {
         query: req.text.clone().unwrap_or_default(),
         has_image_query: false,
         scenario: req.scenario.clone(),
-        params: req.params.iter().map(|(k, v)| Param { key: k.clone(), value: v.clone() }).collect(),
+        params: req
+            .params
+            .iter()
+            .map(|(k, v)| Param {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
         now,
     }
 }
@@ -53,7 +60,10 @@ pub(crate) fn candidate<K>(c: &Collection, doc: &TantivyDocument, id: String, f:
                 (CAPTION_FIELD, FieldValue::Text(s)) => caption = Some(s.clone()),
                 _ => {}
             }
-            fields.push(Field { name: spec.name.clone(), value });
+            fields.push(Field {
+                name: spec.name.clone(),
+                value,
+            });
         }
     }
     let stage = |name: &str| f.contributions.iter().find(|x| x.list == name);

@@ -8,11 +8,11 @@ use serde::Serialize;
 use wasmtime::Store;
 use wasmtime::component::Component;
 
+use super::PluginFailure;
 use super::bindings::mira::ranking::types::{Candidate, Description, FieldValue, Request, StageScores};
 use super::bindings::{RankingPlugin, RankingPluginPre};
 use super::runtime::{PluginRuntime, TICK};
 use super::state::StoreState;
-use super::PluginFailure;
 
 /// Longest instruction accepted, in bytes.
 const MAX_INSTRUCTION: usize = 4096;
@@ -109,7 +109,10 @@ impl LoadedPlugin {
             failures: AtomicU64::new(0),
         };
         let validation = |m: String| PluginFailure::Validation { message: m };
-        let d = plugin.session()?.describe().map_err(|e| validation(format!("describe: {e}")))?;
+        let d = plugin
+            .session()?
+            .describe()
+            .map_err(|e| validation(format!("describe: {e}")))?;
         if !valid_plugin_name(&d.name) {
             return Err(validation(format!(
                 "name `{}` must be lowercase letters, digits, `-` or `_`, starting with a letter (at most 64)",
@@ -117,7 +120,10 @@ impl LoadedPlugin {
             )));
         }
         if d.version.trim().is_empty() || d.version.len() > 64 {
-            return Err(validation(format!("version `{}` must be 1 to 64 characters", d.version)));
+            return Err(validation(format!(
+                "version `{}` must be 1 to 64 characters",
+                d.version
+            )));
         }
         plugin.name = Arc::from(d.name.as_str());
         plugin.description = PluginDescription {
@@ -127,7 +133,7 @@ impl LoadedPlugin {
             rerank_window: d.rerank_window,
             tag_vocabulary: d.tag_vocabulary,
         };
-        plugin.smoke_test().map_err(|e| validation(e.to_string()))?;
+        plugin.smoke_test()?;
         Ok(plugin)
     }
 
@@ -163,7 +169,8 @@ impl LoadedPlugin {
         let mut s = self.session()?;
         s.instruction(&req).map_err(|e| with_call("instruction", e))?;
         s.render(&req, &candidates[0]).map_err(|e| with_call("render", e))?;
-        s.rerank_depth(&req, &[0.9, 0.5]).map_err(|e| with_call("rerank-depth", e))?;
+        s.rerank_depth(&req, &[0.9, 0.5])
+            .map_err(|e| with_call("rerank-depth", e))?;
         s.fuse(&req, &candidates).map_err(|e| with_call("fuse", e))?;
         Ok(())
     }
@@ -183,7 +190,10 @@ impl LoadedPlugin {
         store.limiter(|s| s);
         let ticks = limits.time_budget().as_millis().div_ceil(TICK.as_millis()) as u64 + 1;
         store.set_epoch_deadline(ticks);
-        let bindings = self.pre.instantiate(&mut store).map_err(|e| classify(e, &store, limits.time_ms))?;
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(e, &store, limits.time_ms))?;
         Ok(PluginSession {
             plugin: self,
             store,
@@ -201,24 +211,27 @@ impl LoadedPlugin {
         } else {
             self.failures.fetch_add(1, Ordering::Relaxed);
             let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-            if n >= self.runtime.limits.quarantine_after {
-                if !self.quarantined.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(plugin = %self.name, failures = n, "plugin quarantined");
-                }
+            if n >= self.runtime.limits.quarantine_after && !self.quarantined.swap(true, Ordering::Relaxed) {
+                tracing::warn!(plugin = %self.name, failures = n, "plugin quarantined");
             }
         }
     }
 
     /// `Some(failure)` when the plugin is quarantined.
     pub fn quarantine(&self) -> Option<PluginFailure> {
-        self.quarantined.load(Ordering::Relaxed).then(|| PluginFailure::Quarantined {
-            failures: self.consecutive_failures.load(Ordering::Relaxed),
-        })
+        self.quarantined
+            .load(Ordering::Relaxed)
+            .then(|| PluginFailure::Quarantined {
+                failures: self.consecutive_failures.load(Ordering::Relaxed),
+            })
     }
 
     /// Queries served and failed since load.
     pub fn counts(&self) -> (u64, u64) {
-        (self.calls.load(Ordering::Relaxed), self.failures.load(Ordering::Relaxed))
+        (
+            self.calls.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -241,7 +254,12 @@ fn classify(e: wasmtime::Error, store: &Store<StoreState>, budget_ms: u64) -> Pl
     }
     let full = format!("{e:#}");
     // Keep the cause, not the wasm backtrace that follows it.
-    let message = full.split("\nwasm backtrace:").next().unwrap_or(&full).trim().replace('\n', " ");
+    let message = full
+        .split("\nwasm backtrace:")
+        .next()
+        .unwrap_or(&full)
+        .trim()
+        .replace('\n', " ");
     PluginFailure::Trap { message }
 }
 
@@ -315,7 +333,11 @@ impl PluginSession<'_> {
         })?;
         if scores.len() != candidates.len() {
             return Err(PluginFailure::BadAnswer {
-                message: format!("fuse returned {} scores for {} candidates", scores.len(), candidates.len()),
+                message: format!(
+                    "fuse returned {} scores for {} candidates",
+                    scores.len(),
+                    candidates.len()
+                ),
             });
         }
         if let Some(i) = scores.iter().position(|s| !s.is_finite()) {

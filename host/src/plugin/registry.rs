@@ -91,23 +91,39 @@ impl PluginRegistry {
         let mut slots = self.slots.write().expect("plugin registry lock");
         let previous = slots.remove(&name).map(|s| s.current);
         tracing::info!(plugin = %name, version = %plugin.description.version, origin = %plugin.origin, "plugin active");
-        slots.insert(name, Slot { current: plugin, previous });
+        slots.insert(
+            name,
+            Slot {
+                current: plugin,
+                previous,
+            },
+        );
     }
 
     /// The active version of a plugin.
     pub fn get(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
-        self.slots.read().expect("plugin registry lock").get(name).map(|s| s.current.clone())
+        self.slots
+            .read()
+            .expect("plugin registry lock")
+            .get(name)
+            .map(|s| s.current.clone())
     }
 
     /// The plugin a request asks for: by name, else by scenario (configuration first, then the
     /// scenarios plugins declare), else none (built-in ranking).
     pub fn resolve(&self, plugin: Option<&str>, scenario: Option<&str>) -> Result<Option<Arc<LoadedPlugin>>> {
         if let Some(name) = plugin {
-            return self.get(name).map(Some).ok_or_else(|| Error::PluginNotFound(name.to_owned()));
+            return self
+                .get(name)
+                .map(Some)
+                .ok_or_else(|| Error::PluginNotFound(name.to_owned()));
         }
         let Some(scenario) = scenario else { return Ok(None) };
         if let Some(name) = self.scenarios.get(scenario) {
-            return self.get(name).map(Some).ok_or_else(|| Error::PluginNotFound(name.clone()));
+            return self
+                .get(name)
+                .map(Some)
+                .ok_or_else(|| Error::PluginNotFound(name.clone()));
         }
         let slots = self.slots.read().expect("plugin registry lock");
         slots
@@ -120,7 +136,9 @@ impl PluginRegistry {
     /// Makes the previous version active again (and the current one the previous).
     pub fn rollback(&self, name: &str) -> Result<Arc<LoadedPlugin>> {
         let mut slots = self.slots.write().expect("plugin registry lock");
-        let slot = slots.get_mut(name).ok_or_else(|| Error::PluginNotFound(name.to_owned()))?;
+        let slot = slots
+            .get_mut(name)
+            .ok_or_else(|| Error::PluginNotFound(name.to_owned()))?;
         let previous = slot
             .previous
             .take()
@@ -175,7 +193,9 @@ impl PluginRegistry {
             .into_iter()
             .map(|path| {
                 let outcome = std::fs::read(&path)
-                    .map_err(|e| PluginFailure::Invalid { message: format!("cannot read {}: {e}", path.display()) })
+                    .map_err(|e| PluginFailure::Invalid {
+                        message: format!("cannot read {}: {e}", path.display()),
+                    })
                     .and_then(|bytes| self.install(&bytes, &path.display().to_string()));
                 (path, outcome)
             })
@@ -185,32 +205,48 @@ impl PluginRegistry {
     /// Validates a plugin and writes it to the directory as the active version of its name,
     /// keeping the file it replaces as the previous version.
     pub fn persist(&self, bytes: &[u8], origin: &str) -> Result<Arc<LoadedPlugin>> {
-        let dir = self.dir.as_ref().ok_or_else(|| Error::Query("no plugin directory is configured".into()))?;
-        let plugin = self.runtime.load(bytes, origin, HashMap::new()).map_err(Error::Plugin)?;
+        let dir = self
+            .dir
+            .as_ref()
+            .ok_or_else(|| Error::Query("no plugin directory is configured".into()))?;
+        let plugin = self
+            .runtime
+            .load(bytes, origin, HashMap::new())
+            .map_err(Error::Plugin)?;
         let name = plugin.name();
         debug_assert!(valid_plugin_name(name));
         let io = |what: &str, e| Error::io(format!("{what} in {}", dir.display()), e);
         std::fs::create_dir_all(dir.join(".previous")).map_err(|e| io("creating .previous", e))?;
         let target = dir.join(format!("{name}.wasm"));
         if target.exists() {
-            std::fs::copy(&target, dir.join(".previous").join(format!("{name}.wasm"))).map_err(|e| io("keeping the previous version", e))?;
+            std::fs::copy(&target, dir.join(".previous").join(format!("{name}.wasm")))
+                .map_err(|e| io("keeping the previous version", e))?;
         }
         let tmp = dir.join(format!(".{name}.wasm.tmp"));
         std::fs::write(&tmp, bytes)
             .and_then(|_| std::fs::rename(&tmp, &target))
             .map_err(|e| io("writing the plugin", e))?;
-        self.install(bytes, &target.display().to_string()).map_err(Error::Plugin)
+        self.install(bytes, &target.display().to_string())
+            .map_err(Error::Plugin)
     }
 
     /// Swaps the directory's active and previous files of a plugin, and the live versions.
     pub fn persist_rollback(&self, name: &str) -> Result<Arc<LoadedPlugin>> {
-        let dir = self.dir.as_ref().ok_or_else(|| Error::Query("no plugin directory is configured".into()))?;
+        let dir = self
+            .dir
+            .as_ref()
+            .ok_or_else(|| Error::Query("no plugin directory is configured".into()))?;
         if !valid_plugin_name(name) {
             return Err(Error::PluginNotFound(name.to_owned()));
         }
-        let (current, previous) = (dir.join(format!("{name}.wasm")), dir.join(".previous").join(format!("{name}.wasm")));
+        let (current, previous) = (
+            dir.join(format!("{name}.wasm")),
+            dir.join(".previous").join(format!("{name}.wasm")),
+        );
         if !previous.is_file() {
-            return Err(Error::Query(format!("plugin `{name}` has no previous version to roll back to")));
+            return Err(Error::Query(format!(
+                "plugin `{name}` has no previous version to roll back to"
+            )));
         }
         let io = |e| Error::io(format!("rolling back {name} in {}", dir.display()), e);
         let tmp = dir.join(format!(".{name}.swap.tmp"));
@@ -222,12 +258,16 @@ impl PluginRegistry {
             std::fs::rename(&tmp, &previous).map_err(io)?;
         }
         let bytes = std::fs::read(&current).map_err(io)?;
-        self.install(&bytes, &current.display().to_string()).map_err(Error::Plugin)
+        self.install(&bytes, &current.display().to_string())
+            .map_err(Error::Plugin)
     }
 
     /// Removes a plugin's active file (kept as the previous version) and unloads it.
     pub fn persist_unload(&self, name: &str) -> Result<()> {
-        let dir = self.dir.as_ref().ok_or_else(|| Error::Query("no plugin directory is configured".into()))?;
+        let dir = self
+            .dir
+            .as_ref()
+            .ok_or_else(|| Error::Query("no plugin directory is configured".into()))?;
         let current = dir.join(format!("{name}.wasm"));
         if !valid_plugin_name(name) || !current.is_file() {
             return Err(Error::PluginNotFound(name.to_owned()));

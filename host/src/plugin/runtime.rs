@@ -121,7 +121,10 @@ impl PluginRuntime {
             && let Ok(artifact) = component.serialize()
         {
             let tmp = path.with_extension("tmp");
-            if std::fs::write(&tmp, artifact).and_then(|_| std::fs::rename(&tmp, path)).is_err() {
+            if std::fs::write(&tmp, artifact)
+                .and_then(|_| std::fs::rename(&tmp, path))
+                .is_err()
+            {
                 let _ = std::fs::remove_file(&tmp);
             }
         }

@@ -66,7 +66,11 @@ struct Answer {
     scores: Vec<f32>,
 }
 
-fn call(plugin: &LoadedPlugin, req: &super::wit::Request, cands: &[super::wit::Candidate]) -> Result<Answer, PluginFailure> {
+fn call(
+    plugin: &LoadedPlugin,
+    req: &super::wit::Request,
+    cands: &[super::wit::Candidate],
+) -> Result<Answer, PluginFailure> {
     if let Some(q) = plugin.quarantine() {
         return Err(q);
     }
@@ -75,7 +79,11 @@ fn call(plugin: &LoadedPlugin, req: &super::wit::Request, cands: &[super::wit::C
     let retrieval: Vec<f32> = cands.iter().map(|c| c.scores.retrieval).collect();
     let depth = session.rerank_depth(req, &retrieval)?;
     let scores = session.fuse(req, cands)?;
-    Ok(Answer { instruction, depth, scores })
+    Ok(Answer {
+        instruction,
+        depth,
+        scores,
+    })
 }
 
 /// Runs `plugin` over the fused candidates (at most the runtime's `max_candidates`).
@@ -124,14 +132,25 @@ pub(crate) fn apply(
             report.status = RankingStatus::Ok;
             report.instruction = answer.instruction;
             report.rerank_depth = Some(answer.depth);
-            let mut ranked: Vec<(usize, Fused<DocAddress>, f32)> =
-                fused.into_iter().zip(answer.scores).enumerate().map(|(i, (f, s))| (i, f, s)).collect();
+            let mut ranked: Vec<(usize, Fused<DocAddress>, f32)> = fused
+                .into_iter()
+                .zip(answer.scores)
+                .enumerate()
+                .map(|(i, (f, s))| (i, f, s))
+                .collect();
             // Stable: equal plugin scores keep the retrieval order.
             ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
             fused = ranked
                 .into_iter()
                 .map(|(i, mut f, s)| {
-                    scores.insert(f.key, PluginScore { score: s, retrieval_score: f.score, retrieval_rank: i + 1 });
+                    scores.insert(
+                        f.key,
+                        PluginScore {
+                            score: s,
+                            retrieval_score: f.score,
+                            retrieval_rank: i + 1,
+                        },
+                    );
                     f.score = s;
                     f
                 })

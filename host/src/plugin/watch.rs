@@ -23,7 +23,10 @@ pub struct DirectoryWatch {
 impl PluginRegistry {
     /// Watches the plugin directory and applies changes until the returned guard is dropped.
     pub fn watch(self: &Arc<Self>) -> Result<DirectoryWatch> {
-        let dir = self.dir().ok_or_else(|| Error::Query("no plugin directory is configured".into()))?.to_owned();
+        let dir = self
+            .dir()
+            .ok_or_else(|| Error::Query("no plugin directory is configured".into()))?
+            .to_owned();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let registry = Arc::downgrade(self);
         let mut debouncer = new_debouncer(DEBOUNCE, move |events: DebounceEventResult| {

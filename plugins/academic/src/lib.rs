@@ -9,8 +9,7 @@ use mira_plugin_sdk::{Candidate, Description, FuseError, Plugin, Request, config
 
 pub struct Academic;
 
-pub const INSTRUCTION_EN: &str =
-    "Given a research question, judge whether the paper addresses it, considering its method, conclusions and data sources";
+pub const INSTRUCTION_EN: &str = "Given a research question, judge whether the paper addresses it, considering its method, conclusions and data sources";
 pub const INSTRUCTION_ZH: &str = "判断论文是否回答了研究问题，考虑其研究方法、结论与数据来源";
 
 const YEAR_SECS: f64 = 365.25 * 86_400.0;
@@ -25,7 +24,11 @@ fn age_secs(c: &Candidate, now: i64) -> Option<f64> {
 
 impl Plugin for Academic {
     fn describe() -> Description {
-        let mut d = Description::new("academic", env!("CARGO_PKG_VERSION"), &["academic", "papers", "research"]);
+        let mut d = Description::new(
+            "academic",
+            env!("CARGO_PKG_VERSION"),
+            &["academic", "papers", "research"],
+        );
         d.rerank_window = 30;
         d
     }
@@ -38,7 +41,19 @@ impl Plugin for Academic {
     }
 
     fn render(_req: &Request, c: &Candidate) -> String {
-        render_fields(c, &["title", "authors", "venue", "year", "abstract", "method", "conclusions", "data"])
+        render_fields(
+            c,
+            &[
+                "title",
+                "authors",
+                "venue",
+                "year",
+                "abstract",
+                "method",
+                "conclusions",
+                "data",
+            ],
+        )
     }
 
     fn fuse(req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
@@ -49,7 +64,8 @@ impl Plugin for Academic {
             .zip(base)
             .map(|(c, b)| {
                 let citations = number(c, "citations").unwrap_or(0.0).max(0.0);
-                let recency = age_secs(c, req.now).map_or(1.0, |a| 0.8 + 0.2 * exp_decay(a, half_life_years * YEAR_SECS));
+                let recency =
+                    age_secs(c, req.now).map_or(1.0, |a| 0.8 + 0.2 * exp_decay(a, half_life_years * YEAR_SECS));
                 (f64::from(b) * (1.0 + 0.1 * (1.0 + citations).log10()) * recency) as f32
             })
             .collect())
@@ -68,10 +84,24 @@ mod tests {
         Candidate {
             id: "x".into(),
             fields: vec![
-                Field { name: "citations".into(), value: FieldValue::Integer(citations) },
-                Field { name: "year".into(), value: FieldValue::Integer(year) },
+                Field {
+                    name: "citations".into(),
+                    value: FieldValue::Integer(citations),
+                },
+                Field {
+                    name: "year".into(),
+                    value: FieldValue::Integer(year),
+                },
             ],
-            scores: StageScores { bm25: Some(1.0), bm25_rank: Some(1), vector: None, vector_rank: None, retrieval: 1.0, retrieval_rank: 1, rerank: None },
+            scores: StageScores {
+                bm25: Some(1.0),
+                bm25_rank: Some(1),
+                vector: None,
+                vector_rank: None,
+                retrieval: 1.0,
+                retrieval_rank: 1,
+                rerank: None,
+            },
             tags: vec![],
             caption: None,
             has_image: false,
@@ -81,12 +111,24 @@ mod tests {
     #[test]
     fn citations_and_recency() {
         let now = 1_767_225_600; // 2026-01-01
-        let req = Request { query: "graph neural networks".into(), has_image_query: false, scenario: None, params: vec![], now };
+        let req = Request {
+            query: "graph neural networks".into(),
+            has_image_query: false,
+            scenario: None,
+            params: vec![],
+            now,
+        };
         let s = Academic::fuse(&req, &[paper(1000, 2025), paper(0, 2025), paper(1000, 1990)]).unwrap();
         assert!(s[0] > s[1], "{s:?}");
         assert!(s[0] > s[2], "{s:?}");
         // 1000 citations: 1 + 0.1 * log10(1001) ~ 1.3
         assert!((s[0] / s[1] - 1.3).abs() < 0.01, "{s:?}");
-        assert_eq!(Academic::instruction(&Request { query: "图神经网络".into(), ..req }), INSTRUCTION_ZH);
+        assert_eq!(
+            Academic::instruction(&Request {
+                query: "图神经网络".into(),
+                ..req
+            }),
+            INSTRUCTION_ZH
+        );
     }
 }

@@ -10,29 +10,69 @@ use mira_plugin_sdk::{Candidate, Description, FuseError, Plugin, Request, config
 
 pub struct Ecommerce;
 
-pub const INSTRUCTION_EN: &str =
-    "Given a shopper's query, judge whether the product meets the need, considering price, brand, function and user reviews";
+pub const INSTRUCTION_EN: &str = "Given a shopper's query, judge whether the product meets the need, considering price, brand, function and user reviews";
 pub const INSTRUCTION_ZH: &str = "判断商品是否与查询需求相关，考虑价格、品牌、功能、用户评价等因素";
 
 const TAGS: &[&str] = &[
     // colours
-    "red", "blue", "green", "black", "white", "yellow", "pink", "grey", "brown", "purple", "orange", "beige",
+    "red",
+    "blue",
+    "green",
+    "black",
+    "white",
+    "yellow",
+    "pink",
+    "grey",
+    "brown",
+    "purple",
+    "orange",
+    "beige",
     // materials
-    "cotton", "silk", "leather", "denim", "wool", "linen", "polyester", "canvas", "suede",
+    "cotton",
+    "silk",
+    "leather",
+    "denim",
+    "wool",
+    "linen",
+    "polyester",
+    "canvas",
+    "suede",
     // garments and goods
-    "dress", "t-shirt", "shirt", "jacket", "coat", "jeans", "trousers", "skirt", "sneakers", "boots", "sandals",
-    "handbag", "backpack", "hat", "scarf", "watch", "sunglasses",
+    "dress",
+    "t-shirt",
+    "shirt",
+    "jacket",
+    "coat",
+    "jeans",
+    "trousers",
+    "skirt",
+    "sneakers",
+    "boots",
+    "sandals",
+    "handbag",
+    "backpack",
+    "hat",
+    "scarf",
+    "watch",
+    "sunglasses",
 ];
 
 fn price_limit(req: &Request, key: &str) -> Result<Option<f64>, FuseError> {
     param(req, key)
-        .map(|v| v.parse::<f64>().map_err(|_| FuseError::InvalidInput(format!("parameter {key} = `{v}` is not a number"))))
+        .map(|v| {
+            v.parse::<f64>()
+                .map_err(|_| FuseError::InvalidInput(format!("parameter {key} = `{v}` is not a number")))
+        })
         .transpose()
 }
 
 impl Plugin for Ecommerce {
     fn describe() -> Description {
-        let mut d = Description::new("ecommerce", env!("CARGO_PKG_VERSION"), &["ecommerce", "shopping", "products"]);
+        let mut d = Description::new(
+            "ecommerce",
+            env!("CARGO_PKG_VERSION"),
+            &["ecommerce", "shopping", "products"],
+        );
         d.rerank_window = 40;
         d.tag_vocabulary = TAGS.iter().map(|t| (*t).to_owned()).collect();
         d
@@ -48,7 +88,19 @@ impl Plugin for Ecommerce {
     fn render(_req: &Request, c: &Candidate) -> String {
         render_fields(
             c,
-            &["title", "title_zh", "brand", "category", "color", "price", "rating", "reviews", "in_stock", "description", "description_zh"],
+            &[
+                "title",
+                "title_zh",
+                "brand",
+                "category",
+                "color",
+                "price",
+                "rating",
+                "reviews",
+                "in_stock",
+                "description",
+                "description_zh",
+            ],
         )
     }
 
@@ -90,12 +142,32 @@ mod tests {
         Candidate {
             id: "p".into(),
             fields: vec![
-                Field { name: "title".into(), value: FieldValue::Text("red silk dress".into()) },
-                Field { name: "price".into(), value: FieldValue::Number(price) },
-                Field { name: "rating".into(), value: FieldValue::Number(rating) },
-                Field { name: "in_stock".into(), value: FieldValue::Boolean(in_stock) },
+                Field {
+                    name: "title".into(),
+                    value: FieldValue::Text("red silk dress".into()),
+                },
+                Field {
+                    name: "price".into(),
+                    value: FieldValue::Number(price),
+                },
+                Field {
+                    name: "rating".into(),
+                    value: FieldValue::Number(rating),
+                },
+                Field {
+                    name: "in_stock".into(),
+                    value: FieldValue::Boolean(in_stock),
+                },
             ],
-            scores: StageScores { bm25: None, bm25_rank: None, vector: None, vector_rank: None, retrieval, retrieval_rank: 1, rerank: None },
+            scores: StageScores {
+                bm25: None,
+                bm25_rank: None,
+                vector: None,
+                vector_rank: None,
+                retrieval,
+                retrieval_rank: 1,
+                rerank: None,
+            },
             tags: vec!["red".into()],
             caption: None,
             has_image: true,
@@ -107,7 +179,13 @@ mod tests {
             query: query.into(),
             has_image_query: false,
             scenario: Some("ecommerce".into()),
-            params: params.iter().map(|(k, v)| Param { key: (*k).into(), value: (*v).into() }).collect(),
+            params: params
+                .iter()
+                .map(|(k, v)| Param {
+                    key: (*k).into(),
+                    value: (*v).into(),
+                })
+                .collect(),
             now: 0,
         }
     }
@@ -120,7 +198,12 @@ mod tests {
 
     #[test]
     fn stock_rating_and_price_band() {
-        let c = [product(1.0, 50.0, 5.0, true), product(1.0, 50.0, 5.0, false), product(1.0, 50.0, 1.0, true), product(1.0, 500.0, 5.0, true)];
+        let c = [
+            product(1.0, 50.0, 5.0, true),
+            product(1.0, 50.0, 5.0, false),
+            product(1.0, 50.0, 1.0, true),
+            product(1.0, 500.0, 5.0, true),
+        ];
         let s = Ecommerce::fuse(&req("dress", &[("max_price", "100")]), &c).unwrap();
         assert!(s[0] > s[2] && s[2] > s[1], "{s:?}");
         assert!((s[3] - s[0] * 0.5).abs() < 1e-6, "{s:?}");
@@ -130,6 +213,9 @@ mod tests {
     #[test]
     fn render_reads_like_a_product_card() {
         let text = Ecommerce::render(&req("x", &[]), &product(1.0, 50.0, 4.5, true));
-        assert_eq!(text, "title: red silk dress\nprice: 50\nrating: 4.5\nin_stock: true\ntags: red");
+        assert_eq!(
+            text,
+            "title: red silk dress\nprice: 50\nrating: 4.5\nin_stock: true\ntags: red"
+        );
     }
 }

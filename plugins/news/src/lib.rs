@@ -9,8 +9,7 @@ use mira_plugin_sdk::{Candidate, Description, FuseError, Plugin, Request, config
 
 pub struct News;
 
-pub const INSTRUCTION_EN: &str =
-    "Given a news query, judge whether the article reports on it, considering timeliness, the authority of the source and its stance";
+pub const INSTRUCTION_EN: &str = "Given a news query, judge whether the article reports on it, considering timeliness, the authority of the source and its stance";
 pub const INSTRUCTION_ZH: &str = "判断新闻报道是否与查询相关，考虑时效性、来源权威性与报道立场";
 
 impl Plugin for News {
@@ -33,16 +32,18 @@ impl Plugin for News {
 
     fn fuse(req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
         let half_life_hours: f64 = config_or("half_life_hours", 72.0);
-        if !(half_life_hours > 0.0) {
-            return Err(FuseError::InvalidInput("config half_life_hours must be positive".into()));
+        if !half_life_hours.is_finite() || half_life_hours <= 0.0 {
+            return Err(FuseError::InvalidInput(
+                "config half_life_hours must be positive".into(),
+            ));
         }
         let base = blend_stages(candidates, 0.7);
         Ok(candidates
             .iter()
             .zip(base)
             .map(|(c, b)| {
-                let freshness = number(c, "published")
-                    .map_or(0.5, |p| exp_decay(req.now as f64 - p, half_life_hours * 3600.0));
+                let freshness =
+                    number(c, "published").map_or(0.5, |p| exp_decay(req.now as f64 - p, half_life_hours * 3600.0));
                 let authority = number(c, "authority").unwrap_or(0.5).clamp(0.0, 1.0);
                 (f64::from(b) * (0.3 + 0.7 * freshness) * (0.8 + 0.2 * authority)) as f32
             })
@@ -62,10 +63,24 @@ mod tests {
         Candidate {
             id: "a".into(),
             fields: vec![
-                Field { name: "published".into(), value: FieldValue::Date(published) },
-                Field { name: "authority".into(), value: FieldValue::Number(authority) },
+                Field {
+                    name: "published".into(),
+                    value: FieldValue::Date(published),
+                },
+                Field {
+                    name: "authority".into(),
+                    value: FieldValue::Number(authority),
+                },
             ],
-            scores: StageScores { bm25: Some(1.0), bm25_rank: Some(1), vector: None, vector_rank: None, retrieval: 1.0, retrieval_rank: 1, rerank: None },
+            scores: StageScores {
+                bm25: Some(1.0),
+                bm25_rank: Some(1),
+                vector: None,
+                vector_rank: None,
+                retrieval: 1.0,
+                retrieval_rank: 1,
+                rerank: None,
+            },
             tags: vec![],
             caption: None,
             has_image: false,
@@ -75,11 +90,27 @@ mod tests {
     #[test]
     fn recency_decay_by_hand() {
         let now = 1_000_000;
-        let req = Request { query: "storm".into(), has_image_query: false, scenario: None, params: vec![], now };
-        let s = News::fuse(&req, &[article(now, 1.0), article(now - 72 * 3600, 1.0), article(now, 0.0)]).unwrap();
+        let req = Request {
+            query: "storm".into(),
+            has_image_query: false,
+            scenario: None,
+            params: vec![],
+            now,
+        };
+        let s = News::fuse(
+            &req,
+            &[article(now, 1.0), article(now - 72 * 3600, 1.0), article(now, 0.0)],
+        )
+        .unwrap();
         assert!((s[0] - 1.0).abs() < 1e-6, "{s:?}");
         assert!((s[1] - (0.3 + 0.7 * 0.5)).abs() < 1e-6, "{s:?}");
         assert!((s[2] - 0.8).abs() < 1e-6, "{s:?}");
-        assert_eq!(News::instruction(&Request { query: "台风 最新消息".into(), ..req }), INSTRUCTION_ZH);
+        assert_eq!(
+            News::instruction(&Request {
+                query: "台风 最新消息".into(),
+                ..req
+            }),
+            INSTRUCTION_ZH
+        );
     }
 }

@@ -23,7 +23,10 @@ pub fn z_score(scores: &[f32]) -> Vec<f32> {
     let n = scores.len().max(1) as f32;
     let mean = scores.iter().sum::<f32>() / n;
     let std = (scores.iter().map(|s| (s - mean).powi(2)).sum::<f32>() / n).sqrt();
-    scores.iter().map(|s| if std > 0.0 { (s - mean) / std } else { 0.0 }).collect()
+    scores
+        .iter()
+        .map(|s| if std > 0.0 { (s - mean) / std } else { 0.0 })
+        .collect()
 }
 
 /// Exponential decay with a half-life: 1 at age 0, 0.5 at `half_life`, and 1 for future dates.
@@ -99,7 +102,7 @@ fn show(v: &FieldValue) -> String {
         FieldValue::Number(x) => format!("{x}"),
         FieldValue::Integer(x) => format!("{x}"),
         FieldValue::Boolean(b) => format!("{b}"),
-        FieldValue::Date(s) => format!("{}", civil_date(*s)),
+        FieldValue::Date(s) => civil_date(*s),
     }
 }
 
@@ -127,7 +130,10 @@ pub fn render_fields(c: &Candidate, names: &[&str]) -> String {
         c.fields.iter().for_each(|f| push(&f.name, &f.value));
     } else {
         for n in names {
-            c.fields.iter().filter(|f| f.name == *n).for_each(|f| push(&f.name, &f.value));
+            c.fields
+                .iter()
+                .filter(|f| f.name == *n)
+                .for_each(|f| push(&f.name, &f.value));
         }
     }
     if !c.tags.is_empty() {

@@ -40,9 +40,9 @@ pub mod bindings {
 pub use bindings::mira::ranking::types::{
     Candidate, Description, Field, FieldValue, FuseError, Param, Request, StageScores,
 };
-pub use host::{Level, config, config_or, log};
 #[cfg(not(target_arch = "wasm32"))]
 pub use host::set_test_config;
+pub use host::{Level, config, config_or, log};
 pub use plugin::{DEFAULT_INSTRUCTION, Plugin};
 
 impl Description {
