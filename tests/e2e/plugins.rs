@@ -432,8 +432,9 @@ fn general_and_academic_plugins_through_the_host() {
     let env = Env::new();
     let schema = "name = \"papers\"\n[fields.title]\ntype = \"text\"\n[fields.citations]\ntype = \"i64\"\n[fields.year]\ntype = \"i64\"\n";
     let c = env.create(schema);
+    // BM25 prefers the shorter title by ~1.18x; 5000 citations are worth ~1.37x to `academic`.
     let rows = "{\"id\": \"obscure\", \"title\": \"graph networks\", \"citations\": 0, \"year\": 2024}\n\
-                {\"id\": \"cited\", \"title\": \"graph networks\", \"citations\": 5000, \"year\": 2024}\n";
+                {\"id\": \"cited\", \"title\": \"graph networks survey\", \"citations\": 5000, \"year\": 2024}\n";
     mira_host::ingest::ingest(
         &c,
         &env.write("p.jsonl", rows),
@@ -465,7 +466,7 @@ fn general_and_academic_plugins_through_the_host() {
         }
     }
     let plain = c.search(&SearchRequest::text("graph")).unwrap();
-    assert_eq!(ids(&plain), vec!["obscure", "cited"], "index order breaks the BM25 tie");
+    assert_eq!(ids(&plain), vec!["obscure", "cited"]);
     let req = SearchRequest {
         scenario: Some("research".into()),
         now: Some(1_767_225_600),

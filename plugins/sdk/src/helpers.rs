@@ -157,11 +157,22 @@ pub fn adaptive_depth(scores: &[f32], window: usize, min: usize, cliff: f32) -> 
     cut.clamp(min, window)
 }
 
-/// `w · rerank + (1 - w) · minmax(retrieval)` when every candidate was reranked; the min-max
-/// normalised retrieval score otherwise (reranked candidates keep their P(yes) on top).
+/// Scores scaled into (0, 1] by the largest (`s / max`) when all are positive, so that ratios
+/// survive and multiplicative boosts can reorder; min-max otherwise.
+pub fn relative(scores: &[f32]) -> Vec<f32> {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max > 0.0 && scores.iter().all(|s| *s > 0.0) {
+        scores.iter().map(|s| s / max).collect()
+    } else {
+        min_max(scores)
+    }
+}
+
+/// Relevance from the stages: `1 + w · rerank + (1 - w) · relative(retrieval)` for reranked
+/// candidates (so they stay above the others), `relative(retrieval)` for the rest.
 pub fn blend_stages(candidates: &[Candidate], w: f32) -> Vec<f32> {
     let retrieval: Vec<f32> = candidates.iter().map(|c| c.scores.retrieval).collect();
-    let norm = min_max(&retrieval);
+    let norm = relative(&retrieval);
     candidates
         .iter()
         .zip(norm)
@@ -181,6 +192,8 @@ mod tests {
         assert!((rrf(1, 60.0) - 1.0 / 61.0).abs() < 1e-9);
         assert_eq!(min_max(&[2.0, 4.0, 3.0]), vec![0.0, 1.0, 0.5]);
         assert_eq!(min_max(&[3.0, 3.0]), vec![1.0, 1.0]);
+        assert_eq!(relative(&[2.0, 4.0, 1.0]), vec![0.5, 1.0, 0.25]);
+        assert_eq!(relative(&[-1.0, 1.0]), vec![0.0, 1.0]);
         let z = z_score(&[1.0, 3.0]);
         assert!((z[0] + 1.0).abs() < 1e-6 && (z[1] - 1.0).abs() < 1e-6);
         assert!((exp_decay(86_400.0, 86_400.0) - 0.5).abs() < 1e-12);

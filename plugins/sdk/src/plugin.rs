@@ -30,8 +30,8 @@ pub trait Plugin {
         helpers::adaptive_depth(retrieval_scores, Self::describe().rerank_window as usize, 10, 0.5) as u32
     }
 
-    /// Final scores: the reranker's P(yes) when present, blended with the min-max normalised
-    /// retrieval score; the retrieval score alone otherwise.
+    /// Final scores: the reranker's P(yes) when present, blended with the retrieval score
+    /// relative to the best; the relative retrieval score alone otherwise.
     fn fuse(_req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
         Ok(helpers::blend_stages(candidates, 0.7))
     }
