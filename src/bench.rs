@@ -14,7 +14,7 @@ use mira_host::{Catalog, Collection, CollectionSchema, SearchRequest};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, BenchSuite};
 
 #[derive(Serialize)]
 struct Figure {
@@ -79,7 +79,7 @@ fn vector(rng: &mut fastrand::Rng, dim: usize) -> Vec<f32> {
 }
 
 /// Milliseconds per call of `f`, best of the mean over `reps` calls after a warm-up.
-fn time_ms(reps: usize, mut f: impl FnMut(usize)) -> f64 {
+pub fn time_ms(reps: usize, mut f: impl FnMut(usize)) -> f64 {
     for i in 0..reps.min(3) {
         f(i);
     }
@@ -95,6 +95,17 @@ fn time_ms(reps: usize, mut f: impl FnMut(usize)) -> f64 {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.suite != BenchSuite::Search {
+        let figures = crate::bench_plugins::run(1000, args.queries.max(10))?;
+        if args.json && args.suite == BenchSuite::Plugins {
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+        } else {
+            crate::bench_plugins::print(&figures);
+        }
+        if args.suite == BenchSuite::Plugins {
+            return Ok(());
+        }
+    }
     let dir = args
         .dir
         .clone()
