@@ -80,6 +80,30 @@ fn main() {
     std::fs::write(out.join("plugins.rs"), code).unwrap();
 }
 
+/// Installs a missing compilation target with rustup, so that a fresh checkout builds with a plain
+/// `cargo build`. Without rustup, the error says what to install.
+fn ensure_target(rustc: &str, target: &str) {
+    let libdir = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", target])
+        .output();
+    let installed = libdir
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .is_some_and(|dir| dir.is_dir() && std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()));
+    if installed {
+        return;
+    }
+    println!("cargo:warning=installing the Rust target {target} with rustup (needed to build the ranking plugins)");
+    let ok = Command::new("rustup")
+        .args(["target", "add", target])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        panic!("the Rust target {target} is missing and rustup could not add it; run\n    rustup target add {target}");
+    }
+}
+
 fn cargo_build(manifest_dir: &Path, target_dir: &Path, target: &str, extra: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
@@ -93,6 +117,7 @@ fn cargo_build(manifest_dir: &Path, target_dir: &Path, target: &str, extra: &[&s
         .join("lib/rustlib")
         .join(&host)
         .join("bin/wasm-component-ld");
+    ensure_target(&rustc, target);
     let mut cmd = Command::new(cargo);
     cmd.current_dir(manifest_dir)
         .args(["build", "--release", "--locked", "--target", target, "--target-dir"])

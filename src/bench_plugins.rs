@@ -25,29 +25,80 @@ pub struct PluginFigures {
 }
 
 pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
-    let limits = PluginLimits { time_ms: 10_000, max_candidates: candidates, ..Default::default() };
+    let limits = PluginLimits {
+        time_ms: 10_000,
+        max_candidates: candidates,
+        ..Default::default()
+    };
     let runtime = PluginRuntime::new(limits, None).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let bytes = BUILTIN_PLUGINS.iter().find(|(n, _)| *n == "ecommerce").expect("built-in ecommerce").1;
-    let plugin = runtime.load(bytes, "built-in", HashMap::new()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bytes = BUILTIN_PLUGINS
+        .iter()
+        .find(|(n, _)| *n == "ecommerce")
+        .expect("built-in ecommerce")
+        .1;
+    let plugin = runtime
+        .load(bytes, "built-in", HashMap::new())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let mut rng = fastrand::Rng::with_seed(11);
-    let rows: Vec<(f64, f64, i64, bool, f32)> =
-        (0..candidates).map(|i| (5.0 + rng.f64() * 200.0, rng.f64() * 5.0, rng.i64(0..5000), rng.bool(), 1.0 / (61.0 + i as f32))).collect();
+    let rows: Vec<(f64, f64, i64, bool, f32)> = (0..candidates)
+        .map(|i| {
+            (
+                5.0 + rng.f64() * 200.0,
+                rng.f64() * 5.0,
+                rng.i64(0..5000),
+                rng.bool(),
+                1.0 / (61.0 + i as f32),
+            )
+        })
+        .collect();
 
-    let host_req = wit::Request { query: "red silk dress".into(), has_image_query: false, scenario: Some("ecommerce".into()), params: vec![wit::Param { key: "max_price".into(), value: "100".into() }], now: 1_767_225_600 };
+    let host_req = wit::Request {
+        query: "red silk dress".into(),
+        has_image_query: false,
+        scenario: Some("ecommerce".into()),
+        params: vec![wit::Param {
+            key: "max_price".into(),
+            value: "100".into(),
+        }],
+        now: 1_767_225_600,
+    };
     let host_cands: Vec<wit::Candidate> = rows
         .iter()
         .enumerate()
         .map(|(i, (price, rating, reviews, stock, retrieval))| wit::Candidate {
             id: format!("p{i}"),
             fields: vec![
-                wit::Field { name: "title".into(), value: wit::FieldValue::Text(format!("product {i} red silk dress")) },
-                wit::Field { name: "price".into(), value: wit::FieldValue::Number(*price) },
-                wit::Field { name: "rating".into(), value: wit::FieldValue::Number(*rating) },
-                wit::Field { name: "reviews".into(), value: wit::FieldValue::Integer(*reviews) },
-                wit::Field { name: "in_stock".into(), value: wit::FieldValue::Boolean(*stock) },
+                wit::Field {
+                    name: "title".into(),
+                    value: wit::FieldValue::Text(format!("product {i} red silk dress")),
+                },
+                wit::Field {
+                    name: "price".into(),
+                    value: wit::FieldValue::Number(*price),
+                },
+                wit::Field {
+                    name: "rating".into(),
+                    value: wit::FieldValue::Number(*rating),
+                },
+                wit::Field {
+                    name: "reviews".into(),
+                    value: wit::FieldValue::Integer(*reviews),
+                },
+                wit::Field {
+                    name: "in_stock".into(),
+                    value: wit::FieldValue::Boolean(*stock),
+                },
             ],
-            scores: wit::StageScores { bm25: Some(retrieval * 100.0), bm25_rank: Some(i as u32 + 1), vector: None, vector_rank: None, retrieval: *retrieval, retrieval_rank: i as u32 + 1, rerank: None },
+            scores: wit::StageScores {
+                bm25: Some(retrieval * 100.0),
+                bm25_rank: Some(i as u32 + 1),
+                vector: None,
+                vector_rank: None,
+                retrieval: *retrieval,
+                retrieval_rank: i as u32 + 1,
+                rerank: None,
+            },
             tags: vec![],
             caption: None,
             has_image: true,
@@ -55,20 +106,52 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
         .collect();
 
     use mira_plugin_sdk as sdk;
-    let native_req = sdk::Request { query: host_req.query.clone(), has_image_query: false, scenario: host_req.scenario.clone(), params: vec![sdk::Param { key: "max_price".into(), value: "100".into() }], now: host_req.now };
+    let native_req = sdk::Request {
+        query: host_req.query.clone(),
+        has_image_query: false,
+        scenario: host_req.scenario.clone(),
+        params: vec![sdk::Param {
+            key: "max_price".into(),
+            value: "100".into(),
+        }],
+        now: host_req.now,
+    };
     let native_cands: Vec<sdk::Candidate> = rows
         .iter()
         .enumerate()
         .map(|(i, (price, rating, reviews, stock, retrieval))| sdk::Candidate {
             id: format!("p{i}"),
             fields: vec![
-                sdk::Field { name: "title".into(), value: sdk::FieldValue::Text(format!("product {i} red silk dress")) },
-                sdk::Field { name: "price".into(), value: sdk::FieldValue::Number(*price) },
-                sdk::Field { name: "rating".into(), value: sdk::FieldValue::Number(*rating) },
-                sdk::Field { name: "reviews".into(), value: sdk::FieldValue::Integer(*reviews) },
-                sdk::Field { name: "in_stock".into(), value: sdk::FieldValue::Boolean(*stock) },
+                sdk::Field {
+                    name: "title".into(),
+                    value: sdk::FieldValue::Text(format!("product {i} red silk dress")),
+                },
+                sdk::Field {
+                    name: "price".into(),
+                    value: sdk::FieldValue::Number(*price),
+                },
+                sdk::Field {
+                    name: "rating".into(),
+                    value: sdk::FieldValue::Number(*rating),
+                },
+                sdk::Field {
+                    name: "reviews".into(),
+                    value: sdk::FieldValue::Integer(*reviews),
+                },
+                sdk::Field {
+                    name: "in_stock".into(),
+                    value: sdk::FieldValue::Boolean(*stock),
+                },
             ],
-            scores: sdk::StageScores { bm25: Some(retrieval * 100.0), bm25_rank: Some(i as u32 + 1), vector: None, vector_rank: None, retrieval: *retrieval, retrieval_rank: i as u32 + 1, rerank: None },
+            scores: sdk::StageScores {
+                bm25: Some(retrieval * 100.0),
+                bm25_rank: Some(i as u32 + 1),
+                vector: None,
+                vector_rank: None,
+                retrieval: *retrieval,
+                retrieval_rank: i as u32 + 1,
+                rerank: None,
+            },
             tags: vec![],
             caption: None,
             has_image: true,
@@ -76,9 +159,16 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
         .collect();
 
     // The two builds must agree before their speed is compared.
-    let wasm_scores = plugin.session().and_then(|mut s| s.fuse(&host_req, &host_cands)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let native_scores = mira_plugin_ecommerce::Ecommerce::fuse(&native_req, &native_cands).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    anyhow::ensure!(wasm_scores == native_scores, "the component and the native build disagree");
+    let wasm_scores = plugin
+        .session()
+        .and_then(|mut s| s.fuse(&host_req, &host_cands))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let native_scores =
+        mira_plugin_ecommerce::Ecommerce::fuse(&native_req, &native_cands).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    anyhow::ensure!(
+        wasm_scores == native_scores,
+        "the component and the native build disagree"
+    );
 
     let setup_us = time_ms(reps * 10, |_| {
         black_box(plugin.session().expect("session"));
@@ -92,7 +182,9 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
         black_box(s.fuse(&host_req, &host_cands).expect("fuse"));
     });
     let fuse_native_ms = time_ms(reps, |_| {
-        black_box(mira_plugin_ecommerce::Ecommerce::fuse(black_box(&native_req), black_box(&native_cands)).expect("fuse"));
+        black_box(
+            mira_plugin_ecommerce::Ecommerce::fuse(black_box(&native_req), black_box(&native_cands)).expect("fuse"),
+        );
     });
     Ok(PluginFigures {
         candidates,
@@ -107,8 +199,17 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
 
 pub fn print(f: &PluginFigures) {
     println!("plugin stage (ecommerce fuse over {} candidates):", f.candidates);
-    println!("  native Rust (same code)            {:>9.3} ms   baseline", f.fuse_native_ms);
-    println!("  component, live instance           {:>9.3} ms   {:.2}x native", f.fuse_wasm_ms, f.ratio_fuse);
-    println!("  component, fresh instance + fuse   {:>9.3} ms   {:.2}x native", f.stage_wasm_ms, f.ratio_stage);
+    println!(
+        "  native Rust (same code)            {:>9.3} ms   baseline",
+        f.fuse_native_ms
+    );
+    println!(
+        "  component, live instance           {:>9.3} ms   {:.2}x native",
+        f.fuse_wasm_ms, f.ratio_fuse
+    );
+    println!(
+        "  component, fresh instance + fuse   {:>9.3} ms   {:.2}x native",
+        f.stage_wasm_ms, f.ratio_stage
+    );
     println!("  per-call set-up (store + instance) {:>9.1} us", f.setup_us);
 }

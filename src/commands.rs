@@ -14,7 +14,7 @@ use crate::{bench, output, plugins, progress};
 pub fn run(cli: Cli) -> Result<()> {
     let catalog = Catalog::new(&cli.data_dir);
     match cli.command {
-        Command::Demo { products, rebuild } => demo(&catalog, &cli.data_dir, products, rebuild),
+        Command::Demo { products, rebuild } => demo(&catalog, &cli.data_dir, cli.config.as_deref(), products, rebuild),
         Command::Create { schema } => {
             let schema = CollectionSchema::from_file(&schema)?;
             let c = catalog.create(schema)?;
@@ -227,7 +227,7 @@ const DEMO_QUERIES: &[(&str, &str, Option<&str>)] = &[
     ),
 ];
 
-fn demo(catalog: &Catalog, data_dir: &Path, products: usize, rebuild: bool) -> Result<()> {
+fn demo(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, products: usize, rebuild: bool) -> Result<()> {
     if products == 0 {
         bail!("--products must be at least 1");
     }
@@ -270,7 +270,22 @@ fn demo(catalog: &Catalog, data_dir: &Path, products: usize, rebuild: bool) -> R
         };
         output::print_hits(&c.search(&req)?, 0, c.schema());
     }
+    let registry = plugins::registry(&plugins::engine_config(config, data_dir)?, data_dir)?;
+    for (text, params) in [("red dress", vec![("max_price", "80")]), ("红色 连衣裙", vec![])] {
+        println!();
+        println!("== the e-commerce ranking plugin (a WebAssembly component): \"{text}\" {params:?}");
+        let req = SearchRequest {
+            scenario: Some("ecommerce".into()),
+            params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            top_k: Some(5),
+            ..SearchRequest::text(text)
+        };
+        output::print_hits(&c.search_with(&req, Some(&registry))?, 0, c.schema());
+    }
     println!();
     println!("Try your own: mira search {DEMO_COLLECTION} \"blue wool\" --filter 'price:[0 TO 60]' --explain");
+    println!(
+        "         or: mira search {DEMO_COLLECTION} \"leather boots\" --scenario ecommerce --param max_price=150 --explain"
+    );
     Ok(())
 }

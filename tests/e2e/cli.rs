@@ -69,6 +69,10 @@ fn demo_runs_on_a_fresh_data_dir() {
         "{out}"
     );
     assert!(out.contains("Chinese text"), "{out}");
+    assert!(
+        out.contains("plugin ecommerce") && out.contains("判断商品是否与查询需求相关"),
+        "{out}"
+    );
     // Every example query found something.
     assert!(!out.contains("0 hit(s)"), "{out}");
     // A second run reuses the collection.
