@@ -58,6 +58,42 @@ pub enum Command {
     /// Manage ranking plugins (WebAssembly components) in the plugin directory.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Check a model: its shapes, and the embeddings it gives.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Show what a model directory holds (Hugging Face layout).
+    Info {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the L2-normalised CLIP embeddings of texts and images.
+    Embed {
+        /// A CLIP model directory (config.json, tokenizer.json, *.safetensors, preprocessor_config.json).
+        #[arg(long)]
+        model: PathBuf,
+        /// A text to embed (repeatable).
+        #[arg(long)]
+        text: Vec<String>,
+        /// An image file to embed (repeatable).
+        #[arg(long)]
+        image: Vec<PathBuf>,
+        /// cpu, or cuda:N with a `--features cuda` build.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// f32, f16 or bf16.
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        /// Images over this many pixels are refused before decoding.
+        #[arg(long, default_value_t = 64_000_000)]
+        max_pixels: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

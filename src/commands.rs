@@ -70,6 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Search(args) => search(&catalog, &cli.data_dir, cli.config.as_deref(), args),
         Command::Bench(args) => bench::run(args),
         Command::Plugin(cmd) => plugin(&cli.data_dir, cli.config.as_deref(), cmd),
+        Command::Model(cmd) => crate::model::run(cmd),
     }
 }
 

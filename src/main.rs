@@ -5,6 +5,7 @@ mod bench;
 mod bench_plugins;
 mod cli;
 mod commands;
+mod model;
 mod output;
 mod plugins;
 mod progress;
@@ -22,7 +23,10 @@ fn main() -> ExitCode {
             // 2 for the user's mistakes (bad input, unknown names), 1 for the engine's failures.
             let user = err
                 .downcast_ref::<mira_host::Error>()
-                .is_some_and(|e| e.fault() != mira_host::Fault::Engine);
+                .is_some_and(|e| e.fault() != mira_host::Fault::Engine)
+                || err
+                    .downcast_ref::<mira_host::embed::ModelError>()
+                    .is_some_and(|e| !matches!(e, mira_host::embed::ModelError::Candle(_)));
             ExitCode::from(if user { 2 } else { 1 })
         }
     }

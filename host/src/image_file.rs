@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use image::{DynamicImage, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 /// Opens, checks and decodes an image, refusing more than `max_pixels` before decoding.
 pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage, String> {
@@ -34,9 +34,13 @@ pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage, String> {
     limits.max_image_width = Some(w);
     limits.max_image_height = Some(h);
     reader.limits(limits);
-    reader
-        .decode()
-        .map_err(|e| format!("corrupt image {}: {e}", path.display()))
+    let corrupt = |e: image::ImageError| format!("corrupt image {}: {e}", path.display());
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    // Cameras store the orientation in EXIF; the pixels are as the sensor saw them.
+    let orientation = decoder.orientation().map_err(corrupt)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    img.apply_orientation(orientation);
+    Ok(img)
 }
 
 /// Checks that an image can be decoded within the pixel limit; returns its size.

@@ -26,6 +26,7 @@
 //! - [`ingest`]: JSONL, CSV and image folders, batched commits, bad-row reports.
 //! - [`vector`]: per-segment matrix files derived from the index, SIMD kernels, per-segment kNN.
 //! - [`search`]: the request, BM25 + kNN under one filter, fusion ([`search::fuse`]), explanations.
+//! - [`embed`]: CLIP text and image embeddings on candle, from Hugging Face model directories.
 //! - [`analyzer`]: the default, English and Chinese (jieba) text analyzers.
 //! - [`plugin`]: ranking plugins (wasm components): runtime, limits, registry, hot swap, and the
 //!   search stage that applies them with a fallback.
@@ -36,6 +37,7 @@ pub mod collection;
 pub mod config;
 pub mod demo;
 pub mod document;
+pub mod embed;
 mod error;
 pub mod image_file;
 pub mod ingest;

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod durability;
 mod ingest;
+mod models;
 mod plugins;
 mod schema;
 mod search;

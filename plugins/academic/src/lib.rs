@@ -4,7 +4,7 @@
 //! factor `0.8 + 0.2 · decay(age)` with a half-life of `half_life_years` (config, 8), where the
 //! age comes from `year` (an integer) or `published` (a date).
 
-use mira_plugin_sdk::helpers::{Language, blend_stages, detect_language, exp_decay, number, render_fields};
+use mira_plugin_sdk::helpers::{blend_stages, by_language, exp_decay, number, render_fields};
 use mira_plugin_sdk::{Candidate, Description, FuseError, Plugin, Request, config_or, register};
 
 pub struct Academic;
@@ -34,10 +34,7 @@ impl Plugin for Academic {
     }
 
     fn instruction(req: &Request) -> String {
-        match detect_language(&req.query) {
-            Language::Chinese => INSTRUCTION_ZH.to_owned(),
-            _ => INSTRUCTION_EN.to_owned(),
-        }
+        by_language(&req.query, INSTRUCTION_EN, INSTRUCTION_ZH)
     }
 
     fn render(_req: &Request, c: &Candidate) -> String {

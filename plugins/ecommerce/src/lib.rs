@@ -5,7 +5,7 @@
 //! `out_of_stock_penalty` (config, 0.6) when `in_stock` is false, times 0.5 when the price lies
 //! outside the request's `min_price`/`max_price` parameters.
 
-use mira_plugin_sdk::helpers::{Language, blend_stages, detect_language, number, param, render_fields};
+use mira_plugin_sdk::helpers::{blend_stages, by_language, number, param, render_fields};
 use mira_plugin_sdk::{Candidate, Description, FuseError, Plugin, Request, config_or, register};
 
 pub struct Ecommerce;
@@ -79,10 +79,7 @@ impl Plugin for Ecommerce {
     }
 
     fn instruction(req: &Request) -> String {
-        match detect_language(&req.query) {
-            Language::Chinese => INSTRUCTION_ZH.to_owned(),
-            _ => INSTRUCTION_EN.to_owned(),
-        }
+        by_language(&req.query, INSTRUCTION_EN, INSTRUCTION_ZH)
     }
 
     fn render(_req: &Request, c: &Candidate) -> String {

@@ -5,7 +5,7 @@
 //! candidate was reranked, the rerank weight moves to the retrieval score. Config keys:
 //! `w_retrieval` (0.3), `w_bm25` (0), `w_vector` (0), `w_rerank` (0.7).
 
-use mira_plugin_sdk::helpers::{Language, detect_language, min_max};
+use mira_plugin_sdk::helpers::{by_language, min_max};
 use mira_plugin_sdk::{Candidate, DEFAULT_INSTRUCTION, Description, FuseError, Plugin, Request, config_or, register};
 
 pub struct General;
@@ -30,10 +30,7 @@ impl Plugin for General {
     }
 
     fn instruction(req: &Request) -> String {
-        match detect_language(&req.query) {
-            Language::Chinese => INSTRUCTION_ZH.to_owned(),
-            _ => DEFAULT_INSTRUCTION.to_owned(),
-        }
+        by_language(&req.query, DEFAULT_INSTRUCTION, INSTRUCTION_ZH)
     }
 
     fn fuse(_req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {

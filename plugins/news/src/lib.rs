@@ -4,7 +4,7 @@
 //! `half_life_hours` (config, 72), times `0.8 + 0.2 · authority` where `authority` is a field in
 //! [0, 1] (absent: 0.5).
 
-use mira_plugin_sdk::helpers::{Language, blend_stages, detect_language, exp_decay, number, render_fields};
+use mira_plugin_sdk::helpers::{blend_stages, by_language, exp_decay, number, render_fields};
 use mira_plugin_sdk::{Candidate, Description, FuseError, Plugin, Request, config_or, register};
 
 pub struct News;
@@ -20,10 +20,7 @@ impl Plugin for News {
     }
 
     fn instruction(req: &Request) -> String {
-        match detect_language(&req.query) {
-            Language::Chinese => INSTRUCTION_ZH.to_owned(),
-            _ => INSTRUCTION_EN.to_owned(),
-        }
+        by_language(&req.query, INSTRUCTION_EN, INSTRUCTION_ZH)
     }
 
     fn render(_req: &Request, c: &Candidate) -> String {

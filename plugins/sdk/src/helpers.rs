@@ -72,6 +72,14 @@ pub fn detect_language(text: &str) -> Language {
     }
 }
 
+/// `zh` for a Chinese query, `en` otherwise: how the built-in plugins pick their instruction.
+pub fn by_language(query: &str, en: &str, zh: &str) -> String {
+    match detect_language(query) {
+        Language::Chinese => zh.to_owned(),
+        _ => en.to_owned(),
+    }
+}
+
 /// The first value of a field as a number (numbers, integers, booleans as 0/1, dates as seconds).
 pub fn number(c: &Candidate, name: &str) -> Option<f64> {
     c.fields.iter().find(|f| f.name == name).and_then(|f| match &f.value {

@@ -1,0 +1,173 @@
+//! The CLIP embedder: text and image towers with their projections, the model's tokenizer and
+//! image preprocessing, batched and L2-normalised.
+
+use std::path::Path;
+
+use candle_core::{D, DType, Device, IndexOp, Tensor};
+use candle_nn::{Linear, Module, VarBuilder};
+use candle_transformers::models::clip::text_model::ClipTextTransformer;
+use candle_transformers::models::clip::vision_model::ClipVisionTransformer;
+use image::DynamicImage;
+use tokenizers::{Tokenizer, TruncationParams};
+
+use super::{ClipModelConfig, ImagePreprocessor, ModelDType, ModelError, ModelFiles};
+
+/// CLIP's end-of-text token: the text embedding is read at its first occurrence.
+const EOS_TOKEN: &str = "<|endoftext|>";
+
+/// A loaded CLIP model.
+pub struct ClipEmbedder {
+    text: ClipTextTransformer,
+    text_projection: Linear,
+    vision: ClipVisionTransformer,
+    visual_projection: Linear,
+    tokenizer: Tokenizer,
+    eos_id: Option<u32>,
+    pad_id: u32,
+    preprocess: ImagePreprocessor,
+    device: Device,
+    dtype: DType,
+    pub config: ClipModelConfig,
+    pub files: ModelFiles,
+}
+
+fn l2_normalize(t: &Tensor) -> candle_core::Result<Tensor> {
+    let norm = t.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
+    t.broadcast_div(&norm.clamp(1e-12, f64::MAX)?)
+}
+
+impl ClipEmbedder {
+    /// Loads a model directory in the Hugging Face layout.
+    pub fn load(dir: &Path, device: &Device, dtype: ModelDType) -> Result<Self, ModelError> {
+        let files = ModelFiles::find(dir, true)?;
+        let config = ClipModelConfig::from_file(&files.config)?;
+        let preprocess = ImagePreprocessor::from_file(
+            files.preprocessor.as_deref().expect("checked by ModelFiles::find"),
+            config.vision.image_size,
+        )?;
+        let tok_file = files.tokenizer.display().to_string();
+        let mut tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(|e| ModelError::Config {
+            file: tok_file.clone(),
+            message: e.to_string(),
+        })?;
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: config.text.max_position_embeddings,
+                ..Default::default()
+            }))
+            .map_err(|e| ModelError::Config {
+                file: tok_file.clone(),
+                message: e.to_string(),
+            })?;
+        tokenizer.with_padding(None);
+        let eos_id = tokenizer.token_to_id(EOS_TOKEN);
+        let pad_id = eos_id.unwrap_or(0);
+        let dtype = dtype.candle();
+        // SAFETY: the weight files are memory-mapped read-only; Mira never writes model files,
+        // and safetensors' header is validated before any tensor is read.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, device)? };
+        let missing = |e: candle_core::Error| ModelError::Config {
+            file: files.dir.display().to_string(),
+            message: format!("the weights do not match config.json: {e}"),
+        };
+        let text = ClipTextTransformer::new(vb.pp("text_model"), &config.text).map_err(missing)?;
+        let vision = ClipVisionTransformer::new(vb.pp("vision_model"), &config.vision).map_err(missing)?;
+        if !vb.contains_tensor("vision_model.embeddings.class_embedding") {
+            return Err(missing(candle_core::Error::Msg(
+                "vision_model.embeddings.class_embedding is missing".into(),
+            )));
+        }
+        let text_projection =
+            candle_nn::linear_no_bias(config.text.embed_dim, config.projection_dim, vb.pp("text_projection"))
+                .map_err(missing)?;
+        let visual_projection = candle_nn::linear_no_bias(
+            config.vision.embed_dim,
+            config.projection_dim,
+            vb.pp("visual_projection"),
+        )
+        .map_err(missing)?;
+        Ok(ClipEmbedder {
+            text,
+            text_projection,
+            vision,
+            visual_projection,
+            tokenizer,
+            eos_id,
+            pad_id,
+            preprocess,
+            device: device.clone(),
+            dtype,
+            config,
+            files,
+        })
+    }
+
+    /// Dimension of the output vectors.
+    pub fn dim(&self) -> usize {
+        self.config.projection_dim
+    }
+
+    /// Token ids of a text: the tokenizer's, truncated to the model's context (end token kept).
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| ModelError::Input(format!("cannot tokenize: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Embeds texts in one batch (padded to the longest; each read at its own end token).
+    pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Vec<u32>> = texts.iter().map(|t| self.tokenize(t)).collect::<Result<_, _>>()?;
+        let len = ids.iter().map(Vec::len).max().unwrap_or(1).max(1);
+        let mut flat = Vec::with_capacity(ids.len() * len);
+        let mut eos = Vec::with_capacity(ids.len());
+        for row in &ids {
+            let pos = self
+                .eos_id
+                .and_then(|e| row.iter().position(|t| *t == e))
+                .unwrap_or(row.len().saturating_sub(1));
+            eos.push(pos);
+            flat.extend_from_slice(row);
+            flat.extend(std::iter::repeat_n(self.pad_id, len - row.len()));
+        }
+        let input = Tensor::from_vec(flat, (ids.len(), len), &self.device)?;
+        let hidden = self.text.forward_with_mask(&input, usize::MAX)?;
+        let pooled = eos
+            .iter()
+            .enumerate()
+            .map(|(i, p)| hidden.i((i, *p))?.unsqueeze(0))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let features = self.text_projection.forward(&Tensor::cat(&pooled, 0)?)?;
+        Ok(l2_normalize(&features.to_dtype(DType::F32)?)?.to_vec2()?)
+    }
+
+    /// Embeds decoded images in one batch.
+    pub fn embed_images(&self, images: &[DynamicImage]) -> Result<Vec<Vec<f32>>, ModelError> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (h, w) = self.preprocess.output;
+        let mut flat = Vec::with_capacity(images.len() * 3 * (h * w) as usize);
+        for img in images {
+            flat.extend(self.preprocess.pixels(img));
+        }
+        let pixels =
+            Tensor::from_vec(flat, (images.len(), 3, h as usize, w as usize), &self.device)?.to_dtype(self.dtype)?;
+        let pooled = self.vision.forward(&pixels)?;
+        let features = self.visual_projection.forward(&pooled)?;
+        Ok(l2_normalize(&features.to_dtype(DType::F32)?)?.to_vec2()?)
+    }
+
+    /// Decodes (with EXIF orientation, refusing more than `max_pixels`) and embeds image files.
+    pub fn embed_image_files(&self, paths: &[&Path], max_pixels: u64) -> Result<Vec<Vec<f32>>, ModelError> {
+        let images = paths
+            .iter()
+            .map(|p| crate::image_file::decode(p, max_pixels).map_err(ModelError::Input))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.embed_images(&images)
+    }
+}

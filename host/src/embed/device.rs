@@ -1,0 +1,54 @@
+//! Device and dtype selection from strings (`cpu`, `cuda:0`; `f32`, `f16`, `bf16`).
+
+use candle_core::{DType, Device};
+
+use super::ModelError;
+
+/// Element type of the weights and activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelDType {
+    #[default]
+    F32,
+    F16,
+    BF16,
+}
+
+impl ModelDType {
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        match s {
+            "f32" => Ok(ModelDType::F32),
+            "f16" => Ok(ModelDType::F16),
+            "bf16" => Ok(ModelDType::BF16),
+            other => Err(ModelError::Input(format!(
+                "unknown dtype `{other}` (expected f32, f16 or bf16)"
+            ))),
+        }
+    }
+
+    pub(crate) fn candle(self) -> DType {
+        match self {
+            ModelDType::F32 => DType::F32,
+            ModelDType::F16 => DType::F16,
+            ModelDType::BF16 => DType::BF16,
+        }
+    }
+}
+
+/// `cpu`, or `cuda:N` (needs the `cuda` feature).
+pub fn parse_device(s: &str) -> Result<Device, ModelError> {
+    if s == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    if let Some(n) = s.strip_prefix("cuda:").or(if s == "cuda" { Some("0") } else { None }) {
+        let n: usize = n
+            .parse()
+            .map_err(|_| ModelError::Input(format!("bad device `{s}` (expected cpu or cuda:N)")))?;
+        #[cfg(feature = "cuda")]
+        return Ok(Device::new_cuda(n)?);
+        #[cfg(not(feature = "cuda"))]
+        return Err(ModelError::Input(format!(
+            "device cuda:{n} needs a build with `--features cuda`; this one runs on cpu only"
+        )));
+    }
+    Err(ModelError::Input(format!("bad device `{s}` (expected cpu or cuda:N)")))
+}

@@ -1,0 +1,92 @@
+//! Finding a model's files in the Hugging Face layout, with an error that says what was looked
+//! for, where, and how to provide it.
+
+use std::path::{Path, PathBuf};
+
+use super::ModelError;
+
+/// The files of one model directory.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub tokenizer: PathBuf,
+    /// One file, or the shards listed by `model.safetensors.index.json`.
+    pub weights: Vec<PathBuf>,
+    /// CLIP's image preprocessing (absent for text-only models).
+    pub preprocessor: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize)]
+struct ShardIndex {
+    weight_map: std::collections::BTreeMap<String, String>,
+}
+
+impl ModelFiles {
+    /// Looks for the files of a model in `dir`; `need_preprocessor` for image models.
+    pub fn find(dir: &Path, need_preprocessor: bool) -> Result<Self, ModelError> {
+        let mut missing = Vec::new();
+        let file = |name: &str, missing: &mut Vec<String>| {
+            let p = dir.join(name);
+            if !p.is_file() {
+                missing.push(name.to_owned());
+            }
+            p
+        };
+        let config = file("config.json", &mut missing);
+        let tokenizer = file("tokenizer.json", &mut missing);
+        let single = dir.join("model.safetensors");
+        let index = dir.join("model.safetensors.index.json");
+        let weights = if single.is_file() {
+            vec![single]
+        } else if index.is_file() {
+            let text = std::fs::read_to_string(&index)
+                .map_err(|e| ModelError::Files(format!("cannot read {}: {e}", index.display())))?;
+            let parsed: ShardIndex = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+                file: index.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let mut shards: Vec<String> = parsed.weight_map.into_values().collect();
+            shards.sort();
+            shards.dedup();
+            shards
+                .into_iter()
+                .map(|s| {
+                    let p = dir.join(&s);
+                    if !p.is_file() {
+                        missing.push(s);
+                    }
+                    p
+                })
+                .collect()
+        } else {
+            missing.push("model.safetensors (or model.safetensors.index.json with its shards)".into());
+            Vec::new()
+        };
+        let preprocessor = dir.join("preprocessor_config.json");
+        let preprocessor = if preprocessor.is_file() {
+            Some(preprocessor)
+        } else {
+            if need_preprocessor {
+                missing.push("preprocessor_config.json".into());
+            }
+            None
+        };
+        if !missing.is_empty() {
+            return Err(ModelError::Files(format!(
+                "model directory {} lacks {}. Provide a Hugging Face model directory (for example \
+                 `huggingface-cli download openai/clip-vit-base-patch32 --local-dir DIR` on a machine \
+                 with network access) and pass it with --model",
+                dir.display(),
+                missing.join(", ")
+            )));
+        }
+        Ok(ModelFiles {
+            dir: dir.to_owned(),
+            config,
+            tokenizer,
+            weights,
+            preprocessor,
+        })
+    }
+}

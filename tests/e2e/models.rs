@@ -1,0 +1,140 @@
+//! CLIP on tiny random-weight models in the Hugging Face layout, through the same loading code
+//! as real checkpoints: shapes, normalisation, batch = single, truncation, bad inputs, the CLI.
+
+use std::path::Path;
+
+use mira_host::embed::fixtures::write_tiny_clip;
+use mira_host::embed::{ClipEmbedder, ModelDType, parse_device};
+
+use crate::common::{Env, png, stderr, stdout};
+
+fn load(dir: &Path) -> ClipEmbedder {
+    ClipEmbedder::load(dir, &parse_device("cpu").unwrap(), ModelDType::F32).unwrap()
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol)
+}
+
+#[test]
+fn texts_batch_equals_single_and_outputs_are_normalised() {
+    let env = Env::new();
+    let dir = env.path().join("clip");
+    write_tiny_clip(&dir).unwrap();
+    let clip = load(&dir);
+    assert_eq!(clip.dim(), 16);
+    let texts = [
+        "red dress",
+        "a photo of a black cat in the city at night",
+        "hat",
+        "unknownword silk",
+    ];
+    let batch = clip.embed_texts(&texts).unwrap();
+    for (t, v) in texts.iter().zip(&batch) {
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{t}: norm {norm}");
+        let single = clip.embed_texts(&[t]).unwrap();
+        assert!(close(v, &single[0], 1e-5), "{t}: batch {v:?} vs single {:?}", single[0]);
+    }
+    assert!(!close(&batch[0], &batch[2], 1e-3), "different texts, different vectors");
+}
+
+#[test]
+fn long_texts_are_truncated_keeping_the_end_token() {
+    let env = Env::new();
+    let dir = env.path().join("clip");
+    write_tiny_clip(&dir).unwrap();
+    let clip = load(&dir);
+    // max_position_embeddings is 16: 14 words + start + end.
+    let long = "red ".repeat(40);
+    let ids = clip.tokenize(&long).unwrap();
+    assert_eq!(ids.len(), 16);
+    assert_eq!(*ids.last().unwrap(), 2, "the end token survives truncation");
+    // Texts that differ only past the cut embed the same.
+    let a = clip.embed_texts(&[&format!("{long} dress")]).unwrap();
+    let b = clip.embed_texts(&[&format!("{long} shoe")]).unwrap();
+    assert!(close(&a[0], &b[0], 1e-6));
+}
+
+#[test]
+fn images_of_any_shape_and_mode_and_bad_files() {
+    let env = Env::new();
+    let dir = env.path().join("clip");
+    write_tiny_clip(&dir).unwrap();
+    let clip = load(&dir);
+    let images = [
+        image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(97, 31, |x, y| {
+            image::Rgb([x as u8, y as u8, 7])
+        })),
+        image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(5, 300, image::Luma([200]))),
+        image::DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(64, 64, image::Rgba([10, 200, 30, 128]))),
+    ];
+    let batch = clip.embed_images(&images).unwrap();
+    for (i, img) in images.iter().enumerate() {
+        let single = clip.embed_images(std::slice::from_ref(img)).unwrap();
+        assert!(close(&batch[i], &single[0], 1e-5), "image {i}");
+        let norm: f32 = batch[i].iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5);
+    }
+    let good = env.path().join("good.png");
+    png(&good, 40, 20);
+    let corrupt = env.path().join("corrupt.png");
+    std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR garbage").unwrap();
+    let err = clip.embed_image_files(&[&good, &corrupt], 1_000_000).unwrap_err();
+    assert!(err.to_string().contains("corrupt.png"), "{err}");
+    let err = clip.embed_image_files(&[&good], 100).unwrap_err();
+    assert!(
+        err.to_string().contains("40x20 = 800 pixels, over the limit of 100"),
+        "{err}"
+    );
+    assert_eq!(clip.embed_image_files(&[&good], 1_000_000).unwrap()[0].len(), 16);
+}
+
+#[test]
+fn missing_files_are_named_with_the_way_to_get_them() {
+    let env = Env::new();
+    let dir = env.path().join("clip");
+    write_tiny_clip(&dir).unwrap();
+    std::fs::remove_file(dir.join("tokenizer.json")).unwrap();
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let err = ClipEmbedder::load(&dir, &parse_device("cpu").unwrap(), ModelDType::F32)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("lacks tokenizer.json, model.safetensors"), "{err}");
+    assert!(err.contains("--model"), "{err}");
+    let err = parse_device("cuda:0").err().map(|e| e.to_string());
+    if !cfg!(feature = "cuda") {
+        assert!(err.unwrap().contains("--features cuda"));
+    }
+}
+
+#[test]
+fn cli_embeds_and_describes() {
+    let env = Env::new();
+    let dir = env.path().join("clip");
+    write_tiny_clip(&dir).unwrap();
+    let img = env.path().join("x.png");
+    png(&img, 50, 50);
+    let out = env.mira(&[
+        "model",
+        "embed",
+        "--model",
+        dir.to_str().unwrap(),
+        "--text",
+        "red dress",
+        "--image",
+        img.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    assert_eq!(rows[0]["kind"], "text");
+    assert_eq!(rows[1]["vector"].as_array().unwrap().len(), 16);
+    let out = env.mira(&["model", "info", dir.to_str().unwrap()]);
+    assert!(stdout(&out).contains("embedding dim  16"), "{}", stdout(&out));
+    let out = env.mira(&["model", "embed", "--model", env.path().to_str().unwrap(), "--text", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("lacks config.json"), "{}", stderr(&out));
+}
