@@ -180,6 +180,9 @@ pub struct SearchArgs {
     /// File holding the query vector: a JSON array or whitespace-separated numbers ("-" for stdin).
     #[arg(long)]
     pub vector: Option<PathBuf>,
+    /// Query image, embedded with the collection's CLIP model.
+    #[arg(long)]
+    pub image: Option<PathBuf>,
     /// Vector field to search (default: the collection's).
     #[arg(long)]
     pub vector_field: Option<String>,

@@ -172,6 +172,7 @@ fn search(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, args: cli::
         text: args.query,
         text_fields: args.fields,
         vector: args.vector.as_deref().map(read_vector).transpose()?,
+        image: args.image,
         vector_field: args.vector_field,
         filter: args.filter,
         fusion: args.fusion.map(|f| match f {

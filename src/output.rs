@@ -20,6 +20,9 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
         resp.retrievers.join(" + "),
         resp.fusion
     );
+    if let Some(origin) = &resp.query_vector {
+        println!("query vector: {origin}");
+    }
     if let Some(r) = &resp.ranking {
         match &r.error {
             None => println!(
@@ -76,6 +79,9 @@ pub fn print_report(report: &IngestReport) {
         report.commits,
         report.skipped
     );
+    for w in &report.warnings {
+        println!("  warning: {w}");
+    }
     for e in &report.errors {
         println!("  skipped {e}");
     }

@@ -64,6 +64,9 @@ pub enum Error {
     /// A plugin name that is not loaded.
     #[error("no plugin `{0}` is loaded (see `mira plugin list`)")]
     PluginNotFound(String),
+    /// A model that cannot be loaded or an input it cannot embed.
+    #[error(transparent)]
+    Model(Box<crate::embed::ModelError>),
     /// tantivy failed.
     #[error("index: {0}")]
     Index(#[from] tantivy::TantivyError),
@@ -74,6 +77,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<crate::embed::ModelError> for Error {
+    fn from(e: crate::embed::ModelError) -> Self {
+        Error::Model(Box::new(e))
+    }
 }
 
 impl Error {
@@ -89,6 +98,8 @@ impl Error {
             | Error::Plugin(_) => Fault::User,
             Error::CollectionNotFound(_) | Error::PluginNotFound(_) => Fault::NotFound,
             Error::CollectionExists(_) | Error::Locked(_) => Fault::Conflict,
+            Error::Model(e) if matches!(**e, crate::embed::ModelError::Candle(_)) => Fault::Engine,
+            Error::Model(_) => Fault::User,
             Error::Index(_) | Error::Io { .. } => Fault::Engine,
         }
     }
@@ -107,6 +118,7 @@ impl Error {
             Error::IngestAborted { .. } => "ingest_aborted",
             Error::Plugin(_) => "invalid_plugin",
             Error::PluginNotFound(_) => "plugin_not_found",
+            Error::Model(_) => "model_error",
             Error::Index(_) => "index_error",
             Error::Io { .. } => "io_error",
         }

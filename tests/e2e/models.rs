@@ -138,3 +138,140 @@ fn cli_embeds_and_describes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("lacks config.json"), "{}", stderr(&out));
 }
+
+/// A collection whose vectors CLIP computes: image embeddings of the photo, text embeddings of
+/// the title.
+fn clip_collection(env: &Env, model: &Path) -> mira_host::Collection {
+    let schema = format!(
+        r#"name = "photos"
+[fields.title]
+type = "text"
+[fields.photo]
+type = "image"
+[fields.image_emb]
+type = "vector"
+dim = 16
+source = "clip-image"
+[fields.text_emb]
+type = "vector"
+dim = 16
+source = "clip-text"
+from = ["title"]
+[search]
+vector_field = "image_emb"
+[models]
+clip = {model:?}
+"#
+    );
+    env.create(&schema)
+}
+
+#[test]
+fn ingest_computes_clip_vectors_and_search_is_cross_modal() {
+    let env = Env::new();
+    let model = env.path().join("clip");
+    write_tiny_clip(&model).unwrap();
+    let c = clip_collection(&env, &model);
+    let photos = env.path().join("photos");
+    let colours = [
+        ("red", [220, 20, 20]),
+        ("green", [20, 200, 40]),
+        ("blue", [30, 40, 220]),
+        ("black", [5, 5, 5]),
+    ];
+    std::fs::create_dir_all(&photos).unwrap();
+    let mut sidecar = String::new();
+    for (name, rgb) in colours {
+        image::RgbImage::from_fn(40, 30, |x, _| {
+            image::Rgb(rgb.map(|c: u8| c.saturating_add((x % 7) as u8)))
+        })
+        .save(photos.join(format!("{name}.png")))
+        .unwrap();
+        sidecar.push_str(&format!(
+            "{{\"file\": \"{name}.png\", \"title\": \"a {name} dress\"}}\n"
+        ));
+    }
+    std::fs::write(photos.join("metadata.jsonl"), sidecar).unwrap();
+    let report = mira_host::ingest::ingest(&c, &photos, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    assert_eq!(report.indexed, 4, "{:?}", report.errors);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let stats = c.stats().unwrap();
+    assert!(
+        stats.vector_fields.iter().all(|v| v.documents_with_vector == 4),
+        "{:?}",
+        stats.vector_fields
+    );
+
+    // Query by image: the same photo comes back first, with cosine 1.
+    let clip = load(&model);
+    let req = mira_host::SearchRequest {
+        image: Some(photos.join("green.png")),
+        ..Default::default()
+    };
+    let resp = c.search(&req).unwrap();
+    assert_eq!(resp.query_vector.as_deref(), Some("clip image"));
+    assert_eq!(resp.hits[0].id, "green.png");
+    assert!((resp.hits[0].score - 1.0).abs() < 1e-4, "{}", resp.hits[0].score);
+
+    // A text query runs BM25 and, through CLIP's text tower, kNN over the image vectors.
+    let resp = c
+        .search(&mira_host::SearchRequest {
+            explain: true,
+            ..mira_host::SearchRequest::text("red dress")
+        })
+        .unwrap();
+    assert_eq!(resp.retrievers, vec!["bm25", "vector"]);
+    assert_eq!(resp.query_vector.as_deref(), Some("clip text"));
+    let q = clip.embed_texts(&["red dress"]).unwrap().remove(0);
+    let imgs = clip
+        .embed_image_files(&[photos.join("blue.png").as_path()], 1 << 30)
+        .unwrap()
+        .remove(0);
+    let blue = resp.hits.iter().find(|h| h.id == "blue.png").unwrap();
+    let expected: f32 = q.iter().zip(&imgs).map(|(a, b)| a * b).sum();
+    let got = blue.explain.as_ref().unwrap().vector.as_ref().unwrap().score;
+    assert!(
+        (got - expected).abs() < 1e-4,
+        "similarity {got} vs {expected} computed with the same model"
+    );
+    // And the text vectors are searchable too.
+    let resp = c
+        .search(&mira_host::SearchRequest {
+            vector_field: Some("text_emb".into()),
+            image: None,
+            ..mira_host::SearchRequest::text("a black dress")
+        })
+        .unwrap();
+    assert_eq!(resp.query_vector.as_deref(), Some("clip text"));
+}
+
+#[test]
+fn without_a_model_ingest_says_so_and_search_stays_bm25() {
+    let env = Env::new();
+    let c = clip_collection(&env, &env.path().join("no-such-model"));
+    let rows = env.write("rows.jsonl", "{\"id\": \"a\", \"title\": \"red dress\"}\n");
+    let err = mira_host::ingest::ingest(&c, &rows, &Default::default(), &mira_host::ingest::NoProgress).unwrap_err();
+    assert!(
+        err.to_string().contains("no-such-model") && err.to_string().contains("lacks config.json"),
+        "{err}"
+    );
+
+    let schema_without_model = "name = \"bare\"\n[fields.title]\ntype = \"text\"\n[fields.photo]\ntype = \"image\"\n[fields.emb]\ntype = \"vector\"\ndim = 16\nsource = \"clip-image\"\n";
+    let c = env.create(schema_without_model);
+    let report = mira_host::ingest::ingest(&c, &rows, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    assert_eq!(report.indexed, 1);
+    assert!(
+        report.warnings[0].contains("no CLIP model is configured"),
+        "{:?}",
+        report.warnings
+    );
+    let resp = c.search(&mira_host::SearchRequest::text("red")).unwrap();
+    assert_eq!(resp.retrievers, vec!["bm25"]);
+    let err = c
+        .search(&mira_host::SearchRequest {
+            image: Some(env.path().join("x.png")),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("an image query needs a CLIP model"), "{err}");
+}

@@ -71,6 +71,22 @@ fn mistakes_name_the_field() {
             "unknown fusion `borda`",
         ),
         ("[fields]\n", "at least one field"),
+        (
+            "[fields.t]\ntype = \"text\"\nsource = \"clip-text\"\n",
+            "field `t`: `source` applies only to vector fields",
+        ),
+        (
+            "[fields.v]\ntype = \"vector\"\ndim = 4\nsource = \"clip-image\"\n",
+            "field `v`: clip-image needs an image field",
+        ),
+        (
+            "[fields.v]\ntype = \"vector\"\ndim = 4\nsource = \"magic\"\n",
+            "field `v`: unknown source `magic`",
+        ),
+        (
+            "[fields.n]\ntype = \"i64\"\n[fields.v]\ntype = \"vector\"\ndim = 4\nsource = \"clip-text\"\nfrom = [\"n\"]\n",
+            "clip-text reads text fields; `n` is not one",
+        ),
     ];
     for (fields, expected) in cases {
         let message = err(&format!("{base}{fields}"));

@@ -12,6 +12,7 @@ mod stats;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 
@@ -20,6 +21,7 @@ pub use stats::{CollectionStats, VectorFieldStats};
 pub use writer::CollectionWriter;
 
 use crate::analyzer;
+use crate::embed::{ClipEmbedder, ModelDType, ModelError, parse_device};
 use crate::error::{Error, Result};
 use crate::plugin::PluginRegistry;
 use crate::schema::{CollectionSchema, FieldMap};
@@ -36,7 +38,11 @@ pub struct Collection {
     index: Index,
     reader: IndexReader,
     vectors: VectorStore,
+    clip: OnceLock<Result<Option<Arc<ClipEmbedder>>, String>>,
 }
+
+/// Overrides the schema's `[models] clip` directory.
+pub const CLIP_MODEL_ENV: &str = "MIRA_CLIP_MODEL";
 
 impl Collection {
     /// Creates a collection in `dir`, which must not exist yet.
@@ -70,6 +76,7 @@ impl Collection {
             index,
             reader,
             vectors,
+            clip: OnceLock::new(),
         };
         c.sync_vectors()?;
         Ok(c)
@@ -89,6 +96,25 @@ impl Collection {
             .map(|(f, spec)| (f.name.as_str(), spec))
             .collect();
         self.vectors.sync(&searcher, &fields)
+    }
+
+    /// The collection's CLIP model, loaded on first use: `MIRA_CLIP_MODEL`, else the schema's
+    /// `[models] clip`; `None` when neither is set.
+    pub fn clip(&self) -> Result<Option<Arc<ClipEmbedder>>> {
+        self.clip
+            .get_or_init(|| {
+                let dir = std::env::var_os(CLIP_MODEL_ENV)
+                    .map(PathBuf::from)
+                    .or_else(|| self.schema.models.clip.clone());
+                let Some(dir) = dir else { return Ok(None) };
+                let load = || -> std::result::Result<ClipEmbedder, ModelError> {
+                    let device = parse_device(&self.schema.models.device)?;
+                    ClipEmbedder::load(&dir, &device, ModelDType::parse(&self.schema.models.dtype)?)
+                };
+                load().map(|m| Some(Arc::new(m))).map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|m| Error::from(ModelError::Files(m)))
     }
 
     /// A writer; only one may exist per collection at a time, across processes.

@@ -6,6 +6,7 @@
 //! at the first bad row, and ids make a corrected re-run an idempotent upsert.
 
 mod csv_rows;
+mod embedding;
 mod image_folder;
 mod jsonl;
 mod row_error;
@@ -19,9 +20,10 @@ use serde::Serialize;
 pub use image_folder::DEFAULT_SIDECAR;
 pub use row_error::RowError;
 
+use self::embedding::Embedder;
 use self::source::RowSource;
-use crate::collection::Collection;
-use crate::document::DocumentBuilder;
+use crate::collection::{CLIP_MODEL_ENV, Collection, CollectionWriter};
+use crate::document::{BuiltDocument, DocumentBuilder};
 use crate::error::{Error, Result};
 use crate::schema::FieldKind;
 
@@ -111,6 +113,8 @@ pub struct IngestReport {
     pub skipped: u64,
     /// The first bad rows (at most 100).
     pub errors: Vec<RowError>,
+    /// What the ingest could not do for every row (a model that is not configured...).
+    pub warnings: Vec<String>,
     pub commits: u64,
     #[serde(with = "secs")]
     pub elapsed: Duration,
@@ -156,67 +160,141 @@ fn open_source(c: &Collection, path: &Path, opts: &IngestOptions) -> Result<Box<
 pub fn ingest(c: &Collection, path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> Result<IngestReport> {
     let started = Instant::now();
     let mut source = open_source(c, path, opts)?;
-    let batch = opts.batch_size.unwrap_or(c.schema().ingest.batch_size).max(1);
     let builder = DocumentBuilder::new(c.schema(), c.fields());
-    let mut writer = c.writer()?;
     let mut report = IngestReport {
         rows: 0,
         indexed: 0,
         skipped: 0,
         errors: Vec::new(),
+        warnings: Vec::new(),
         commits: 0,
         elapsed: Duration::ZERO,
     };
-    let mut committed = 0u64;
+    let embedder = if c.schema().vector_sources.is_empty() {
+        None
+    } else {
+        match c.clip()? {
+            Some(clip) => Some(Embedder::new(c, clip)?),
+            None => {
+                let names: Vec<&str> = c.schema().vector_sources.iter().map(|s| s.field.as_str()).collect();
+                report.warnings.push(format!(
+                    "no CLIP model is configured ([models] clip in the schema, or {CLIP_MODEL_ENV}), so `{}` \
+                     is not computed: documents are indexed without it, never with made-up vectors",
+                    names.join("`, `")
+                ));
+                None
+            }
+        }
+    };
+    let mut sink = Sink {
+        writer: c.writer()?,
+        batch: opts.batch_size.unwrap_or(c.schema().ingest.batch_size).max(1) as u64,
+        on_error: opts.on_error,
+        committed: 0,
+        pending: Vec::new(),
+        embedder,
+    };
     progress.start(source.total(), source.unit());
     while let Some(item) = source.next_row() {
         report.rows += 1;
         let built = item.and_then(|row| {
-            builder.build(&row.object, &row.base_dir).map_err(|e| RowError {
+            let id = row
+                .object
+                .get(&c.schema().id_field)
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+            let at = RowError {
                 file: row.source,
                 line: row.line,
-                id: row
-                    .object
-                    .get(&c.schema().id_field)
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)),
-                field: e.field,
-                message: e.message,
-            })
+                id,
+                field: None,
+                message: String::new(),
+            };
+            match builder.build(&row.object, &row.base_dir) {
+                Ok(doc) => Ok((doc, at)),
+                Err(e) => Err(RowError {
+                    field: e.field,
+                    message: e.message,
+                    ..at
+                }),
+            }
         });
         match built {
-            Ok(doc) => {
-                writer.upsert(doc)?;
-                report.indexed += 1;
-                if writer.pending() >= batch as u64 {
-                    writer.commit()?;
-                    report.commits += 1;
-                    committed = report.indexed;
-                    progress.committed(committed);
+            Ok((doc, at)) => {
+                sink.pending.push((doc, at));
+                if sink.embedder.is_none() || sink.pending.len() >= EMBED_BATCH {
+                    sink.flush(&mut report, progress)?;
                 }
             }
-            Err(error) => match opts.on_error {
-                OnError::Fail => {
-                    writer.rollback()?;
-                    progress.finish();
-                    return Err(Error::IngestAborted { error, committed });
-                }
-                OnError::Skip => {
-                    tracing::debug!(%error, "skipping row");
-                    report.skipped += 1;
-                    if report.errors.len() < MAX_REPORTED_ERRORS {
-                        report.errors.push(error);
-                    }
-                }
-            },
+            Err(error) => sink.bad_row(error, &mut report, progress)?,
         }
         progress.advance(source.position(), report.rows, report.indexed);
     }
-    if writer.pending() > 0 {
+    sink.flush(&mut report, progress)?;
+    if sink.writer.pending() > 0 {
         report.commits += 1;
     }
-    writer.finish()?;
+    sink.writer.finish()?;
     progress.committed(report.indexed);
     progress.finish();
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Rows embedded per model call.
+const EMBED_BATCH: usize = 16;
+
+/// Where built documents go: embedding, then the writer, with batched commits.
+struct Sink<'a> {
+    writer: CollectionWriter<'a>,
+    batch: u64,
+    on_error: OnError,
+    committed: u64,
+    pending: Vec<(BuiltDocument, RowError)>,
+    embedder: Option<Embedder<'a>>,
+}
+
+impl Sink<'_> {
+    fn bad_row(&mut self, error: RowError, report: &mut IngestReport, progress: &dyn Progress) -> Result<()> {
+        match self.on_error {
+            OnError::Fail => {
+                self.writer.rollback()?;
+                progress.finish();
+                Err(Error::IngestAborted {
+                    error,
+                    committed: self.committed,
+                })
+            }
+            OnError::Skip => {
+                tracing::debug!(%error, "skipping row");
+                report.skipped += 1;
+                if report.errors.len() < MAX_REPORTED_ERRORS {
+                    report.errors.push(error);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self, report: &mut IngestReport, progress: &dyn Progress) -> Result<()> {
+        let mut rows = std::mem::take(&mut self.pending);
+        let failed = match &self.embedder {
+            Some(e) => e.fill(&mut rows)?,
+            None => Vec::new(),
+        };
+        for (i, (doc, _)) in rows.into_iter().enumerate() {
+            if let Some((_, error)) = failed.iter().find(|(j, _)| *j == i) {
+                self.bad_row(error.clone(), report, progress)?;
+                continue;
+            }
+            self.writer.upsert(doc)?;
+            report.indexed += 1;
+            if self.writer.pending() >= self.batch {
+                self.writer.commit()?;
+                report.commits += 1;
+                self.committed = report.indexed;
+                progress.committed(self.committed);
+            }
+        }
+        Ok(())
+    }
 }

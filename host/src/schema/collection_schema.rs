@@ -1,6 +1,6 @@
 //! The collection declaration: parsed from TOML, validated, and saved beside the index.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -20,9 +20,42 @@ pub struct CollectionSchema {
     pub fields: Vec<FieldSpec>,
     pub search: SearchDefaults,
     pub ingest: IngestDefaults,
+    /// Vector fields computed at ingest, and from what.
+    pub vector_sources: Vec<VectorSource>,
+    /// Models the collection uses.
+    pub models: ModelSettings,
     /// The TOML the schema was read from, saved verbatim with the collection.
     #[serde(skip)]
     pub source: String,
+}
+
+/// What a computed vector field is computed from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "source", rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// CLIP image embedding of an image field.
+    ClipImage { image_field: String },
+    /// CLIP text embedding of text fields (joined with ". ").
+    ClipText { text_fields: Vec<String> },
+}
+
+/// A vector field computed at ingest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VectorSource {
+    pub field: String,
+    #[serde(flatten)]
+    pub kind: SourceKind,
+}
+
+/// Where a collection's models come from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ModelSettings {
+    /// A CLIP model directory (Hugging Face layout); `MIRA_CLIP_MODEL` overrides it.
+    pub clip: Option<PathBuf>,
+    /// `cpu` (default) or `cuda:N`.
+    pub device: String,
+    /// `f32` (default), `f16` or `bf16`.
+    pub dtype: String,
 }
 
 /// Defaults for search requests that do not say otherwise.
@@ -64,6 +97,8 @@ struct RawSchema {
     search: RawSearch,
     #[serde(default)]
     ingest: RawIngest,
+    #[serde(default)]
+    models: RawModels,
 }
 
 fn default_id_field() -> String {
@@ -97,6 +132,18 @@ struct RawField {
     dim: Option<usize>,
     dtype: Option<VectorDtype>,
     metric: Option<Metric>,
+    /// `clip-image` or `clip-text`: the vector is computed at ingest.
+    source: Option<String>,
+    /// The fields the source reads (an image field, or text fields).
+    from: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawModels {
+    clip: Option<PathBuf>,
+    device: Option<String>,
+    dtype: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -165,8 +212,19 @@ impl CollectionSchema {
             return Err(err("a collection needs at least one field in [fields]".into()));
         }
         let mut fields = Vec::with_capacity(raw.fields.len());
-        for (name, f) in raw.fields {
+        let mut sources = Vec::new();
+        for (name, mut f) in raw.fields {
+            let source = (f.source.take(), f.from.take());
             fields.push(validate_field(&name, f, &raw.id_field).map_err(|m| err(format!("field `{name}`: {m}")))?);
+            sources.push((name, source));
+        }
+        let mut vector_sources = Vec::new();
+        for (name, (source, from)) in sources {
+            if let Some(v) =
+                validate_source(&name, source, from, &fields).map_err(|m| err(format!("field `{name}`: {m}")))?
+            {
+                vector_sources.push(v);
+            }
         }
         let search = validate_search(raw.search, &fields).map_err(|m| err(format!("[search]: {m}")))?;
         let ingest = IngestDefaults {
@@ -184,6 +242,12 @@ impl CollectionSchema {
             fields,
             search,
             ingest,
+            vector_sources,
+            models: ModelSettings {
+                clip: raw.models.clip,
+                device: raw.models.device.unwrap_or_else(|| "cpu".into()),
+                dtype: raw.models.dtype.unwrap_or_else(|| "f32".into()),
+            },
             source: text.to_owned(),
         })
     }
@@ -199,6 +263,11 @@ impl CollectionSchema {
             FieldKind::Vector(v) => Some((f, v)),
             _ => None,
         })
+    }
+
+    /// How a vector field is computed at ingest, if it is.
+    pub fn vector_source(&self, field: &str) -> Option<&VectorSource> {
+        self.vector_sources.iter().find(|s| s.field == field)
     }
 
     /// The vector field called `name`, or a precise error.
@@ -278,6 +347,69 @@ fn validate_field(name: &str, f: RawField, id_field: &str) -> Result<FieldSpec, 
         stored: f.stored.unwrap_or(!is_vector),
         kind,
     })
+}
+
+fn validate_source(
+    name: &str,
+    source: Option<String>,
+    from: Option<Vec<String>>,
+    fields: &[FieldSpec],
+) -> Result<Option<VectorSource>, String> {
+    let Some(source) = source else {
+        return if from.is_some() {
+            Err("`from` needs a `source`".into())
+        } else {
+            Ok(None)
+        };
+    };
+    if !matches!(
+        fields.iter().find(|f| f.name == name).map(|f| &f.kind),
+        Some(FieldKind::Vector(_))
+    ) {
+        return Err("`source` applies only to vector fields".into());
+    }
+    let kind_of = |n: &str| fields.iter().find(|f| f.name == n).map(|f| &f.kind);
+    let kind = match source.as_str() {
+        "clip-image" => {
+            let image_field = match from.as_deref() {
+                Some([one]) => one.clone(),
+                Some(_) => return Err("clip-image reads exactly one image field: from = [\"image\"]".into()),
+                None => fields
+                    .iter()
+                    .find(|f| f.kind == FieldKind::Image)
+                    .map(|f| f.name.clone())
+                    .ok_or("clip-image needs an image field in the collection")?,
+            };
+            if kind_of(&image_field) != Some(&FieldKind::Image) {
+                return Err(format!("clip-image reads an image field; `{image_field}` is not one"));
+            }
+            SourceKind::ClipImage { image_field }
+        }
+        "clip-text" => {
+            let text_fields = from.unwrap_or_else(|| {
+                fields
+                    .iter()
+                    .filter(|f| matches!(f.kind, FieldKind::Text { .. }))
+                    .map(|f| f.name.clone())
+                    .collect()
+            });
+            if text_fields.is_empty() {
+                return Err("clip-text needs text fields: from = [\"title\", ...]".into());
+            }
+            if let Some(bad) = text_fields
+                .iter()
+                .find(|n| !matches!(kind_of(n), Some(FieldKind::Text { .. })))
+            {
+                return Err(format!("clip-text reads text fields; `{bad}` is not one"));
+            }
+            SourceKind::ClipText { text_fields }
+        }
+        other => return Err(format!("unknown source `{other}` (expected clip-image or clip-text)")),
+    };
+    Ok(Some(VectorSource {
+        field: name.to_owned(),
+        kind,
+    }))
 }
 
 fn validate_search(raw: RawSearch, fields: &[FieldSpec]) -> Result<SearchDefaults, String> {

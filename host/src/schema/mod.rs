@@ -8,6 +8,8 @@ mod collection_schema;
 mod field;
 mod field_map;
 
-pub use collection_schema::{CollectionSchema, IngestDefaults, SearchDefaults, valid_collection_name};
+pub use collection_schema::{
+    CollectionSchema, IngestDefaults, ModelSettings, SearchDefaults, SourceKind, VectorSource, valid_collection_name,
+};
 pub use field::{Analyzer, FieldKind, FieldSpec, Metric, VectorDtype, VectorSpec};
 pub use field_map::FieldMap;

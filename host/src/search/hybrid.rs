@@ -78,7 +78,8 @@ pub fn search_with(c: &Collection, req: &SearchRequest, plugins: Option<&PluginR
             items: top.into_iter().map(|(s, a)| (a, s)).collect(),
         });
     }
-    if let Some(vector) = &req.vector {
+    let (query_vector, vector_origin) = query_vector(c, req, text)?;
+    if let Some(vector) = &query_vector {
         let field = req
             .vector_field
             .as_deref()
@@ -141,9 +142,47 @@ pub fn search_with(c: &Collection, req: &SearchRequest, plugins: Option<&PluginR
         candidates: total,
         retrievers,
         fusion: fusion_name,
+        query_vector: vector_origin.map(str::to_owned),
         ranking,
         took_ms: started.elapsed().as_secs_f64() * 1e3,
     })
+}
+
+/// The kNN query vector: given, or the CLIP embedding of the query image, or of the query text
+/// when the vector field is computed by CLIP and a model is configured.
+fn query_vector(
+    c: &Collection,
+    req: &SearchRequest,
+    text: Option<&str>,
+) -> Result<(Option<Vec<f32>>, Option<&'static str>)> {
+    if let Some(v) = &req.vector {
+        if req.image.is_some() {
+            return Err(Error::Query("give a query vector or a query image, not both".into()));
+        }
+        return Ok((Some(v.clone()), Some("given")));
+    }
+    if let Some(path) = &req.image {
+        let clip = c.clip()?.ok_or_else(|| {
+            Error::Query(format!(
+                "an image query needs a CLIP model: set [models] clip in the collection's schema or {}",
+                crate::collection::CLIP_MODEL_ENV
+            ))
+        })?;
+        let v = clip.embed_image_files(&[path.as_path()], c.schema().ingest.max_image_pixels)?;
+        return Ok((v.into_iter().next(), Some("clip image")));
+    }
+    let field = req
+        .vector_field
+        .as_deref()
+        .or(c.schema().search.vector_field.as_deref());
+    let computed = field.is_some_and(|f| c.schema().vector_source(f).is_some());
+    if let (Some(text), true) = (text, computed)
+        && let Some(clip) = c.clip()?
+    {
+        let v = clip.embed_texts(&[text])?;
+        return Ok((v.into_iter().next(), Some("clip text")));
+    }
+    Ok((None, None))
 }
 
 /// Adds a filter to a scored query without changing its scores.

@@ -22,6 +22,8 @@ pub struct SearchRequest {
     pub text_fields: Option<Vec<String>>,
     /// Query vector for kNN.
     pub vector: Option<Vec<f32>>,
+    /// Query image: embedded with the collection's CLIP model for kNN.
+    pub image: Option<std::path::PathBuf>,
     /// Vector field to search.
     pub vector_field: Option<String>,
     /// Filter in tantivy syntax, applied to both retrievers: `category:dress AND price:[10 TO 50]`.

@@ -16,6 +16,9 @@ pub struct SearchResponse {
     pub retrievers: Vec<String>,
     /// The fusion used, e.g. `rrf(k=60)`.
     pub fusion: String,
+    /// Where the kNN query vector came from: `given`, `clip image`, `clip text`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_vector: Option<String>,
     /// The ranking plugin's part, when one was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ranking: Option<RankingReport>,
