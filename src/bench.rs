@@ -95,7 +95,18 @@ pub fn time_ms(reps: usize, mut f: impl FnMut(usize)) -> f64 {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    if args.suite != BenchSuite::Search {
+    if matches!(args.suite, BenchSuite::Models | BenchSuite::All) {
+        let figures = crate::bench_models::run()?;
+        if args.json && args.suite == BenchSuite::Models {
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+        } else {
+            crate::bench_models::print(&figures);
+        }
+        if args.suite == BenchSuite::Models {
+            return Ok(());
+        }
+    }
+    if matches!(args.suite, BenchSuite::Plugins | BenchSuite::All) {
         let figures = crate::bench_plugins::run(1000, args.queries.max(10))?;
         if args.json && args.suite == BenchSuite::Plugins {
             println!("{}", serde_json::to_string_pretty(&figures)?);

@@ -240,6 +240,8 @@ pub enum BenchSuite {
     Search,
     /// The plugin stage against the same logic in native Rust, and per-call set-up.
     Plugins,
+    /// CLIP text and image embedding throughput on a ViT-B/32-shaped random model.
+    Models,
     All,
 }
 

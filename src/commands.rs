@@ -257,8 +257,19 @@ fn demo(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, products: usi
         c
     };
     println!();
-    println!("Retrieval here is BM25 with filters only: vector search needs CLIP embeddings, and no");
-    println!("CLIP model is wired in yet, so the demo makes up no vectors.");
+    let clip = c.clip()?;
+    match &clip {
+        Some(m) => println!(
+            "CLIP model from {}: text queries also search the product photos (BM25 + kNN, fused).",
+            m.files.dir.display()
+        ),
+        None => {
+            println!("No CLIP model is configured (MIRA_CLIP_MODEL=DIR, a Hugging Face CLIP directory such as");
+            println!(
+                "openai/clip-vit-base-patch32): retrieval is BM25 with filters, and the demo makes up no vectors."
+            );
+        }
+    }
     for (what, text, filter) in DEMO_QUERIES {
         println!();
         match filter {

@@ -2,6 +2,7 @@
 //! `mira-host`, results become text or JSON.
 
 mod bench;
+mod bench_models;
 mod bench_plugins;
 mod cli;
 mod commands;

@@ -64,10 +64,8 @@ fn demo_runs_on_a_fresh_data_dir() {
     let env = Env::new();
     let out = ok(&env.mira(&["demo", "--products", "300"]));
     assert!(out.contains("indexed 300 of 300 rows"), "{out}");
-    assert!(
-        out.contains("no\nCLIP model is wired in yet") || out.contains("CLIP"),
-        "{out}"
-    );
+    assert!(out.contains("No CLIP model is configured"), "{out}");
+    assert!(out.contains("makes up no vectors"), "{out}");
     assert!(out.contains("Chinese text"), "{out}");
     assert!(
         out.contains("plugin ecommerce") && out.contains("判断商品是否与查询需求相关"),

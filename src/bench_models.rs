@@ -1,0 +1,96 @@
+//! `mira bench models`: CLIP embedding throughput on CPU with a ViT-B/32-shaped random-weight
+//! model written in the Hugging Face layout and loaded through the normal path; batched inputs
+//! against one input at a time, measured in the same run.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use mira_host::embed::fixtures::{TinyClip, write_clip};
+use mira_host::embed::{ClipEmbedder, ModelDType, parse_device};
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct ModelFigures {
+    pub shape: &'static str,
+    pub texts_per_sec_batched: f64,
+    pub texts_per_sec_single: f64,
+    pub images_per_sec_batched: f64,
+    pub images_per_sec_single: f64,
+}
+
+fn rate(items: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    let started = Instant::now();
+    f();
+    items as f64 / started.elapsed().as_secs_f64()
+}
+
+pub fn run() -> Result<ModelFigures> {
+    let dir = std::env::temp_dir().join(format!("mira-bench-clip-{}", std::process::id()));
+    eprintln!("bench: writing a ViT-B/32-shaped random CLIP to {}", dir.display());
+    write_clip(&dir, &TinyClip::vit_b32())?;
+    let result = (|| -> Result<ModelFigures> {
+        let clip = ClipEmbedder::load(&dir, &parse_device("cpu")?, ModelDType::F32)?;
+        let words = [
+            "red", "silk", "dress", "harbour", "at", "night", "a", "photo", "of", "the", "city", "street",
+        ];
+        let texts: Vec<String> = (0..32)
+            .map(|i| {
+                (0..6 + i % 8)
+                    .map(|j| words[(i * 7 + j * 3) % words.len()])
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let images: Vec<image::DynamicImage> = (0..8)
+            .map(|i| {
+                image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(320 + i * 10, 240, |x, y| {
+                    image::Rgb([(x % 256) as u8, (y % 256) as u8, (i * 30) as u8])
+                }))
+            })
+            .collect();
+        eprintln!("bench: timing CLIP text and image towers");
+        let texts_batched = rate(refs.len(), || {
+            clip.embed_texts(&refs).expect("embed");
+        });
+        let texts_single = rate(8, || {
+            for t in &refs[..8] {
+                clip.embed_texts(&[t]).expect("embed");
+            }
+        });
+        let images_batched = rate(images.len(), || {
+            clip.embed_images(&images).expect("embed");
+        });
+        let images_single = rate(4, || {
+            for img in &images[..4] {
+                clip.embed_images(std::slice::from_ref(img)).expect("embed");
+            }
+        });
+        Ok(ModelFigures {
+            shape: "ViT-B/32 (text 512x12, vision 768x12, 224 px, 77 tokens), f32, cpu",
+            texts_per_sec_batched: texts_batched,
+            texts_per_sec_single: texts_single,
+            images_per_sec_batched: images_batched,
+            images_per_sec_single: images_single,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+pub fn print(f: &ModelFigures) {
+    println!("CLIP embedding, {}:", f.shape);
+    println!(
+        "  texts   {:>7.1}/s batched (32)   {:>7.1}/s one at a time   {:.2}x",
+        f.texts_per_sec_batched,
+        f.texts_per_sec_single,
+        f.texts_per_sec_batched / f.texts_per_sec_single
+    );
+    println!(
+        "  images  {:>7.1}/s batched (8)    {:>7.1}/s one at a time   {:.2}x",
+        f.images_per_sec_batched,
+        f.images_per_sec_single,
+        f.images_per_sec_batched / f.images_per_sec_single
+    );
+}
