@@ -37,7 +37,7 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
         .expect("built-in ecommerce")
         .1;
     let plugin = runtime
-        .load(bytes, "built-in", HashMap::new())
+        .load(bytes, "built-in", &HashMap::new())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let mut rng = fastrand::Rng::with_seed(11);

@@ -101,7 +101,7 @@ fn plugin(data_dir: &Path, config: Option<&Path>, cmd: cli::PluginCommand) -> Re
         cli::PluginCommand::Load { path } => {
             let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             let p = registry
-                .persist(&bytes, &path.display().to_string())
+                .persist(&bytes)
                 .with_context(|| format!("loading {}", path.display()))?;
             println!(
                 "loaded {} {} (scenarios {}) into {}",

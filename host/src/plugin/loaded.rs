@@ -83,7 +83,7 @@ impl LoadedPlugin {
         component: &Component,
         hash: String,
         origin: &str,
-        config: HashMap<String, String>,
+        configs: &HashMap<String, HashMap<String, String>>,
     ) -> Result<Self, PluginFailure> {
         let instance_pre = runtime.linker.instantiate_pre(component).map_err(link_failure)?;
         let pre = RankingPluginPre::new(instance_pre).map_err(|e| PluginFailure::Invalid {
@@ -93,7 +93,7 @@ impl LoadedPlugin {
             runtime,
             pre,
             name: Arc::from("(loading)"),
-            config: Arc::new(config),
+            config: Arc::new(HashMap::new()),
             description: PluginDescription {
                 name: String::new(),
                 version: String::new(),
@@ -126,6 +126,8 @@ impl LoadedPlugin {
             )));
         }
         plugin.name = Arc::from(d.name.as_str());
+        // The smoke call and every query see the operator's configuration for this name.
+        plugin.config = Arc::new(configs.get(&d.name).cloned().unwrap_or_default());
         plugin.description = PluginDescription {
             name: d.name,
             version: d.version,

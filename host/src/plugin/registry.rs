@@ -75,13 +75,7 @@ impl PluginRegistry {
     /// Loads and validates a plugin, then makes it the active version of its name. The version
     /// it replaces is kept for rollback; queries already running keep the version they started on.
     pub fn install(&self, bytes: &[u8], origin: &str) -> std::result::Result<Arc<LoadedPlugin>, PluginFailure> {
-        // The configuration is per name, and the name is only known after describe: load once
-        // without, and again with it if the operator configured this plugin.
-        let probe = self.runtime.load(bytes, origin, HashMap::new())?;
-        let plugin = match self.configs.get(probe.name()) {
-            Some(config) => self.runtime.load(bytes, origin, config.clone())?,
-            None => probe,
-        };
+        let plugin = self.runtime.load(bytes, origin, &self.configs)?;
         self.activate(plugin.clone());
         Ok(plugin)
     }
@@ -204,17 +198,19 @@ impl PluginRegistry {
 
     /// Validates a plugin and writes it to the directory as the active version of its name,
     /// keeping the file it replaces as the previous version.
-    pub fn persist(&self, bytes: &[u8], origin: &str) -> Result<Arc<LoadedPlugin>> {
+    pub fn persist(&self, bytes: &[u8]) -> Result<Arc<LoadedPlugin>> {
         let dir = self
             .dir
             .as_ref()
             .ok_or_else(|| Error::Query("no plugin directory is configured".into()))?;
-        let plugin = self
-            .runtime
-            .load(bytes, origin, HashMap::new())
-            .map_err(Error::Plugin)?;
-        let name = plugin.name();
-        debug_assert!(valid_plugin_name(name));
+        // Validated before anything is written; its origin is where it is about to be stored.
+        let (component, hash) = self.runtime.compile(bytes).map_err(Error::Plugin)?;
+        let mut plugin =
+            LoadedPlugin::new(self.runtime.clone(), &component, hash, "", &self.configs).map_err(Error::Plugin)?;
+        let name = plugin.name().to_owned();
+        plugin.origin = dir.join(format!("{name}.wasm")).display().to_string();
+        let plugin = Arc::new(plugin);
+        debug_assert!(valid_plugin_name(&name));
         let io = |what: &str, e| Error::io(format!("{what} in {}", dir.display()), e);
         std::fs::create_dir_all(dir.join(".previous")).map_err(|e| io("creating .previous", e))?;
         let target = dir.join(format!("{name}.wasm"));
@@ -226,8 +222,8 @@ impl PluginRegistry {
         std::fs::write(&tmp, bytes)
             .and_then(|_| std::fs::rename(&tmp, &target))
             .map_err(|e| io("writing the plugin", e))?;
-        self.install(bytes, &target.display().to_string())
-            .map_err(Error::Plugin)
+        self.activate(plugin.clone());
+        Ok(plugin)
     }
 
     /// Swaps the directory's active and previous files of a plugin, and the live versions.

@@ -131,15 +131,16 @@ impl PluginRuntime {
         Ok((component, hash))
     }
 
-    /// Compiles, links, describes and smoke-tests a plugin. `config` is what `host.config` answers.
+    /// Compiles, links, describes and smoke-tests a plugin. `configs` maps plugin names to what
+    /// `host.config` answers (the name is known once the plugin has described itself).
     pub fn load(
         self: &Arc<Self>,
         bytes: &[u8],
         origin: &str,
-        config: HashMap<String, String>,
+        configs: &HashMap<String, HashMap<String, String>>,
     ) -> Result<Arc<LoadedPlugin>, PluginFailure> {
         let (component, hash) = self.compile(bytes)?;
-        LoadedPlugin::new(self.clone(), &component, hash, origin, config).map(Arc::new)
+        LoadedPlugin::new(self.clone(), &component, hash, origin, configs).map(Arc::new)
     }
 }
 
