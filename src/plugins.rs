@@ -47,5 +47,18 @@ pub fn registry(config: &EngineConfig, data_dir: &Path) -> Result<Arc<PluginRegi
             eprintln!("warning: plugin {} not loaded: {e}", path.display());
         }
     }
+    for path in &config.plugins.files {
+        let outcome = std::fs::read(path).map_err(|e| e.to_string()).and_then(|bytes| {
+            registry
+                .install(&bytes, &path.display().to_string())
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = outcome {
+            eprintln!(
+                "warning: plugin {} (from the configuration) not loaded: {e}",
+                path.display()
+            );
+        }
+    }
     Ok(Arc::new(registry))
 }

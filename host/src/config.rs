@@ -4,6 +4,7 @@
 //! ```toml
 //! [plugins]
 //! dir = "plugins"            # relative to the data directory
+//! files = ["/opt/ranking/fresh.wasm"]   # more plugins, by path
 //! time_ms = 50               # per call
 //! memory_mib = 64            # per instance
 //! quarantine_after = 5       # consecutive failures
@@ -30,6 +31,8 @@ use crate::plugin::PluginLimits;
 pub struct PluginSettings {
     /// The plugin directory, relative to the data directory unless absolute.
     pub dir: PathBuf,
+    /// More plugin components to load by path (after the directory's).
+    pub files: Vec<PathBuf>,
     #[serde(flatten)]
     pub limits: PluginLimits,
 }
@@ -38,6 +41,7 @@ impl Default for PluginSettings {
     fn default() -> Self {
         PluginSettings {
             dir: PathBuf::from("plugins"),
+            files: Vec::new(),
             limits: PluginLimits::default(),
         }
     }

@@ -391,6 +391,21 @@ fn plugin_directory_through_the_cli() {
     assert_eq!(resp["ranking"]["version"], "1.0.0");
     assert_eq!(resp["hits"][0]["score"], 1.0);
 
+    // Plugins named by path in the configuration load too.
+    let config = env.write("mira.toml", &format!("[plugins]\nfiles = [{SWAP_B_PLUGIN:?}]\n"));
+    let o = env.mira(&["--config", config.to_str().unwrap(), "plugin", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let swapper = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "swapper")
+        .unwrap();
+    assert_eq!(
+        (swapper["version"].as_str(), swapper["origin"].as_str()),
+        (Some("2.0.0"), Some(SWAP_B_PLUGIN))
+    );
+
     let o = env.mira(&["plugin", "unload", "swapper"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = env.mira(&["search", "shop", "dress", "--plugin", "swapper"]);
