@@ -53,110 +53,56 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
         })
         .collect();
 
-    let host_req = wit::Request {
-        query: "red silk dress".into(),
-        has_image_query: false,
-        scenario: Some("ecommerce".into()),
-        params: vec![wit::Param {
-            key: "max_price".into(),
-            value: "100".into(),
-        }],
-        now: 1_767_225_600,
-    };
-    let host_cands: Vec<wit::Candidate> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, (price, rating, reviews, stock, retrieval))| wit::Candidate {
-            id: format!("p{i}"),
-            fields: vec![
-                wit::Field {
-                    name: "title".into(),
-                    value: wit::FieldValue::Text(format!("product {i} red silk dress")),
-                },
-                wit::Field {
-                    name: "price".into(),
-                    value: wit::FieldValue::Number(*price),
-                },
-                wit::Field {
-                    name: "rating".into(),
-                    value: wit::FieldValue::Number(*rating),
-                },
-                wit::Field {
-                    name: "reviews".into(),
-                    value: wit::FieldValue::Integer(*reviews),
-                },
-                wit::Field {
-                    name: "in_stock".into(),
-                    value: wit::FieldValue::Boolean(*stock),
-                },
-            ],
-            scores: wit::StageScores {
-                bm25: Some(retrieval * 100.0),
-                bm25_rank: Some(i as u32 + 1),
-                vector: None,
-                vector_rank: None,
-                retrieval: *retrieval,
-                retrieval_rank: i as u32 + 1,
-                rerank: None,
-            },
-            tags: vec![],
-            caption: None,
-            has_image: true,
-        })
-        .collect();
-
+    // The host's WIT types and the SDK's are two generated families of the same shapes: one
+    // macro builds the same request and candidates in either.
+    macro_rules! inputs {
+        ($m:ident) => {{
+            let req = $m::Request {
+                query: "red silk dress".into(),
+                has_image_query: false,
+                scenario: Some("ecommerce".into()),
+                params: vec![$m::Param {
+                    key: "max_price".into(),
+                    value: "100".into(),
+                }],
+                now: 1_767_225_600,
+            };
+            let field = |name: &str, value: $m::FieldValue| $m::Field {
+                name: name.into(),
+                value,
+            };
+            let cands: Vec<$m::Candidate> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, (price, rating, reviews, stock, retrieval))| $m::Candidate {
+                    id: format!("p{i}"),
+                    fields: vec![
+                        field("title", $m::FieldValue::Text(format!("product {i} red silk dress"))),
+                        field("price", $m::FieldValue::Number(*price)),
+                        field("rating", $m::FieldValue::Number(*rating)),
+                        field("reviews", $m::FieldValue::Integer(*reviews)),
+                        field("in_stock", $m::FieldValue::Boolean(*stock)),
+                    ],
+                    scores: $m::StageScores {
+                        bm25: Some(retrieval * 100.0),
+                        bm25_rank: Some(i as u32 + 1),
+                        vector: None,
+                        vector_rank: None,
+                        retrieval: *retrieval,
+                        retrieval_rank: i as u32 + 1,
+                        rerank: None,
+                    },
+                    tags: vec![],
+                    caption: None,
+                    has_image: true,
+                })
+                .collect();
+            (req, cands)
+        }};
+    }
     use mira_plugin_sdk as sdk;
-    let native_req = sdk::Request {
-        query: host_req.query.clone(),
-        has_image_query: false,
-        scenario: host_req.scenario.clone(),
-        params: vec![sdk::Param {
-            key: "max_price".into(),
-            value: "100".into(),
-        }],
-        now: host_req.now,
-    };
-    let native_cands: Vec<sdk::Candidate> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, (price, rating, reviews, stock, retrieval))| sdk::Candidate {
-            id: format!("p{i}"),
-            fields: vec![
-                sdk::Field {
-                    name: "title".into(),
-                    value: sdk::FieldValue::Text(format!("product {i} red silk dress")),
-                },
-                sdk::Field {
-                    name: "price".into(),
-                    value: sdk::FieldValue::Number(*price),
-                },
-                sdk::Field {
-                    name: "rating".into(),
-                    value: sdk::FieldValue::Number(*rating),
-                },
-                sdk::Field {
-                    name: "reviews".into(),
-                    value: sdk::FieldValue::Integer(*reviews),
-                },
-                sdk::Field {
-                    name: "in_stock".into(),
-                    value: sdk::FieldValue::Boolean(*stock),
-                },
-            ],
-            scores: sdk::StageScores {
-                bm25: Some(retrieval * 100.0),
-                bm25_rank: Some(i as u32 + 1),
-                vector: None,
-                vector_rank: None,
-                retrieval: *retrieval,
-                retrieval_rank: i as u32 + 1,
-                rerank: None,
-            },
-            tags: vec![],
-            caption: None,
-            has_image: true,
-        })
-        .collect();
+    let (host_req, host_cands) = inputs!(wit);
+    let (native_req, native_cands) = inputs!(sdk);
 
     // The two builds must agree before their speed is compared.
     let wasm_scores = plugin

@@ -62,7 +62,7 @@ impl<'a> CollectionWriter<'a> {
 
     /// Deletes every document a filter matches; returns how many match in the current snapshot.
     pub fn delete_query(&mut self, filter: &str) -> Result<u64> {
-        let query = crate::search::parse_filter_for(self.c, filter)?;
+        let query = crate::search::parse_filter(self.c, filter)?;
         let found = self.c.searcher().search(&query, &Count)? as u64;
         self.writer.delete_query(query)?;
         self.pending += 1;

@@ -6,5 +6,5 @@ mod to_json;
 mod value;
 
 pub use from_json::{BuiltDocument, DocumentBuilder, FieldError};
-pub use to_json::stored_to_json;
+pub use to_json::{facet_path, stored_to_json};
 pub use value::{parse_date, parse_vector_text};

@@ -8,6 +8,11 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::schema::{FieldKind, FieldMap};
 
+/// A stored facet (tantivy's encoded form, segments separated by NUL) as its `/a/b` path.
+pub fn facet_path(encoded: &str) -> String {
+    Facet::from_path(encoded.split('\0')).to_path_string()
+}
+
 /// The stored fields of a document (the id excluded: hits carry it separately).
 pub fn stored_to_json(doc: &TantivyDocument, fields: &FieldMap) -> Map<String, Json> {
     let mut out = Map::new();
@@ -19,9 +24,7 @@ pub fn stored_to_json(doc: &TantivyDocument, fields: &FieldMap) -> Map<String, J
             .get_all(*field)
             .filter_map(|v| match spec.kind {
                 FieldKind::Text { .. } | FieldKind::Keyword | FieldKind::Image => v.as_str().map(Json::from),
-                FieldKind::Facet => v
-                    .as_facet()
-                    .map(|f| Json::from(Facet::from_path(f.split('\0')).to_path_string())),
+                FieldKind::Facet => v.as_facet().map(|f| Json::from(facet_path(f))),
                 FieldKind::I64 => v.as_i64().map(Json::from),
                 FieldKind::U64 => v.as_u64().map(Json::from),
                 FieldKind::F64 => v.as_f64().map(Json::from),

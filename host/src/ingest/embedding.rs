@@ -25,16 +25,15 @@ enum Input {
     Text(Vec<Field>),
 }
 
-pub(crate) struct Embedder<'a> {
+pub(crate) struct Embedder {
     clip: Arc<ClipEmbedder>,
     targets: Vec<Target>,
     max_pixels: u64,
-    _collection: &'a Collection,
 }
 
-impl<'a> Embedder<'a> {
+impl Embedder {
     /// Checks every computed field against the model (the dimensions must agree).
-    pub fn new(c: &'a Collection, clip: Arc<ClipEmbedder>) -> Result<Self> {
+    pub fn new(c: &Collection, clip: Arc<ClipEmbedder>) -> Result<Self> {
         let handle = |name: &str| c.fields().get(name).map(|(_, f)| *f).expect("validated schema");
         let mut targets = Vec::new();
         for s in &c.schema().vector_sources {
@@ -65,7 +64,6 @@ impl<'a> Embedder<'a> {
             clip,
             targets,
             max_pixels: c.schema().ingest.max_image_pixels,
-            _collection: c,
         })
     }
 

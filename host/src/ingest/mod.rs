@@ -250,7 +250,7 @@ struct Sink<'a> {
     on_error: OnError,
     committed: u64,
     pending: Vec<(BuiltDocument, RowError)>,
-    embedder: Option<Embedder<'a>>,
+    embedder: Option<Embedder>,
 }
 
 impl Sink<'_> {

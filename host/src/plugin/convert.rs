@@ -40,9 +40,7 @@ pub(crate) fn candidate<K>(c: &Collection, doc: &TantivyDocument, id: String, f:
             let value = match spec.kind {
                 FieldKind::Text { .. } => v.as_str().map(|s| FieldValue::Text(s.to_owned())),
                 FieldKind::Keyword => v.as_str().map(|s| FieldValue::Keyword(s.to_owned())),
-                FieldKind::Facet => v
-                    .as_facet()
-                    .map(|f| FieldValue::Facet(tantivy::schema::Facet::from_path(f.split('\0')).to_path_string())),
+                FieldKind::Facet => v.as_facet().map(|f| FieldValue::Facet(crate::document::facet_path(f))),
                 FieldKind::I64 => v.as_i64().map(FieldValue::Integer),
                 FieldKind::U64 => v.as_u64().map(|x| FieldValue::Integer(x.min(i64::MAX as u64) as i64)),
                 FieldKind::F64 => v.as_f64().map(FieldValue::Number),

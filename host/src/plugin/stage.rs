@@ -106,11 +106,7 @@ pub(crate) fn apply(
     let mut cands = Vec::with_capacity(fused.len());
     for (i, f) in fused.iter().enumerate() {
         let doc: TantivyDocument = searcher.doc(f.key)?;
-        let id = doc
-            .get_first(c.fields().id)
-            .and_then(|v| tantivy::schema::Value::as_str(&v).map(str::to_owned))
-            .unwrap_or_default();
-        cands.push(convert::candidate(c, &doc, id, f, i as u32 + 1));
+        cands.push(convert::candidate(c, &doc, c.fields().id_of(&doc), f, i as u32 + 1));
     }
     let outcome = call(plugin, &wreq, &cands);
     if !matches!(outcome, Err(PluginFailure::Quarantined { .. })) {

@@ -67,6 +67,14 @@ impl FieldMap {
         }
     }
 
+    /// A stored document's external id.
+    pub fn id_of(&self, doc: &tantivy::TantivyDocument) -> String {
+        use tantivy::schema::Value;
+        doc.get_first(self.id)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
     /// The declared field and its tantivy handle.
     pub fn get(&self, name: &str) -> Option<&(FieldSpec, Field)> {
         self.fields.iter().find(|(s, _)| s.name == name)

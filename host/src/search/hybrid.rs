@@ -257,10 +257,7 @@ fn hit(
     plugin: Option<PluginScore>,
 ) -> Result<Hit> {
     let doc: TantivyDocument = searcher.doc(f.key)?;
-    let id = doc
-        .get_first(c.fields().id)
-        .and_then(|v| tantivy::schema::Value::as_str(&v).map(str::to_owned))
-        .unwrap_or_default();
+    let id = c.fields().id_of(&doc);
     let explain = explain.then(|| {
         let stage = |name: &str| {
             f.contributions.iter().find(|x| x.list == name).map(|x| StageScore {

@@ -7,7 +7,7 @@ mod hybrid;
 mod request;
 mod response;
 
-pub(crate) use filter::parse_filter as parse_filter_for;
+pub(crate) use filter::parse_filter;
 pub use fusion::{Contribution, Fused, FusionMethod, Normalization, RankedList, fuse};
 pub use hybrid::{search, search_with};
 pub use request::SearchRequest;

@@ -73,36 +73,16 @@ register!(Academic);
 
 #[cfg(test)]
 mod tests {
-    use mira_plugin_sdk::{Field, FieldValue, StageScores};
+    use mira_plugin_sdk::{Field, FieldValue};
 
     use super::*;
 
     fn paper(citations: i64, year: i64) -> Candidate {
-        Candidate {
-            id: "x".into(),
-            fields: vec![
-                Field {
-                    name: "citations".into(),
-                    value: FieldValue::Integer(citations),
-                },
-                Field {
-                    name: "year".into(),
-                    value: FieldValue::Integer(year),
-                },
-            ],
-            scores: StageScores {
-                bm25: Some(1.0),
-                bm25_rank: Some(1),
-                vector: None,
-                vector_rank: None,
-                retrieval: 1.0,
-                retrieval_rank: 1,
-                rerank: None,
-            },
-            tags: vec![],
-            caption: None,
-            has_image: false,
-        }
+        let fields = vec![
+            Field::new("citations", FieldValue::Integer(citations)),
+            Field::new("year", FieldValue::Integer(year)),
+        ];
+        Candidate::new("x", fields, 1.0)
     }
 
     #[test]

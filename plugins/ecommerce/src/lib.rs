@@ -131,44 +131,21 @@ register!(Ecommerce);
 
 #[cfg(test)]
 mod tests {
-    use mira_plugin_sdk::{Field, FieldValue, Param, StageScores};
+    use mira_plugin_sdk::{Field, FieldValue, Param};
 
     use super::*;
 
     fn product(retrieval: f32, price: f64, rating: f64, in_stock: bool) -> Candidate {
-        Candidate {
-            id: "p".into(),
-            fields: vec![
-                Field {
-                    name: "title".into(),
-                    value: FieldValue::Text("red silk dress".into()),
-                },
-                Field {
-                    name: "price".into(),
-                    value: FieldValue::Number(price),
-                },
-                Field {
-                    name: "rating".into(),
-                    value: FieldValue::Number(rating),
-                },
-                Field {
-                    name: "in_stock".into(),
-                    value: FieldValue::Boolean(in_stock),
-                },
-            ],
-            scores: StageScores {
-                bm25: None,
-                bm25_rank: None,
-                vector: None,
-                vector_rank: None,
-                retrieval,
-                retrieval_rank: 1,
-                rerank: None,
-            },
-            tags: vec!["red".into()],
-            caption: None,
-            has_image: true,
-        }
+        let fields = vec![
+            Field::new("title", FieldValue::Text("red silk dress".into())),
+            Field::new("price", FieldValue::Number(price)),
+            Field::new("rating", FieldValue::Number(rating)),
+            Field::new("in_stock", FieldValue::Boolean(in_stock)),
+        ];
+        let mut c = Candidate::new("p", fields, retrieval);
+        c.tags = vec!["red".into()];
+        c.has_image = true;
+        c
     }
 
     fn req(query: &str, params: &[(&str, &str)]) -> Request {

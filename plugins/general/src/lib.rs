@@ -74,27 +74,15 @@ register!(General);
 
 #[cfg(test)]
 mod tests {
-    use mira_plugin_sdk::{StageScores, set_test_config};
+    use mira_plugin_sdk::set_test_config;
 
     use super::*;
 
     fn cand(id: &str, retrieval: f32, bm25: Option<f32>, rerank: Option<f32>) -> Candidate {
-        Candidate {
-            id: id.into(),
-            fields: vec![],
-            scores: StageScores {
-                bm25,
-                bm25_rank: None,
-                vector: None,
-                vector_rank: None,
-                retrieval,
-                retrieval_rank: 1,
-                rerank,
-            },
-            tags: vec![],
-            caption: None,
-            has_image: false,
-        }
+        let mut c = Candidate::new(id, vec![], retrieval);
+        c.scores.bm25 = bm25;
+        c.scores.rerank = rerank;
+        c
     }
 
     fn req() -> Request {

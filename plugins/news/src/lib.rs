@@ -52,36 +52,16 @@ register!(News);
 
 #[cfg(test)]
 mod tests {
-    use mira_plugin_sdk::{Field, FieldValue, StageScores};
+    use mira_plugin_sdk::{Field, FieldValue};
 
     use super::*;
 
     fn article(published: i64, authority: f64) -> Candidate {
-        Candidate {
-            id: "a".into(),
-            fields: vec![
-                Field {
-                    name: "published".into(),
-                    value: FieldValue::Date(published),
-                },
-                Field {
-                    name: "authority".into(),
-                    value: FieldValue::Number(authority),
-                },
-            ],
-            scores: StageScores {
-                bm25: Some(1.0),
-                bm25_rank: Some(1),
-                vector: None,
-                vector_rank: None,
-                retrieval: 1.0,
-                retrieval_rank: 1,
-                rerank: None,
-            },
-            tags: vec![],
-            caption: None,
-            has_image: false,
-        }
+        let fields = vec![
+            Field::new("published", FieldValue::Date(published)),
+            Field::new("authority", FieldValue::Number(authority)),
+        ];
+        Candidate::new("a", fields, 1.0)
     }
 
     #[test]

@@ -58,6 +58,38 @@ impl Description {
     }
 }
 
+impl Field {
+    pub fn new(name: &str, value: FieldValue) -> Self {
+        Field {
+            name: name.to_owned(),
+            value,
+        }
+    }
+}
+
+impl Candidate {
+    /// A candidate with the given fields whose only stage score is `retrieval` (rank 1), for
+    /// tests and tools; set the other stages, tags or caption on the result as needed.
+    pub fn new(id: &str, fields: Vec<Field>, retrieval: f32) -> Self {
+        Candidate {
+            id: id.to_owned(),
+            fields,
+            scores: StageScores {
+                bm25: None,
+                bm25_rank: None,
+                vector: None,
+                vector_rank: None,
+                retrieval,
+                retrieval_rank: 1,
+                rerank: None,
+            },
+            tags: Vec::new(),
+            caption: None,
+            has_image: false,
+        }
+    }
+}
+
 /// Exports a type implementing [`Plugin`] as the component's `plugin` interface.
 #[macro_export]
 macro_rules! register {
