@@ -5,8 +5,9 @@
 use std::time::Instant;
 
 use anyhow::Result;
+use mira_host::embed::ClipEmbedder;
 use mira_host::embed::fixtures::{TinyClip, write_clip};
-use mira_host::embed::{ClipEmbedder, ModelDType, parse_device};
+use mira_host::models::{ModelDType, parse_device};
 use serde::Serialize;
 
 #[derive(Serialize)]

@@ -63,34 +63,64 @@ pub enum Command {
     Model(ModelCommand),
 }
 
+/// Device and dtype flags shared by the model commands.
+#[derive(Args, Clone)]
+pub struct DeviceArgs {
+    /// cpu, or cuda:N with a `--features cuda` build.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+}
+
 #[derive(Subcommand)]
 pub enum ModelCommand {
-    /// Show what a model directory holds (Hugging Face layout).
+    /// Show what a model holds (a directory in the Hugging Face layout, or a repo id in the cache).
     Info {
-        dir: PathBuf,
+        model: String,
         #[arg(long)]
         json: bool,
     },
     /// Print the L2-normalised CLIP embeddings of texts and images.
     Embed {
-        /// A CLIP model directory (config.json, tokenizer.json, *.safetensors, preprocessor_config.json).
-        #[arg(long)]
-        model: PathBuf,
+        /// A CLIP model: a directory (config.json, tokenizer.json, *.safetensors,
+        /// preprocessor_config.json) or a Hugging Face repo id[@revision].
+        #[arg(long, default_value = "openai/clip-vit-base-patch32")]
+        model: String,
         /// A text to embed (repeatable).
         #[arg(long)]
         text: Vec<String>,
         /// An image file to embed (repeatable).
         #[arg(long)]
         image: Vec<PathBuf>,
-        /// cpu, or cuda:N with a `--features cuda` build.
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// f32, f16 or bf16.
-        #[arg(long, default_value = "f32")]
-        dtype: String,
+        #[command(flatten)]
+        device: DeviceArgs,
         /// Images over this many pixels are refused before decoding.
         #[arg(long, default_value_t = 64_000_000)]
         max_pixels: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print Qwen3-Reranker's P("yes") for each document against a query.
+    Rerank {
+        /// A Qwen3-Reranker: a directory (config.json, tokenizer.json, *.safetensors) or a
+        /// Hugging Face repo id[@revision].
+        #[arg(long, default_value = "Qwen/Qwen3-Reranker-0.6B")]
+        model: String,
+        /// What relevance means here (default: the model card's web search instruction).
+        #[arg(long)]
+        instruction: Option<String>,
+        #[arg(long)]
+        query: String,
+        /// A document to score (repeatable, at least one).
+        #[arg(long, required = true)]
+        doc: Vec<String>,
+        /// Longest prompt in tokens; longer documents are cut.
+        #[arg(long, default_value_t = mira_host::rerank::DEFAULT_MAX_LENGTH)]
+        max_length: usize,
+        #[command(flatten)]
+        device: DeviceArgs,
         #[arg(long)]
         json: bool,
     },

@@ -26,8 +26,8 @@ fn main() -> ExitCode {
                 .downcast_ref::<mira_host::Error>()
                 .is_some_and(|e| e.fault() != mira_host::Fault::Engine)
                 || err
-                    .downcast_ref::<mira_host::embed::ModelError>()
-                    .is_some_and(|e| !matches!(e, mira_host::embed::ModelError::Candle(_)));
+                    .downcast_ref::<mira_host::models::ModelError>()
+                    .is_some_and(|e| !matches!(e, mira_host::models::ModelError::Candle(_)));
             ExitCode::from(if user { 2 } else { 1 })
         }
     }

@@ -1,63 +1,31 @@
 //! `mira model`: what operators use to check a model before pointing a collection at it.
 
-use anyhow::{Result, bail};
-use mira_host::embed::{ClipEmbedder, ModelDType, parse_device};
-use serde_json::json;
+use std::time::Instant;
 
-use crate::cli::ModelCommand;
+use anyhow::{Context, Result, bail};
+use mira_host::embed::ClipEmbedder;
+use mira_host::models::{ModelDType, ModelKind, parse_device, resolve_model};
+use mira_host::rerank::{DEFAULT_INSTRUCTION, Reranker, ScoreOptions};
+use serde_json::{Value, json};
+
+use crate::cli::{DeviceArgs, ModelCommand};
 
 pub fn run(cmd: ModelCommand) -> Result<()> {
     match cmd {
-        ModelCommand::Info { dir, json } => {
-            let clip = ClipEmbedder::load(&dir, &parse_device("cpu")?, ModelDType::F32)?;
-            let c = &clip.config;
-            let info = json!({
-                "dir": dir,
-                "kind": "clip",
-                "embedding_dim": clip.dim(),
-                "text": {"hidden": c.text.embed_dim, "layers": c.text.num_hidden_layers, "heads": c.text.num_attention_heads, "vocab": c.text.vocab_size, "max_tokens": c.text.max_position_embeddings},
-                "vision": {"hidden": c.vision.embed_dim, "layers": c.vision.num_hidden_layers, "heads": c.vision.num_attention_heads, "image_size": c.vision.image_size, "patch_size": c.vision.patch_size},
-                "weights": clip.files.weights,
-            });
-            if json {
-                println!("{}", serde_json::to_string_pretty(&info)?);
-            } else {
-                println!("CLIP model in {}", dir.display());
-                println!("  embedding dim  {}", clip.dim());
-                println!(
-                    "  text tower     {} wide, {} layers, {} heads, {} tokens max, vocabulary {}",
-                    c.text.embed_dim,
-                    c.text.num_hidden_layers,
-                    c.text.num_attention_heads,
-                    c.text.max_position_embeddings,
-                    c.text.vocab_size
-                );
-                println!(
-                    "  vision tower   {} wide, {} layers, {} heads, {}px images in {}px patches",
-                    c.vision.embed_dim,
-                    c.vision.num_hidden_layers,
-                    c.vision.num_attention_heads,
-                    c.vision.image_size,
-                    c.vision.patch_size
-                );
-                for w in &clip.files.weights {
-                    println!("  weights        {}", w.display());
-                }
-            }
-        }
+        ModelCommand::Info { model, json } => info(&model, json),
         ModelCommand::Embed {
             model,
             text,
             image,
             device,
-            dtype,
             max_pixels,
             json,
         } => {
             if text.is_empty() && image.is_empty() {
                 bail!("give at least one --text or --image");
             }
-            let clip = ClipEmbedder::load(&model, &parse_device(&device)?, ModelDType::parse(&dtype)?)?;
+            let dir = resolve_model(&model, ModelKind::Clip)?;
+            let clip = ClipEmbedder::load(&dir, &parse_device(&device.device)?, ModelDType::parse(&device.dtype)?)?;
             let texts: Vec<&str> = text.iter().map(String::as_str).collect();
             let mut rows = Vec::new();
             for (t, v) in text.iter().zip(clip.embed_texts(&texts)?) {
@@ -82,6 +50,112 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                     );
                 }
             }
+            Ok(())
+        }
+        ModelCommand::Rerank {
+            model,
+            instruction,
+            query,
+            doc,
+            max_length,
+            device,
+            json,
+        } => rerank(&model, instruction, &query, &doc, max_length, &device, json),
+    }
+}
+
+fn rerank(
+    model: &str,
+    instruction: Option<String>,
+    query: &str,
+    docs: &[String],
+    max_length: usize,
+    device: &DeviceArgs,
+    json: bool,
+) -> Result<()> {
+    let dir = resolve_model(model, ModelKind::Reranker)?;
+    let reranker = Reranker::load(
+        &dir,
+        &parse_device(&device.device)?,
+        ModelDType::parse(&device.dtype)?,
+        max_length,
+    )?;
+    let instruction = instruction.unwrap_or_else(|| DEFAULT_INSTRUCTION.to_owned());
+    let started = Instant::now();
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let scores = reranker.score_with(&instruction, query, &refs, ScoreOptions::default())?;
+    let took_ms = started.elapsed().as_secs_f64() * 1e3;
+    if json {
+        let rows: Vec<Value> = docs
+            .iter()
+            .zip(&scores)
+            .map(|(d, s)| json!({"doc": d, "score": s}))
+            .collect();
+        let out = json!({"model": dir, "instruction": instruction, "query": query, "scores": rows, "took_ms": took_ms});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("instruction: {instruction}");
+        println!("query:       {query}");
+        for (d, s) in docs.iter().zip(&scores) {
+            println!("{s:.4}  {d}");
+        }
+        println!("({} documents in {took_ms:.0} ms)", docs.len());
+    }
+    Ok(())
+}
+
+/// Shapes of a CLIP or Qwen3-Reranker model, told apart by config.json's `model_type`.
+fn info(model: &str, json: bool) -> Result<()> {
+    let probe = resolve_model(model, ModelKind::Reranker).or_else(|_| resolve_model(model, ModelKind::Clip))?;
+    let config: Value = serde_json::from_str(
+        &std::fs::read_to_string(probe.join("config.json")).with_context(|| format!("reading {}", probe.display()))?,
+    )
+    .with_context(|| format!("{}/config.json", probe.display()))?;
+    let info = match config["model_type"].as_str() {
+        Some("qwen3") => {
+            let r = Reranker::load(
+                &probe,
+                &parse_device("cpu")?,
+                ModelDType::F32,
+                mira_host::rerank::DEFAULT_MAX_LENGTH,
+            )?;
+            let c = &r.config;
+            json!({
+                "dir": probe, "kind": "reranker", "model_type": "qwen3",
+                "hidden": c.hidden_size, "layers": c.num_hidden_layers, "heads": c.num_attention_heads,
+                "kv_heads": c.kv_heads(), "head_dim": c.head_dim(), "vocab": c.vocab_size,
+                "max_positions": c.max_position_embeddings, "tied_embeddings": c.tie_word_embeddings,
+                "yes_token": r.yes_id, "no_token": r.no_id, "weights": r.files.weights,
+            })
+        }
+        _ => {
+            let clip = ClipEmbedder::load(&probe, &parse_device("cpu")?, ModelDType::F32)?;
+            let c = &clip.config;
+            json!({
+                "dir": probe, "kind": "clip", "model_type": "clip",
+                "embedding_dim": clip.dim(),
+                "text": {"hidden": c.text.embed_dim, "layers": c.text.num_hidden_layers, "heads": c.text.num_attention_heads, "vocab": c.text.vocab_size, "max_tokens": c.text.max_position_embeddings},
+                "vision": {"hidden": c.vision.embed_dim, "layers": c.vision.num_hidden_layers, "heads": c.vision.num_attention_heads, "image_size": c.vision.image_size, "patch_size": c.vision.patch_size},
+                "weights": clip.files.weights,
+            })
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(());
+    }
+    println!(
+        "{} model ({}) in {}",
+        info["kind"].as_str().unwrap_or(""),
+        info["model_type"].as_str().unwrap_or(""),
+        probe.display()
+    );
+    if let Value::Object(map) = &info {
+        for (k, v) in map {
+            if matches!(k.as_str(), "dir" | "kind" | "model_type") {
+                continue;
+            }
+            println!("  {k:<16} {v}");
         }
     }
     Ok(())

@@ -66,7 +66,7 @@ pub enum Error {
     PluginNotFound(String),
     /// A model that cannot be loaded or an input it cannot embed.
     #[error(transparent)]
-    Model(Box<crate::embed::ModelError>),
+    Model(Box<crate::models::ModelError>),
     /// tantivy failed.
     #[error("index: {0}")]
     Index(#[from] tantivy::TantivyError),
@@ -79,8 +79,8 @@ pub enum Error {
     },
 }
 
-impl From<crate::embed::ModelError> for Error {
-    fn from(e: crate::embed::ModelError) -> Self {
+impl From<crate::models::ModelError> for Error {
+    fn from(e: crate::models::ModelError) -> Self {
         Error::Model(Box::new(e))
     }
 }
@@ -98,7 +98,7 @@ impl Error {
             | Error::Plugin(_) => Fault::User,
             Error::CollectionNotFound(_) | Error::PluginNotFound(_) => Fault::NotFound,
             Error::CollectionExists(_) | Error::Locked(_) => Fault::Conflict,
-            Error::Model(e) if matches!(**e, crate::embed::ModelError::Candle(_)) => Fault::Engine,
+            Error::Model(e) if matches!(**e, crate::models::ModelError::Candle(_)) => Fault::Engine,
             Error::Model(_) => Fault::User,
             Error::Index(_) | Error::Io { .. } => Fault::Engine,
         }

@@ -45,8 +45,18 @@ impl Env {
 
     /// Runs the `mira` binary on this env's data dir.
     pub fn mira(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_mira"))
-            .arg("--data-dir")
+        self.mira_with_env(args, &[])
+    }
+
+    /// Runs the `mira` binary with extra environment variables (a hub cache, a model...). The
+    /// Hugging Face variables of the test's own environment are never passed on.
+    pub fn mira_with_env(&self, args: &[&str], vars: &[(&str, &Path)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mira"));
+        cmd.env_remove("HF_HOME").env("HF_HUB_OFFLINE", "1");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.arg("--data-dir")
             .arg(self.data())
             .args(args)
             .output()

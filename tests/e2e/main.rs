@@ -7,5 +7,6 @@ mod durability;
 mod ingest;
 mod models;
 mod plugins;
+mod rerank;
 mod schema;
 mod search;

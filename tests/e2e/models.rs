@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use mira_host::embed::ClipEmbedder;
 use mira_host::embed::fixtures::write_tiny_clip;
-use mira_host::embed::{ClipEmbedder, ModelDType, parse_device};
+use mira_host::models::{ModelDType, parse_device};
 
 use crate::common::{Env, png, stderr, stdout};
 
@@ -133,10 +134,53 @@ fn cli_embeds_and_describes() {
     assert_eq!(rows[0]["kind"], "text");
     assert_eq!(rows[1]["vector"].as_array().unwrap().len(), 16);
     let out = env.mira(&["model", "info", dir.to_str().unwrap()]);
-    assert!(stdout(&out).contains("embedding dim  16"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("embedding_dim    16"), "{}", stdout(&out));
     let out = env.mira(&["model", "embed", "--model", env.path().to_str().unwrap(), "--text", "x"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("lacks config.json"), "{}", stderr(&out));
+}
+
+/// A repo id is found in a Hugging Face cache (`$HF_HOME/hub`, refs/main -> snapshot); with
+/// `HF_HUB_OFFLINE` a model missing from it is an error that says where it looked.
+#[test]
+fn models_by_repo_id_come_from_the_hub_cache() {
+    let env = Env::new();
+    let home = env.path().join("hf");
+    let repo = home.join("hub").join("models--acme--tiny-clip");
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    write_tiny_clip(&repo.join("snapshots").join(commit)).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs").join("main"), commit).unwrap();
+    let vars = [("HF_HOME", home.as_path())];
+    for spec in ["acme/tiny-clip", &format!("acme/tiny-clip@{commit}")] {
+        let out = env.mira_with_env(
+            &["model", "embed", "--model", spec, "--text", "red dress", "--json"],
+            &vars,
+        );
+        assert!(out.status.success(), "{spec}: {}", stderr(&out));
+        let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(rows[0]["vector"].as_array().unwrap().len(), 16);
+    }
+    let out = env.mira_with_env(&["model", "embed", "--model", "acme/other", "--text", "x"], &vars);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("models--acme--other") && err.contains("HF_HUB_OFFLINE"),
+        "{err}"
+    );
+    // The default model is looked up the same way.
+    let out = env.mira_with_env(&["model", "embed", "--text", "x"], &vars);
+    assert!(
+        stderr(&out).contains("openai/clip-vit-base-patch32"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.mira_with_env(&["model", "embed", "--model", "not a model", "--text", "x"], &vars);
+    assert!(
+        stderr(&out).contains("neither a directory nor a Hugging Face repo id"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A collection whose vectors CLIP computes: image embeddings of the photo, text embeddings of

@@ -21,8 +21,9 @@ pub use stats::{CollectionStats, VectorFieldStats};
 pub use writer::CollectionWriter;
 
 use crate::analyzer;
-use crate::embed::{ClipEmbedder, ModelDType, ModelError, parse_device};
+use crate::embed::ClipEmbedder;
 use crate::error::{Error, Result};
+use crate::models::{ModelDType, ModelError, parse_device};
 use crate::plugin::PluginRegistry;
 use crate::schema::{CollectionSchema, FieldMap};
 use crate::search::{SearchRequest, SearchResponse};

@@ -10,7 +10,8 @@ use candle_transformers::models::clip::vision_model::ClipVisionTransformer;
 use image::DynamicImage;
 use tokenizers::{Tokenizer, TruncationParams};
 
-use super::{ClipModelConfig, ImagePreprocessor, ModelDType, ModelError, ModelFiles};
+use super::{ClipModelConfig, ImagePreprocessor};
+use crate::models::{ModelDType, ModelError, ModelFiles, ModelKind};
 
 /// CLIP's end-of-text token: the text embedding is read at its first occurrence.
 const EOS_TOKEN: &str = "<|endoftext|>";
@@ -39,7 +40,7 @@ fn l2_normalize(t: &Tensor) -> candle_core::Result<Tensor> {
 impl ClipEmbedder {
     /// Loads a model directory in the Hugging Face layout.
     pub fn load(dir: &Path, device: &Device, dtype: ModelDType) -> Result<Self, ModelError> {
-        let files = ModelFiles::find(dir, true)?;
+        let files = ModelFiles::find(dir, ModelKind::Clip)?;
         let config = ClipModelConfig::from_file(&files.config)?;
         let preprocess = ImagePreprocessor::from_file(
             files.preprocessor.as_deref().expect("checked by ModelFiles::find"),

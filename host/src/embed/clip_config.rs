@@ -7,7 +7,7 @@ use candle_transformers::models::clip::text_model::{Activation, ClipTextConfig};
 use candle_transformers::models::clip::vision_model::ClipVisionConfig;
 use serde::Deserialize;
 
-use super::ModelError;
+use crate::models::ModelError;
 
 fn act(s: &str, file: &str) -> Result<Activation, ModelError> {
     match s {

@@ -9,7 +9,8 @@ use candle_transformers::models::clip::text_model::ClipTextTransformer;
 use candle_transformers::models::clip::vision_model::ClipVisionTransformer;
 use serde_json::json;
 
-use super::{ClipModelConfig, ModelError};
+use super::ClipModelConfig;
+use crate::models::ModelError;
 
 /// Words of the tiny tokenizer's vocabulary (after the three special tokens).
 pub const TINY_WORDS: &[&str] = &[

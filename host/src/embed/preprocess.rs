@@ -8,7 +8,7 @@ use image::DynamicImage;
 use image::imageops::FilterType;
 use serde::Deserialize;
 
-use super::ModelError;
+use crate::models::ModelError;
 
 #[derive(Deserialize)]
 #[serde(untagged)]

@@ -17,14 +17,42 @@ pub struct ModelFiles {
     pub preprocessor: Option<PathBuf>,
 }
 
+/// What a model is for: decides which files it needs and the repo named in hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// CLIP (text and image towers): needs `preprocessor_config.json` too.
+    Clip,
+    /// Qwen3-Reranker (a causal LM).
+    Reranker,
+}
+
+impl ModelKind {
+    /// The Hugging Face repo used when none is named.
+    pub fn default_repo(self) -> &'static str {
+        match self {
+            ModelKind::Clip => "openai/clip-vit-base-patch32",
+            ModelKind::Reranker => "Qwen/Qwen3-Reranker-0.6B",
+        }
+    }
+
+    /// The files every model of this kind needs (weights aside).
+    pub fn required_files(self) -> &'static [&'static str] {
+        match self {
+            ModelKind::Clip => &["config.json", "tokenizer.json", "preprocessor_config.json"],
+            ModelKind::Reranker => &["config.json", "tokenizer.json"],
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
-struct ShardIndex {
-    weight_map: std::collections::BTreeMap<String, String>,
+pub(super) struct ShardIndex {
+    pub(super) weight_map: std::collections::BTreeMap<String, String>,
 }
 
 impl ModelFiles {
-    /// Looks for the files of a model in `dir`; `need_preprocessor` for image models.
-    pub fn find(dir: &Path, need_preprocessor: bool) -> Result<Self, ModelError> {
+    /// Looks for the files of a model of `kind` in `dir`.
+    pub fn find(dir: &Path, kind: ModelKind) -> Result<Self, ModelError> {
+        let need_preprocessor = kind == ModelKind::Clip;
         let mut missing = Vec::new();
         let file = |name: &str, missing: &mut Vec<String>| {
             let p = dir.join(name);
@@ -75,10 +103,11 @@ impl ModelFiles {
         if !missing.is_empty() {
             return Err(ModelError::Files(format!(
                 "model directory {} lacks {}. Provide a Hugging Face model directory (for example \
-                 `huggingface-cli download openai/clip-vit-base-patch32 --local-dir DIR` on a machine \
-                 with network access) and pass it with --model",
+                 `huggingface-cli download {} --local-dir DIR` on a machine with network access) and \
+                 pass it with --model",
                 dir.display(),
-                missing.join(", ")
+                missing.join(", "),
+                kind.default_repo()
             )));
         }
         Ok(ModelFiles {

@@ -1,0 +1,29 @@
+//! What every model needs before inference: finding its files (a local directory in the Hugging
+//! Face layout, or a repo id in the Hugging Face cache / hub), choosing the device and dtype, and
+//! one error type for loading and inference.
+
+mod device;
+mod files;
+mod hub;
+
+pub use device::{ModelDType, parse_device};
+pub use files::{ModelFiles, ModelKind};
+pub use hub::{HUB_OFFLINE_ENV, HubSettings, resolve_model, resolve_model_with};
+
+/// Errors of model loading and inference.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// Files that are missing or unreadable; the message says what was looked for where.
+    #[error("{0}")]
+    Files(String),
+    /// A config.json, tokenizer.json or preprocessor_config.json that cannot be used.
+    #[error("{file}: {message}")]
+    Config { file: String, message: String },
+    /// An input that cannot be embedded or scored (a corrupt image, too many pixels, a query too
+    /// long for the context).
+    #[error("{0}")]
+    Input(String),
+    /// The tensor library failed.
+    #[error("inference: {0}")]
+    Candle(#[from] candle_core::Error),
+}

@@ -1,0 +1,106 @@
+//! Qwen3's `config.json` (transformers' `Qwen3Config`), with transformers' defaults for absent keys.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::models::ModelError;
+
+/// The architecture of a Qwen3 causal LM (Qwen3-Reranker 0.6B, 4B and 8B share it).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Qwen3Config {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Width of one attention head (Qwen3 sets it explicitly: 128).
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    #[serde(default = "d_max_positions")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "d_theta")]
+    pub rope_theta: f64,
+    #[serde(default = "d_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub attention_bias: bool,
+    #[serde(default = "d_act")]
+    pub hidden_act: String,
+    #[serde(default)]
+    pub use_sliding_window: bool,
+    #[serde(default)]
+    pub model_type: Option<String>,
+}
+
+fn d_max_positions() -> usize {
+    40960
+}
+fn d_theta() -> f64 {
+    1_000_000.0
+}
+fn d_eps() -> f64 {
+    1e-6
+}
+fn d_act() -> String {
+    "silu".into()
+}
+
+impl Qwen3Config {
+    pub fn from_file(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ModelError::Files(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_json(&text, &path.display().to_string())
+    }
+
+    pub fn from_json(text: &str, file: &str) -> Result<Self, ModelError> {
+        let bad = |message: String| ModelError::Config {
+            file: file.into(),
+            message,
+        };
+        let cfg: Qwen3Config = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if let Some(t) = cfg.model_type.as_deref()
+            && t != "qwen3"
+        {
+            return Err(bad(format!(
+                "model_type is `{t}`; the reranker needs a Qwen3 checkpoint (model_type `qwen3`)"
+            )));
+        }
+        if cfg.hidden_act != "silu" {
+            return Err(bad(format!(
+                "hidden_act `{}` is not supported (Qwen3 uses silu)",
+                cfg.hidden_act
+            )));
+        }
+        if cfg.use_sliding_window {
+            return Err(bad("use_sliding_window = true is not supported".into()));
+        }
+        let heads = cfg.num_attention_heads;
+        if heads == 0 || cfg.kv_heads() == 0 || heads % cfg.kv_heads() != 0 {
+            return Err(bad(format!(
+                "num_attention_heads ({heads}) must be a positive multiple of num_key_value_heads ({})",
+                cfg.kv_heads()
+            )));
+        }
+        if cfg.head_dim() % 2 != 0 {
+            return Err(bad(format!(
+                "head_dim ({}) must be even for rotary embeddings",
+                cfg.head_dim()
+            )));
+        }
+        Ok(cfg)
+    }
+
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+}

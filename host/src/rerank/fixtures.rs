@@ -1,0 +1,180 @@
+//! Random-weight Qwen3 rerankers in the exact Hugging Face layout (config.json, tokenizer.json,
+//! model.safetensors), read by the same loading code as real checkpoints. The tokenizer is a
+//! byte-level BPE like Qwen's, with the chat template's special tokens and "yes"/"no" as tokens.
+//! Behind the `testing` feature.
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use candle_nn::{Init, VarBuilder, VarMap};
+use serde_json::json;
+
+use super::{Qwen3, Qwen3Config};
+use crate::models::ModelError;
+
+/// Shapes of a random Qwen3.
+pub struct TinyQwen3 {
+    pub hidden: usize,
+    pub intermediate: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    /// At least the tokenizer's vocabulary; larger to match a real model's embedding size.
+    pub vocab_size: usize,
+    pub tie_word_embeddings: bool,
+    pub max_positions: usize,
+}
+
+impl Default for TinyQwen3 {
+    fn default() -> Self {
+        TinyQwen3 {
+            hidden: 64,
+            intermediate: 128,
+            layers: 2,
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 16,
+            vocab_size: TOKENIZER_VOCAB,
+            tie_word_embeddings: false,
+            max_positions: 4096,
+        }
+    }
+}
+
+impl TinyQwen3 {
+    /// The shapes of Qwen3-Reranker-0.6B (for benchmarks): 28 layers, 1024 wide, 16/8 heads of
+    /// 128, a 151669-token embedding tied to the output.
+    pub fn qwen3_06b() -> Self {
+        TinyQwen3 {
+            hidden: 1024,
+            intermediate: 3072,
+            layers: 28,
+            heads: 16,
+            kv_heads: 8,
+            head_dim: 128,
+            vocab_size: 151_669,
+            tie_word_embeddings: true,
+            max_positions: 40960,
+        }
+    }
+}
+
+/// Special tokens of Qwen's chat template.
+const SPECIALS: &[&str] = &["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"];
+/// Merges that make whole tokens of the answer words and a few common ones.
+const MERGES: &[(&str, &str)] = &[
+    ("y", "e"),
+    ("ye", "s"),
+    ("n", "o"),
+    ("Ġ", "t"),
+    ("Ġt", "h"),
+    ("Ġth", "e"),
+    ("r", "e"),
+    ("Ġ", "re"),
+    ("Ġre", "d"),
+];
+/// Tokens in the tiny tokenizer: 256 bytes, the merges' results, the specials.
+pub const TOKENIZER_VOCAB: usize = 256 + 9 + 5;
+
+/// GPT-2's byte-to-character table that byte-level BPE vocabularies are written in.
+fn byte_chars() -> Vec<char> {
+    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let mut extra = 0;
+    (0u32..256)
+        .map(|b| {
+            if printable(b) {
+                char::from_u32(b).expect("latin-1")
+            } else {
+                extra += 1;
+                char::from_u32(255 + extra).expect("in range")
+            }
+        })
+        .collect()
+}
+
+fn tokenizer_json() -> serde_json::Value {
+    let mut vocab = serde_json::Map::new();
+    for (i, c) in byte_chars().into_iter().enumerate() {
+        vocab.insert(c.to_string(), json!(i));
+    }
+    for (a, b) in MERGES {
+        let id = vocab.len();
+        vocab.insert(format!("{a}{b}"), json!(id));
+    }
+    let added: Vec<_> = SPECIALS
+        .iter()
+        .enumerate()
+        .map(|(i, s)| json!({"id": 256 + MERGES.len() + i, "content": s, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
+        .collect();
+    let merges: Vec<String> = MERGES.iter().map(|(a, b)| format!("{a} {b}")).collect();
+    json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": {"type": "NFC"},
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": true},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                  "vocab": vocab, "merges": merges}
+    })
+}
+
+/// Writes a random-weight Qwen3 reranker with the given shapes to `dir`. (candle's CPU generator
+/// cannot be seeded, so the weights differ between calls; tests compare a model with itself.)
+pub fn write_qwen3(dir: &Path, shape: &TinyQwen3) -> Result<(), ModelError> {
+    std::fs::create_dir_all(dir).map_err(|e| ModelError::Files(format!("cannot create {}: {e}", dir.display())))?;
+    let config = json!({
+        "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "attention_bias": false,
+        "attention_dropout": 0.0, "bos_token_id": 0, "eos_token_id": 258 + MERGES.len(),
+        "head_dim": shape.head_dim, "hidden_act": "silu", "hidden_size": shape.hidden,
+        "initializer_range": 0.02, "intermediate_size": shape.intermediate,
+        "max_position_embeddings": shape.max_positions, "max_window_layers": shape.layers,
+        "num_attention_heads": shape.heads, "num_hidden_layers": shape.layers,
+        "num_key_value_heads": shape.kv_heads, "rms_norm_eps": 1e-6, "rope_scaling": null,
+        "rope_theta": 1_000_000.0, "sliding_window": null, "tie_word_embeddings": shape.tie_word_embeddings,
+        "torch_dtype": "float32", "use_cache": true, "use_sliding_window": false, "vocab_size": shape.vocab_size.max(TOKENIZER_VOCAB)
+    });
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config).expect("json"),
+    )
+    .map_err(|e| ModelError::Files(format!("cannot write config.json: {e}")))?;
+    let tokenizer: tokenizers::Tokenizer =
+        serde_json::from_value(tokenizer_json()).map_err(|e| ModelError::Files(format!("tiny tokenizer: {e}")))?;
+    tokenizer
+        .save(dir.join("tokenizer.json"), true)
+        .map_err(|e| ModelError::Files(format!("cannot write tokenizer.json: {e}")))?;
+
+    let cfg = Qwen3Config::from_json(&config.to_string(), "config.json")?;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    if !cfg.tie_word_embeddings {
+        vb.pp("lm_head").get_with_hints(
+            (cfg.vocab_size, cfg.hidden_size),
+            "weight",
+            Init::Randn { mean: 0.0, stdev: 0.05 },
+        )?;
+    }
+    Qwen3::new(&cfg, vb.clone())?;
+    // Norm weights start at one; perturb them so a mistake in which norm applies where shows.
+    // The final norm is scaled down so that P("yes") stays away from 0 and 1 (random logits
+    // are otherwise large enough to saturate it).
+    for (name, var) in varmap.data().lock().expect("varmap").iter() {
+        if name.ends_with("norm.weight") {
+            let noise = var.as_tensor().randn_like(0.0, 0.1)?;
+            let scale = if name == "model.norm.weight" { 0.1 } else { 1.0 };
+            var.set(&((var.as_tensor() + noise)? * scale)?)?;
+        }
+    }
+    varmap.save(dir.join("model.safetensors"))?;
+    Ok(())
+}
+
+/// Writes the default tiny reranker.
+pub fn write_tiny_qwen3(dir: &Path) -> Result<(), ModelError> {
+    write_qwen3(dir, &TinyQwen3::default())
+}

@@ -1,0 +1,18 @@
+//! Qwen3-Reranker on candle: the model card's prompt and P("yes") score, computed by Mira's own
+//! Qwen3 forward (right-padded batches read at each row's last token, only the "yes"/"no" output
+//! rows, and the shared prompt prefix's keys and values computed once per query).
+//!
+//! Invariant: scoring documents together, in any batch size, with or without prefix reuse,
+//! gives each document the score it gets alone (up to float rounding).
+
+mod config;
+#[cfg(feature = "testing")]
+pub mod fixtures;
+mod prompt;
+mod qwen3;
+mod reranker;
+
+pub use config::Qwen3Config;
+pub use prompt::{DEFAULT_INSTRUCTION, PREFIX, SUFFIX, user_turn};
+pub use qwen3::{KvPrefix, Qwen3};
+pub use reranker::{DEFAULT_MAX_LENGTH, Reranker, ScoreOptions};

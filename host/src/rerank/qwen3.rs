@@ -1,0 +1,256 @@
+//! Qwen3's decoder on candle-nn ops, written for scoring rather than generation: right-padded
+//! batches read at each row's own last token, a shared prefix whose keys and values are computed
+//! once and reused by every row, and output rows limited to the tokens the caller asks for.
+//!
+//! Weight names follow transformers' `Qwen3ForCausalLM` (`model.embed_tokens`, `model.layers.N.*`,
+//! `model.norm`, `lm_head` unless tied), so Hugging Face checkpoints load as they are.
+
+use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_nn::{Linear, RmsNorm, VarBuilder};
+
+use super::Qwen3Config;
+
+/// Keys and values of a shared prefix, per layer: `(1, kv_heads, len, head_dim)` each.
+pub struct KvPrefix {
+    layers: Vec<(Tensor, Tensor)>,
+    pub len: usize,
+}
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    q_norm: RmsNorm,
+    k_norm: RmsNorm,
+}
+
+struct Layer {
+    attn: Attention,
+    input_norm: RmsNorm,
+    post_norm: RmsNorm,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// A loaded Qwen3 decoder.
+pub struct Qwen3 {
+    embed: candle_nn::Embedding,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    /// The output projection (`lm_head.weight`, or the embeddings when tied): `(vocab, hidden)`.
+    lm_head: Tensor,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    rope_theta: f64,
+    pub max_positions: usize,
+    device: Device,
+    dtype: DType,
+}
+
+fn linear(i: usize, o: usize, bias: bool, vb: VarBuilder) -> candle_core::Result<Linear> {
+    if bias {
+        candle_nn::linear(i, o, vb)
+    } else {
+        candle_nn::linear_no_bias(i, o, vb)
+    }
+}
+
+fn rms(n: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<RmsNorm> {
+    candle_nn::rms_norm(n, eps, vb)
+}
+
+impl Qwen3 {
+    /// Builds the decoder from weights named as in transformers.
+    pub fn new(cfg: &Qwen3Config, vb: VarBuilder) -> candle_core::Result<Self> {
+        let (h, d) = (cfg.hidden_size, cfg.head_dim());
+        let (heads, kv_heads) = (cfg.num_attention_heads, cfg.kv_heads());
+        let eps = cfg.rms_norm_eps;
+        let m = vb.pp("model");
+        let embed = candle_nn::embedding(cfg.vocab_size, h, m.pp("embed_tokens"))?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let l = m.pp("layers").pp(i);
+            let a = l.pp("self_attn");
+            let b = cfg.attention_bias;
+            layers.push(Layer {
+                attn: Attention {
+                    q: linear(h, heads * d, b, a.pp("q_proj"))?,
+                    k: linear(h, kv_heads * d, b, a.pp("k_proj"))?,
+                    v: linear(h, kv_heads * d, b, a.pp("v_proj"))?,
+                    o: linear(heads * d, h, b, a.pp("o_proj"))?,
+                    q_norm: rms(d, eps, a.pp("q_norm"))?,
+                    k_norm: rms(d, eps, a.pp("k_norm"))?,
+                },
+                input_norm: rms(h, eps, l.pp("input_layernorm"))?,
+                post_norm: rms(h, eps, l.pp("post_attention_layernorm"))?,
+                gate: linear(h, cfg.intermediate_size, false, l.pp("mlp").pp("gate_proj"))?,
+                up: linear(h, cfg.intermediate_size, false, l.pp("mlp").pp("up_proj"))?,
+                down: linear(cfg.intermediate_size, h, false, l.pp("mlp").pp("down_proj"))?,
+            });
+        }
+        let norm = rms(h, eps, m.pp("norm"))?;
+        let lm_head = if cfg.tie_word_embeddings || !vb.contains_tensor("lm_head.weight") {
+            embed.embeddings().clone()
+        } else {
+            vb.pp("lm_head").get((cfg.vocab_size, h), "weight")?
+        };
+        Ok(Qwen3 {
+            embed,
+            layers,
+            norm,
+            lm_head,
+            heads,
+            kv_heads,
+            head_dim: d,
+            rope_theta: cfg.rope_theta,
+            max_positions: cfg.max_position_embeddings,
+            device: vb.device().clone(),
+            dtype: vb.dtype(),
+        })
+    }
+
+    /// The output projection's rows for `tokens`: `(tokens, hidden)`. Scoring multiplies only by
+    /// these instead of the whole vocabulary.
+    pub fn head_rows(&self, tokens: &[u32]) -> candle_core::Result<Tensor> {
+        let ids = Tensor::new(tokens, &self.device)?;
+        self.lm_head.index_select(&ids, 0)?.contiguous()
+    }
+
+    /// Keys and values of `ids` as a prefix shared by later rows.
+    pub fn prefix(&self, ids: &[u32]) -> candle_core::Result<KvPrefix> {
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let mut kv = Vec::with_capacity(self.layers.len());
+        self.run(&input, None, Some(&mut kv))?;
+        Ok(KvPrefix {
+            layers: kv,
+            len: ids.len(),
+        })
+    }
+
+    /// Logits of `head` (from [`Qwen3::head_rows`]) at the last token of each row, the rows
+    /// continuing `prefix` when given: `rows.len() x head_rows`. Rows are right-padded together;
+    /// causal attention keeps padding out of every real token, so each row gets what it would
+    /// get alone.
+    pub fn last_token_logits(
+        &self,
+        prefix: Option<&KvPrefix>,
+        rows: &[&[u32]],
+        head: &Tensor,
+    ) -> candle_core::Result<Vec<Vec<f32>>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let len = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        if rows.iter().any(|r| r.is_empty()) {
+            candle_core::bail!("every row needs at least one token");
+        }
+        let mut flat = Vec::with_capacity(rows.len() * len);
+        for r in rows {
+            flat.extend_from_slice(r);
+            flat.extend(std::iter::repeat_n(0u32, len - r.len()));
+        }
+        let input = Tensor::from_vec(flat, (rows.len(), len), &self.device)?;
+        let hidden = self.run(&input, prefix, None)?;
+        let last = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| hidden.i((i, r.len() - 1)))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let last = self.norm.forward(&Tensor::stack(&last, 0)?)?;
+        last.matmul(&head.t()?)?.to_dtype(DType::F32)?.to_vec2()
+    }
+
+    /// Rotary tables for positions `start..start + len`: `(len, head_dim / 2)` each.
+    fn rope_tables(&self, start: usize, len: usize) -> candle_core::Result<(Tensor, Tensor)> {
+        let half = self.head_dim / 2;
+        let inv: Vec<f32> = (0..half)
+            .map(|i| 1.0 / self.rope_theta.powf(2.0 * i as f64 / self.head_dim as f64) as f32)
+            .collect();
+        let inv = Tensor::from_vec(inv, (1, half), &self.device)?;
+        let pos = Tensor::arange(start as u32, (start + len) as u32, &self.device)?
+            .to_dtype(DType::F32)?
+            .reshape((len, 1))?;
+        let freqs = pos.matmul(&inv)?;
+        Ok((freqs.cos()?.to_dtype(self.dtype)?, freqs.sin()?.to_dtype(self.dtype)?))
+    }
+
+    /// Additive mask `(len, prefix + len)`: row `i` sees the whole prefix and its own row's
+    /// tokens up to `i`.
+    fn causal_mask(&self, prefix: usize, len: usize) -> candle_core::Result<Tensor> {
+        let total = prefix + len;
+        let mask: Vec<f32> = (0..len)
+            .flat_map(|i| (0..total).map(move |j| if j <= prefix + i { 0.0 } else { f32::NEG_INFINITY }))
+            .collect();
+        Tensor::from_vec(mask, (len, total), &self.device)
+    }
+
+    /// Runs the decoder layers over `input` (`batch x len` ids) after `prefix`; returns the last
+    /// layer's hidden states (before the final norm). With `keep`, each layer's keys and values
+    /// are pushed there.
+    fn run(
+        &self,
+        input: &Tensor,
+        prefix: Option<&KvPrefix>,
+        mut keep: Option<&mut Vec<(Tensor, Tensor)>>,
+    ) -> candle_core::Result<Tensor> {
+        let (b, l) = input.dims2()?;
+        let past = prefix.map_or(0, |p| p.len);
+        if past + l > self.max_positions {
+            candle_core::bail!(
+                "{} tokens exceed the model's {} positions",
+                past + l,
+                self.max_positions
+            );
+        }
+        let (cos, sin) = self.rope_tables(past, l)?;
+        let mask = self.causal_mask(past, l)?;
+        let mut x = self.embed.forward(input)?;
+        for (n, layer) in self.layers.iter().enumerate() {
+            let a = &layer.attn;
+            let h = layer.input_norm.forward(&x)?;
+            let heads_of = |t: Tensor, n: usize| t.reshape((b, l, n, self.head_dim));
+            let q = a.q_norm.forward(&heads_of(a.q.forward(&h)?, self.heads)?)?;
+            let k = a.k_norm.forward(&heads_of(a.k.forward(&h)?, self.kv_heads)?)?;
+            let v = heads_of(a.v.forward(&h)?, self.kv_heads)?;
+            let (q, k, v) = (
+                q.transpose(1, 2)?.contiguous()?,
+                k.transpose(1, 2)?.contiguous()?,
+                v.transpose(1, 2)?.contiguous()?,
+            );
+            let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
+            let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
+            if let Some(keep) = keep.as_deref_mut() {
+                keep.push((k.clone(), v.clone()));
+            }
+            let (k, v) = match prefix {
+                None => (k, v),
+                Some(p) => {
+                    let (pk, pv) = &p.layers[n];
+                    let shape = (b, self.kv_heads, past, self.head_dim);
+                    (
+                        Tensor::cat(&[&pk.broadcast_as(shape)?, &k], 2)?,
+                        Tensor::cat(&[&pv.broadcast_as(shape)?, &v], 2)?,
+                    )
+                }
+            };
+            let groups = self.heads / self.kv_heads;
+            let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
+            let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?;
+            let scale = 1.0 / (self.head_dim as f64).sqrt();
+            let scores = (q.matmul(&k.t()?)? * scale)?.to_dtype(DType::F32)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?.to_dtype(self.dtype)?;
+            let ctx = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((b, l, self.heads * self.head_dim))?;
+            x = (x + a.o.forward(&ctx)?)?;
+            let h = layer.post_norm.forward(&x)?;
+            let mlp = (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;
+            x = (x + layer.down.forward(&mlp)?)?;
+        }
+        Ok(x)
+    }
+}

@@ -1,0 +1,186 @@
+//! Qwen3-Reranker: P("yes") for (instruction, query, document), batched, with the KV of the
+//! part every candidate shares computed once.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarBuilder;
+use tokenizers::Tokenizer;
+
+use super::prompt::PromptTokenizer;
+use super::{Qwen3, Qwen3Config};
+use crate::models::{ModelDType, ModelError, ModelFiles, ModelKind};
+
+/// The model card's default context for the reranker.
+pub const DEFAULT_MAX_LENGTH: usize = 8192;
+
+/// How a set of documents is scored; the defaults are what search uses.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreOptions {
+    /// Compute the keys and values of the tokens all prompts share once (exact: the results
+    /// equal scoring without it).
+    pub reuse_prefix: bool,
+    /// Documents per forward pass (sorted by length first, so batches waste little padding).
+    pub batch_size: usize,
+}
+
+impl Default for ScoreOptions {
+    fn default() -> Self {
+        ScoreOptions {
+            reuse_prefix: true,
+            batch_size: 8,
+        }
+    }
+}
+
+/// A loaded Qwen3-Reranker.
+pub struct Reranker {
+    model: Qwen3,
+    prompt: PromptTokenizer,
+    /// The output projection rows of "yes" and "no".
+    head: Tensor,
+    pub yes_id: u32,
+    pub no_id: u32,
+    pub config: Qwen3Config,
+    pub files: ModelFiles,
+}
+
+fn token_id(tok: &Tokenizer, token: &str, file: &str) -> Result<u32, ModelError> {
+    tok.token_to_id(token).ok_or_else(|| ModelError::Config {
+        file: file.into(),
+        message: format!("the tokenizer has no token `{token}`, which the reranker's answer is read from"),
+    })
+}
+
+impl Reranker {
+    /// Loads a model directory in the Hugging Face layout; prompts are cut to `max_length` tokens.
+    pub fn load(dir: &Path, device: &Device, dtype: ModelDType, max_length: usize) -> Result<Self, ModelError> {
+        let files = ModelFiles::find(dir, ModelKind::Reranker)?;
+        let config = Qwen3Config::from_file(&files.config)?;
+        let tok_file = files.tokenizer.display().to_string();
+        let tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(|e| ModelError::Config {
+            file: tok_file.clone(),
+            message: e.to_string(),
+        })?;
+        let yes_id = token_id(&tokenizer, "yes", &tok_file)?;
+        let no_id = token_id(&tokenizer, "no", &tok_file)?;
+        for id in [yes_id, no_id] {
+            if id as usize >= config.vocab_size {
+                return Err(ModelError::Config {
+                    file: tok_file,
+                    message: format!(
+                        "token id {id} is outside the model's vocabulary of {}",
+                        config.vocab_size
+                    ),
+                });
+            }
+        }
+        let max_length = max_length.min(config.max_position_embeddings);
+        let prompt = PromptTokenizer::new(tokenizer, max_length)?;
+        // SAFETY: the weight files are memory-mapped read-only; Mira never writes model files,
+        // and safetensors' header is validated before any tensor is read.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype.candle(), device)? };
+        let model = Qwen3::new(&config, vb).map_err(|e| ModelError::Config {
+            file: files.dir.display().to_string(),
+            message: format!("the weights do not match config.json: {e}"),
+        })?;
+        let head = model.head_rows(&[yes_id, no_id])?;
+        Ok(Reranker {
+            model,
+            prompt,
+            head,
+            yes_id,
+            no_id,
+            config,
+            files,
+        })
+    }
+
+    /// Longest prompt in tokens.
+    pub fn max_length(&self) -> usize {
+        self.prompt.max_length
+    }
+
+    /// The token ids of one prompt (what the model reads for this document).
+    pub fn prompt_ids(&self, instruction: &str, query: &str, doc: &str) -> Result<Vec<u32>, ModelError> {
+        self.prompt.encode(instruction, query, doc)
+    }
+
+    /// Tokens of the template's fixed parts, before and after the user turn.
+    pub fn template_tokens(&self) -> (&[u32], &[u32]) {
+        self.prompt.template_tokens()
+    }
+
+    /// P("yes") for each document, in order.
+    pub fn score(&self, instruction: &str, query: &str, docs: &[&str]) -> Result<Vec<f32>, ModelError> {
+        self.score_with(instruction, query, docs, ScoreOptions::default())
+    }
+
+    /// [`Reranker::score`] with explicit options.
+    pub fn score_with(
+        &self,
+        instruction: &str,
+        query: &str,
+        docs: &[&str],
+        opts: ScoreOptions,
+    ) -> Result<Vec<f32>, ModelError> {
+        let prompts = docs
+            .iter()
+            .map(|d| self.prompt.encode(instruction, query, d))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.score_ids(&prompts, opts)
+    }
+
+    /// P("yes") for prompts already tokenized.
+    pub fn score_ids(&self, prompts: &[Vec<u32>], opts: ScoreOptions) -> Result<Vec<f32>, ModelError> {
+        if prompts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let shared = if opts.reuse_prefix && prompts.len() > 1 {
+            shared_prefix_len(prompts)
+        } else {
+            0
+        };
+        let prefix = if shared > 0 {
+            Some(self.model.prefix(&prompts[0][..shared])?)
+        } else {
+            None
+        };
+        let mut order: Vec<usize> = (0..prompts.len()).collect();
+        order.sort_by_key(|&i| prompts[i].len());
+        let mut scores = vec![0.0; prompts.len()];
+        for chunk in order.chunks(opts.batch_size.max(1)) {
+            let rows: Vec<&[u32]> = chunk.iter().map(|&i| &prompts[i][shared..]).collect();
+            let logits = self.model.last_token_logits(prefix.as_ref(), &rows, &self.head)?;
+            for (&i, l) in chunk.iter().zip(logits) {
+                // softmax over (yes, no), read at yes: the model card's log_softmax + exp.
+                scores[i] = 1.0 / (1.0 + (l[1] - l[0]).exp());
+            }
+        }
+        Ok(scores)
+    }
+}
+
+/// Tokens every prompt starts with, leaving each prompt at least one token of its own (the
+/// answer is read at a row's last token).
+fn shared_prefix_len(prompts: &[Vec<u32>]) -> usize {
+    let first = &prompts[0];
+    let mut n = prompts.iter().map(Vec::len).min().unwrap_or(0).saturating_sub(1);
+    for p in &prompts[1..] {
+        n = n.min(first.iter().zip(p).take_while(|(a, b)| a == b).count());
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shared_prefix_len;
+
+    #[test]
+    fn shared_prefix_leaves_a_token_per_row() {
+        assert_eq!(shared_prefix_len(&[vec![1, 2, 3, 4], vec![1, 2, 3, 5]]), 3);
+        assert_eq!(shared_prefix_len(&[vec![1, 2, 3], vec![1, 2, 3, 4]]), 2);
+        assert_eq!(shared_prefix_len(&[vec![1, 2], vec![1, 2]]), 1);
+        assert_eq!(shared_prefix_len(&[vec![9, 2], vec![1, 2]]), 0);
+    }
+}
