@@ -244,6 +244,13 @@ pub struct SearchArgs {
     /// Show how each hit was scored.
     #[arg(long)]
     pub explain: bool,
+    /// Fused candidates the reranker reads (0: no reranking; default: the plugin's depth, else
+    /// the collection's `[search] rerank_window`).
+    #[arg(long)]
+    pub rerank_window: Option<usize>,
+    /// The reranker instruction (default: the plugin's, else the model card's).
+    #[arg(long)]
+    pub instruction: Option<String>,
     /// Scenario whose ranking plugin orders the results (ecommerce, academic, news, general...).
     #[arg(long)]
     pub scenario: Option<String>,

@@ -191,6 +191,8 @@ fn search(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, args: cli::
         offset: args.offset,
         candidates: args.candidates,
         explain: args.explain,
+        rerank_window: args.rerank_window,
+        instruction: args.instruction,
         scenario: args.scenario,
         plugin: args.plugin,
         params: args.params.into_iter().collect(),

@@ -31,7 +31,16 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
             ),
             Some(e) => println!("plugin {} {} FAILED, built-in order used: {e}", r.plugin, r.version),
         }
-        println!("instruction: {}", r.instruction);
+        println!("plugin instruction: {}", r.instruction);
+    }
+    if let Some(r) = &resp.rerank {
+        match &r.skipped {
+            None => println!(
+                "reranked {} of window {} in {:.0} ms with {} ({} instruction: {})",
+                r.reranked, r.window, r.took_ms, r.model, r.instruction_source, r.instruction
+            ),
+            Some(why) => println!("not reranked: {why}"),
+        }
     }
     let title_field = schema.fields.iter().find(|f| matches!(f.kind, FieldKind::Text { .. }));
     let fact_fields: Vec<&str> = schema
@@ -59,6 +68,12 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
             };
             println!("{:>17}bm25 {}  vector {}", "", stage(&e.bm25), stage(&e.vector));
             println!("{:>17}{}: {}", "", e.fusion.method, e.fusion.formula);
+            if let Some(r) = &e.rerank {
+                println!(
+                    "{:>17}reranker P(yes) {:.4} (#{} of the reranked; retrieval #{})",
+                    "", r.p_yes, r.rank, r.retrieval_rank
+                );
+            }
             if let Some(p) = &e.plugin {
                 println!(
                     "{:>17}plugin score {:.4} (retrieval #{} at {:.4})",

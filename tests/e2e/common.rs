@@ -118,3 +118,19 @@ pub fn png(path: &Path, w: u32, h: u32) {
 pub fn ids(resp: &mira_host::SearchResponse) -> Vec<String> {
     resp.hits.iter().map(|h| h.id.clone()).collect()
 }
+
+include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+
+/// A plugin registry holding the built-in plugins.
+pub fn registry(
+    limits: mira_host::plugin::PluginLimits,
+    dir: Option<PathBuf>,
+) -> std::sync::Arc<mira_host::plugin::PluginRegistry> {
+    use mira_host::plugin::{PluginRegistry, PluginRuntime};
+    let runtime = PluginRuntime::new(limits, None).unwrap();
+    let r = PluginRegistry::new(runtime, dir, Default::default(), Default::default());
+    for (_, bytes) in BUILTIN_PLUGINS {
+        r.install(bytes, "built-in").unwrap();
+    }
+    std::sync::Arc::new(r)
+}

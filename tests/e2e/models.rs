@@ -296,7 +296,7 @@ fn without_a_model_ingest_says_so_and_search_stays_bm25() {
     let rows = env.write("rows.jsonl", "{\"id\": \"a\", \"title\": \"red dress\"}\n");
     let err = mira_host::ingest::ingest(&c, &rows, &Default::default(), &mira_host::ingest::NoProgress).unwrap_err();
     assert!(
-        err.to_string().contains("no-such-model") && err.to_string().contains("lacks config.json"),
+        err.to_string().contains("no-such-model") && err.to_string().contains("does not exist"),
         "{err}"
     );
 

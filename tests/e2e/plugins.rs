@@ -7,14 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mira_host::plugin::stage::RankingStatus;
+use mira_host::plugin::RankingStatus;
 use mira_host::plugin::{PluginFailure, PluginLimits, PluginRegistry, PluginRuntime};
 use mira_host::{Collection, Error, SearchRequest};
 use serde_json::json;
 
-use crate::common::{Env, stderr, stdout};
-
-include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+use crate::common::*;
 
 const SHOP: &str = r#"
 name = "shop"
@@ -36,15 +34,6 @@ type = "date"
 
 fn read(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn registry(limits: PluginLimits, dir: Option<std::path::PathBuf>) -> Arc<PluginRegistry> {
-    let runtime = PluginRuntime::new(limits, None).unwrap();
-    let r = PluginRegistry::new(runtime, dir, HashMap::new(), HashMap::new());
-    for (_, bytes) in BUILTIN_PLUGINS {
-        r.install(bytes, "built-in").unwrap();
-    }
-    Arc::new(r)
 }
 
 fn shop(env: &Env) -> Collection {
@@ -175,7 +164,7 @@ fn news_plugin_prefers_fresh_articles() {
     assert_eq!(ids(&c.search_with(&req, Some(&r)).unwrap()), vec!["new", "old"]);
 }
 
-fn hostile_search(c: &Collection, r: &PluginRegistry, mode: &str) -> mira_host::plugin::stage::RankingReport {
+fn hostile_search(c: &Collection, r: &PluginRegistry, mode: &str) -> mira_host::plugin::RankingReport {
     let req = SearchRequest {
         plugin: Some("hostile".into()),
         params: [("mode".to_string(), mode.to_string())].into(),
@@ -227,7 +216,7 @@ fn hostile_plugins_fall_back_and_the_engine_keeps_serving() {
         assert_eq!(report.status, RankingStatus::Fallback, "{mode}");
         let error = report.error.as_ref().unwrap();
         assert!(expected(error), "{mode}: {error:?}");
-        assert_eq!(report.instruction, mira_host::plugin::stage::DEFAULT_INSTRUCTION);
+        assert_eq!(report.instruction, mira_host::rerank::DEFAULT_INSTRUCTION);
         // The next query on the same plugin is served normally.
         let ok = hostile_search(&c, &r, "none");
         assert_eq!(ok.status, RankingStatus::Ok, "after {mode}: {:?}", ok.error);

@@ -10,7 +10,9 @@ use mira_host::models::ModelDType;
 use mira_host::rerank::fixtures::{TinyQwen3, write_qwen3, write_tiny_qwen3};
 use mira_host::rerank::{DEFAULT_INSTRUCTION, PREFIX, Reranker, SUFFIX, ScoreOptions};
 
-use crate::common::{Env, stderr, stdout};
+use mira_host::SearchRequest;
+
+use crate::common::{Env, HOSTILE_PLUGIN, ids, registry, stderr, stdout};
 
 fn load(dir: &Path, max_length: usize) -> Reranker {
     Reranker::load(dir, &Device::Cpu, ModelDType::F32, max_length).unwrap()
@@ -254,4 +256,244 @@ fn cli_rerank_prints_one_score_per_document() {
     let out = env.mira(&["model", "info", d]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("qwen3"), "{}", stdout(&out));
+}
+
+const SHOP: &str = r#"
+name = "shop"
+[fields.title]
+type = "text"
+analyzer = "english"
+[fields.colour]
+type = "keyword"
+[fields.price]
+type = "f64"
+[search]
+rerank_window = 4
+"#;
+
+/// A shop whose schema names `model` as its reranker.
+fn shop(env: &Env, model: &Path) -> mira_host::Collection {
+    let schema = format!("{SHOP}\n[models]\nreranker = {:?}\n", model.to_str().unwrap());
+    let c = env.create(&schema);
+    let titles = [
+        "red silk dress",
+        "red cotton dress",
+        "blue dress with red belt",
+        "red leather boots",
+        "dress shoes, red",
+        "red dress for a wedding",
+        "green dress",
+        "red hat",
+    ];
+    let rows: String = titles
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                "{}\n",
+                serde_json::json!({"id": format!("p{i}"), "title": t, "colour": "red", "price": 10.0 + i as f64})
+            )
+        })
+        .collect();
+    let path = env.write("shop.jsonl", &rows);
+    mira_host::ingest::ingest(&c, &path, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    c
+}
+
+fn req(text: &str) -> SearchRequest {
+    SearchRequest {
+        explain: true,
+        top_k: Some(8),
+        ..SearchRequest::text(text)
+    }
+}
+
+#[test]
+fn search_reranks_the_window_by_p_yes_with_the_text_it_read() {
+    let env = Env::new();
+    let dir = env.path().join("rr");
+    write_tiny_qwen3(&dir).unwrap();
+    let c = shop(&env, &dir);
+    let r = load(&dir, 8192);
+    let resp = c.search(&req("red dress")).unwrap();
+    let report = resp.rerank.clone().expect("a reranker is configured");
+    assert_eq!((report.window, report.reranked), (4, 4));
+    assert_eq!(report.instruction, DEFAULT_INSTRUCTION);
+    assert_eq!(report.instruction_source, "default");
+    assert!(report.skipped.is_none());
+    // The first four hits are the reranked window, by P(yes); the rest keep the fused order.
+    let reranked: Vec<_> = resp
+        .hits
+        .iter()
+        .filter_map(|h| h.explain.as_ref().unwrap().rerank.clone())
+        .collect();
+    assert_eq!(reranked.len(), 4);
+    for (i, h) in resp.hits.iter().take(4).enumerate() {
+        let rr = h.explain.as_ref().unwrap().rerank.as_ref().expect("reranked");
+        assert_eq!(rr.rank, i + 1);
+        assert_eq!(h.score, rr.p_yes);
+        assert!(
+            rr.text
+                .contains(&format!("title: {}", h.fields["title"].as_str().unwrap())),
+            "{}",
+            rr.text
+        );
+        let alone = r.score(DEFAULT_INSTRUCTION, "red dress", &[&rr.text]).unwrap()[0];
+        assert!((alone - rr.p_yes).abs() < 1e-5, "{} vs {}", alone, rr.p_yes);
+        if i > 0 {
+            assert!(resp.hits[i - 1].score >= h.score);
+        }
+    }
+    let plain = c
+        .search(&SearchRequest {
+            rerank_window: Some(0),
+            ..req("red dress")
+        })
+        .unwrap();
+    let mut window: Vec<String> = plain.hits[..4].iter().map(|h| h.id.clone()).collect();
+    let mut got: Vec<String> = resp.hits[..4].iter().map(|h| h.id.clone()).collect();
+    window.sort();
+    got.sort();
+    assert_eq!(window, got, "the reranker reorders the fused top 4, nothing else");
+    assert_eq!(ids(&plain)[4..], ids(&resp)[4..]);
+    assert_eq!(plain.rerank.unwrap().skipped.as_deref(), Some("rerank window is 0"));
+    assert!(plain.hits.iter().all(|h| h.explain.as_ref().unwrap().rerank.is_none()));
+
+    // The request's window and instruction win.
+    let over = c
+        .search(&SearchRequest {
+            rerank_window: Some(8),
+            instruction: Some("Find footwear".into()),
+            ..req("red dress")
+        })
+        .unwrap();
+    let rep = over.rerank.unwrap();
+    assert_eq!(
+        (rep.reranked, rep.instruction_source, rep.instruction.as_str()),
+        (8, "request", "Find footwear")
+    );
+    let h = &over.hits[0];
+    let rr = h.explain.as_ref().unwrap().rerank.as_ref().unwrap();
+    let alone = r.score("Find footwear", "red dress", &[&rr.text]).unwrap()[0];
+    assert!((alone - rr.p_yes).abs() < 1e-5);
+    let err = c
+        .search(&SearchRequest {
+            rerank_window: Some(5000),
+            ..req("red dress")
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("rerank_window must be at most"), "{err}");
+
+    // Without a text query there is nothing for the reranker to read.
+    let filter_only = c
+        .search(&SearchRequest {
+            filter: Some("colour:red".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(filter_only.rerank.unwrap().skipped.unwrap().contains("no text query"));
+}
+
+#[test]
+fn plugins_give_the_instruction_and_text_and_fuse_with_p_yes() {
+    let env = Env::new();
+    let dir = env.path().join("rr");
+    write_tiny_qwen3(&dir).unwrap();
+    let c = shop(&env, &dir);
+    let registry = registry(Default::default(), None);
+    let resp = c
+        .search_with(
+            &SearchRequest {
+                plugin: Some("general".into()),
+                ..req("red dress")
+            },
+            Some(&registry),
+        )
+        .unwrap();
+    let ranking = resp.ranking.clone().unwrap();
+    assert_eq!(ranking.status, mira_host::plugin::RankingStatus::Ok);
+    let rep = resp.rerank.clone().unwrap();
+    assert_eq!(rep.instruction_source, "plugin");
+    assert_eq!(rep.instruction, ranking.instruction);
+    // The general plugin fuses 0.3 * min-max(retrieval) + 0.7 * P(yes).
+    let retrieval: Vec<f32> = resp
+        .hits
+        .iter()
+        .map(|h| h.explain.as_ref().unwrap().fusion.score)
+        .collect();
+    let (lo, hi) = retrieval
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+    for (h, ret) in resp.hits.iter().zip(&retrieval) {
+        let e = h.explain.as_ref().unwrap();
+        let p = e.rerank.as_ref().map_or(0.0, |r| r.p_yes);
+        let norm = if hi > lo { (ret - lo) / (hi - lo) } else { 1.0 };
+        let expect = 0.3 * norm + 0.7 * p;
+        assert!(
+            (e.plugin.unwrap().score - expect).abs() < 1e-4,
+            "{}: {} vs {expect}",
+            h.id,
+            e.plugin.unwrap().score
+        );
+    }
+
+    // A plugin that fails in fuse: the built-in order (the window by P(yes)) is served.
+    registry
+        .install(&std::fs::read(HOSTILE_PLUGIN).unwrap(), "test")
+        .unwrap();
+    let failing = c
+        .search_with(
+            &SearchRequest {
+                plugin: Some("hostile".into()),
+                params: [("mode".to_string(), "trap".to_string())].into(),
+                ..req("red dress")
+            },
+            Some(&registry),
+        )
+        .unwrap();
+    assert_eq!(
+        failing.ranking.as_ref().unwrap().status,
+        mira_host::plugin::RankingStatus::Fallback
+    );
+    // The reranker read what the plugin rendered before it failed; the final order is the
+    // built-in one: the window by P(yes), then the rest in fused order.
+    let builtin = c
+        .search(&SearchRequest {
+            rerank_window: Some(0),
+            ..req("red dress")
+        })
+        .unwrap();
+    let w = failing.rerank.as_ref().unwrap().reranked;
+    assert!(w > 0);
+    let p: Vec<f32> = failing.hits[..w]
+        .iter()
+        .map(|h| h.explain.as_ref().unwrap().rerank.as_ref().unwrap().p_yes)
+        .collect();
+    assert!(p.windows(2).all(|x| x[0] >= x[1]), "{p:?}");
+    let window: Vec<String> = ids(&failing)[..w].to_vec();
+    let rest: Vec<String> = ids(&builtin).into_iter().filter(|id| !window.contains(id)).collect();
+    assert_eq!(ids(&failing)[w..], rest[..]);
+}
+
+#[test]
+fn cli_search_shows_the_reranker_stage() {
+    let env = Env::new();
+    let dir = env.path().join("rr");
+    write_tiny_qwen3(&dir).unwrap();
+    let c = shop(&env, &env.path().join("not-there"));
+    drop(c);
+    let out = env.mira_with_env(
+        &["search", "shop", "red dress", "--explain"],
+        &[("MIRA_RERANKER_MODEL", dir.as_path())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("reranked 4 of window 4") && text.contains("reranker P(yes)"),
+        "{text}"
+    );
+    // The schema's model does not exist: the search says so.
+    let out = env.mira(&["search", "shop", "red dress"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not-there"), "{}", stderr(&out));
 }

@@ -12,7 +12,7 @@ mod stats;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 
@@ -23,8 +23,9 @@ pub use writer::CollectionWriter;
 use crate::analyzer;
 use crate::embed::ClipEmbedder;
 use crate::error::{Error, Result};
-use crate::models::{ModelDType, ModelError, parse_device};
+use crate::models::{ModelDType, ModelKind, parse_device, resolve_model, shared};
 use crate::plugin::PluginRegistry;
+use crate::rerank::Reranker;
 use crate::schema::{CollectionSchema, FieldMap};
 use crate::search::{SearchRequest, SearchResponse};
 use crate::vector::VectorStore;
@@ -39,11 +40,12 @@ pub struct Collection {
     index: Index,
     reader: IndexReader,
     vectors: VectorStore,
-    clip: OnceLock<Result<Option<Arc<ClipEmbedder>>, String>>,
 }
 
-/// Overrides the schema's `[models] clip` directory.
+/// Overrides the schema's `[models] clip`.
 pub const CLIP_MODEL_ENV: &str = "MIRA_CLIP_MODEL";
+/// Overrides the schema's `[models] reranker`.
+pub const RERANKER_MODEL_ENV: &str = "MIRA_RERANKER_MODEL";
 
 impl Collection {
     /// Creates a collection in `dir`, which must not exist yet.
@@ -77,7 +79,6 @@ impl Collection {
             index,
             reader,
             vectors,
-            clip: OnceLock::new(),
         };
         c.sync_vectors()?;
         Ok(c)
@@ -99,23 +100,47 @@ impl Collection {
         self.vectors.sync(&searcher, &fields)
     }
 
-    /// The collection's CLIP model, loaded on first use: `MIRA_CLIP_MODEL`, else the schema's
-    /// `[models] clip`; `None` when neither is set.
+    /// The collection's CLIP model, loaded on first use (shared with every collection naming
+    /// the same one): `MIRA_CLIP_MODEL`, else the schema's `[models] clip`; `None` when neither
+    /// is set.
     pub fn clip(&self) -> Result<Option<Arc<ClipEmbedder>>> {
-        self.clip
-            .get_or_init(|| {
-                let dir = std::env::var_os(CLIP_MODEL_ENV)
-                    .map(PathBuf::from)
-                    .or_else(|| self.schema.models.clip.clone());
-                let Some(dir) = dir else { return Ok(None) };
-                let load = || -> std::result::Result<ClipEmbedder, ModelError> {
-                    let device = parse_device(&self.schema.models.device)?;
-                    ClipEmbedder::load(&dir, &device, ModelDType::parse(&self.schema.models.dtype)?)
-                };
-                load().map(|m| Some(Arc::new(m))).map_err(|e| e.to_string())
-            })
-            .clone()
-            .map_err(|m| Error::from(ModelError::Files(m)))
+        self.model(
+            CLIP_MODEL_ENV,
+            self.schema.models.clip.as_deref(),
+            "",
+            |spec, device, dtype| ClipEmbedder::load(&resolve_model(spec, ModelKind::Clip)?, device, dtype),
+        )
+    }
+
+    /// The collection's Qwen3-Reranker, loaded on first use: `MIRA_RERANKER_MODEL`, else the
+    /// schema's `[models] reranker`; `None` when neither is set.
+    pub fn reranker(&self) -> Result<Option<Arc<Reranker>>> {
+        let max_length = self.schema.models.rerank_max_length;
+        self.model(
+            RERANKER_MODEL_ENV,
+            self.schema.models.reranker.as_deref(),
+            &max_length.to_string(),
+            |spec, device, dtype| Reranker::load(&resolve_model(spec, ModelKind::Reranker)?, device, dtype, max_length),
+        )
+    }
+
+    fn model<T: Send + Sync + 'static>(
+        &self,
+        env: &str,
+        configured: Option<&str>,
+        extra: &str,
+        load: impl FnOnce(&str, &candle_core::Device, ModelDType) -> std::result::Result<T, crate::models::ModelError>,
+    ) -> Result<Option<Arc<T>>> {
+        let from_env = std::env::var(env).ok().filter(|s| !s.is_empty());
+        let Some(spec) = from_env.as_deref().or(configured) else {
+            return Ok(None);
+        };
+        let m = &self.schema.models;
+        let key = format!("{spec}|{}|{}|{extra}", m.device, m.dtype);
+        let model = shared(&key, || {
+            load(spec, &parse_device(&m.device)?, ModelDType::parse(&m.dtype)?)
+        })?;
+        Ok(Some(model))
     }
 
     /// A writer; only one may exist per collection at a time, across processes.

@@ -45,6 +45,16 @@ pub fn resolve_model_with(spec: &str, kind: ModelKind, hub: &HubSettings) -> Res
         ModelFiles::find(path, kind)?;
         return Ok(path.to_owned());
     }
+    let looks_like_path = spec.starts_with(['/', '.', '~']) || spec.contains('\\') || spec.matches('/').count() > 1;
+    if looks_like_path {
+        return Err(ModelError::Files(format!(
+            "model directory {spec} does not exist; it should hold {} and the weights \
+             (model.safetensors, or model.safetensors.index.json with its shards), as \
+             `huggingface-cli download {} --local-dir DIR` writes them",
+            kind.required_files().join(", "),
+            kind.default_repo()
+        )));
+    }
     let Some((repo_id, revision)) = parse_repo_id(spec) else {
         return Err(ModelError::Files(format!(
             "model `{spec}` is neither a directory nor a Hugging Face repo id (like `{}` or `{}@main`)",

@@ -5,10 +5,12 @@
 mod device;
 mod files;
 mod hub;
+mod shared;
 
 pub use device::{ModelDType, parse_device};
 pub use files::{ModelFiles, ModelKind};
 pub use hub::{HUB_OFFLINE_ENV, HubSettings, resolve_model, resolve_model_with};
+pub use shared::shared;
 
 /// Errors of model loading and inference.
 #[derive(Debug, thiserror::Error)]

@@ -14,13 +14,13 @@
 //! [`PluginFailure`], reported in the response, counted towards quarantine.
 
 mod bindings;
-mod convert;
+pub(crate) mod convert;
 mod failure;
 mod limits;
 mod loaded;
 mod registry;
+mod report;
 mod runtime;
-pub mod stage;
 mod state;
 mod watch;
 
@@ -28,6 +28,7 @@ pub use failure::PluginFailure;
 pub use limits::PluginLimits;
 pub use loaded::{LoadedPlugin, PluginDescription, PluginSession};
 pub use registry::{PluginInfo, PluginRegistry};
+pub use report::{PluginScore, RankingReport, RankingStatus};
 pub use runtime::PluginRuntime;
 pub use watch::DirectoryWatch;
 

@@ -80,13 +80,13 @@ impl Qwen3Config {
             return Err(bad("use_sliding_window = true is not supported".into()));
         }
         let heads = cfg.num_attention_heads;
-        if heads == 0 || cfg.kv_heads() == 0 || heads % cfg.kv_heads() != 0 {
+        if heads == 0 || cfg.kv_heads() == 0 || !heads.is_multiple_of(cfg.kv_heads()) {
             return Err(bad(format!(
                 "num_attention_heads ({heads}) must be a positive multiple of num_key_value_heads ({})",
                 cfg.kv_heads()
             )));
         }
-        if cfg.head_dim() % 2 != 0 {
+        if !cfg.head_dim().is_multiple_of(2) {
             return Err(bad(format!(
                 "head_dim ({}) must be even for rotary embeddings",
                 cfg.head_dim()

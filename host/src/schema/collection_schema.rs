@@ -1,6 +1,6 @@
 //! The collection declaration: parsed from TOML, validated, and saved beside the index.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -50,8 +50,13 @@ pub struct VectorSource {
 /// Where a collection's models come from.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ModelSettings {
-    /// A CLIP model directory (Hugging Face layout); `MIRA_CLIP_MODEL` overrides it.
-    pub clip: Option<PathBuf>,
+    /// A CLIP model: a directory in the Hugging Face layout or a repo id[@revision] from the
+    /// Hugging Face cache/hub; `MIRA_CLIP_MODEL` overrides it.
+    pub clip: Option<String>,
+    /// A Qwen3-Reranker, named the same ways; `MIRA_RERANKER_MODEL` overrides it.
+    pub reranker: Option<String>,
+    /// Longest reranker prompt in tokens (documents are cut to fit).
+    pub rerank_max_length: usize,
     /// `cpu` (default) or `cuda:N`.
     pub device: String,
     /// `f32` (default), `f16` or `bf16`.
@@ -71,6 +76,8 @@ pub struct SearchDefaults {
     /// How many candidates each retriever contributes to fusion.
     pub candidates: usize,
     pub top_k: usize,
+    /// How many fused candidates the reranker reads (0: no reranking).
+    pub rerank_window: usize,
 }
 
 /// Defaults for ingest.
@@ -141,7 +148,9 @@ struct RawField {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawModels {
-    clip: Option<PathBuf>,
+    clip: Option<String>,
+    reranker: Option<String>,
+    rerank_max_length: Option<usize>,
     device: Option<String>,
     dtype: Option<String>,
 }
@@ -158,6 +167,7 @@ struct RawSearch {
     vector_weight: Option<f32>,
     candidates: Option<usize>,
     top_k: Option<usize>,
+    rerank_window: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -245,6 +255,11 @@ impl CollectionSchema {
             vector_sources,
             models: ModelSettings {
                 clip: raw.models.clip,
+                reranker: raw.models.reranker,
+                rerank_max_length: raw
+                    .models
+                    .rerank_max_length
+                    .unwrap_or(crate::rerank::DEFAULT_MAX_LENGTH),
                 device: raw.models.device.unwrap_or_else(|| "cpu".into()),
                 dtype: raw.models.dtype.unwrap_or_else(|| "f32".into()),
             },
@@ -460,5 +475,9 @@ fn validate_search(raw: RawSearch, fields: &[FieldSpec]) -> Result<SearchDefault
         vector_weight: weight(raw.vector_weight, "vector_weight")?,
         candidates,
         top_k,
+        rerank_window: raw.rerank_window.unwrap_or(DEFAULT_RERANK_WINDOW),
     })
 }
+
+/// Candidates the reranker reads when neither the request nor the schema says.
+pub const DEFAULT_RERANK_WINDOW: usize = 50;

@@ -8,13 +8,14 @@ use tantivy::{DocAddress, DocId, Searcher, TantivyDocument};
 
 use super::filter::{parse_filter, parse_text};
 use super::fusion::{Fused, FusionMethod, RankedList, fuse};
+use super::ranking::{self, RerankScore};
 use super::request::{MAX_CANDIDATES, MAX_TOP_K};
 use super::{Explanation, FusionExplanation, Hit, SearchRequest, SearchResponse, StageScore};
 use crate::collection::Collection;
 use crate::document::stored_to_json;
 use crate::error::{Error, Result};
 use crate::plugin::PluginRegistry;
-use crate::plugin::stage::{self, PluginScore};
+use crate::plugin::PluginScore;
 use crate::vector::{DocFilter, FlatScan, ScoredDoc, SegmentVectorIndex, codec, merge_top_k};
 
 const BM25: &str = "bm25";
@@ -124,18 +125,15 @@ pub fn search_with(c: &Collection, req: &SearchRequest, plugins: Option<&PluginR
     };
 
     let total = fused.len();
-    let (fused, ranking, plugin_scores) = match (plugin, plugins) {
-        (Some(plugin), Some(registry)) => {
-            let max = registry.runtime().limits().max_candidates.max(wanted);
-            let applied = stage::apply(c, &searcher, req, fused, &plugin, max)?;
-            (applied.fused, Some(applied.report), applied.scores)
-        }
-        _ => (fused, None, Default::default()),
-    };
+    let max = plugins.map_or(wanted, |r| r.runtime().limits().max_candidates.max(wanted));
+    let ranked = ranking::rank(c, &searcher, req, fused, plugin.as_deref().map(|p| (p, max)))?;
     let mut hits = Vec::with_capacity(top_k);
-    for f in fused.into_iter().skip(req.offset).take(top_k) {
-        let plugin_score = plugin_scores.get(&f.key).copied();
-        hits.push(hit(c, &searcher, f, req.explain, &fusion, &fusion_name, plugin_score)?);
+    for f in ranked.fused.into_iter().skip(req.offset).take(top_k) {
+        let stages = LaterStages {
+            plugin: ranked.plugin_scores.get(&f.key).copied(),
+            rerank: ranked.rerank_scores.get(&f.key).cloned(),
+        };
+        hits.push(hit(c, &searcher, f, req.explain, &fusion, &fusion_name, stages)?);
     }
     Ok(SearchResponse {
         hits,
@@ -143,7 +141,8 @@ pub fn search_with(c: &Collection, req: &SearchRequest, plugins: Option<&PluginR
         retrievers,
         fusion: fusion_name,
         query_vector: vector_origin.map(str::to_owned),
-        ranking,
+        ranking: ranked.plugin,
+        rerank: ranked.rerank,
         took_ms: started.elapsed().as_secs_f64() * 1e3,
     })
 }
@@ -247,6 +246,12 @@ fn passthrough(list: RankedList<DocAddress>) -> Vec<Fused<DocAddress>> {
     )
 }
 
+/// What the stages after fusion gave a hit.
+struct LaterStages {
+    plugin: Option<PluginScore>,
+    rerank: Option<RerankScore>,
+}
+
 fn hit(
     c: &Collection,
     searcher: &Searcher,
@@ -254,7 +259,7 @@ fn hit(
     explain: bool,
     fusion: &FusionMethod,
     fusion_name: &str,
-    plugin: Option<PluginScore>,
+    later: LaterStages,
 ) -> Result<Hit> {
     let doc: TantivyDocument = searcher.doc(f.key)?;
     let id = c.fields().id_of(&doc);
@@ -265,14 +270,20 @@ fn hit(
                 rank: x.rank,
             })
         };
+        let retrieval = later
+            .plugin
+            .map(|p| p.retrieval_score)
+            .or(later.rerank.as_ref().map(|r| r.retrieval_score))
+            .unwrap_or(f.score);
         Explanation {
             bm25: stage(BM25),
             vector: stage(VECTOR),
-            plugin,
+            rerank: later.rerank,
+            plugin: later.plugin,
             fusion: FusionExplanation {
                 method: fusion_name.to_owned(),
-                score: plugin.map_or(f.score, |p| p.retrieval_score),
-                formula: formula(fusion, fusion_name, &f, plugin.map_or(f.score, |p| p.retrieval_score)),
+                score: retrieval,
+                formula: formula(fusion, fusion_name, &f, retrieval),
                 contributions: f.contributions.clone(),
             },
         }

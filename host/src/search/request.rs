@@ -44,6 +44,11 @@ pub struct SearchRequest {
     /// Attach a per-stage explanation to each hit.
     #[serde(default)]
     pub explain: bool,
+    /// Fused candidates the reranker reads (default: the plugin's rerank depth, else the
+    /// collection's `[search] rerank_window`); 0 turns reranking off.
+    pub rerank_window: Option<usize>,
+    /// The reranker instruction (default: the plugin's, else the model card's).
+    pub instruction: Option<String>,
     /// The scenario (`ecommerce`, `news`...): selects the ranking plugin that serves it.
     pub scenario: Option<String>,
     /// A ranking plugin by name (wins over `scenario`).

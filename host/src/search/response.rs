@@ -4,7 +4,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::Contribution;
-use crate::plugin::stage::{PluginScore, RankingReport};
+use super::ranking::{RerankReport, RerankScore};
+use crate::plugin::{PluginScore, RankingReport};
 
 /// A page of hits.
 #[derive(Debug, Clone, Serialize)]
@@ -22,6 +23,9 @@ pub struct SearchResponse {
     /// The ranking plugin's part, when one was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ranking: Option<RankingReport>,
+    /// The reranker's part, when the collection has a reranker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<RerankReport>,
     pub took_ms: f64,
 }
 
@@ -43,6 +47,9 @@ pub struct Explanation {
     /// Vector similarity and rank, when the kNN retriever found it.
     pub vector: Option<StageScore>,
     pub fusion: FusionExplanation,
+    /// The reranker's P("yes"), when the hit was in the rerank window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<RerankScore>,
     /// The ranking plugin's score and where the hit stood before it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin: Option<PluginScore>,
