@@ -97,10 +97,12 @@ pub fn time_ms(reps: usize, mut f: impl FnMut(usize)) -> f64 {
 pub fn run(args: BenchArgs) -> Result<()> {
     if matches!(args.suite, BenchSuite::Models | BenchSuite::All) {
         let figures = crate::bench_models::run()?;
+        let rerank = crate::bench_rerank::run()?;
         if args.json && args.suite == BenchSuite::Models {
-            println!("{}", serde_json::to_string_pretty(&figures)?);
+            println!("{}", serde_json::json!({"clip": figures, "reranker": rerank}));
         } else {
             crate::bench_models::print(&figures);
+            crate::bench_rerank::print(&rerank);
         }
         if args.suite == BenchSuite::Models {
             return Ok(());

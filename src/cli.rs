@@ -277,7 +277,8 @@ pub enum BenchSuite {
     Search,
     /// The plugin stage against the same logic in native Rust, and per-call set-up.
     Plugins,
-    /// CLIP text and image embedding throughput on a ViT-B/32-shaped random model.
+    /// CLIP embedding throughput (ViT-B/32-shaped) and Qwen3-Reranker pairs/s (0.6B-shaped),
+    /// on random-weight models.
     Models,
     All,
 }

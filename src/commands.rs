@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use mira_host::ingest::{self, IngestOptions, InputFormat, OnError};
+use mira_host::models::{ModelKind, resolve_model};
 use mira_host::search::Normalization;
 use mira_host::{Catalog, CollectionSchema, SearchRequest};
 
@@ -231,6 +232,35 @@ const DEMO_QUERIES: &[(&str, &str, Option<&str>)] = &[
     ),
 ];
 
+/// Candidates the demo reranks per query (a 0.6B model on a laptop CPU reads about one a second).
+const DEMO_RERANK_WINDOW: usize = 10;
+
+/// The model the demo uses for `kind`: the environment's override, else the default repo, if
+/// it can be found; otherwise says why, and the demo goes on without it.
+fn demo_model(kind: ModelKind) -> Option<String> {
+    let env = match kind {
+        ModelKind::Clip => mira_host::collection::CLIP_MODEL_ENV,
+        ModelKind::Reranker => mira_host::collection::RERANKER_MODEL_ENV,
+    };
+    let spec = std::env::var(env)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| kind.default_repo().to_owned());
+    match resolve_model(&spec, kind) {
+        Ok(dir) => {
+            println!("using {spec} ({})", dir.display());
+            Some(spec)
+        }
+        Err(e) => {
+            println!(
+                "no {} model: {e}",
+                if kind == ModelKind::Clip { "CLIP" } else { "reranker" }
+            );
+            None
+        }
+    }
+}
+
 fn demo(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, products: usize, rebuild: bool) -> Result<()> {
     if products == 0 {
         bail!("--products must be at least 1");
@@ -248,11 +278,20 @@ fn demo(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, products: usi
         let dir = data_dir.join("demo");
         println!("generating {products} products with photos in {} ...", dir.display());
         let data = mira_host::demo::generate(&dir, products, 42)?;
-        let toml = mira_host::demo::PRODUCTS_SCHEMA.replacen(
+        let mut toml = mira_host::demo::PRODUCTS_SCHEMA.replacen(
             "name = \"products\"",
             &format!("name = \"{DEMO_COLLECTION}\""),
             1,
         );
+        let (clip, reranker) = (demo_model(ModelKind::Clip), demo_model(ModelKind::Reranker));
+        if clip.is_some() || reranker.is_some() {
+            toml.push_str("\n[models]\n");
+            for (key, spec) in [("clip", clip), ("reranker", reranker)] {
+                if let Some(spec) = spec {
+                    toml.push_str(&format!("{key} = {spec:?}\n"));
+                }
+            }
+        }
         let c = catalog.create(CollectionSchema::from_toml(&toml, "configs/products.toml")?)?;
         let report = ingest::ingest(&c, &data.jsonl, &IngestOptions::default(), &progress::IngestBar::new())?;
         output::print_report(&report);
@@ -260,17 +299,28 @@ fn demo(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, products: usi
     };
     println!();
     let clip = c.clip()?;
+    let reranker = c.reranker()?;
     match &clip {
         Some(m) => println!(
-            "CLIP model from {}: text queries also search the product photos (BM25 + kNN, fused).",
+            "CLIP from {}: text queries also search the product photos (BM25 + kNN, fused), and photos carry tags.",
             m.files.dir.display()
         ),
-        None => {
-            println!("No CLIP model is configured (MIRA_CLIP_MODEL=DIR, a Hugging Face CLIP directory such as");
-            println!(
-                "openai/clip-vit-base-patch32): retrieval is BM25 with filters, and the demo makes up no vectors."
-            );
-        }
+        None => println!("No CLIP model: retrieval is BM25 with filters, and the demo makes up no vectors."),
+    }
+    match &reranker {
+        Some(m) => println!(
+            "Qwen3-Reranker from {}: the top {DEMO_RERANK_WINDOW} candidates of each query are reranked by P(yes).",
+            m.files.dir.display()
+        ),
+        None => println!("No reranker: the fused order is final."),
+    }
+    if clip.is_none() || reranker.is_none() {
+        println!(
+            "(Models come from MIRA_CLIP_MODEL / MIRA_RERANKER_MODEL, a directory or a repo id, else {} and {} \
+             from the Hugging Face cache or hub; they are looked up when the demo collection is built: --rebuild.)",
+            ModelKind::Clip.default_repo(),
+            ModelKind::Reranker.default_repo()
+        );
     }
     for (what, text, filter) in DEMO_QUERIES {
         println!();
@@ -281,9 +331,29 @@ fn demo(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, products: usi
         let req = SearchRequest {
             filter: filter.map(str::to_owned),
             top_k: Some(5),
+            rerank_window: Some(DEMO_RERANK_WINDOW),
             ..SearchRequest::text(*text)
         };
-        output::print_hits(&c.search(&req)?, 0, c.schema());
+        let resp = c.search(&req)?;
+        output::print_hits(&resp, 0, c.schema());
+        // A shopper's photo: the first hit's own picture as the query.
+        if clip.is_some()
+            && *text == "red dresses"
+            && let Some(photo) = resp
+                .hits
+                .first()
+                .and_then(|h| h.fields.get("image"))
+                .and_then(|v| v.as_str())
+        {
+            println!();
+            println!("== image query: the photo {photo}");
+            let req = SearchRequest {
+                image: Some(photo.into()),
+                top_k: Some(5),
+                ..Default::default()
+            };
+            output::print_hits(&c.search(&req)?, 0, c.schema());
+        }
     }
     let registry = plugins::registry(&plugins::engine_config(config, data_dir)?, data_dir)?;
     for (text, params) in [("red dress", vec![("max_price", "80")]), ("红色 连衣裙", vec![])] {
@@ -293,6 +363,7 @@ fn demo(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, products: usi
             scenario: Some("ecommerce".into()),
             params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             top_k: Some(5),
+            rerank_window: Some(DEMO_RERANK_WINDOW),
             ..SearchRequest::text(text)
         };
         output::print_hits(&c.search_with(&req, Some(&registry))?, 0, c.schema());

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_models;
 mod bench_plugins;
+mod bench_rerank;
 mod cli;
 mod commands;
 mod model;

@@ -94,6 +94,12 @@ pub fn print_report(report: &IngestReport) {
         report.commits,
         report.skipped
     );
+    if report.embedded + report.embeddings_cached > 0 {
+        println!(
+            "  embeddings: {} computed, {} from the embedding cache",
+            report.embedded, report.embeddings_cached
+        );
+    }
     for w in &report.warnings {
         println!("  warning: {w}");
     }

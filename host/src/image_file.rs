@@ -1,40 +1,44 @@
 //! Image files at the edge of the engine: size limits are checked on the header, before any
 //! pixel is decoded, so a decompression bomb costs nothing; a corrupt file is an error, not a panic.
 
+use std::io::Cursor;
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 /// Opens, checks and decodes an image, refusing more than `max_pixels` before decoding.
 pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage, String> {
-    let reader = ImageReader::open(path)
-        .map_err(|e| format!("cannot open image {}: {e}", path.display()))?
-        .with_guessed_format()
-        .map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
-    if reader.format().is_none() {
-        return Err(format!(
-            "{} is not an image in a supported format (PNG, JPEG)",
-            path.display()
-        ));
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot open image {}: {e}", path.display()))?;
+    decode_bytes(&bytes, &path.display().to_string(), max_pixels)
+}
+
+/// Checks and decodes an image held in memory (`name` is what errors call it), refusing more
+/// than `max_pixels` before decoding.
+pub fn decode_bytes(bytes: &[u8], name: &str, max_pixels: u64) -> Result<DynamicImage, String> {
+    let reader = || {
+        ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| format!("cannot read image {name}: {e}"))
+    };
+    let first = reader()?;
+    if first.format().is_none() {
+        return Err(format!("{name} is not an image in a supported format (PNG, JPEG)"));
     }
-    let (w, h) = reader
+    let (w, h) = first
         .into_dimensions()
-        .map_err(|e| format!("corrupt image {}: {e}", path.display()))?;
+        .map_err(|e| format!("corrupt image {name}: {e}"))?;
     if u64::from(w) * u64::from(h) > max_pixels {
         return Err(format!(
-            "image {} is {w}x{h} = {} pixels, over the limit of {max_pixels}",
-            path.display(),
+            "image {name} is {w}x{h} = {} pixels, over the limit of {max_pixels}",
             u64::from(w) * u64::from(h)
         ));
     }
-    let mut reader = ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
+    let mut reader = reader()?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(w);
     limits.max_image_height = Some(h);
     reader.limits(limits);
-    let corrupt = |e: image::ImageError| format!("corrupt image {}: {e}", path.display());
+    let corrupt = |e: image::ImageError| format!("corrupt image {name}: {e}");
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     // Cameras store the orientation in EXIF; the pixels are as the sensor saw them.
     let orientation = decoder.orientation().map_err(corrupt)?;

@@ -64,8 +64,10 @@ fn demo_runs_on_a_fresh_data_dir() {
     let env = Env::new();
     let out = ok(&env.mira(&["demo", "--products", "300"]));
     assert!(out.contains("indexed 300 of 300 rows"), "{out}");
-    assert!(out.contains("No CLIP model is configured"), "{out}");
+    assert!(out.contains("No CLIP model: retrieval is BM25"), "{out}");
     assert!(out.contains("makes up no vectors"), "{out}");
+    assert!(out.contains("No reranker: the fused order is final"), "{out}");
+    assert!(out.contains("HF_HUB_OFFLINE is set, so the hub was not asked"), "{out}");
     assert!(out.contains("Chinese text"), "{out}");
     assert!(
         out.contains("plugin ecommerce") && out.contains("判断商品是否与查询需求相关"),
@@ -76,4 +78,37 @@ fn demo_runs_on_a_fresh_data_dir() {
     // A second run reuses the collection.
     let again = ok(&env.mira(&["demo", "--products", "300"]));
     assert!(again.contains("using the demo collection"), "{again}");
+}
+
+/// With models available (here tiny random ones named by the environment), the demo computes
+/// photo embeddings and tags, runs an image query, and reranks every query.
+#[test]
+fn demo_uses_clip_and_the_reranker_when_they_can_be_had() {
+    let env = Env::new();
+    let clip = env.path().join("clip");
+    mira_host::embed::fixtures::write_clip(
+        &clip,
+        &mira_host::embed::fixtures::TinyClip {
+            projection_dim: 512,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let reranker = env.path().join("reranker");
+    mira_host::rerank::fixtures::write_tiny_qwen3(&reranker).unwrap();
+    let vars = [
+        ("MIRA_CLIP_MODEL", clip.as_path()),
+        ("MIRA_RERANKER_MODEL", reranker.as_path()),
+    ];
+    let out = env.mira_with_env(&["demo", "--products", "120"], &vars);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("embeddings: 120 computed"), "{text}");
+    assert!(
+        text.contains("CLIP from") && text.contains("Qwen3-Reranker from"),
+        "{text}"
+    );
+    assert!(text.contains("== image query: the photo"), "{text}");
+    assert!(text.contains("reranked 10 of window 10"), "{text}");
+    assert!(!text.contains("0 hit(s)"), "{text}");
 }

@@ -49,10 +49,13 @@ impl Env {
     }
 
     /// Runs the `mira` binary with extra environment variables (a hub cache, a model...). The
-    /// Hugging Face variables of the test's own environment are never passed on.
+    /// Hugging Face cache is an empty one of this env's, and the hub is never asked.
     pub fn mira_with_env(&self, args: &[&str], vars: &[(&str, &Path)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mira"));
-        cmd.env_remove("HF_HOME").env("HF_HUB_OFFLINE", "1");
+        cmd.env("HF_HOME", self.path().join("empty-hf-home"))
+            .env("HF_HUB_OFFLINE", "1")
+            .env_remove("MIRA_CLIP_MODEL")
+            .env_remove("MIRA_RERANKER_MODEL");
         for (k, v) in vars {
             cmd.env(k, v);
         }

@@ -239,6 +239,25 @@ fn ingest_computes_clip_vectors_and_search_is_cross_modal() {
     let report = mira_host::ingest::ingest(&c, &photos, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
     assert_eq!(report.indexed, 4, "{:?}", report.errors);
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert_eq!(
+        (report.embedded, report.embeddings_cached),
+        (8, 0),
+        "4 images and 4 titles"
+    );
+    // Re-indexing the same photos and titles costs no inference: the embedding cache (keyed by
+    // the model's content and the input's) serves every vector, and they are the same vectors.
+    let before = c.search(&mira_host::SearchRequest::text("red dress")).unwrap();
+    let again = mira_host::ingest::ingest(&c, &photos, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    assert_eq!((again.indexed, again.embedded, again.embeddings_cached), (4, 0, 8));
+    let after = c.search(&mira_host::SearchRequest::text("red dress")).unwrap();
+    let scores = |r: &mira_host::SearchResponse| r.hits.iter().map(|h| (h.id.clone(), h.score)).collect::<Vec<_>>();
+    assert_eq!(scores(&before), scores(&after));
+    let cache_files: Vec<_> = std::fs::read_dir(env.data().join("embedding-cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(cache_files.len(), 1, "{cache_files:?}");
+    assert!(cache_files[0].ends_with(".vectors"));
     let stats = c.stats().unwrap();
     assert!(
         stats.vector_fields.iter().all(|v| v.documents_with_vector == 4),
@@ -318,4 +337,79 @@ fn without_a_model_ingest_says_so_and_search_stays_bm25() {
         })
         .unwrap_err();
     assert!(err.to_string().contains("an image query needs a CLIP model"), "{err}");
+}
+
+/// Tags chosen by CLIP zero-shot from the collection's vocabulary are stored as text at ingest:
+/// the closest "a photo of {word}" prompts to each image, BM25-searchable, and what the reranker
+/// reads for an image.
+#[test]
+fn clip_tags_are_chosen_zero_shot_and_searchable() {
+    let env = Env::new();
+    let model = env.path().join("clip");
+    write_tiny_clip(&model).unwrap();
+    let vocabulary = ["red", "green", "blue", "black", "white", "dress", "cat", "harbour"];
+    let schema = format!(
+        r#"name = "tagged"
+[fields.photo]
+type = "image"
+[fields.tags]
+type = "text"
+source = "clip-tags"
+from = ["photo"]
+vocabulary = {vocabulary:?}
+top = 2
+[models]
+clip = {model:?}
+"#
+    );
+    let c = env.create(&schema);
+    let photos = env.path().join("photos");
+    for (name, rgb) in [
+        ("red", [220u8, 20, 20]),
+        ("green", [20, 200, 40]),
+        ("sea", [30, 40, 220]),
+    ] {
+        png_rgb(&photos.join(format!("{name}.png")), rgb);
+    }
+    let report = mira_host::ingest::ingest(&c, &photos, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    assert_eq!(report.indexed, 3, "{:?}", report.errors);
+    let clip = load(&model);
+    let prompts: Vec<String> = vocabulary.iter().map(|w| format!("a photo of {w}")).collect();
+    let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+    let words = clip.embed_texts(&refs).unwrap();
+    for name in ["red", "green", "sea"] {
+        let img = clip
+            .embed_image_files(&[photos.join(format!("{name}.png")).as_path()], 1 << 30)
+            .unwrap()
+            .remove(0);
+        let mut scored: Vec<(f32, &str)> = words
+            .iter()
+            .zip(vocabulary)
+            .map(|(w, word)| (w.iter().zip(&img).map(|(a, b)| a * b).sum(), word))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let expected: Vec<&str> = scored[..2].iter().map(|(_, w)| *w).collect();
+        let id = format!("{name}.png");
+        let resp = c
+            .search(&mira_host::SearchRequest {
+                filter: Some(format!("id:\"{id}\"")),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(resp.hits[0].fields["tags"], serde_json::json!(expected), "{id}");
+        // The tags are indexed text: a BM25 query on the best one finds the photo.
+        let found = c
+            .search(&mira_host::SearchRequest::text(format!("tags:{}", expected[0])))
+            .unwrap();
+        assert!(found.hits.iter().any(|h| h.id == id), "{id} by tags:{}", expected[0]);
+    }
+}
+
+fn png_rgb(path: &Path, rgb: [u8; 3]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::RgbImage::from_fn(36, 28, |x, y| {
+        image::Rgb(rgb.map(|c| c.saturating_add(((x + y) % 9) as u8)))
+    })
+    .save(path)
+    .unwrap();
 }

@@ -73,7 +73,27 @@ fn mistakes_name_the_field() {
         ("[fields]\n", "at least one field"),
         (
             "[fields.t]\ntype = \"text\"\nsource = \"clip-text\"\n",
-            "field `t`: `source` applies only to vector fields",
+            "field `t`: source clip-text applies to vector fields",
+        ),
+        (
+            "[fields.p]\ntype = \"image\"\n[fields.v]\ntype = \"vector\"\ndim = 4\nsource = \"clip-tags\"\nvocabulary = [\"a\"]\n",
+            "field `v`: source clip-tags applies to text or keyword fields",
+        ),
+        (
+            "[fields.p]\ntype = \"image\"\n[fields.t]\ntype = \"text\"\nsource = \"clip-tags\"\n",
+            "field `t`: clip-tags needs a vocabulary",
+        ),
+        (
+            "[fields.p]\ntype = \"image\"\n[fields.t]\ntype = \"text\"\nsource = \"clip-tags\"\nvocabulary = [\"a\", \"b\", \"a\"]\ntop = 3\n",
+            "field `t`: top must be between 1 and the vocabulary's 2 words, got 3",
+        ),
+        (
+            "[fields.p]\ntype = \"image\"\n[fields.v]\ntype = \"vector\"\ndim = 4\nsource = \"clip-image\"\ntop = 3\n",
+            "field `v`: `vocabulary` and `top` apply to source clip-tags",
+        ),
+        (
+            "[fields.t]\ntype = \"text\"\ntop = 3\n",
+            "field `t`: `from`, `vocabulary` and `top` need a `source`",
         ),
         (
             "[fields.v]\ntype = \"vector\"\ndim = 4\nsource = \"clip-image\"\n",

@@ -21,7 +21,7 @@ pub use stats::{CollectionStats, VectorFieldStats};
 pub use writer::CollectionWriter;
 
 use crate::analyzer;
-use crate::embed::ClipEmbedder;
+use crate::embed::{ClipEmbedder, EmbeddingCache};
 use crate::error::{Error, Result};
 use crate::models::{ModelDType, ModelKind, parse_device, resolve_model, shared};
 use crate::plugin::PluginRegistry;
@@ -122,6 +122,21 @@ impl Collection {
             &max_length.to_string(),
             |spec, device, dtype| Reranker::load(&resolve_model(spec, ModelKind::Reranker)?, device, dtype, max_length),
         )
+    }
+
+    /// The persistent embedding cache of `clip`, shared by every collection of this data
+    /// directory (`<data>/embedding-cache/`).
+    pub fn embedding_cache(&self, clip: &ClipEmbedder) -> Result<Arc<EmbeddingCache>> {
+        let root = match self.dir.parent() {
+            Some(p) if p.file_name().is_some_and(|n| n == "collections") => p.parent().unwrap_or(p),
+            _ => &self.dir,
+        };
+        let dir = root.join("embedding-cache");
+        let fingerprint = clip.fingerprint()?.to_owned();
+        let key = format!("{}|{fingerprint}", dir.display());
+        Ok(shared(&key, || {
+            EmbeddingCache::open(&dir, &fingerprint, clip.dim()).map_err(crate::models::ModelError::Files)
+        })?)
     }
 
     fn model<T: Send + Sync + 'static>(

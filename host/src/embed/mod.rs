@@ -5,12 +5,14 @@
 //! Invariant: outputs are L2-normalised, and a batch gives the same vectors as one input at a
 //! time (padding never leaks into a result).
 
+pub mod cache;
 mod clip;
 mod clip_config;
 #[cfg(feature = "testing")]
 pub mod fixtures;
 mod preprocess;
 
+pub use cache::{CacheStats, EmbeddingCache};
 pub use clip::ClipEmbedder;
 pub use clip_config::ClipModelConfig;
 pub use preprocess::ImagePreprocessor;

@@ -1,5 +1,6 @@
 //! Vectors computed at ingest: CLIP image embeddings of an image field and CLIP text embeddings
-//! of text fields, in batches, for rows that do not bring the vector themselves.
+//! of text fields, in batches, for rows that do not bring the vector themselves; inputs seen
+//! before (same model, same content) are served from the persistent embedding cache.
 
 use std::sync::Arc;
 
@@ -8,7 +9,8 @@ use tantivy::schema::{Field, Value};
 use super::RowError;
 use crate::collection::Collection;
 use crate::document::BuiltDocument;
-use crate::embed::ClipEmbedder;
+use crate::embed::cache::{ContentKey, image_key, text_key};
+use crate::embed::{ClipEmbedder, EmbeddingCache};
 use crate::error::{Error, Result};
 use crate::schema::{SourceKind, VectorSpec};
 use crate::vector::codec;
@@ -16,9 +18,24 @@ use crate::vector::codec;
 struct Target {
     field_name: String,
     field: Field,
-    spec: VectorSpec,
     input: Input,
+    output: Output,
 }
+
+/// What a target writes from the embedding.
+enum Output {
+    /// The vector itself.
+    Vector(VectorSpec),
+    /// The `top` words whose prompt embeddings are closest to the image's.
+    Tags {
+        words: Vec<String>,
+        embeddings: Vec<Vec<f32>>,
+        top: usize,
+    },
+}
+
+/// How a tag word is put to CLIP's text tower for zero-shot matching.
+pub const TAG_PROMPT: &str = "a photo of {}";
 
 enum Input {
     Image(Field),
@@ -27,6 +44,7 @@ enum Input {
 
 pub(crate) struct Embedder {
     clip: Arc<ClipEmbedder>,
+    cache: Arc<EmbeddingCache>,
     targets: Vec<Target>,
     max_pixels: u64,
 }
@@ -36,48 +54,87 @@ impl Embedder {
     pub fn new(c: &Collection, clip: Arc<ClipEmbedder>) -> Result<Self> {
         let handle = |name: &str| c.fields().get(name).map(|(_, f)| *f).expect("validated schema");
         let mut targets = Vec::new();
-        for s in &c.schema().vector_sources {
-            let spec = c.schema().vector_field(&s.field)?;
-            if spec.dim != clip.dim() {
-                return Err(Error::Vector {
-                    field: s.field.clone(),
-                    message: format!(
-                        "declared with dim = {} but the CLIP model in {} gives {}-d vectors",
-                        spec.dim,
-                        clip.files.dir.display(),
-                        clip.dim()
-                    ),
-                });
-            }
-            let input = match &s.kind {
-                SourceKind::ClipImage { image_field } => Input::Image(handle(image_field)),
-                SourceKind::ClipText { text_fields } => Input::Text(text_fields.iter().map(|n| handle(n)).collect()),
+        for s in &c.schema().computed_fields {
+            let vector = || -> Result<Output> {
+                let spec = c.schema().vector_field(&s.field)?;
+                if spec.dim != clip.dim() {
+                    return Err(Error::Vector {
+                        field: s.field.clone(),
+                        message: format!(
+                            "declared with dim = {} but the CLIP model in {} gives {}-d vectors",
+                            spec.dim,
+                            clip.files.dir.display(),
+                            clip.dim()
+                        ),
+                    });
+                }
+                Ok(Output::Vector(spec))
+            };
+            let (input, output) = match &s.kind {
+                SourceKind::ClipImage { image_field } => (Input::Image(handle(image_field)), vector()?),
+                SourceKind::ClipText { text_fields } => {
+                    (Input::Text(text_fields.iter().map(|n| handle(n)).collect()), vector()?)
+                }
+                SourceKind::ClipTags {
+                    image_field,
+                    vocabulary,
+                    top,
+                } => {
+                    let prompts: Vec<String> = vocabulary.iter().map(|w| TAG_PROMPT.replace("{}", w)).collect();
+                    let mut embeddings = Vec::with_capacity(prompts.len());
+                    for chunk in prompts.chunks(64) {
+                        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                        embeddings.extend(clip.embed_texts(&refs)?);
+                    }
+                    let output = Output::Tags {
+                        words: vocabulary.clone(),
+                        embeddings,
+                        top: *top,
+                    };
+                    (Input::Image(handle(image_field)), output)
+                }
             };
             targets.push(Target {
                 field_name: s.field.clone(),
                 field: handle(&s.field),
-                spec,
                 input,
+                output,
             });
         }
         Ok(Embedder {
+            cache: c.embedding_cache(&clip)?,
             clip,
             targets,
             max_pixels: c.schema().ingest.max_image_pixels,
         })
     }
 
-    /// Adds the computed vectors to the rows that lack them; returns the rows that failed.
-    pub fn fill(&self, rows: &mut [(BuiltDocument, RowError)]) -> Result<Vec<(usize, RowError)>> {
-        let mut failed = Vec::new();
+    /// Adds the computed vectors to the rows that lack them, from the cache when it holds them;
+    /// returns the rows that failed.
+    pub fn fill(
+        &self,
+        rows: &mut [(BuiltDocument, RowError)],
+        counts: &mut EmbedCounts,
+    ) -> Result<Vec<(usize, RowError)>> {
+        let mut failed: Vec<(usize, RowError)> = Vec::new();
         for t in &self.targets {
             let todo: Vec<usize> = (0..rows.len())
                 .filter(|i| rows[*i].0.doc.get_first(t.field).is_none() && !failed.iter().any(|(j, _)| j == i))
                 .collect();
-            let vectors: Vec<(usize, Vec<f32>)> = match &t.input {
+            let mut vectors: Vec<(usize, Vec<f32>)> = Vec::new();
+            let mut fail = |i: usize, message: String, rows: &[(BuiltDocument, RowError)]| {
+                failed.push((
+                    i,
+                    RowError {
+                        field: Some(t.field_name.clone()),
+                        message,
+                        ..rows[i].1.clone()
+                    },
+                ))
+            };
+            match &t.input {
                 Input::Image(field) => {
-                    let mut ok = Vec::new();
-                    let mut images = Vec::new();
+                    let mut miss = Vec::new();
                     for &i in &todo {
                         let Some(path) = rows[i]
                             .0
@@ -87,55 +144,108 @@ impl Embedder {
                         else {
                             continue;
                         };
-                        match crate::image_file::decode(path.as_ref(), self.max_pixels) {
-                            Ok(img) => {
-                                ok.push(i);
-                                images.push(img);
+                        let bytes = match std::fs::read(&path) {
+                            Ok(b) => b,
+                            Err(e) => {
+                                fail(i, format!("cannot open image {path}: {e}"), rows);
+                                continue;
                             }
-                            Err(message) => failed.push((
-                                i,
-                                RowError {
-                                    field: Some(t.field_name.clone()),
-                                    message,
-                                    ..rows[i].1.clone()
-                                },
-                            )),
+                        };
+                        let key = image_key(&bytes);
+                        match self.cache.get(&key) {
+                            Some(v) => {
+                                counts.cached += 1;
+                                vectors.push((i, v));
+                            }
+                            None => match crate::image_file::decode_bytes(&bytes, &path, self.max_pixels) {
+                                Ok(img) => miss.push((i, key, img)),
+                                Err(message) => fail(i, message, rows),
+                            },
                         }
                     }
-                    ok.into_iter().zip(self.clip.embed_images(&images)?).collect()
+                    let images: Vec<_> = miss.iter().map(|(_, _, img)| img.clone()).collect();
+                    let computed = self.clip.embed_images(&images)?;
+                    counts.computed += self.remember(miss.iter().map(|(i, k, _)| (*i, *k)), computed, &mut vectors);
                 }
                 Input::Text(fields) => {
-                    let mut ok = Vec::new();
-                    let mut texts = Vec::new();
+                    let mut miss = Vec::new();
                     for &i in &todo {
-                        let text: Vec<String> = fields
+                        let text: Vec<&str> = fields
                             .iter()
-                            .flat_map(|f| {
-                                rows[i]
-                                    .0
-                                    .doc
-                                    .get_all(*f)
-                                    .filter_map(|v| v.as_str().map(str::to_owned))
-                                    .collect::<Vec<_>>()
-                            })
+                            .flat_map(|f| rows[i].0.doc.get_all(*f).filter_map(|v| v.as_str()))
                             .collect();
-                        if !text.is_empty() {
-                            ok.push(i);
-                            texts.push(text.join(". "));
+                        if text.is_empty() {
+                            continue;
+                        }
+                        let text = text.join(". ");
+                        let key = text_key(&text);
+                        match self.cache.get(&key) {
+                            Some(v) => {
+                                counts.cached += 1;
+                                vectors.push((i, v));
+                            }
+                            None => miss.push((i, key, text)),
                         }
                     }
-                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                    ok.into_iter().zip(self.clip.embed_texts(&refs)?).collect()
+                    let refs: Vec<&str> = miss.iter().map(|(_, _, t)| t.as_str()).collect();
+                    let computed = self.clip.embed_texts(&refs)?;
+                    counts.computed += self.remember(miss.iter().map(|(i, k, _)| (*i, *k)), computed, &mut vectors);
                 }
-            };
+            }
             for (i, v) in vectors {
-                let bytes = codec::encode(&v, &t.spec).map_err(|message| Error::Vector {
-                    field: t.field_name.clone(),
-                    message,
-                })?;
-                rows[i].0.doc.add_bytes(t.field, &bytes);
+                match &t.output {
+                    Output::Vector(spec) => {
+                        let bytes = codec::encode(&v, spec).map_err(|message| Error::Vector {
+                            field: t.field_name.clone(),
+                            message,
+                        })?;
+                        rows[i].0.doc.add_bytes(t.field, &bytes);
+                    }
+                    Output::Tags { words, embeddings, top } => {
+                        for tag in closest(&v, words, embeddings, *top) {
+                            rows[i].0.doc.add_text(t.field, tag);
+                        }
+                    }
+                }
             }
         }
         Ok(failed)
     }
+
+    /// Stores freshly computed vectors in the cache and adds them to `out`.
+    fn remember(
+        &self,
+        keys: impl Iterator<Item = (usize, ContentKey)>,
+        computed: Vec<Vec<f32>>,
+        out: &mut Vec<(usize, Vec<f32>)>,
+    ) -> u64 {
+        let keyed: Vec<(usize, ContentKey, Vec<f32>)> = keys.zip(computed).map(|((i, k), v)| (i, k, v)).collect();
+        let items: Vec<(ContentKey, &[f32])> = keyed.iter().map(|(_, k, v)| (*k, v.as_slice())).collect();
+        if let Err(e) = self.cache.put(&items) {
+            // The cache only saves time; indexing goes on without it.
+            tracing::warn!(error = %e, "embedding cache not updated");
+        }
+        let n = keyed.len() as u64;
+        out.extend(keyed.into_iter().map(|(i, _, v)| (i, v)));
+        n
+    }
+}
+
+/// Vectors an ingest computed with the model, and took from the embedding cache.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EmbedCounts {
+    pub computed: u64,
+    pub cached: u64,
+}
+
+/// The `top` words whose embeddings have the largest dot product with `v` (both normalised, so
+/// cosine), best first; ties keep the vocabulary's order.
+pub(crate) fn closest<'a>(v: &[f32], words: &'a [String], embeddings: &[Vec<f32>], top: usize) -> Vec<&'a str> {
+    let mut scored: Vec<(usize, f32)> = embeddings
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i, e.iter().zip(v).map(|(a, b)| a * b).sum()))
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    scored.into_iter().take(top).map(|(i, _)| words[i].as_str()).collect()
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 pub use image_folder::DEFAULT_SIDECAR;
 pub use row_error::RowError;
 
-use self::embedding::Embedder;
+use self::embedding::{EmbedCounts, Embedder};
 use self::source::RowSource;
 use crate::collection::{CLIP_MODEL_ENV, Collection, CollectionWriter};
 use crate::document::{BuiltDocument, DocumentBuilder};
@@ -116,6 +116,10 @@ pub struct IngestReport {
     /// What the ingest could not do for every row (a model that is not configured...).
     pub warnings: Vec<String>,
     pub commits: u64,
+    /// Vectors computed by the model during this ingest.
+    pub embedded: u64,
+    /// Vectors taken from the embedding cache instead (same model, same content).
+    pub embeddings_cached: u64,
     #[serde(with = "secs")]
     pub elapsed: Duration,
 }
@@ -168,15 +172,17 @@ pub fn ingest(c: &Collection, path: &Path, opts: &IngestOptions, progress: &dyn 
         errors: Vec::new(),
         warnings: Vec::new(),
         commits: 0,
+        embedded: 0,
+        embeddings_cached: 0,
         elapsed: Duration::ZERO,
     };
-    let embedder = if c.schema().vector_sources.is_empty() {
+    let embedder = if c.schema().computed_fields.is_empty() {
         None
     } else {
         match c.clip()? {
             Some(clip) => Some(Embedder::new(c, clip)?),
             None => {
-                let names: Vec<&str> = c.schema().vector_sources.iter().map(|s| s.field.as_str()).collect();
+                let names: Vec<&str> = c.schema().computed_fields.iter().map(|s| s.field.as_str()).collect();
                 report.warnings.push(format!(
                     "no CLIP model is configured ([models] clip in the schema, or {CLIP_MODEL_ENV}), so `{}` \
                      is not computed: documents are indexed without it, never with made-up vectors",
@@ -278,7 +284,13 @@ impl Sink<'_> {
     fn flush(&mut self, report: &mut IngestReport, progress: &dyn Progress) -> Result<()> {
         let mut rows = std::mem::take(&mut self.pending);
         let failed = match &self.embedder {
-            Some(e) => e.fill(&mut rows)?,
+            Some(e) => {
+                let mut counts = EmbedCounts::default();
+                let failed = e.fill(&mut rows, &mut counts)?;
+                report.embedded += counts.computed;
+                report.embeddings_cached += counts.cached;
+                failed
+            }
             None => Vec::new(),
         };
         for (i, (doc, _)) in rows.into_iter().enumerate() {

@@ -119,3 +119,36 @@ impl ModelFiles {
         })
     }
 }
+
+impl ModelFiles {
+    /// SHA-256 (hex) identifying the model's content: its config, tokenizer and preprocessing
+    /// files and its weights. A weight file that links into the Hugging Face cache is named by
+    /// its blob's SHA-256 already; any other is hashed (about a second per GB).
+    pub fn fingerprint(&self) -> Result<String, ModelError> {
+        use sha2::{Digest, Sha256};
+        let read_err = |p: &Path, e: std::io::Error| ModelError::Files(format!("cannot read {}: {e}", p.display()));
+        let mut h = Sha256::new();
+        for p in [Some(&self.config), Some(&self.tokenizer), self.preprocessor.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            h.update(std::fs::read(p).map_err(|e| read_err(p, e))?);
+        }
+        for w in &self.weights {
+            let blob = std::fs::read_link(w).ok().and_then(|t| {
+                let name = t.file_name()?.to_str()?.to_owned();
+                (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())).then_some(name)
+            });
+            match blob {
+                Some(name) => h.update(name.as_bytes()),
+                None => {
+                    let mut f = std::fs::File::open(w).map_err(|e| read_err(w, e))?;
+                    let mut inner = Sha256::new();
+                    std::io::copy(&mut f, &mut inner).map_err(|e| read_err(w, e))?;
+                    h.update(inner.finalize());
+                }
+            }
+        }
+        Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+}

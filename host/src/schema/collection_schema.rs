@@ -20,8 +20,8 @@ pub struct CollectionSchema {
     pub fields: Vec<FieldSpec>,
     pub search: SearchDefaults,
     pub ingest: IngestDefaults,
-    /// Vector fields computed at ingest, and from what.
-    pub vector_sources: Vec<VectorSource>,
+    /// Fields computed at ingest (CLIP vectors, CLIP tags), and from what.
+    pub computed_fields: Vec<ComputedField>,
     /// Models the collection uses.
     pub models: ModelSettings,
     /// The TOML the schema was read from, saved verbatim with the collection.
@@ -29,7 +29,7 @@ pub struct CollectionSchema {
     pub source: String,
 }
 
-/// What a computed vector field is computed from.
+/// What a computed field is computed from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "source", rename_all = "kebab-case")]
 pub enum SourceKind {
@@ -37,11 +37,24 @@ pub enum SourceKind {
     ClipImage { image_field: String },
     /// CLIP text embedding of text fields (joined with ". ").
     ClipText { text_fields: Vec<String> },
+    /// The `top` words of `vocabulary` closest to an image field's CLIP embedding (zero-shot:
+    /// each word is embedded as "a photo of {word}"), stored as text: BM25-searchable, and the
+    /// words the reranker reads for an image.
+    ClipTags {
+        image_field: String,
+        vocabulary: Vec<String>,
+        top: usize,
+    },
 }
 
-/// A vector field computed at ingest.
+/// Tags per image when `top` is not given.
+pub const DEFAULT_TAGS_PER_IMAGE: usize = 3;
+/// Largest tag vocabulary.
+pub const MAX_TAG_VOCABULARY: usize = 10_000;
+
+/// A field computed at ingest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VectorSource {
+pub struct ComputedField {
     pub field: String,
     #[serde(flatten)]
     pub kind: SourceKind,
@@ -143,6 +156,10 @@ struct RawField {
     source: Option<String>,
     /// The fields the source reads (an image field, or text fields).
     from: Option<Vec<String>>,
+    /// `clip-tags`: the words tags are chosen from.
+    vocabulary: Option<Vec<String>>,
+    /// `clip-tags`: tags per image.
+    top: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -224,16 +241,19 @@ impl CollectionSchema {
         let mut fields = Vec::with_capacity(raw.fields.len());
         let mut sources = Vec::new();
         for (name, mut f) in raw.fields {
-            let source = (f.source.take(), f.from.take());
+            let source = Source {
+                source: f.source.take(),
+                from: f.from.take(),
+                vocabulary: f.vocabulary.take(),
+                top: f.top.take(),
+            };
             fields.push(validate_field(&name, f, &raw.id_field).map_err(|m| err(format!("field `{name}`: {m}")))?);
             sources.push((name, source));
         }
-        let mut vector_sources = Vec::new();
-        for (name, (source, from)) in sources {
-            if let Some(v) =
-                validate_source(&name, source, from, &fields).map_err(|m| err(format!("field `{name}`: {m}")))?
-            {
-                vector_sources.push(v);
+        let mut computed_fields = Vec::new();
+        for (name, source) in sources {
+            if let Some(v) = validate_source(&name, source, &fields).map_err(|m| err(format!("field `{name}`: {m}")))? {
+                computed_fields.push(v);
             }
         }
         let search = validate_search(raw.search, &fields).map_err(|m| err(format!("[search]: {m}")))?;
@@ -252,7 +272,7 @@ impl CollectionSchema {
             fields,
             search,
             ingest,
-            vector_sources,
+            computed_fields,
             models: ModelSettings {
                 clip: raw.models.clip,
                 reranker: raw.models.reranker,
@@ -281,8 +301,8 @@ impl CollectionSchema {
     }
 
     /// How a vector field is computed at ingest, if it is.
-    pub fn vector_source(&self, field: &str) -> Option<&VectorSource> {
-        self.vector_sources.iter().find(|s| s.field == field)
+    pub fn computed_field(&self, field: &str) -> Option<&ComputedField> {
+        self.computed_fields.iter().find(|s| s.field == field)
     }
 
     /// The vector field called `name`, or a precise error.
@@ -364,41 +384,87 @@ fn validate_field(name: &str, f: RawField, id_field: &str) -> Result<FieldSpec, 
     })
 }
 
-fn validate_source(
-    name: &str,
+/// The source keys of a field as written.
+struct Source {
     source: Option<String>,
     from: Option<Vec<String>>,
-    fields: &[FieldSpec],
-) -> Result<Option<VectorSource>, String> {
+    vocabulary: Option<Vec<String>>,
+    top: Option<usize>,
+}
+
+fn validate_source(name: &str, src: Source, fields: &[FieldSpec]) -> Result<Option<ComputedField>, String> {
+    let Source {
+        source,
+        from,
+        vocabulary,
+        top,
+    } = src;
     let Some(source) = source else {
-        return if from.is_some() {
-            Err("`from` needs a `source`".into())
+        return if from.is_some() || vocabulary.is_some() || top.is_some() {
+            Err("`from`, `vocabulary` and `top` need a `source`".into())
         } else {
             Ok(None)
         };
     };
-    if !matches!(
-        fields.iter().find(|f| f.name == name).map(|f| &f.kind),
-        Some(FieldKind::Vector(_))
-    ) {
-        return Err("`source` applies only to vector fields".into());
+    let own = fields.iter().find(|f| f.name == name).map(|f| &f.kind);
+    let is_vector = matches!(own, Some(FieldKind::Vector(_)));
+    let is_text = matches!(own, Some(FieldKind::Text { .. } | FieldKind::Keyword));
+    match source.as_str() {
+        "clip-tags" if !is_text => return Err("source clip-tags applies to text or keyword fields".into()),
+        "clip-image" | "clip-text" if !is_vector => return Err(format!("source {source} applies to vector fields")),
+        "clip-image" | "clip-text" if vocabulary.is_some() || top.is_some() => {
+            return Err("`vocabulary` and `top` apply to source clip-tags".into());
+        }
+        _ => {}
     }
     let kind_of = |n: &str| fields.iter().find(|f| f.name == n).map(|f| &f.kind);
+    let image_field = |what: &str| -> Result<String, String> {
+        let image_field = match from.as_deref() {
+            Some([one]) => one.clone(),
+            Some(_) => return Err(format!("{what} reads exactly one image field: from = [\"image\"]")),
+            None => fields
+                .iter()
+                .find(|f| f.kind == FieldKind::Image)
+                .map(|f| f.name.clone())
+                .ok_or(format!("{what} needs an image field in the collection"))?,
+        };
+        if kind_of(&image_field) != Some(&FieldKind::Image) {
+            return Err(format!("{what} reads an image field; `{image_field}` is not one"));
+        }
+        Ok(image_field)
+    };
     let kind = match source.as_str() {
-        "clip-image" => {
-            let image_field = match from.as_deref() {
-                Some([one]) => one.clone(),
-                Some(_) => return Err("clip-image reads exactly one image field: from = [\"image\"]".into()),
-                None => fields
-                    .iter()
-                    .find(|f| f.kind == FieldKind::Image)
-                    .map(|f| f.name.clone())
-                    .ok_or("clip-image needs an image field in the collection")?,
-            };
-            if kind_of(&image_field) != Some(&FieldKind::Image) {
-                return Err(format!("clip-image reads an image field; `{image_field}` is not one"));
+        "clip-image" => SourceKind::ClipImage {
+            image_field: image_field("clip-image")?,
+        },
+        "clip-tags" => {
+            let image_field = image_field("clip-tags")?;
+            let mut vocabulary: Vec<String> = vocabulary
+                .ok_or("clip-tags needs a vocabulary: vocabulary = [\"dress\", \"boots\", ...]")?
+                .into_iter()
+                .map(|w| w.trim().to_owned())
+                .filter(|w| !w.is_empty())
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            vocabulary.retain(|w| seen.insert(w.clone()));
+            if vocabulary.is_empty() || vocabulary.len() > MAX_TAG_VOCABULARY {
+                return Err(format!(
+                    "clip-tags needs 1 to {MAX_TAG_VOCABULARY} distinct words in vocabulary, got {}",
+                    vocabulary.len()
+                ));
             }
-            SourceKind::ClipImage { image_field }
+            let top = top.unwrap_or(DEFAULT_TAGS_PER_IMAGE.min(vocabulary.len()));
+            if top == 0 || top > vocabulary.len() {
+                return Err(format!(
+                    "top must be between 1 and the vocabulary's {} words, got {top}",
+                    vocabulary.len()
+                ));
+            }
+            SourceKind::ClipTags {
+                image_field,
+                vocabulary,
+                top,
+            }
         }
         "clip-text" => {
             let text_fields = from.unwrap_or_else(|| {
@@ -419,9 +485,13 @@ fn validate_source(
             }
             SourceKind::ClipText { text_fields }
         }
-        other => return Err(format!("unknown source `{other}` (expected clip-image or clip-text)")),
+        other => {
+            return Err(format!(
+                "unknown source `{other}` (expected clip-image, clip-text or clip-tags)"
+            ));
+        }
     };
-    Ok(Some(VectorSource {
+    Ok(Some(ComputedField {
         field: name.to_owned(),
         kind,
     }))

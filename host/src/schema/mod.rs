@@ -9,7 +9,7 @@ mod field;
 mod field_map;
 
 pub use collection_schema::{
-    CollectionSchema, IngestDefaults, ModelSettings, SearchDefaults, SourceKind, VectorSource, valid_collection_name,
+    CollectionSchema, ComputedField, IngestDefaults, ModelSettings, SearchDefaults, SourceKind, valid_collection_name,
 };
 pub use field::{Analyzer, FieldKind, FieldSpec, Metric, VectorDtype, VectorSpec};
 pub use field_map::FieldMap;

@@ -174,7 +174,7 @@ fn query_vector(
         .vector_field
         .as_deref()
         .or(c.schema().search.vector_field.as_deref());
-    let computed = field.is_some_and(|f| c.schema().vector_source(f).is_some());
+    let computed = field.is_some_and(|f| c.schema().computed_field(f).is_some());
     if let (Some(text), true) = (text, computed)
         && let Some(clip) = c.clip()?
     {

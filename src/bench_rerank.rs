@@ -1,0 +1,119 @@
+//! `mira bench models` (reranker part): Qwen3-Reranker pairs/s on CPU with a Qwen3-0.6B-shaped
+//! random-weight model in the Hugging Face layout, loaded through the normal path. Prompts are
+//! token ids with the lengths of real ones (a 64-token shared prefix: template, instruction and
+//! query; 128-token documents plus the 5-token answer template), so the figures do not depend
+//! on the tiny tokenizer. One pair at a time without prefix reuse is the baseline, measured in
+//! the same run.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use mira_host::models::{ModelDType, parse_device};
+use mira_host::rerank::fixtures::{TinyQwen3, write_qwen3};
+use mira_host::rerank::{Reranker, ScoreOptions};
+use serde::Serialize;
+
+/// Tokens every prompt of a query shares (system turn, instruction, query).
+const PREFIX_TOKENS: usize = 64;
+/// Tokens of one document, plus the template's closing tokens.
+const DOC_TOKENS: usize = 128 + 5;
+const DOCS: usize = 8;
+
+#[derive(Serialize)]
+pub struct RerankFigures {
+    pub shape: &'static str,
+    pub prompt: String,
+    /// (configuration, pairs/s, ratio to the baseline).
+    pub rows: Vec<(String, f64, f64)>,
+    /// Largest |difference| of P(yes) between configurations (they must agree).
+    pub max_disagreement: f32,
+}
+
+pub fn run() -> Result<RerankFigures> {
+    let dir = std::env::temp_dir().join(format!("mira-bench-qwen3-{}", std::process::id()));
+    eprintln!(
+        "bench: writing a Qwen3-0.6B-shaped random reranker to {} (2.4 GB)",
+        dir.display()
+    );
+    write_qwen3(&dir, &TinyQwen3::qwen3_06b())?;
+    let result = (|| -> Result<RerankFigures> {
+        let r = Reranker::load(&dir, &parse_device("cpu")?, ModelDType::F32, 8192)?;
+        let prefix: Vec<u32> = (0..PREFIX_TOKENS as u32).map(|i| 300 + i * 7).collect();
+        let prompts: Vec<Vec<u32>> = (0..DOCS as u32)
+            .map(|d| {
+                let mut p = prefix.clone();
+                p.extend((0..DOC_TOKENS as u32).map(|i| 5000 + d * 997 + i * 13));
+                p
+            })
+            .collect();
+        let configs = [
+            (
+                "one pair at a time, no prefix reuse",
+                ScoreOptions {
+                    reuse_prefix: false,
+                    batch_size: 1,
+                },
+            ),
+            (
+                "batch of 8, no prefix reuse",
+                ScoreOptions {
+                    reuse_prefix: false,
+                    batch_size: 8,
+                },
+            ),
+            (
+                "one pair at a time, prefix reused",
+                ScoreOptions {
+                    reuse_prefix: true,
+                    batch_size: 1,
+                },
+            ),
+            (
+                "batch of 8, prefix reused (search's default)",
+                ScoreOptions {
+                    reuse_prefix: true,
+                    batch_size: 8,
+                },
+            ),
+        ];
+        r.score_ids(&prompts[..2], configs[0].1)?; // warm-up
+        let mut rows = Vec::new();
+        let mut reference: Option<Vec<f32>> = None;
+        let mut max_disagreement = 0f32;
+        for (name, opts) in configs {
+            eprintln!("bench: reranker, {name}");
+            let started = Instant::now();
+            let scores = r.score_ids(&prompts, opts)?;
+            let rate = DOCS as f64 / started.elapsed().as_secs_f64();
+            if let Some(base) = &reference {
+                for (a, b) in base.iter().zip(&scores) {
+                    max_disagreement = max_disagreement.max((a - b).abs());
+                }
+            } else {
+                reference = Some(scores);
+            }
+            let base_rate = rows.first().map_or(rate, |(_, r, _): &(String, f64, f64)| *r);
+            rows.push((name.to_string(), rate, rate / base_rate));
+        }
+        Ok(RerankFigures {
+            shape: "Qwen3-0.6B (28 layers, 1024 wide, 16/8 heads of 128, 151669-token tied embedding), f32, cpu",
+            prompt: format!("{DOCS} documents of {DOC_TOKENS} tokens after a {PREFIX_TOKENS}-token shared prefix"),
+            rows,
+            max_disagreement,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+pub fn print(f: &RerankFigures) {
+    println!("Qwen3-Reranker, {}:", f.shape);
+    println!("  {}", f.prompt);
+    for (name, rate, ratio) in &f.rows {
+        println!("  {name:<46} {rate:>6.2} pairs/s  {ratio:.2}x");
+    }
+    println!(
+        "  largest P(yes) difference between configurations: {:.2e}",
+        f.max_disagreement
+    );
+}
