@@ -58,9 +58,24 @@ pub enum Command {
     /// Manage ranking plugins (WebAssembly components) in the plugin directory.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Serve the HTTP API and the search page.
+    Serve(ServeArgs),
     /// Check a model: its shapes, and the embeddings it gives.
     #[command(subcommand)]
     Model(ModelCommand),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default: [server] listen, 127.0.0.1:7700; port 0 picks one).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Engine jobs at once (default: [server] workers, one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Jobs that may wait for a worker before requests get 503 (default: [server] queue, 64).
+    #[arg(long)]
+    pub queue: Option<usize>,
 }
 
 /// Device and dtype flags shared by the model commands.

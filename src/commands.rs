@@ -72,6 +72,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Plugin(cmd) => plugin(&cli.data_dir, cli.config.as_deref(), cmd),
         Command::Model(cmd) => crate::model::run(cmd),
+        Command::Serve(args) => crate::serve::run(&cli.data_dir, cli.config.as_deref(), args),
     }
 }
 
@@ -174,6 +175,7 @@ fn search(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, args: cli::
         text_fields: args.fields,
         vector: args.vector.as_deref().map(read_vector).transpose()?,
         image: args.image,
+        image_bytes: None,
         vector_field: args.vector_field,
         filter: args.filter,
         fusion: args.fusion.map(|f| match f {

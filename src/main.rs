@@ -11,6 +11,7 @@ mod model;
 mod output;
 mod plugins;
 mod progress;
+mod serve;
 
 use std::process::ExitCode;
 

@@ -1,4 +1,5 @@
-//! An indicatif progress bar for ingest: bytes or files, rate, ETA, rows and commits.
+//! An indicatif progress bar for ingest: bytes or files, rate, ETA, rows, commits, and the
+//! model's inference rate when fields are computed.
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -9,6 +10,8 @@ use mira_host::ingest::Progress;
 pub struct IngestBar {
     bar: ProgressBar,
     committed: Cell<u64>,
+    /// What the model has done, for the message: "N embedded (X/s), M cached".
+    inference: Cell<Option<(u64, u64, f64)>>,
 }
 
 impl IngestBar {
@@ -18,6 +21,7 @@ impl IngestBar {
         IngestBar {
             bar,
             committed: Cell::new(0),
+            inference: Cell::new(None),
         }
     }
 }
@@ -39,12 +43,20 @@ impl Progress for IngestBar {
 
     fn advance(&self, position: u64, rows: u64, indexed: u64) {
         self.bar.set_position(position);
-        if rows.is_multiple_of(256) {
+        if rows.is_multiple_of(256) || self.inference.get().is_some() {
+            let model = match self.inference.get() {
+                Some((computed, cached, rate)) => format!(", {computed} embedded ({rate:.1}/s), {cached} from cache"),
+                None => String::new(),
+            };
             self.bar.set_message(format!(
-                "{rows} rows, {indexed} indexed, {} committed",
+                "{rows} rows, {indexed} indexed, {} committed{model}",
                 self.committed.get()
             ));
         }
+    }
+
+    fn embedded(&self, computed: u64, cached: u64, per_sec: f64) {
+        self.inference.set(Some((computed, cached, per_sec)));
     }
 
     fn committed(&self, documents: u64) {

@@ -47,6 +47,29 @@ pub fn decode_bytes(bytes: &[u8], name: &str, max_pixels: u64) -> Result<Dynamic
     Ok(img)
 }
 
+/// Checks an image's format and size from its header alone (no pixel is decoded), refusing
+/// more than `max_pixels`; returns the usual file extension of its format.
+pub fn check_header(bytes: &[u8], name: &str, max_pixels: u64) -> Result<&'static str, String> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read image {name}: {e}"))?;
+    let extension = match reader.format() {
+        Some(image::ImageFormat::Png) => "png",
+        Some(image::ImageFormat::Jpeg) => "jpg",
+        _ => return Err(format!("{name} is not an image in a supported format (PNG, JPEG)")),
+    };
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| format!("corrupt image {name}: {e}"))?;
+    if u64::from(w) * u64::from(h) > max_pixels {
+        return Err(format!(
+            "image {name} is {w}x{h} = {} pixels, over the limit of {max_pixels}",
+            u64::from(w) * u64::from(h)
+        ));
+    }
+    Ok(extension)
+}
+
 /// Checks that an image can be decoded within the pixel limit; returns its size.
 pub fn check(path: &Path, max_pixels: u64) -> Result<(u32, u32), String> {
     let img = decode(path, max_pixels)?;

@@ -46,6 +46,7 @@ pub mod plugin;
 pub mod rerank;
 pub mod schema;
 pub mod search;
+pub mod server;
 pub mod vector;
 
 pub use collection::{Catalog, Collection, CollectionStats};

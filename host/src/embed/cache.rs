@@ -21,6 +21,19 @@ const MAGIC: &[u8; 8] = b"MIRAEMB1";
 const VERSION: u32 = 1;
 const HEADER: usize = 64;
 
+/// Hits and misses of every cache in the process (for metrics).
+static GLOBAL_HITS: AtomicU64 = AtomicU64::new(0);
+static GLOBAL_MISSES: AtomicU64 = AtomicU64::new(0);
+
+/// Hits and misses of every embedding cache in this process so far.
+pub fn global_stats() -> CacheStats {
+    CacheStats {
+        hits: GLOBAL_HITS.load(Ordering::Relaxed),
+        misses: GLOBAL_MISSES.load(Ordering::Relaxed),
+        entries: 0,
+    }
+}
+
 /// A content hash: SHA-256 of the input, with its kind mixed in.
 pub type ContentKey = [u8; 32];
 
@@ -158,8 +171,13 @@ impl EmbeddingCache {
                     .collect(),
             )
         });
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        let (counter, global) = if found.is_some() {
+            (&self.hits, &GLOBAL_HITS)
+        } else {
+            (&self.misses, &GLOBAL_MISSES)
+        };
         counter.fetch_add(1, Ordering::Relaxed);
+        global.fetch_add(1, Ordering::Relaxed);
         found
     }
 

@@ -19,9 +19,9 @@ use serde::Serialize;
 
 pub use image_folder::DEFAULT_SIDECAR;
 pub use row_error::RowError;
+pub use source::{MemoryRows, RowSource, SourceRow};
 
 use self::embedding::{EmbedCounts, Embedder};
-use self::source::RowSource;
 use crate::collection::{CLIP_MODEL_ENV, Collection, CollectionWriter};
 use crate::document::{BuiltDocument, DocumentBuilder};
 use crate::error::{Error, Result};
@@ -92,6 +92,9 @@ pub trait Progress {
     fn advance(&self, _position: u64, _rows: u64, _indexed: u64) {}
     /// Documents committed so far.
     fn committed(&self, _documents: u64) {}
+    /// Model inference so far: vectors computed, taken from the cache, and computed per second
+    /// of inference.
+    fn embedded(&self, _computed: u64, _cached: u64, _per_sec: f64) {}
     fn finish(&self) {}
 }
 
@@ -103,7 +106,7 @@ impl Progress for NoProgress {}
 const MAX_REPORTED_ERRORS: usize = 100;
 
 /// What an ingest did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
     /// Rows read (good and bad).
     pub rows: u64,
@@ -120,7 +123,9 @@ pub struct IngestReport {
     pub embedded: u64,
     /// Vectors taken from the embedding cache instead (same model, same content).
     pub embeddings_cached: u64,
+    /// Seconds.
     #[serde(with = "secs")]
+    #[schema(value_type = f64)]
     pub elapsed: Duration,
 }
 
@@ -162,8 +167,18 @@ fn open_source(c: &Collection, path: &Path, opts: &IngestOptions) -> Result<Box<
 
 /// Ingests one input into a collection.
 pub fn ingest(c: &Collection, path: &Path, opts: &IngestOptions, progress: &dyn Progress) -> Result<IngestReport> {
+    let source = open_source(c, path, opts)?;
+    ingest_rows(c, source, opts, progress)
+}
+
+/// Ingests rows from any source (a file's, or [`MemoryRows`] for documents sent over HTTP).
+pub fn ingest_rows(
+    c: &Collection,
+    mut source: Box<dyn RowSource>,
+    opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
     let started = Instant::now();
-    let mut source = open_source(c, path, opts)?;
     let builder = DocumentBuilder::new(c.schema(), c.fields());
     let mut report = IngestReport {
         rows: 0,
@@ -199,6 +214,7 @@ pub fn ingest(c: &Collection, path: &Path, opts: &IngestOptions, progress: &dyn 
         committed: 0,
         pending: Vec::new(),
         embedder,
+        inference: Duration::ZERO,
     };
     progress.start(source.total(), source.unit());
     while let Some(item) = source.next_row() {
@@ -257,6 +273,8 @@ struct Sink<'a> {
     committed: u64,
     pending: Vec<(BuiltDocument, RowError)>,
     embedder: Option<Embedder>,
+    /// Time spent computing embeddings (and reading the cache).
+    inference: Duration,
 }
 
 impl Sink<'_> {
@@ -286,9 +304,13 @@ impl Sink<'_> {
         let failed = match &self.embedder {
             Some(e) => {
                 let mut counts = EmbedCounts::default();
+                let started = Instant::now();
                 let failed = e.fill(&mut rows, &mut counts)?;
+                self.inference += started.elapsed();
                 report.embedded += counts.computed;
                 report.embeddings_cached += counts.cached;
+                let per_sec = report.embedded as f64 / self.inference.as_secs_f64().max(1e-9);
+                progress.embedded(report.embedded, report.embeddings_cached, per_sec);
                 failed
             }
             None => Vec::new(),

@@ -28,3 +28,50 @@ pub trait RowSource {
     /// `"bytes"` or `"files"`.
     fn unit(&self) -> &'static str;
 }
+
+/// Rows held in memory (documents sent in a request): errors name `label` and the row's
+/// 1-based position; image paths resolve against `base_dir`.
+pub struct MemoryRows {
+    label: String,
+    base_dir: PathBuf,
+    rows: std::vec::IntoIter<Map<String, Value>>,
+    total: u64,
+    done: u64,
+}
+
+impl MemoryRows {
+    pub fn new(label: impl Into<String>, base_dir: PathBuf, rows: Vec<Map<String, Value>>) -> Self {
+        MemoryRows {
+            label: label.into(),
+            base_dir,
+            total: rows.len() as u64,
+            rows: rows.into_iter(),
+            done: 0,
+        }
+    }
+}
+
+impl RowSource for MemoryRows {
+    fn next_row(&mut self) -> Option<Result<SourceRow, RowError>> {
+        let object = self.rows.next()?;
+        self.done += 1;
+        Some(Ok(SourceRow {
+            source: self.label.clone(),
+            line: Some(self.done),
+            object,
+            base_dir: self.base_dir.clone(),
+        }))
+    }
+
+    fn total(&self) -> u64 {
+        self.total
+    }
+
+    fn position(&self) -> u64 {
+        self.done
+    }
+
+    fn unit(&self) -> &'static str {
+        "documents"
+    }
+}

@@ -16,7 +16,7 @@ pub const CAPTION_FIELD: &str = "caption";
 pub(crate) fn request(req: &SearchRequest, now: i64) -> Request {
     Request {
         query: req.text.clone().unwrap_or_default(),
-        has_image_query: req.image.is_some(),
+        has_image_query: req.image.is_some() || req.image_bytes.is_some(),
         scenario: req.scenario.clone(),
         params: req
             .params

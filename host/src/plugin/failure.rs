@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// Why a plugin could not be loaded or did not give a usable answer.
-#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PluginFailure {
     /// Not a component, or not built against `mira:ranking`.
@@ -33,4 +33,21 @@ pub enum PluginFailure {
     /// The plugin failed too often in a row and is not called until it is replaced.
     #[error("quarantined after {failures} consecutive failures; load a new version to release it")]
     Quarantined { failures: u32 },
+}
+
+impl PluginFailure {
+    /// The failure's kind, as serialised (`timeout`, `trap`...): a metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PluginFailure::Invalid { .. } => "invalid",
+            PluginFailure::ForbiddenImport { .. } => "forbidden_import",
+            PluginFailure::Validation { .. } => "validation",
+            PluginFailure::Timeout { .. } => "timeout",
+            PluginFailure::OutOfMemory { .. } => "out_of_memory",
+            PluginFailure::Trap { .. } => "trap",
+            PluginFailure::BadAnswer { .. } => "bad_answer",
+            PluginFailure::Refused { .. } => "refused",
+            PluginFailure::Quarantined { .. } => "quarantined",
+        }
+    }
 }

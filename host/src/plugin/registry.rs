@@ -21,7 +21,7 @@ struct Slot {
 }
 
 /// A plugin as `mira plugin list` and the server show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginInfo {
     pub name: String,
     pub version: String,
@@ -35,6 +35,9 @@ pub struct PluginInfo {
     pub failures: u64,
 }
 
+/// A validated version waiting for activation, with its component bytes.
+type Staged = (Arc<LoadedPlugin>, Vec<u8>);
+
 /// The live set of plugins.
 pub struct PluginRegistry {
     runtime: Arc<PluginRuntime>,
@@ -44,6 +47,8 @@ pub struct PluginRegistry {
     /// plugin name -> its configuration values.
     configs: HashMap<String, HashMap<String, String>>,
     dir: Option<PathBuf>,
+    /// Validated versions waiting to be activated (with their bytes, for the directory).
+    staged: RwLock<BTreeMap<String, Staged>>,
 }
 
 impl PluginRegistry {
@@ -61,6 +66,7 @@ impl PluginRegistry {
             scenarios,
             configs,
             dir,
+            staged: RwLock::new(BTreeMap::new()),
         }
     }
 
@@ -125,6 +131,42 @@ impl PluginRegistry {
             .find(|s| s.current.description.scenarios.iter().any(|x| x == scenario))
             .map(|s| Some(s.current.clone()))
             .ok_or_else(|| Error::Query(format!("no plugin serves the scenario `{scenario}`")))
+    }
+
+    /// Validates a plugin and keeps it staged: it serves no query until activated, but shadow
+    /// comparisons can run it beside the live version. A newer upload replaces the staged one.
+    pub fn stage(&self, bytes: &[u8], origin: &str) -> std::result::Result<Arc<LoadedPlugin>, PluginFailure> {
+        let plugin = self.runtime.load(bytes, origin, &self.configs)?;
+        self.staged
+            .write()
+            .expect("plugin registry lock")
+            .insert(plugin.name().to_owned(), (plugin.clone(), bytes.to_vec()));
+        Ok(plugin)
+    }
+
+    /// The staged version of a plugin.
+    pub fn staged(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
+        self.staged
+            .read()
+            .expect("plugin registry lock")
+            .get(name)
+            .map(|(p, _)| p.clone())
+    }
+
+    /// Makes the staged version of `name` active (and writes it to the plugin directory when
+    /// there is one); the version it replaces is kept for rollback.
+    pub fn activate_staged(&self, name: &str) -> Result<Arc<LoadedPlugin>> {
+        let (plugin, bytes) = self
+            .staged
+            .write()
+            .expect("plugin registry lock")
+            .remove(name)
+            .ok_or_else(|| Error::Query(format!("no version of plugin `{name}` is staged")))?;
+        if self.dir.is_some() {
+            return self.persist(&bytes);
+        }
+        self.activate(plugin.clone());
+        Ok(plugin)
     }
 
     /// Makes the previous version active again (and the current one the previous).

@@ -14,8 +14,8 @@ use super::{Explanation, FusionExplanation, Hit, SearchRequest, SearchResponse, 
 use crate::collection::Collection;
 use crate::document::stored_to_json;
 use crate::error::{Error, Result};
-use crate::plugin::PluginRegistry;
 use crate::plugin::PluginScore;
+use crate::plugin::{LoadedPlugin, PluginRegistry};
 use crate::vector::{DocFilter, FlatScan, ScoredDoc, SegmentVectorIndex, codec, merge_top_k};
 
 const BM25: &str = "bm25";
@@ -28,6 +28,25 @@ pub fn search(c: &Collection, req: &SearchRequest) -> Result<SearchResponse> {
 
 /// Runs a search, applying the ranking plugin the request asks for (by name or scenario).
 pub fn search_with(c: &Collection, req: &SearchRequest, plugins: Option<&PluginRegistry>) -> Result<SearchResponse> {
+    let plugin = match plugins {
+        Some(registry) => registry.resolve(req.plugin.as_deref(), req.scenario.as_deref())?,
+        None if req.plugin.is_some() || req.scenario.is_some() => {
+            return Err(Error::Query("ranking plugins are not available to this search".into()));
+        }
+        None => None,
+    };
+    let max_candidates = plugins.map_or(0, |r| r.runtime().limits().max_candidates);
+    search_with_plugin(c, req, plugin.as_deref(), max_candidates)
+}
+
+/// Runs a search with a given plugin version (a live one, or a staged candidate in a shadow
+/// comparison), passing it at most `max_candidates` candidates (at least the page).
+pub fn search_with_plugin(
+    c: &Collection,
+    req: &SearchRequest,
+    plugin: Option<&LoadedPlugin>,
+    max_candidates: usize,
+) -> Result<SearchResponse> {
     let started = Instant::now();
     let defaults = &c.schema().search;
     let top_k = req.top_k.unwrap_or(defaults.top_k);
@@ -51,13 +70,6 @@ pub fn search_with(c: &Collection, req: &SearchRequest, plugins: Option<&PluginR
     let bm25_weight = weight(req.bm25_weight, defaults.bm25_weight, "bm25_weight")?;
     let vector_weight = weight(req.vector_weight, defaults.vector_weight, "vector_weight")?;
 
-    let plugin = match plugins {
-        Some(registry) => registry.resolve(req.plugin.as_deref(), req.scenario.as_deref())?,
-        None if req.plugin.is_some() || req.scenario.is_some() => {
-            return Err(Error::Query("ranking plugins are not available to this search".into()));
-        }
-        None => None,
-    };
     let searcher = c.searcher();
     let filter = req
         .filter
@@ -125,8 +137,13 @@ pub fn search_with(c: &Collection, req: &SearchRequest, plugins: Option<&PluginR
     };
 
     let total = fused.len();
-    let max = plugins.map_or(wanted, |r| r.runtime().limits().max_candidates.max(wanted));
-    let ranked = ranking::rank(c, &searcher, req, fused, plugin.as_deref().map(|p| (p, max)))?;
+    let ranked = ranking::rank(
+        c,
+        &searcher,
+        req,
+        fused,
+        plugin.map(|p| (p, max_candidates.max(wanted))),
+    )?;
     let mut hits = Vec::with_capacity(top_k);
     for f in ranked.fused.into_iter().skip(req.offset).take(top_k) {
         let stages = LaterStages {
@@ -154,20 +171,31 @@ fn query_vector(
     req: &SearchRequest,
     text: Option<&str>,
 ) -> Result<(Option<Vec<f32>>, Option<&'static str>)> {
+    let has_image = req.image.is_some() || req.image_bytes.is_some();
     if let Some(v) = &req.vector {
-        if req.image.is_some() {
+        if has_image {
             return Err(Error::Query("give a query vector or a query image, not both".into()));
         }
         return Ok((Some(v.clone()), Some("given")));
     }
-    if let Some(path) = &req.image {
+    if has_image {
+        if req.image.is_some() && req.image_bytes.is_some() {
+            return Err(Error::Query("give one query image".into()));
+        }
         let clip = c.clip()?.ok_or_else(|| {
             Error::Query(format!(
                 "an image query needs a CLIP model: set [models] clip in the collection's schema or {}",
                 crate::collection::CLIP_MODEL_ENV
             ))
         })?;
-        let v = clip.embed_image_files(&[path.as_path()], c.schema().ingest.max_image_pixels)?;
+        let max_pixels = c.schema().ingest.max_image_pixels;
+        let image = match (&req.image, &req.image_bytes) {
+            (Some(path), _) => crate::image_file::decode(path, max_pixels),
+            (_, Some(bytes)) => crate::image_file::decode_bytes(bytes, "the query image", max_pixels),
+            _ => unreachable!("has_image"),
+        }
+        .map_err(Error::Query)?;
+        let v = clip.embed_images(std::slice::from_ref(&image))?;
         return Ok((v.into_iter().next(), Some("clip image")));
     }
     let field = req

@@ -10,7 +10,7 @@ mod response;
 
 pub(crate) use filter::parse_filter;
 pub use fusion::{Contribution, Fused, FusionMethod, Normalization, RankedList, fuse};
-pub use hybrid::{search, search_with};
+pub use hybrid::{search, search_with, search_with_plugin};
 pub use ranking::{MAX_RERANK_WINDOW, RerankReport, RerankScore};
 pub use request::SearchRequest;
 pub use response::{Explanation, FusionExplanation, Hit, SearchResponse, StageScore};

@@ -21,7 +21,7 @@ use crate::rerank::DEFAULT_INSTRUCTION;
 pub const MAX_RERANK_WINDOW: usize = 1000;
 
 /// What the reranker did for a search.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RerankReport {
     /// The model directory.
     pub model: String,
@@ -40,7 +40,7 @@ pub struct RerankReport {
 }
 
 /// A hit's reranker verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RerankScore {
     /// P("yes") from Qwen3-Reranker.
     pub p_yes: f32,

@@ -13,7 +13,7 @@ pub const MAX_TOP_K: usize = 10_000;
 pub const MAX_CANDIDATES: usize = 100_000;
 
 /// One search. Every field is optional; unset ones take the collection's `[search]` defaults.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// BM25 query in tantivy syntax (`red dress`, `title:"silk scarf"`, `dress -red`).
@@ -22,8 +22,14 @@ pub struct SearchRequest {
     pub text_fields: Option<Vec<String>>,
     /// Query vector for kNN.
     pub vector: Option<Vec<f32>>,
-    /// Query image: embedded with the collection's CLIP model for kNN.
+    /// Query image file: embedded with the collection's CLIP model for kNN (CLI only: the
+    /// HTTP API takes the image itself).
+    #[schema(value_type = Option<String>)]
     pub image: Option<std::path::PathBuf>,
+    /// Query image bytes (an upload), embedded the same way. Never read from JSON: the HTTP
+    /// server fills it from a multipart part or base64, so clients cannot name server files.
+    #[serde(skip)]
+    pub image_bytes: Option<std::sync::Arc<Vec<u8>>>,
     /// Vector field to search.
     pub vector_field: Option<String>,
     /// Filter in tantivy syntax, applied to both retrievers: `category:dress AND price:[10 TO 50]`.

@@ -1,0 +1,65 @@
+//! Request extractors whose failures are API errors (JSON, with the right status), not axum's
+//! plain-text rejections.
+
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// A JSON body; malformed JSON, a wrong content type or an oversized body is a JSON error.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(r) => Err(json_rejection(r)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    let status = r.status();
+    let code = match &r {
+        JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+        JsonRejection::JsonSyntaxError(_) => "malformed_json",
+        JsonRejection::JsonDataError(_) => "invalid_request",
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        _ => "invalid_request",
+    };
+    // JSON data errors are 422 in axum; a request that does not fit the API is a 400 here.
+    let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
+    ApiError::new(status, code, r.body_text())
+}
+
+/// A raw body (a wasm component, a TOML schema); an oversized body is a JSON 413.
+pub struct ApiBytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(ApiBytes)
+            .map_err(bytes_rejection)
+    }
+}
+
+pub fn bytes_rejection(r: BytesRejection) -> ApiError {
+    let status = r.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "payload_too_large"
+    } else {
+        "invalid_request"
+    };
+    ApiError::new(status, code, r.body_text())
+}

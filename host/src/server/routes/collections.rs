@@ -1,0 +1,132 @@
+//! Collections: list, create from a schema, describe, drop.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+use crate::collection::CollectionStats;
+use crate::schema::CollectionSchema;
+use crate::server::error::{ApiError, ApiResult, ErrorBody};
+use crate::server::extract::ApiBytes;
+use crate::server::state::AppState;
+
+/// A collection in a listing.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CollectionSummary {
+    pub name: String,
+    pub documents: u64,
+}
+
+/// A collection's statistics and schema.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CollectionDetails {
+    #[serde(flatten)]
+    pub stats: CollectionStats,
+    /// The schema, as the TOML it was created from.
+    pub schema: String,
+}
+
+/// A schema to create a collection from (the TOML of `configs/products.toml`). The body may
+/// also be the TOML itself, with content type `application/toml` or `text/plain`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCollection {
+    pub schema: String,
+}
+
+#[utoipa::path(get, path = "/v1/collections", tag = "collections",
+    responses((status = 200, body = [CollectionSummary]), (status = 401, body = ErrorBody)))]
+pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<CollectionSummary>>> {
+    let st = state.clone();
+    let rows = state
+        .workers
+        .run(move || -> crate::Result<Vec<CollectionSummary>> {
+            st.catalog
+                .list()?
+                .into_iter()
+                .map(|name| {
+                    let documents = st.collection(&name)?.stats()?.documents;
+                    Ok(CollectionSummary { name, documents })
+                })
+                .collect()
+        })
+        .await??;
+    Ok(Json(rows))
+}
+
+#[utoipa::path(post, path = "/v1/collections", tag = "collections",
+    request_body(content(
+        (CreateCollection = "application/json"),
+        (String = "application/toml"),
+    )),
+    responses((status = 201, body = CollectionDetails), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<CollectionDetails>)> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let ApiBytes(body) = <ApiBytes as axum::extract::FromRequest<()>>::from_request(req, &()).await?;
+    let toml = if is_json {
+        serde_json::from_slice::<CreateCollection>(&body)
+            .map_err(|e| ApiError::bad_request("malformed_json", format!("request body: {e}")))?
+            .schema
+    } else {
+        String::from_utf8(body.to_vec())
+            .map_err(|_| ApiError::bad_request("invalid_request", "the schema is not UTF-8"))?
+    };
+    let st = state.clone();
+    let details = state
+        .workers
+        .run(move || -> crate::Result<CollectionDetails> {
+            let schema = CollectionSchema::from_toml(&toml, "request")?;
+            let c = st.catalog.create(schema)?;
+            Ok(CollectionDetails {
+                stats: c.stats()?,
+                schema: c.schema().source.clone(),
+            })
+        })
+        .await??;
+    Ok((StatusCode::CREATED, Json(details)))
+}
+
+#[utoipa::path(get, path = "/v1/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "Collection name")),
+    responses((status = 200, body = CollectionDetails), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<CollectionDetails>> {
+    let st = state.clone();
+    let details = state
+        .workers
+        .run(move || -> crate::Result<CollectionDetails> {
+            let c = st.collection(&name)?;
+            Ok(CollectionDetails {
+                stats: c.stats()?,
+                schema: c.schema().source.clone(),
+            })
+        })
+        .await??;
+    Ok(Json(details))
+}
+
+#[utoipa::path(delete, path = "/v1/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "Collection name")),
+    responses((status = 204, description = "Dropped"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn drop(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    let st = state.clone();
+    state
+        .workers
+        .run(move || -> crate::Result<()> {
+            let lock = st.write_lock(&name);
+            let _writing = lock.lock().unwrap_or_else(|p| p.into_inner());
+            st.forget(&name);
+            st.catalog.drop_collection(&name)
+        })
+        .await??;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,293 @@
+//! Documents: batch upsert as JSON, or multipart with the images they name; delete by id or
+//! query. The server reads no path a client names: an image field's value must be the file
+//! name of an image uploaded in the same request, which is stored in the collection's `media/`
+//! directory under its content hash (the pixel limit is checked on the header first).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::header;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::ingest::{IngestOptions, IngestReport, MemoryRows, NoProgress, OnError};
+use crate::schema::FieldKind;
+use crate::server::error::{ApiError, ApiResult, ErrorBody};
+use crate::server::extract::ApiJson;
+use crate::server::state::AppState;
+
+/// Documents to upsert: an array of objects, or this object.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Documents {
+    /// Objects whose keys are the collection's fields (`id` included).
+    #[schema(value_type = Vec<Object>)]
+    pub documents: Vec<Map<String, Value>>,
+    /// `fail` (default: stop at the first bad document, roll back) or `skip` (report it, go on).
+    #[serde(default)]
+    pub on_error: Option<String>,
+}
+
+/// The multipart form of an upsert.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DocumentsUpload {
+    /// The documents, as a JSON array (or a `Documents` object).
+    documents: String,
+    /// Image files; an image field's value names one by its file name.
+    #[schema(value_type = Vec<String>, format = Binary)]
+    files: Vec<Vec<u8>>,
+}
+
+/// Documents to delete: by id, or every match of a query.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteDocuments {
+    pub ids: Option<Vec<String>>,
+    /// A filter in tantivy syntax (`category:dress AND price:[0 TO 10]`).
+    pub query: Option<String>,
+}
+
+/// How many documents went.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    pub deleted: u64,
+}
+
+fn parse_documents(value: Value) -> Result<(Vec<Map<String, Value>>, OnError), ApiError> {
+    let bad = |m: String| ApiError::bad_request("invalid_request", m);
+    let docs: Documents = match value {
+        Value::Array(items) => Documents {
+            documents: items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Object(m) => Ok(m),
+                    other => Err(bad(format!("document {}: expected an object, got {other}", i + 1))),
+                })
+                .collect::<Result<_, _>>()?,
+            on_error: None,
+        },
+        other => serde_json::from_value(other).map_err(|e| bad(format!("request body: {e}")))?,
+    };
+    let on_error = match docs.on_error.as_deref() {
+        None | Some("fail") => OnError::Fail,
+        Some("skip") => OnError::Skip,
+        Some(other) => return Err(bad(format!("on_error must be `fail` or `skip`, got `{other}`"))),
+    };
+    if docs.documents.is_empty() {
+        return Err(bad("no documents in the request".into()));
+    }
+    Ok((docs.documents, on_error))
+}
+
+#[utoipa::path(post, path = "/v1/collections/{name}/documents", tag = "documents",
+    params(("name" = String, Path, description = "Collection name")),
+    request_body(content(
+        (Documents = "application/json"),
+        (DocumentsUpload = "multipart/form-data"),
+    )),
+    responses((status = 200, body = IngestReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn upsert(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> ApiResult<Json<IngestReport>> {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let (docs, uploads) = if multipart {
+        let form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::new(e.status(), "invalid_request", e.body_text()))?;
+        read_form(form, state.config.max_image_pixels).await?
+    } else {
+        let ApiJson(value) = ApiJson::<Value>::from_request(req, &()).await?;
+        (value, HashMap::new())
+    };
+    let (mut rows, on_error) = parse_documents(docs)?;
+    let st = state.clone();
+    let report = state
+        .workers
+        .run(move || -> ApiResult<IngestReport> {
+            let c = st.collection(&name)?;
+            let media = c.dir().join("media");
+            bind_images(&c, &mut rows, &uploads, &media)?;
+            let lock = st.write_lock(&name);
+            let _writing = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let opts = IngestOptions {
+                on_error,
+                ..Default::default()
+            };
+            let source = Box::new(MemoryRows::new("request", media, rows));
+            Ok(crate::ingest::ingest_rows(&c, source, &opts, &NoProgress)?)
+        })
+        .await??;
+    Ok(Json(report))
+}
+
+/// An uploaded image file, checked and not yet stored.
+struct Upload {
+    bytes: Vec<u8>,
+    extension: &'static str,
+}
+
+async fn read_form(mut form: Multipart, max_pixels: u64) -> ApiResult<(Value, HashMap<String, Upload>)> {
+    let bad = |m: String| ApiError::bad_request("invalid_request", m);
+    let mut docs = None;
+    let mut uploads = HashMap::new();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::new(e.status(), "invalid_request", e.body_text()))?
+    {
+        let part = field.name().unwrap_or("").to_owned();
+        let file_name = field.file_name().map(str::to_owned);
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| ApiError::new(e.status(), "invalid_request", e.body_text()))?;
+        match (part.as_str(), file_name) {
+            ("documents", None) => {
+                let text = std::str::from_utf8(&bytes).map_err(|_| bad("the documents part is not UTF-8".into()))?;
+                docs = Some(parse_json_or_ndjson(text)?);
+            }
+            (_, Some(file)) => {
+                let extension = crate::image_file::check_header(&bytes, &file, max_pixels).map_err(&bad)?;
+                uploads.insert(
+                    file,
+                    Upload {
+                        bytes: bytes.to_vec(),
+                        extension,
+                    },
+                );
+            }
+            (other, None) => {
+                return Err(bad(format!(
+                    "unexpected form part `{other}` (expected `documents` and image files)"
+                )));
+            }
+        }
+    }
+    let docs = docs.ok_or_else(|| bad("the form has no `documents` part".into()))?;
+    Ok((docs, uploads))
+}
+
+/// A JSON value, or newline-delimited JSON objects (an array of them).
+fn parse_json_or_ndjson(text: &str) -> ApiResult<Value> {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return Ok(v);
+    }
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| ApiError::bad_request("malformed_json", format!("documents line {}: {e}", i + 1)))
+        })
+        .collect::<ApiResult<Vec<Value>>>()
+        .map(Value::Array)
+}
+
+/// Replaces image field values by the stored uploads they name; a value naming no upload is an
+/// error (the server never reads a client-named path).
+fn bind_images(
+    c: &crate::Collection,
+    rows: &mut [Map<String, Value>],
+    uploads: &HashMap<String, Upload>,
+    media: &std::path::Path,
+) -> ApiResult<()> {
+    let image_fields: Vec<&str> = c
+        .schema()
+        .fields
+        .iter()
+        .filter(|f| f.kind == FieldKind::Image)
+        .map(|f| f.name.as_str())
+        .collect();
+    let mut stored: HashMap<String, String> = HashMap::new();
+    for (i, row) in rows.iter_mut().enumerate() {
+        for field in &image_fields {
+            let Some(value) = row.get(*field) else { continue };
+            let Some(file) = value.as_str().map(str::to_owned) else {
+                return Err(ApiError::bad_request(
+                    "invalid_document",
+                    format!("document {}: image field `{field}` must name an uploaded file", i + 1),
+                ));
+            };
+            let Some(upload) = uploads.get(&file) else {
+                return Err(ApiError::bad_request(
+                    "invalid_document",
+                    format!(
+                        "document {}: image field `{field}` names `{file}`, which was not uploaded with this request \
+                         (send documents as multipart/form-data with the image as a file part named `{file}`; \
+                         the server reads no paths)",
+                        i + 1
+                    ),
+                ));
+            };
+            let path = match stored.get(&file) {
+                Some(p) => p.clone(),
+                None => {
+                    let hash: String = Sha256::digest(&upload.bytes)
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    std::fs::create_dir_all(media)
+                        .map_err(|e| ApiError::internal(format!("creating {}: {e}", media.display())))?;
+                    let path = media.join(format!("{hash}.{}", upload.extension));
+                    if !path.exists() {
+                        let tmp = media.join(format!(".{hash}.tmp"));
+                        std::fs::write(&tmp, &upload.bytes)
+                            .and_then(|_| std::fs::rename(&tmp, &path))
+                            .map_err(|e| ApiError::internal(format!("storing {}: {e}", path.display())))?;
+                    }
+                    let p = path.display().to_string();
+                    stored.insert(file.clone(), p.clone());
+                    p
+                }
+            };
+            row.insert((*field).to_owned(), Value::String(path));
+        }
+    }
+    Ok(())
+}
+
+#[utoipa::path(delete, path = "/v1/collections/{name}/documents", tag = "documents",
+    params(("name" = String, Path, description = "Collection name")),
+    request_body = DeleteDocuments,
+    responses((status = 200, body = Deleted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<DeleteDocuments>,
+) -> ApiResult<Json<Deleted>> {
+    let st = state.clone();
+    let deleted = state
+        .workers
+        .run(move || -> ApiResult<u64> {
+            let c = st.collection(&name)?;
+            let lock = st.write_lock(&name);
+            let _writing = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut w = c.writer()?;
+            let n = match (&body.ids, &body.query) {
+                (Some(ids), None) => w.delete_ids(ids)?,
+                (None, Some(q)) => w.delete_query(q)?,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_request",
+                        "give `ids` or `query`, one of them",
+                    ));
+                }
+            };
+            w.finish()?;
+            Ok(n)
+        })
+        .await??;
+    Ok(Json(Deleted { deleted }))
+}

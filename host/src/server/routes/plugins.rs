@@ -1,0 +1,264 @@
+//! Ranking plugins: list, upload (validated before it is stored or served), activate, roll
+//! back, unload, and a shadow comparison of a staged candidate with the live version.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::plugin::{LoadedPlugin, PluginInfo};
+use crate::search::{SearchResponse, search_with_plugin};
+use crate::server::error::{ApiError, ApiResult, ErrorBody};
+use crate::server::extract::{ApiBytes, ApiJson};
+use crate::server::state::AppState;
+
+/// A plugin version after an upload or a change.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PluginVersion {
+    pub name: String,
+    pub version: String,
+    /// `active` (serving queries) or `staged` (waiting for activation; shadow comparisons run it).
+    pub status: &'static str,
+    /// SHA-256 of the component.
+    pub hash: String,
+}
+
+fn version(p: &LoadedPlugin, status: &'static str) -> PluginVersion {
+    PluginVersion {
+        name: p.name().to_owned(),
+        version: p.description.version.clone(),
+        status,
+        hash: p.hash.clone(),
+    }
+}
+
+/// Upload options.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct UploadParams {
+    /// Make the upload the active version at once (default `true`); `false` stages it.
+    pub activate: Option<bool>,
+}
+
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
+    responses((status = 200, body = [PluginInfo]), (status = 401, body = ErrorBody)))]
+pub async fn list(State(state): State<Arc<AppState>>) -> Json<Vec<PluginInfo>> {
+    Json(state.registry.list())
+}
+
+#[utoipa::path(post, path = "/v1/plugins", tag = "plugins",
+    params(UploadParams),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "A component built against wit/ranking.wit"),
+    responses((status = 201, body = PluginVersion), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<UploadParams>,
+    ApiBytes(bytes): ApiBytes,
+) -> ApiResult<(StatusCode, Json<PluginVersion>)> {
+    let st = state.clone();
+    let activate = params.activate.unwrap_or(true);
+    let out = state
+        .workers
+        .run(move || -> ApiResult<PluginVersion> {
+            // Validated (compiled, linked, described, smoke-tested) before anything is stored;
+            // the stored file's name comes from the validated description, never from the client.
+            if !activate {
+                let p = st.registry.stage(&bytes, "upload").map_err(Error::Plugin)?;
+                return Ok(version(&p, "staged"));
+            }
+            let p = if st.registry.dir().is_some() {
+                st.registry.persist(&bytes)?
+            } else {
+                st.registry.install(&bytes, "upload").map_err(Error::Plugin)?
+            };
+            Ok(version(&p, "active"))
+        })
+        .await??;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+#[utoipa::path(post, path = "/v1/plugins/{name}/activate", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 200, body = PluginVersion), (status = 400, body = ErrorBody)))]
+pub async fn activate(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<PluginVersion>> {
+    let st = state.clone();
+    let p = state.workers.run(move || st.registry.activate_staged(&name)).await??;
+    Ok(Json(version(&p, "active")))
+}
+
+#[utoipa::path(post, path = "/v1/plugins/{name}/rollback", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 200, body = PluginVersion), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn rollback(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<PluginVersion>> {
+    let st = state.clone();
+    let p = state
+        .workers
+        .run(move || {
+            if st
+                .registry
+                .dir()
+                .is_some_and(|d| d.join(format!("{name}.wasm")).exists())
+            {
+                st.registry.persist_rollback(&name)
+            } else {
+                st.registry.rollback(&name)
+            }
+        })
+        .await??;
+    Ok(Json(version(&p, "active")))
+}
+
+#[utoipa::path(delete, path = "/v1/plugins/{name}", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 204, description = "Unloaded"), (status = 404, body = ErrorBody)))]
+pub async fn unload(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    let st = state.clone();
+    state
+        .workers
+        .run(move || {
+            if st
+                .registry
+                .dir()
+                .is_some_and(|d| d.join(format!("{name}.wasm")).exists())
+            {
+                st.registry.persist_unload(&name)
+            } else {
+                st.registry.unload(&name)
+            }
+        })
+        .await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A shadow comparison: one search, run with the live version and with the staged candidate.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowRequest {
+    pub collection: String,
+    /// The search (JSON, as for the search route; no image upload).
+    #[schema(value_type = Object)]
+    pub request: Value,
+}
+
+/// One side of a comparison.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ShadowSide {
+    /// `name@version`.
+    pub plugin: String,
+    pub response: SearchResponse,
+}
+
+/// A hit whose place differs.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RankChange {
+    pub id: String,
+    /// 1-based rank with the live version (none: not in its page).
+    pub live_rank: Option<usize>,
+    pub candidate_rank: Option<usize>,
+}
+
+/// How the two rankings differ.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ShadowDiff {
+    /// Hits in both pages.
+    pub overlap: usize,
+    /// Hits at the same rank in both.
+    pub unchanged: usize,
+    /// Every hit whose rank differs (or that is in one page only), live order first.
+    pub changes: Vec<RankChange>,
+}
+
+/// Both rankings and their difference.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ShadowComparison {
+    pub live: ShadowSide,
+    pub candidate: ShadowSide,
+    pub diff: ShadowDiff,
+}
+
+#[utoipa::path(post, path = "/v1/plugins/{name}/shadow", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name: its live version against its staged one")),
+    request_body = ShadowRequest,
+    responses((status = 200, body = ShadowComparison), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn shadow(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<ShadowRequest>,
+) -> ApiResult<Json<ShadowComparison>> {
+    let live = state
+        .registry
+        .get(&name)
+        .ok_or_else(|| ApiError::from(Error::PluginNotFound(name.clone())))?;
+    let candidate = state.registry.staged(&name).ok_or_else(|| {
+        ApiError::bad_request(
+            "no_staged_version",
+            format!("no version of `{name}` is staged: upload one with POST /v1/plugins?activate=false"),
+        )
+    })?;
+    let (request, image) = super::search::request_from_json(body.request, &state)?;
+    if image.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "shadow comparisons take text and vector queries",
+        ));
+    }
+    let st = state.clone();
+    let collection = body.collection;
+    let out = state
+        .workers
+        .run(move || -> ApiResult<ShadowComparison> {
+            let c = st.collection(&collection)?;
+            let max = st.registry.runtime().limits().max_candidates;
+            let run = |p: &LoadedPlugin| search_with_plugin(&c, &request, Some(p), max);
+            let (a, b) = (run(&live)?, run(&candidate)?);
+            let diff = diff(&a, &b);
+            let side = |p: &LoadedPlugin, response| ShadowSide {
+                plugin: format!("{}@{}", p.name(), p.description.version),
+                response,
+            };
+            Ok(ShadowComparison {
+                live: side(&live, a),
+                candidate: side(&candidate, b),
+                diff,
+            })
+        })
+        .await??;
+    Ok(Json(out))
+}
+
+fn diff(live: &SearchResponse, candidate: &SearchResponse) -> ShadowDiff {
+    let rank = |r: &SearchResponse, id: &str| r.hits.iter().position(|h| h.id == id).map(|i| i + 1);
+    let mut changes = Vec::new();
+    let mut overlap = 0;
+    let mut unchanged = 0;
+    for (i, h) in live.hits.iter().enumerate() {
+        let other = rank(candidate, &h.id);
+        overlap += other.is_some() as usize;
+        if other == Some(i + 1) {
+            unchanged += 1;
+        } else {
+            changes.push(RankChange {
+                id: h.id.clone(),
+                live_rank: Some(i + 1),
+                candidate_rank: other,
+            });
+        }
+    }
+    for (i, h) in candidate.hits.iter().enumerate() {
+        if rank(live, &h.id).is_none() {
+            changes.push(RankChange {
+                id: h.id.clone(),
+                live_rank: None,
+                candidate_rank: Some(i + 1),
+            });
+        }
+    }
+    ShadowDiff {
+        overlap,
+        unchanged,
+        changes,
+    }
+}

@@ -1,0 +1,206 @@
+//! Search: JSON (the query image as base64, or by URL from an allowlisted host), or multipart
+//! with the image as a file part.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::header;
+use base64::Engine;
+use serde_json::Value;
+
+use crate::search::{SearchRequest, SearchResponse};
+use crate::server::error::{ApiError, ApiResult, ErrorBody};
+use crate::server::extract::ApiJson;
+use crate::server::state::AppState;
+
+/// A search over HTTP: every field of a search request (see the CLI's `mira search`), and the
+/// query image as base64 or a URL. `image` (a server path) is not accepted here.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SearchBody {
+    #[schema(inline)]
+    request: SearchRequest,
+    /// The query image, base64-encoded (PNG or JPEG).
+    image_base64: Option<String>,
+    /// The query image by URL, fetched only from hosts in `[server] image_url_allowlist`.
+    image_url: Option<String>,
+}
+
+/// The multipart form of a search.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SearchUpload {
+    /// The search as JSON (optional: an image alone searches by image).
+    request: Option<String>,
+    /// The query image file.
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+}
+
+/// Turns the JSON body into a request, taking the image out of it.
+pub(crate) fn request_from_json(mut value: Value, state: &AppState) -> ApiResult<(SearchRequest, Option<ImageSource>)> {
+    let bad = |m: String| ApiError::bad_request("invalid_query", m);
+    let obj = value
+        .as_object_mut()
+        .ok_or_else(|| bad("the search must be a JSON object".into()))?;
+    if obj.contains_key("image") {
+        return Err(bad(
+            "`image` names a file on the server and is not accepted over HTTP: send `image_base64`, or the image as a \
+             multipart file part"
+                .into(),
+        ));
+    }
+    let b64 = obj.remove("image_base64");
+    let url = obj.remove("image_url");
+    let image = match (b64, url) {
+        (Some(_), Some(_)) => return Err(bad("give image_base64 or image_url, not both".into())),
+        (Some(Value::String(s)), None) => Some(ImageSource::Bytes(
+            base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .map_err(|e| bad(format!("image_base64 is not base64: {e}")))?,
+        )),
+        (None, Some(Value::String(u))) => Some(ImageSource::Url(allowed_url(&u, &state.config.image_url_allowlist)?)),
+        (None, None) => None,
+        _ => return Err(bad("image_base64 and image_url are strings".into())),
+    };
+    let req: SearchRequest = serde_json::from_value(value).map_err(|e| bad(format!("search: {e}")))?;
+    Ok((req, image))
+}
+
+/// Where the query image comes from.
+pub(crate) enum ImageSource {
+    Bytes(Vec<u8>),
+    Url(String),
+}
+
+/// The URL when its host is allowlisted (`host` or `host:port`); refused otherwise.
+fn allowed_url(url: &str, allowlist: &[String]) -> ApiResult<String> {
+    let bad = |m: String| ApiError::bad_request("image_url_refused", m);
+    if allowlist.is_empty() {
+        return Err(bad(
+            "this server fetches no image URLs: send the image itself, or configure [server] image_url_allowlist"
+                .into(),
+        ));
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| bad(format!("image_url must be http(s): {url}")))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(bad("image_url must not carry credentials".into()));
+    }
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    if allowlist.iter().any(|a| a == authority || a == host) {
+        Ok(url.to_owned())
+    } else {
+        Err(bad(format!("the host of {url} is not in [server] image_url_allowlist")))
+    }
+}
+
+/// Fetches an allowlisted image URL, at most `max_bytes`, no redirects.
+fn fetch(url: &str, max_bytes: usize) -> ApiResult<Vec<u8>> {
+    use std::io::Read;
+    let agent = ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout(std::time::Duration::from_secs(10))
+        .build();
+    let resp = agent
+        .get(url)
+        .call()
+        .map_err(|e| ApiError::bad_request("image_url_failed", format!("fetching {url}: {e}")))?;
+    let mut bytes = Vec::new();
+    resp.into_reader()
+        .take(max_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ApiError::bad_request("image_url_failed", format!("reading {url}: {e}")))?;
+    if bytes.len() > max_bytes {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the image at {url} is over {max_bytes} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+#[utoipa::path(post, path = "/v1/collections/{name}/search", tag = "search",
+    params(("name" = String, Path, description = "Collection name")),
+    request_body(content(
+        (SearchBody = "application/json"),
+        (SearchUpload = "multipart/form-data"),
+    )),
+    responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> ApiResult<Json<SearchResponse>> {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let (mut request, image) = if multipart {
+        let mut form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::new(e.status(), "invalid_request", e.body_text()))?;
+        let mut json = Value::Object(Default::default());
+        let mut image = None;
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| ApiError::new(e.status(), "invalid_request", e.body_text()))?
+        {
+            let part = field.name().unwrap_or("").to_owned();
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| ApiError::new(e.status(), "invalid_request", e.body_text()))?;
+            match part.as_str() {
+                "request" => {
+                    json = serde_json::from_slice(&bytes)
+                        .map_err(|e| ApiError::bad_request("malformed_json", format!("request part: {e}")))?
+                }
+                "image" => image = Some(bytes.to_vec()),
+                other => {
+                    return Err(ApiError::bad_request(
+                        "invalid_request",
+                        format!("unexpected form part `{other}` (expected `request` and `image`)"),
+                    ));
+                }
+            }
+        }
+        let (req, from_json) = request_from_json(json, &state)?;
+        match (image, from_json) {
+            (Some(_), Some(_)) => return Err(ApiError::bad_request("invalid_query", "give one query image")),
+            (Some(bytes), None) => (req, Some(ImageSource::Bytes(bytes))),
+            (None, other) => (req, other),
+        }
+    } else {
+        let ApiJson(value) = ApiJson::<Value>::from_request(req, &()).await?;
+        request_from_json(value, &state)?
+    };
+    let max_body = state.config.max_body_mib << 20;
+    let st = state.clone();
+    let resp = state
+        .workers
+        .run(move || -> ApiResult<SearchResponse> {
+            if let Some(image) = image {
+                let bytes = match image {
+                    ImageSource::Bytes(b) => b,
+                    ImageSource::Url(u) => fetch(&u, max_body)?,
+                };
+                crate::image_file::check_header(&bytes, "the query image", st.config.max_image_pixels)
+                    .map_err(|m| ApiError::bad_request("invalid_image", m))?;
+                request.image_bytes = Some(Arc::new(bytes));
+            }
+            let c = st.collection(&name)?;
+            Ok(c.search_with(&request, Some(&st.registry))?)
+        })
+        .await??;
+    state.metrics.search(&resp);
+    Ok(Json(resp))
+}

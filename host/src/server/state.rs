@@ -1,0 +1,81 @@
+//! What every request handler shares: the catalog with its open collections, the plugin
+//! registry, the worker pool, metrics and settings.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::collection::{Catalog, Collection};
+use crate::config::ServerSettings;
+use crate::error::Result;
+use crate::plugin::PluginRegistry;
+
+use super::metrics::Metrics;
+use super::workers::Workers;
+
+/// The server's shared state.
+pub struct AppState {
+    pub catalog: Catalog,
+    pub config: ServerSettings,
+    pub registry: Arc<PluginRegistry>,
+    pub workers: Workers,
+    pub metrics: Metrics,
+    /// Collections opened so far (opening reads the schema and maps the vector files).
+    open: RwLock<HashMap<String, Arc<Collection>>>,
+    /// One writer per collection at a time, in this process.
+    writing: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+impl AppState {
+    pub fn new(catalog: Catalog, config: ServerSettings, registry: Arc<PluginRegistry>) -> Self {
+        AppState {
+            workers: Workers::new(config.worker_count(), config.queue),
+            catalog,
+            config,
+            registry,
+            metrics: Metrics::new(),
+            open: RwLock::new(HashMap::new()),
+            writing: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// An open collection.
+    pub fn collection(&self, name: &str) -> Result<Arc<Collection>> {
+        if let Some(c) = self.open.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(self.catalog.open(name)?);
+        let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
+        Ok(open.entry(name.to_owned()).or_insert(c).clone())
+    }
+
+    /// Forgets a collection (after it is dropped).
+    pub fn forget(&self, name: &str) {
+        self.open.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+    }
+
+    /// The lock writers of `name` take in turn.
+    pub fn write_lock(&self, name: &str) -> Arc<Mutex<()>> {
+        self.writing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Picks up commits other processes made to open collections.
+    pub fn refresh_all(&self) {
+        let open: Vec<Arc<Collection>> = self
+            .open
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for c in open {
+            if let Err(e) = c.refresh() {
+                tracing::warn!(collection = c.name(), error = %e, "refresh failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Engine work (search, inference, indexing, plugin compilation) runs on blocking worker
+//! threads, never on the async runtime. At most `workers` jobs run at once and at most `queue`
+//! more wait; past that a request is refused at once with 503 and a retry hint, so an overload
+//! costs the extra requests a fast answer instead of slowing everyone down.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use tokio::sync::Semaphore;
+
+use super::error::ApiError;
+
+/// The bounded pool.
+pub struct Workers {
+    /// Permits for running and waiting jobs together.
+    admitted: Arc<Semaphore>,
+    /// Permits for running jobs.
+    running: Arc<Semaphore>,
+    waiting: Arc<AtomicI64>,
+    in_flight: Arc<AtomicI64>,
+    /// Seconds a refused client is told to wait.
+    retry_after: u64,
+}
+
+impl Workers {
+    pub fn new(workers: usize, queue: usize) -> Self {
+        let workers = workers.max(1);
+        Workers {
+            admitted: Arc::new(Semaphore::new(workers + queue)),
+            running: Arc::new(Semaphore::new(workers)),
+            waiting: Arc::new(AtomicI64::new(0)),
+            in_flight: Arc::new(AtomicI64::new(0)),
+            retry_after: 1,
+        }
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn waiting(&self) -> i64 {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Jobs running.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Runs `job` on a worker thread, or refuses with 503 when the queue is full. A client that
+    /// goes away while its job waits gives its place up; a running job finishes (a write commits).
+    pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        let admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::overloaded(self.retry_after))?;
+        let waiting = Count::up(&self.waiting);
+        let running = self.running.clone().acquire_owned().await;
+        drop(waiting);
+        let running = running.map_err(|_| ApiError::internal("the worker pool is closed"))?;
+        let in_flight = self.in_flight.clone();
+        tokio::task::spawn_blocking(move || {
+            let _counted = Count::up(&in_flight);
+            let out = job();
+            drop(running);
+            drop(admitted);
+            out
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("a worker failed: {e}")))
+    }
+}
+
+/// Counts one while alive.
+struct Count(Arc<AtomicI64>);
+
+impl Count {
+    fn up(n: &Arc<AtomicI64>) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Count(n.clone())
+    }
+}
+
+impl Drop for Count {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
