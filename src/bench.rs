@@ -119,6 +119,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
             return Ok(());
         }
     }
+    if matches!(args.suite, BenchSuite::Server | BenchSuite::All) {
+        let figures = crate::bench_server::run(args.requests, args.concurrency, 3000)?;
+        if args.json && args.suite == BenchSuite::Server {
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+        } else {
+            crate::bench_server::print(&figures);
+        }
+        crate::bench_server::check(&figures)?;
+        if args.suite == BenchSuite::Server {
+            return Ok(());
+        }
+    }
     let dir = args
         .dir
         .clone()

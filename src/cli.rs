@@ -295,6 +295,8 @@ pub enum BenchSuite {
     /// CLIP embedding throughput (ViT-B/32-shaped) and Qwen3-Reranker pairs/s (0.6B-shaped),
     /// on random-weight models.
     Models,
+    /// A load test of the HTTP server on loopback, with a plugin hot swap in the middle.
+    Server,
     All,
 }
 
@@ -314,6 +316,12 @@ pub struct BenchArgs {
     /// Documents in the ingest measurement (JSONL with vectors, through `mira index`'s path).
     #[arg(long, default_value_t = 20_000)]
     pub ingest_docs: usize,
+    /// Searches in the server load test.
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    /// Concurrent clients in the server load test.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
     /// Working directory (default: a temporary one, removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,

@@ -5,6 +5,7 @@ mod bench;
 mod bench_models;
 mod bench_plugins;
 mod bench_rerank;
+mod bench_server;
 mod cli;
 mod commands;
 mod model;

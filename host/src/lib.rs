@@ -26,10 +26,14 @@
 //! - [`ingest`]: JSONL, CSV and image folders, batched commits, bad-row reports.
 //! - [`vector`]: per-segment matrix files derived from the index, SIMD kernels, per-segment kNN.
 //! - [`search`]: the request, BM25 + kNN under one filter, fusion ([`search::fuse`]), explanations.
-//! - [`embed`]: CLIP text and image embeddings on candle, from Hugging Face model directories.
+//! - [`embed`]: CLIP text and image embeddings on candle, and the persistent embedding cache.
 //! - [`analyzer`]: the default, English and Chinese (jieba) text analyzers.
 //! - [`plugin`]: ranking plugins (wasm components): runtime, limits, registry, hot swap, and the
 //!   search stage that applies them with a fallback.
+//! - [`models`]: model files (directories or the Hugging Face cache/hub), devices, dtypes.
+//! - [`rerank`]: Qwen3-Reranker on candle (its own Qwen3 forward with prefix KV reuse).
+//! - [`illustrate`]: pictures for each paragraph of an article, none used twice.
+//! - [`server`]: the HTTP API (axum), its OpenAPI document, the search page, metrics.
 //! - [`demo`]: a generated product catalogue for `mira demo` and tests.
 
 pub mod analyzer;
@@ -39,6 +43,7 @@ pub mod demo;
 pub mod document;
 pub mod embed;
 mod error;
+pub mod illustrate;
 pub mod image_file;
 pub mod ingest;
 pub mod models;

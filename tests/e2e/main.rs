@@ -10,3 +10,4 @@ mod plugins;
 mod rerank;
 mod schema;
 mod search;
+mod server;

@@ -158,6 +158,22 @@ impl Collection {
         Ok(Some(model))
     }
 
+    /// The stored fields of the document with this id, in the current snapshot.
+    pub fn document(&self, id: &str) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        use tantivy::collector::TopDocs;
+        use tantivy::query::TermQuery;
+        use tantivy::schema::IndexRecordOption;
+        let searcher = self.searcher();
+        let term = tantivy::Term::from_field_text(self.fields.id, id);
+        let query = TermQuery::new(term, IndexRecordOption::Basic);
+        let top = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
+        let Some((_, address)) = top.first() else {
+            return Ok(None);
+        };
+        let doc: tantivy::TantivyDocument = searcher.doc(*address)?;
+        Ok(Some(crate::document::stored_to_json(&doc, &self.fields)))
+    }
+
     /// A writer; only one may exist per collection at a time, across processes.
     pub fn writer(&self) -> Result<CollectionWriter<'_>> {
         CollectionWriter::new(self)

@@ -31,7 +31,7 @@ pub fn required(method: &axum::http::Method, path: &str) -> Access {
     if path.starts_with("/v1/plugins") {
         return Access::Admin;
     }
-    let is_search = path.ends_with("/search");
+    let is_search = path.ends_with("/search") || path.ends_with("/illustrate");
     if method == axum::http::Method::GET || is_search {
         Access::Search
     } else {

@@ -71,7 +71,9 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(collections::list, collections::create))
         .routes(routes!(collections::get, collections::drop))
         .routes(routes!(documents::upsert, documents::delete))
+        .routes(routes!(documents::image))
         .routes(routes!(search::search))
+        .routes(routes!(search::illustrate))
         .routes(routes!(plugins::list, plugins::upload))
         .routes(routes!(plugins::activate))
         .routes(routes!(plugins::rollback))
@@ -93,12 +95,18 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
                 }
             }),
         )
+        .route("/", axum::routing::get(page))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), auth::check))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state);
     (app, doc)
+}
+
+/// The search page: one self-contained HTML file.
+async fn page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("page.html"))
 }
 
 async fn not_found(req: Request) -> ApiError {

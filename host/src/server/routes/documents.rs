@@ -291,3 +291,69 @@ pub async fn delete(
         .await??;
     Ok(Json(Deleted { deleted }))
 }
+
+/// Which image field to serve.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ImageParams {
+    /// The image field (default: the collection's first).
+    pub field: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/collections/{name}/documents/{id}/image", tag = "documents",
+    params(("name" = String, Path, description = "Collection name"), ("id" = String, Path, description = "Document id"), ImageParams),
+    responses((status = 200, description = "The image file", content_type = "image/*"), (status = 404, body = ErrorBody)))]
+pub async fn image(
+    State(state): State<Arc<AppState>>,
+    Path((name, id)): Path<(String, String)>,
+    axum::extract::Query(params): axum::extract::Query<ImageParams>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let st = state.clone();
+    let (bytes, mime) = state
+        .workers
+        .run(move || -> ApiResult<(Vec<u8>, &'static str)> {
+            let c = st.collection(&name)?;
+            let field = match params.field {
+                Some(f) => f,
+                None => c
+                    .schema()
+                    .fields
+                    .iter()
+                    .find(|f| f.kind == FieldKind::Image)
+                    .map(|f| f.name.clone())
+                    .ok_or_else(|| {
+                        ApiError::not_found("no_image", format!("collection `{name}` has no image field"))
+                    })?,
+            };
+            if !c.schema().field(&field).is_some_and(|f| f.kind == FieldKind::Image) {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    format!("`{field}` is not an image field"),
+                ));
+            }
+            let doc = c
+                .document(&id)?
+                .ok_or_else(|| ApiError::not_found("document_not_found", format!("no document `{id}` in `{name}`")))?;
+            let path = doc
+                .get(&field)
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .ok_or_else(|| ApiError::not_found("no_image", format!("document `{id}` has no `{field}`")))?;
+            let bytes = std::fs::read(&path)
+                .map_err(|e| ApiError::not_found("no_image", format!("the image of `{id}` cannot be read: {e}")))?;
+            let mime = match image::guess_format(&bytes) {
+                Ok(image::ImageFormat::Png) => "image/png",
+                Ok(image::ImageFormat::Jpeg) => "image/jpeg",
+                _ => "application/octet-stream",
+            };
+            Ok((bytes, mime))
+        })
+        .await??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "private, max-age=300"),
+        ],
+        bytes,
+    )
+        .into_response())
+}

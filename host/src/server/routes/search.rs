@@ -204,3 +204,24 @@ pub async fn search(
     state.metrics.search(&resp);
     Ok(Json(resp))
 }
+
+#[utoipa::path(post, path = "/v1/collections/{name}/illustrate", tag = "search",
+    params(("name" = String, Path, description = "Collection of pictures")),
+    request_body = crate::illustrate::IllustrateRequest,
+    responses((status = 200, body = crate::illustrate::Illustration), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn illustrate(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<crate::illustrate::IllustrateRequest>,
+) -> ApiResult<Json<crate::illustrate::Illustration>> {
+    let st = state.clone();
+    let out = state
+        .workers
+        .run(move || -> crate::Result<crate::illustrate::Illustration> {
+            let c = st.collection(&name)?;
+            crate::illustrate::illustrate(&c, &body)
+        })
+        .await??;
+    Ok(Json(out))
+}

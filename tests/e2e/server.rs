@@ -1,0 +1,1046 @@
+//! The HTTP API through real HTTP on loopback: every documented route answers and every route
+//! is documented, each error has the JSON shape and status it should, auth on and off, body and
+//! pixel limits, multipart images, plugin staging/shadow/activation, overload (503), metrics,
+//! and a graceful shutdown of `mira serve`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use mira_host::Catalog;
+use mira_host::config::ServerSettings;
+use mira_host::plugin::{PluginLimits, PluginRegistry};
+use mira_host::server::AppState;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// A server on a loopback port, in this process; stops when dropped.
+struct Server {
+    addr: SocketAddr,
+    registry: Arc<PluginRegistry>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(env: &Env, settings: ServerSettings, limits: PluginLimits) -> Server {
+        let registry = registry(limits, Some(env.data().join("plugins")));
+        let state = Arc::new(AppState::new(Catalog::new(&env.data()), settings, registry.clone()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                mira_host::server::serve(listener, state, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        Server {
+            addr,
+            registry,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Status and body of any answer, 4xx and 5xx included.
+fn answer(r: Result<ureq::Response, ureq::Error>) -> (u16, String, Option<String>) {
+    let resp = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    let status = resp.status();
+    let retry = resp.header("retry-after").map(str::to_owned);
+    (status, resp.into_string().unwrap(), retry)
+}
+
+fn call(method: &str, url: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut req = ureq::request(method, url);
+    if let Some(k) = key {
+        req = req.set("Authorization", &format!("Bearer {k}"));
+    }
+    let r = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    let (status, text, _) = answer(r);
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// The error body has the documented shape.
+fn assert_error(v: &Value, code: &str, kind: &str) {
+    assert_eq!(v["code"], code, "{v}");
+    assert_eq!(v["type"], kind, "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+}
+
+const SHOP: &str = r#"
+name = "shop"
+[fields.title]
+type = "text"
+analyzer = "english"
+[fields.price]
+type = "f64"
+[fields.emb]
+type = "vector"
+dim = 3
+"#;
+
+fn shop(s: &Server, key: Option<&str>) {
+    let (status, v) = call("POST", &s.url("/v1/collections"), key, Some(json!({"schema": SHOP})));
+    assert_eq!(status, 201, "{v}");
+    let docs = json!([
+        {"id": "a", "title": "red silk dress", "price": 40.0, "emb": [1.0, 0.0, 0.0]},
+        {"id": "b", "title": "blue cotton dress", "price": 20.0, "emb": [0.0, 1.0, 0.0]},
+        {"id": "c", "title": "leather boots", "price": 90.0, "emb": [0.0, 0.0, 1.0]},
+    ]);
+    let (status, v) = call("POST", &s.url("/v1/collections/shop/documents"), key, Some(docs));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["indexed"], 3);
+}
+
+#[test]
+fn every_documented_route_answers_and_every_route_is_documented() {
+    let env = Env::new();
+    let s = Server::start(&env, ServerSettings::default(), PluginLimits::default());
+    shop(&s, None);
+    let (status, doc) = call("GET", &s.url("/openapi.json"), None, None);
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = Vec::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+            // Every documented route is served: whatever it answers, it is not "no such route".
+            let url = s.url(&path.replace("{name}", "shop").replace("{id}", "a"));
+            let (status, v) = call(&method.to_uppercase(), &url, None, None);
+            assert!(
+                status != 405 && v["code"] != "no_route",
+                "{method} {path}: {status} {v}"
+            );
+        }
+    }
+    documented.sort();
+    let mut expected = vec![
+        "GET /health",
+        "GET /metrics",
+        "GET /v1/collections",
+        "POST /v1/collections",
+        "GET /v1/collections/{name}",
+        "DELETE /v1/collections/{name}",
+        "POST /v1/collections/{name}/documents",
+        "DELETE /v1/collections/{name}/documents",
+        "GET /v1/collections/{name}/documents/{id}/image",
+        "POST /v1/collections/{name}/search",
+        "POST /v1/collections/{name}/illustrate",
+        "GET /v1/plugins",
+        "POST /v1/plugins",
+        "DELETE /v1/plugins/{name}",
+        "POST /v1/plugins/{name}/activate",
+        "POST /v1/plugins/{name}/rollback",
+        "POST /v1/plugins/{name}/shadow",
+    ];
+    expected.sort();
+    assert_eq!(documented, expected);
+    // Routes that are not in the document do not exist.
+    let (status, v) = call("GET", &s.url("/v1/everything"), None, None);
+    assert_eq!(status, 404);
+    assert_error(&v, "no_route", "not_found");
+    let (status, _) = call("PUT", &s.url("/v1/collections"), None, None);
+    assert_eq!(status, 405);
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "SearchResponse",
+        "SearchBody",
+        "ErrorBody",
+        "IngestReport",
+        "PluginInfo",
+        "Explanation",
+    ] {
+        assert!(schemas.contains_key(name), "{name} missing from components");
+    }
+}
+
+#[test]
+fn collections_documents_and_search_round_trip() {
+    let env = Env::new();
+    let s = Server::start(&env, ServerSettings::default(), PluginLimits::default());
+    shop(&s, None);
+    let (_, list) = call("GET", &s.url("/v1/collections"), None, None);
+    assert_eq!(list, json!([{"name": "shop", "documents": 3}]));
+    let (status, v) = call("GET", &s.url("/v1/collections/shop"), None, None);
+    assert_eq!(status, 200);
+    assert_eq!(v["documents"], 3);
+    assert!(v["schema"].as_str().unwrap().contains("[fields.title]"));
+
+    // Text, vector and hybrid search with a filter, explain and paging.
+    let search = |body: Value| call("POST", &s.url("/v1/collections/shop/search"), None, Some(body));
+    let (status, v) = search(json!({"text": "dress", "filter": "price:[0 TO 30]", "explain": true}));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["hits"].as_array().unwrap().len(), 1);
+    assert_eq!(v["hits"][0]["id"], "b");
+    assert!(v["hits"][0]["explain"]["bm25"]["score"].as_f64().unwrap() > 0.0);
+    let (_, v) = search(json!({"vector": [0.0, 0.1, 1.0], "top_k": 1}));
+    assert_eq!(v["hits"][0]["id"], "c");
+    let (_, v) = search(json!({"text": "dress", "vector": [1.0, 0.0, 0.0], "top_k": 1, "offset": 0}));
+    assert_eq!(v["retrievers"], json!(["bm25", "vector"]));
+    assert_eq!(v["hits"][0]["id"], "a");
+
+    // Upsert replaces; delete by id and by query.
+    let (_, v) = call(
+        "POST",
+        &s.url("/v1/collections/shop/documents"),
+        None,
+        Some(json!({"documents": [{"id": "a", "title": "green silk dress", "price": 45.0}], "on_error": "fail"})),
+    );
+    assert_eq!(v["indexed"], 1);
+    let (_, v) = search(json!({"text": "green"}));
+    assert_eq!(v["hits"][0]["id"], "a");
+    let (_, v) = call(
+        "DELETE",
+        &s.url("/v1/collections/shop/documents"),
+        None,
+        Some(json!({"ids": ["a"]})),
+    );
+    assert_eq!(v["deleted"], 1);
+    let (_, v) = call(
+        "DELETE",
+        &s.url("/v1/collections/shop/documents"),
+        None,
+        Some(json!({"query": "price:>=50"})),
+    );
+    assert_eq!(v["deleted"], 1);
+    let (_, v) = call("GET", &s.url("/v1/collections/shop"), None, None);
+    assert_eq!(v["documents"], 1);
+
+    // A skipped bad row is reported with its position.
+    let (status, v) = call(
+        "POST",
+        &s.url("/v1/collections/shop/documents"),
+        None,
+        Some(json!({"documents": [{"id": "d", "title": "ok"}, {"id": "e", "price": "cheap"}], "on_error": "skip"})),
+    );
+    assert_eq!(status, 200);
+    assert_eq!((v["indexed"].as_u64(), v["skipped"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(v["errors"][0]["line"], 2);
+    assert_eq!(v["errors"][0]["field"], "price");
+
+    // A TOML body creates too; dropping is 204 and then the collection is gone.
+    let toml = SHOP.replace("name = \"shop\"", "name = \"other\"");
+    let (status, _, _) = answer(
+        ureq::post(&s.url("/v1/collections"))
+            .set("Content-Type", "application/toml")
+            .send_string(&toml),
+    );
+    assert_eq!(status, 201);
+    let (status, _) = call("DELETE", &s.url("/v1/collections/other"), None, None);
+    assert_eq!(status, 204);
+    let (status, v) = call("GET", &s.url("/v1/collections/other"), None, None);
+    assert_eq!(status, 404);
+    assert_error(&v, "collection_not_found", "not_found");
+}
+
+#[test]
+fn every_error_has_its_status_code_and_shape() {
+    let env = Env::new();
+    let settings = ServerSettings {
+        max_body_mib: 1,
+        max_image_pixels: 10_000,
+        ..Default::default()
+    };
+    let s = Server::start(&env, settings, PluginLimits::default());
+    shop(&s, None);
+    let url = s.url("/v1/collections/shop/search");
+    let raw = |ct: &str, body: &str| answer(ureq::post(&url).set("Content-Type", ct).send_string(body));
+    let parse = |t: &str| serde_json::from_str::<Value>(t).unwrap();
+
+    let (status, body, _) = raw("application/json", "{\"text\": ");
+    assert_eq!(status, 400);
+    assert_error(&parse(&body), "malformed_json", "invalid_request");
+    let (status, body, _) = raw("text/plain", "{}");
+    assert_eq!(status, 415);
+    assert_error(&parse(&body), "unsupported_media_type", "invalid_request");
+    let (status, body, _) = raw("application/json", "{\"text\": \"x\", \"colour\": 1}");
+    assert_eq!(status, 400);
+    assert!(
+        parse(&body)["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `colour`")
+    );
+    let (status, v) = call("POST", &url, None, Some(json!({"vector": [1.0, 2.0]})));
+    assert_eq!(status, 400);
+    assert_error(&v, "invalid_vector", "invalid_request");
+    let (status, v) = call("POST", &url, None, Some(json!({"text": "x", "filter": "price:[oops"})));
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = call("POST", &url, None, Some(json!({"text": "x", "image": "/etc/passwd"})));
+    assert_eq!(status, 400);
+    assert!(v["message"].as_str().unwrap().contains("not accepted over HTTP"), "{v}");
+    let (status, v) = call(
+        "POST",
+        &url,
+        None,
+        Some(json!({"image_url": "http://127.0.0.1:1/x.png"})),
+    );
+    assert_eq!(status, 400);
+    assert_error(&v, "image_url_refused", "invalid_request");
+    let (status, v) = call("POST", &url, None, Some(json!({"image_base64": "%%%"})));
+    assert_eq!(status, 400, "{v}");
+    // An image over the pixel limit is refused from its header, before decoding.
+    let big = png_bytes(200, 200);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&big);
+    let (status, v) = call("POST", &url, None, Some(json!({"image_base64": b64})));
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("over the limit of 10000"),
+        "{v}"
+    );
+    // A body over max_body_mib is 413, as JSON.
+    let huge = format!("{{\"text\": \"{}\"}}", "x".repeat(2 << 20));
+    let (status, body, _) = raw("application/json", &huge);
+    assert_eq!(status, 413);
+    assert_error(&parse(&body), "payload_too_large", "payload_too_large");
+
+    let (status, v) = call(
+        "POST",
+        &s.url("/v1/collections/nope/search"),
+        None,
+        Some(json!({"text": "x"})),
+    );
+    assert_eq!(status, 404);
+    assert_error(&v, "collection_not_found", "not_found");
+    let (status, v) = call("POST", &s.url("/v1/collections"), None, Some(json!({"schema": SHOP})));
+    assert_eq!(status, 409);
+    assert_error(&v, "collection_exists", "conflict");
+    let (status, v) = call(
+        "POST",
+        &s.url("/v1/collections"),
+        None,
+        Some(json!({"schema": "name = \"x\"\n[fields.a]\ntype = \"blob\"\n"})),
+    );
+    assert_eq!(status, 400);
+    assert_error(&v, "invalid_schema", "invalid_request");
+    // An image field must name a file uploaded with the request: the server reads no paths.
+    let img_schema = "name = \"pics\"\n[fields.photo]\ntype = \"image\"\n";
+    call(
+        "POST",
+        &s.url("/v1/collections"),
+        None,
+        Some(json!({"schema": img_schema})),
+    );
+    let (status, v) = call(
+        "POST",
+        &s.url("/v1/collections/pics/documents"),
+        None,
+        Some(json!([{"id": "p", "photo": "/etc/hosts"}])),
+    );
+    assert_eq!(status, 400);
+    assert!(v["message"].as_str().unwrap().contains("was not uploaded"), "{v}");
+    let (status, v) = call("POST", &s.url("/v1/collections/shop/documents"), None, Some(json!([])));
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = call("POST", &s.url("/v1/plugins"), None, None);
+    assert_eq!(status, 400, "{v}");
+    assert_error(&v, "invalid_plugin", "invalid_request");
+    let (status, v) = call("POST", &s.url("/v1/plugins/nope/rollback"), None, None);
+    assert_eq!(status, 404);
+    assert_error(&v, "plugin_not_found", "not_found");
+}
+
+#[test]
+fn keys_guard_writes_plugins_and_searches() {
+    let env = Env::new();
+    let settings = ServerSettings {
+        admin_key: Some("admin-secret".into()),
+        search_key: Some("search-secret".into()),
+        ..Default::default()
+    };
+    let s = Server::start(&env, settings, PluginLimits::default());
+    let (status, v) = call("POST", &s.url("/v1/collections"), None, Some(json!({"schema": SHOP})));
+    assert_eq!(status, 401);
+    assert_error(&v, "missing_api_key", "authentication");
+    let (status, v) = call(
+        "POST",
+        &s.url("/v1/collections"),
+        Some("search-secret"),
+        Some(json!({"schema": SHOP})),
+    );
+    assert_eq!(status, 403);
+    assert_error(&v, "invalid_api_key", "authentication");
+    shop(&s, Some("admin-secret"));
+    let search = s.url("/v1/collections/shop/search");
+    assert_eq!(call("POST", &search, None, Some(json!({"text": "dress"}))).0, 401);
+    assert_eq!(
+        call("POST", &search, Some("wrong"), Some(json!({"text": "dress"}))).0,
+        403
+    );
+    assert_eq!(
+        call("POST", &search, Some("search-secret"), Some(json!({"text": "dress"}))).0,
+        200
+    );
+    assert_eq!(
+        call("POST", &search, Some("admin-secret"), Some(json!({"text": "dress"}))).0,
+        200
+    );
+    // X-Api-Key works too.
+    let (status, _, _) = answer(
+        ureq::get(&s.url("/v1/collections"))
+            .set("X-Api-Key", "search-secret")
+            .call(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(call("GET", &s.url("/v1/plugins"), Some("search-secret"), None).0, 403);
+    assert_eq!(call("GET", &s.url("/v1/plugins"), Some("admin-secret"), None).0, 200);
+    // Health, metrics and the API document stay open.
+    assert_eq!(call("GET", &s.url("/health"), None, None).0, 200);
+    assert_eq!(call("GET", &s.url("/metrics"), None, None).0, 200);
+    assert_eq!(call("GET", &s.url("/openapi.json"), None, None).0, 200);
+}
+
+fn png_bytes(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 3 % 256) as u8, (y * 5 % 256) as u8, 90]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A multipart body with the given parts: (name, file name, content type, bytes).
+fn multipart(parts: &[(&str, Option<&str>, &str, Vec<u8>)]) -> (String, Vec<u8>) {
+    let boundary = "mira-test-boundary-7d3f";
+    let mut body = Vec::new();
+    for (name, file, ct, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n").as_bytes()),
+        }
+        body.extend_from_slice(format!("Content-Type: {ct}\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[test]
+fn images_upload_with_documents_and_query_by_upload_or_base64() {
+    let env = Env::new();
+    let model = env.path().join("clip");
+    mira_host::embed::fixtures::write_tiny_clip(&model).unwrap();
+    let s = Server::start(&env, ServerSettings::default(), PluginLimits::default());
+    let schema = format!(
+        "name = \"photos\"\n[fields.title]\ntype = \"text\"\n[fields.photo]\ntype = \"image\"\n\
+         [fields.emb]\ntype = \"vector\"\ndim = 16\nsource = \"clip-image\"\n[models]\nclip = {:?}\n",
+        model.to_str().unwrap()
+    );
+    assert_eq!(
+        call("POST", &s.url("/v1/collections"), None, Some(json!({"schema": schema}))).0,
+        201
+    );
+    let (red, blue) = (png_bytes(40, 30), {
+        let img = image::RgbImage::from_fn(50, 50, |x, _| image::Rgb([10, 20, (200 + x % 50) as u8]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    });
+    let docs = json!([
+        {"id": "r", "title": "first photo", "photo": "red.png"},
+        {"id": "b", "title": "second photo", "photo": "blue.png"},
+    ]);
+    let (ct, body) = multipart(&[
+        ("documents", None, "application/json", docs.to_string().into_bytes()),
+        ("files", Some("red.png"), "image/png", red.clone()),
+        ("files", Some("blue.png"), "image/png", blue.clone()),
+    ]);
+    let (status, text, _) = answer(
+        ureq::post(&s.url("/v1/collections/photos/documents"))
+            .set("Content-Type", &ct)
+            .send_bytes(&body),
+    );
+    assert_eq!(status, 200, "{text}");
+    let report: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (report["indexed"].as_u64(), report["embedded"].as_u64()),
+        (Some(2), Some(2)),
+        "{report}"
+    );
+    // Stored under their content hash in the collection's media directory.
+    let media: Vec<_> = std::fs::read_dir(env.data().join("collections/photos/media"))
+        .unwrap()
+        .collect();
+    assert_eq!(media.len(), 2);
+
+    // Query by an uploaded image, and by base64: the same photo comes first at cosine 1.
+    let (ct, body) = multipart(&[
+        (
+            "request",
+            None,
+            "application/json",
+            json!({"top_k": 2}).to_string().into_bytes(),
+        ),
+        ("image", Some("q.png"), "image/png", blue.clone()),
+    ]);
+    let (status, text, _) = answer(
+        ureq::post(&s.url("/v1/collections/photos/search"))
+            .set("Content-Type", &ct)
+            .send_bytes(&body),
+    );
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["hits"][0]["id"], "b");
+    assert!((v["hits"][0]["score"].as_f64().unwrap() - 1.0).abs() < 1e-4, "{v}");
+    assert_eq!(v["query_vector"], "clip image");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&red);
+    let (status, v) = call(
+        "POST",
+        &s.url("/v1/collections/photos/search"),
+        None,
+        Some(json!({"image_base64": b64, "text": "photo"})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["retrievers"], json!(["bm25", "vector"]));
+    let top = v["hits"].as_array().unwrap().iter().find(|h| h["id"] == "r").unwrap();
+    assert!(top["score"].as_f64().unwrap() > 0.0);
+    // A corrupt upload is a clear error.
+    let (ct, body) = multipart(&[("image", Some("q.png"), "image/png", b"\x89PNG not really".to_vec())]);
+    let (status, text, _) = answer(
+        ureq::post(&s.url("/v1/collections/photos/search"))
+            .set("Content-Type", &ct)
+            .send_bytes(&body),
+    );
+    assert_eq!(status, 400, "{text}");
+}
+
+#[test]
+fn plugins_upload_stage_shadow_activate_roll_back_and_unload() {
+    let env = Env::new();
+    let s = Server::start(&env, ServerSettings::default(), PluginLimits::default());
+    shop(&s, None);
+    let upload = |path: &str, activate: bool| {
+        let bytes = std::fs::read(path).unwrap();
+        let r = ureq::post(&s.url(&format!("/v1/plugins?activate={activate}")))
+            .set("Content-Type", "application/wasm")
+            .send_bytes(&bytes);
+        let (status, text, _) = answer(r);
+        (status, serde_json::from_str::<Value>(&text).unwrap())
+    };
+    let (status, v) = upload(SWAP_A_PLUGIN, true);
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(
+        (v["name"].as_str(), v["version"].as_str(), v["status"].as_str()),
+        (Some("swapper"), Some("1.0.0"), Some("active"))
+    );
+    assert!(
+        env.data().join("plugins/swapper.wasm").is_file(),
+        "stored under its validated name"
+    );
+    let (status, v) = upload(SWAP_B_PLUGIN, false);
+    assert_eq!(status, 201);
+    assert_eq!(v["status"], "staged");
+    // Staged: queries still get 1.0.0.
+    let search = json!({"text": "dress", "plugin": "swapper"});
+    let (_, v) = call(
+        "POST",
+        &s.url("/v1/collections/shop/search"),
+        None,
+        Some(search.clone()),
+    );
+    assert_eq!(v["ranking"]["version"], "1.0.0");
+    // Shadow: both versions on the same request, and how they differ.
+    let (status, v) = call(
+        "POST",
+        &s.url("/v1/plugins/swapper/shadow"),
+        None,
+        Some(json!({"collection": "shop", "request": search})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["live"]["plugin"], "swapper@1.0.0");
+    assert_eq!(v["candidate"]["plugin"], "swapper@2.0.0");
+    assert_eq!(v["candidate"]["response"]["ranking"]["instruction"], "swapper 2.0.0");
+    let n = v["live"]["response"]["hits"].as_array().unwrap().len();
+    assert_eq!(v["diff"]["overlap"].as_u64(), Some(n as u64));
+    assert!(v["diff"]["changes"].is_array());
+    // Activate, roll back, unload.
+    let (_, v) = call("POST", &s.url("/v1/plugins/swapper/activate"), None, None);
+    assert_eq!(v["version"], "2.0.0");
+    let (_, v) = call(
+        "POST",
+        &s.url("/v1/collections/shop/search"),
+        None,
+        Some(search.clone()),
+    );
+    assert_eq!(v["ranking"]["version"], "2.0.0");
+    let (status, v) = call("POST", &s.url("/v1/plugins/swapper/activate"), None, None);
+    assert_eq!(status, 400, "nothing staged any more: {v}");
+    let (_, v) = call("POST", &s.url("/v1/plugins/swapper/rollback"), None, None);
+    assert_eq!(v["version"], "1.0.0");
+    let (_, list) = call("GET", &s.url("/v1/plugins"), None, None);
+    let swapper = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "swapper")
+        .unwrap();
+    assert_eq!(swapper["version"], "1.0.0");
+    assert_eq!(call("DELETE", &s.url("/v1/plugins/swapper"), None, None).0, 204);
+    let (status, v) = call("POST", &s.url("/v1/collections/shop/search"), None, Some(search));
+    assert_eq!(status, 404);
+    assert_error(&v, "plugin_not_found", "not_found");
+    // A component that imports what the host does not offer is refused before it is stored.
+    let (status, v) = upload(SNEAKY_PLUGIN, true);
+    assert_eq!(status, 400);
+    assert_error(&v, "invalid_plugin", "invalid_request");
+    assert!(s.registry.get("sneaky").is_none());
+}
+
+#[test]
+fn a_full_queue_answers_503_with_a_retry_hint_and_metrics_count_it() {
+    let env = Env::new();
+    let settings = ServerSettings {
+        workers: 1,
+        queue: 0,
+        ..Default::default()
+    };
+    let limits = PluginLimits {
+        time_ms: 1500,
+        quarantine_after: 100,
+        ..Default::default()
+    };
+    let s = Server::start(&env, settings, limits);
+    shop(&s, None);
+    s.registry
+        .install(&std::fs::read(HOSTILE_PLUGIN).unwrap(), "test")
+        .unwrap();
+    // A plugin that loops until its time budget holds the only worker for ~1.5 s.
+    let slow_url = s.url("/v1/collections/shop/search");
+    let slow = std::thread::spawn(move || {
+        call(
+            "POST",
+            &slow_url,
+            None,
+            Some(json!({"text": "dress", "plugin": "hostile", "params": {"mode": "loop"}})),
+        )
+    });
+    let started = Instant::now();
+    let mut refused = None;
+    while started.elapsed() < Duration::from_secs(5) && refused.is_none() {
+        std::thread::sleep(Duration::from_millis(50));
+        let (status, body, retry) =
+            answer(ureq::post(&s.url("/v1/collections/shop/search")).send_json(json!({"text": "dress"})));
+        if status == 503 {
+            refused = Some((body, retry));
+        }
+    }
+    let (body, retry) = refused.expect("a second search while the only worker is busy gets 503");
+    assert_error(&serde_json::from_str(&body).unwrap(), "overloaded", "overloaded");
+    assert_eq!(retry.as_deref(), Some("1"));
+    let (status, v) = slow.join().unwrap();
+    assert_eq!(status, 200, "the slow search itself is served (built-in order): {v}");
+    assert_eq!(v["ranking"]["status"], "fallback");
+    // The server is free again.
+    assert_eq!(
+        call(
+            "POST",
+            &s.url("/v1/collections/shop/search"),
+            None,
+            Some(json!({"text": "dress"}))
+        )
+        .0,
+        200
+    );
+    let (_, text, _) = answer(ureq::get(&s.url("/metrics")).call());
+    let value = |name: &str, labels: &[&str]| -> Option<f64> {
+        text.lines()
+            .filter(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let search_route = "route=\"/v1/collections/{name}/search\"";
+    assert!(
+        value("mira_http_requests_total{", &[search_route, "status=\"503\""]).unwrap_or(0.0) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value("mira_http_requests_total{", &[search_route, "status=\"200\""]).unwrap_or(0.0) >= 2.0,
+        "{text}"
+    );
+    assert_eq!(
+        value("mira_plugin_fallbacks_total{", &["plugin=\"hostile\""]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value("mira_plugin_faults_total{", &["plugin=\"hostile\"", "kind=\"timeout\""]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value("mira_search_stage_seconds_count{", &["stage=\"plugin\""]),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        value("mira_search_stage_seconds_count{", &["stage=\"retrieval\""]).unwrap_or(0.0) >= 2.0,
+        "{text}"
+    );
+    assert_eq!(value("mira_worker_queue_depth", &[]), Some(0.0), "{text}");
+    assert!(value("mira_embedding_cache_hits_total", &[]).is_some(), "{text}");
+}
+
+/// `mira serve` as users run it: it prints where it listens, serves, and on SIGTERM lets the
+/// request in flight finish before it exits.
+#[test]
+fn serve_stops_gracefully_on_sigterm() {
+    let env = Env::new();
+    // The plugin's time budget makes a request that lasts 1.5 s.
+    env.write("data/mira.toml", "[plugins]\ntime_ms = 1500\nquarantine_after = 100\n");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mira"))
+        .args([
+            "--data-dir",
+            env.data().to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("HF_HUB_OFFLINE", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    let base = format!("http://{addr}");
+    let (status, _) = call(
+        "POST",
+        &format!("{base}/v1/collections"),
+        None,
+        Some(json!({"schema": SHOP})),
+    );
+    assert_eq!(status, 201);
+    let hostile = std::fs::read(HOSTILE_PLUGIN).unwrap();
+    let (status, _, _) = answer(ureq::post(&format!("{base}/v1/plugins")).send_bytes(&hostile));
+    assert_eq!(status, 201);
+    call(
+        "POST",
+        &format!("{base}/v1/collections/shop/documents"),
+        None,
+        Some(json!([{"id": "a", "title": "red dress"}])),
+    );
+    // A request in flight (the plugin loops until its time budget), then SIGTERM.
+    let url = format!("{base}/v1/collections/shop/search");
+    let in_flight = std::thread::spawn(move || {
+        call(
+            "POST",
+            &url,
+            None,
+            Some(json!({"text": "dress", "plugin": "hostile", "params": {"mode": "loop"}})),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (status, v) = in_flight.join().unwrap();
+    assert_eq!(status, 200, "the request in flight finished: {v}");
+    let code = child.wait().unwrap();
+    assert!(code.success(), "{code:?}");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("mira: stopped"), "{rest}");
+}
+
+/// Headless Chromium (Debian's `chromium`): the page's DOM after its scripts ran, or `None`
+/// when no browser is installed and `MIRA_CI` is unset (CI sets it).
+fn browser_dom(url: &str, profile: &std::path::Path) -> Option<String> {
+    let browser = ["chromium", "chromium-browser", "google-chrome"].into_iter().find(|b| {
+        std::process::Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(browser) = browser else {
+        assert!(
+            std::env::var_os("MIRA_CI").is_none(),
+            "MIRA_CI is set but no chromium is installed (apt-get install chromium)"
+        );
+        eprintln!("skipping the browser test: no chromium installed (apt-get install chromium)");
+        return None;
+    };
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The search page in a real browser, against a demo collection with photos: a text query and
+/// an image query (the page's own upload path) render real results.
+#[test]
+fn the_search_page_renders_text_and_image_results_in_a_browser() {
+    let env = Env::new();
+    let model = env.path().join("clip");
+    mira_host::embed::fixtures::write_clip(
+        &model,
+        &mira_host::embed::fixtures::TinyClip {
+            projection_dim: 512,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let data = mira_host::demo::generate(&env.path().join("demo"), 60, 7).unwrap();
+    let schema = format!(
+        "{}\n[models]\nclip = {:?}\n",
+        mira_host::demo::PRODUCTS_SCHEMA,
+        model.to_str().unwrap()
+    );
+    let c = env
+        .catalog()
+        .create(mira_host::CollectionSchema::from_toml(&schema, "test").unwrap())
+        .unwrap();
+    let report =
+        mira_host::ingest::ingest(&c, &data.jsonl, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    assert_eq!(report.indexed, 60);
+    let first = c.search(&mira_host::SearchRequest::text("dress")).unwrap().hits[0].clone();
+    let photo = std::fs::read(first.fields["image"].as_str().unwrap()).unwrap();
+    drop(c);
+    let s = Server::start(&env, ServerSettings::default(), PluginLimits::default());
+
+    let text_url = s.url("/?collection=products&q=dress&scenario=ecommerce");
+    let Some(dom) = browser_dom(&text_url, &env.path().join("profile-1")) else {
+        return;
+    };
+    assert!(dom.contains("data-ready=\"1\""), "the page finished its scripts: {dom}");
+    let hits = dom.matches("class=\"hit\"").count();
+    assert!(hits > 0, "no hits rendered: {dom}");
+    assert!(dom.contains("hits of"), "{dom}");
+    assert!(dom.contains("plugin ecommerce"), "the plugin's part is shown: {dom}");
+    assert!(dom.contains("How it ranked") && dom.contains("BM25"), "{dom}");
+    assert!(dom.contains(&format!("data-id=\"{}\"", first.id)), "{dom}");
+
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&photo);
+    let image_url = s.url(&format!(
+        "/?collection=products&image=data:image/png;base64,{}",
+        urlencode(&b64)
+    ));
+    let dom = browser_dom(&image_url, &env.path().join("profile-2")).unwrap();
+    assert!(dom.contains("query vector: clip image"), "{dom}");
+    let first_hit = dom
+        .split("class=\"hit\" data-id=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next());
+    assert_eq!(
+        first_hit,
+        Some(first.id.as_str()),
+        "the photo finds its own product first"
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn one_request_illustrates_an_article_without_reusing_a_picture() {
+    let env = Env::new();
+    let s = Server::start(&env, ServerSettings::default(), PluginLimits::default());
+    let schema = "name = \"pictures\"\n[fields.caption]\ntype = \"text\"\nanalyzer = \"english\"\n";
+    assert_eq!(
+        call("POST", &s.url("/v1/collections"), None, Some(json!({"schema": schema}))).0,
+        201
+    );
+    let captions = [
+        "fishing boats leaving the harbour at dawn",
+        "the harbour wall and boats",
+        "a storm breaking over the sea wall",
+        "snow on the roofs of the village",
+        "a busy market with fruit and fish",
+        "the lighthouse on the cliffs at sunset",
+    ];
+    let docs: Vec<Value> = captions
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({"id": format!("p{i}"), "caption": c}))
+        .collect();
+    assert_eq!(
+        call(
+            "POST",
+            &s.url("/v1/collections/pictures/documents"),
+            None,
+            Some(Value::Array(docs))
+        )
+        .0,
+        200
+    );
+    let article = "Harbour mornings\n\nThe fishing boats leave the harbour at dawn, one after another, past the old wall.\n\n\
+                   In autumn a storm breaks over the sea wall and the boats stay in the harbour for days.\n\n\
+                   Snow settles on the village roofs and everything is quiet for a while in winter.";
+    let (status, v) = call(
+        "POST",
+        &s.url("/v1/collections/pictures/illustrate"),
+        None,
+        Some(json!({"article": article, "per_paragraph": 2, "min_chars": 40})),
+    );
+    assert_eq!(status, 200, "{v}");
+    let paragraphs = v["paragraphs"].as_array().unwrap();
+    assert_eq!(paragraphs.len(), 3, "the heading is skipped: {v}");
+    assert_eq!(paragraphs[0]["paragraph"], 1);
+    let mut seen = std::collections::HashSet::new();
+    for p in paragraphs {
+        for pic in p["pictures"].as_array().unwrap() {
+            assert!(seen.insert(pic["id"].as_str().unwrap().to_owned()), "used twice: {v}");
+        }
+    }
+    let first = |i: usize| {
+        paragraphs[i]["pictures"][0]["fields"]["caption"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(first(0).contains("harbour"), "{v}");
+    assert!(first(1).contains("storm"), "{v}");
+    assert!(first(2).contains("snow"), "{v}");
+    let (status, v) = call(
+        "POST",
+        &s.url("/v1/collections/pictures/illustrate"),
+        None,
+        Some(json!({"article": "  "})),
+    );
+    assert_eq!(status, 400, "{v}");
+}
+
+/// The load test users run (`mira bench server`), small: concurrent searches with a hot swap of
+/// the plugin in the middle, zero failed requests, both versions seen.
+#[test]
+fn load_test_with_a_hot_swap_has_no_failed_request() {
+    let env = Env::new();
+    let out = env.mira(&["bench", "server", "--requests", "240", "--concurrency", "4", "--json"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["failures"], 0, "{v}");
+    assert_eq!(v["requests"], 240);
+    let versions = v["versions"].as_object().unwrap();
+    assert!(versions.contains_key("1.0.0") && versions.contains_key("2.0.0"), "{v}");
+    for stage in ["round trip", "server total", "retrieval", "plugin"] {
+        assert!(v["latency_ms"][stage][0].as_f64().unwrap() > 0.0, "{stage}: {v}");
+    }
+}
+
+/// The three example applications run end to end, with (tiny random) CLIP and reranker models
+/// named by the environment. Needs the examples built (`cargo test --workspace` builds them).
+#[test]
+fn the_example_applications_run() {
+    let env = Env::new();
+    let exe = std::env::current_exe().unwrap();
+    let examples = exe.parent().unwrap().parent().unwrap().join("examples");
+    let clip = env.path().join("clip");
+    mira_host::embed::fixtures::write_clip(
+        &clip,
+        &mira_host::embed::fixtures::TinyClip {
+            projection_dim: 512,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let reranker = env.path().join("reranker");
+    mira_host::rerank::fixtures::write_tiny_qwen3(&reranker).unwrap();
+    for (name, expect) in [
+        (
+            "product-search",
+            vec![
+                "a shopper's photo of a red dress",
+                "query vector: clip image",
+                "plugin ecommerce",
+                "reranked",
+            ],
+        ),
+        ("article-illustration", vec!["none used twice", "instruction:"]),
+        (
+            "media-archive",
+            vec!["== hybrid", "query vector: clip image", "/photo", "/document"],
+        ),
+    ] {
+        let bin = examples.join(name);
+        if !bin.is_file() {
+            assert!(
+                std::env::var_os("MIRA_CI").is_none(),
+                "example {name} not built at {}",
+                bin.display()
+            );
+            eprintln!("skipping example {name}: not built (cargo test --workspace builds the examples)");
+            continue;
+        }
+        let out = std::process::Command::new(&bin)
+            .env("MIRA_EXAMPLES_DIR", env.path().join("examples-data"))
+            .env("MIRA_CLIP_MODEL", &clip)
+            .env("MIRA_RERANKER_MODEL", &reranker)
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        assert!(out.status.success(), "{name}: {text}\n{}", stderr(&out));
+        for e in expect {
+            assert!(text.contains(e), "{name}: `{e}` not in\n{text}");
+        }
+    }
+}
