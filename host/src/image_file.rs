@@ -20,19 +20,10 @@ pub fn decode_bytes(bytes: &[u8], name: &str, max_pixels: u64) -> Result<Dynamic
             .with_guessed_format()
             .map_err(|e| format!("cannot read image {name}: {e}"))
     };
-    let first = reader()?;
-    if first.format().is_none() {
-        return Err(format!("{name} is not an image in a supported format (PNG, JPEG)"));
-    }
-    let (w, h) = first
+    check_header(bytes, name, max_pixels)?;
+    let (w, h) = reader()?
         .into_dimensions()
         .map_err(|e| format!("corrupt image {name}: {e}"))?;
-    if u64::from(w) * u64::from(h) > max_pixels {
-        return Err(format!(
-            "image {name} is {w}x{h} = {} pixels, over the limit of {max_pixels}",
-            u64::from(w) * u64::from(h)
-        ));
-    }
     let mut reader = reader()?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(w);

@@ -137,3 +137,20 @@ pub fn registry(
     }
     std::sync::Arc::new(r)
 }
+
+/// A tiny random CLIP with 512-d outputs (the products schema's dimension) and a tiny Qwen3
+/// reranker, in the Hugging Face layout: (clip dir, reranker dir).
+pub fn tiny_models(env: &Env) -> (PathBuf, PathBuf) {
+    let clip = env.path().join("clip-512");
+    mira_host::embed::fixtures::write_clip(
+        &clip,
+        &mira_host::embed::fixtures::TinyClip {
+            projection_dim: 512,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let reranker = env.path().join("reranker");
+    mira_host::rerank::fixtures::write_tiny_qwen3(&reranker).unwrap();
+    (clip, reranker)
+}

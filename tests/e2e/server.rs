@@ -212,7 +212,8 @@ fn collections_documents_and_search_round_trip() {
     assert!(v["hits"][0]["explain"]["bm25"]["score"].as_f64().unwrap() > 0.0);
     let (_, v) = search(json!({"vector": [0.0, 0.1, 1.0], "top_k": 1}));
     assert_eq!(v["hits"][0]["id"], "c");
-    let (_, v) = search(json!({"text": "dress", "vector": [1.0, 0.0, 0.0], "top_k": 1, "offset": 0}));
+    let (_, v) =
+        search(json!({"text": "dress", "vector": [1.0, 0.0, 0.0], "vector_weight": 2.0, "top_k": 1, "offset": 0}));
     assert_eq!(v["retrievers"], json!(["bm25", "vector"]));
     assert_eq!(v["hits"][0]["id"], "a");
 
@@ -325,6 +326,12 @@ fn every_error_has_its_status_code_and_shape() {
         v["message"].as_str().unwrap().contains("over the limit of 10000"),
         "{v}"
     );
+    // A decompression bomb: a tiny file whose header declares 100000 x 100000 pixels is refused
+    // from the header; no pixel is decoded.
+    let bomb = base64::engine::general_purpose::STANDARD.encode(png_header_only(100_000, 100_000));
+    let (status, v) = call("POST", &url, None, Some(json!({"image_base64": bomb})));
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("100000x100000"), "{v}");
     // A body over max_body_mib is 413, as JSON.
     let huge = format!("{{\"text\": \"{}\"}}", "x".repeat(2 << 20));
     let (status, body, _) = raw("application/json", &huge);
@@ -424,6 +431,37 @@ fn keys_guard_writes_plugins_and_searches() {
     assert_eq!(call("GET", &s.url("/health"), None, None).0, 200);
     assert_eq!(call("GET", &s.url("/metrics"), None, None).0, 200);
     assert_eq!(call("GET", &s.url("/openapi.json"), None, None).0, 200);
+}
+
+/// A PNG that declares `w` x `h` RGB pixels in its header and holds no pixel data.
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for b in bytes {
+            crc ^= u32::from(*b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend_from_slice(&w.to_be_bytes());
+    chunk.extend_from_slice(&h.to_be_bytes());
+    chunk.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [(&b"IHDR"[..], &chunk[4..]), (b"IDAT", &[][..]), (b"IEND", &[][..])] {
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        png.extend_from_slice(&body);
+        png.extend_from_slice(&crc32(&body).to_be_bytes());
+    }
+    png
 }
 
 fn png_bytes(w: u32, h: u32) -> Vec<u8> {
@@ -532,6 +570,32 @@ fn images_upload_with_documents_and_query_by_upload_or_base64() {
     assert_eq!(v["retrievers"], json!(["bm25", "vector"]));
     let top = v["hits"].as_array().unwrap().iter().find(|h| h["id"] == "r").unwrap();
     assert!(top["score"].as_f64().unwrap() > 0.0);
+    // By URL from an allowlisted host: a second server on the same data, allowed to fetch from
+    // the first, reads the photo through the first one's image route.
+    let fetching = Server::start(
+        &env,
+        ServerSettings {
+            image_url_allowlist: vec![s.addr.to_string()],
+            ..Default::default()
+        },
+        PluginLimits::default(),
+    );
+    let photo_url = s.url("/v1/collections/photos/documents/b/image");
+    let (status, v) = call(
+        "POST",
+        &fetching.url("/v1/collections/photos/search"),
+        None,
+        Some(json!({"image_url": photo_url, "top_k": 1})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["hits"][0]["id"], "b");
+    let (status, v) = call(
+        "POST",
+        &s.url("/v1/collections/photos/search"),
+        None,
+        Some(json!({"image_url": fetching.url("/v1/collections/photos/documents/b/image")})),
+    );
+    assert_eq!(status, 400, "the first server has no allowlist: {v}");
     // A corrupt upload is a clear error.
     let (ct, body) = multipart(&[("image", Some("q.png"), "image/png", b"\x89PNG not really".to_vec())]);
     let (status, text, _) = answer(
@@ -834,15 +898,7 @@ fn browser_dom(url: &str, profile: &std::path::Path) -> Option<String> {
 #[test]
 fn the_search_page_renders_text_and_image_results_in_a_browser() {
     let env = Env::new();
-    let model = env.path().join("clip");
-    mira_host::embed::fixtures::write_clip(
-        &model,
-        &mira_host::embed::fixtures::TinyClip {
-            projection_dim: 512,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let (model, _) = tiny_models(&env);
     let data = mira_host::demo::generate(&env.path().join("demo"), 60, 7).unwrap();
     let schema = format!(
         "{}\n[models]\nclip = {:?}\n",
@@ -993,17 +1049,7 @@ fn the_example_applications_run() {
     let env = Env::new();
     let exe = std::env::current_exe().unwrap();
     let examples = exe.parent().unwrap().parent().unwrap().join("examples");
-    let clip = env.path().join("clip");
-    mira_host::embed::fixtures::write_clip(
-        &clip,
-        &mira_host::embed::fixtures::TinyClip {
-            projection_dim: 512,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let reranker = env.path().join("reranker");
-    mira_host::rerank::fixtures::write_tiny_qwen3(&reranker).unwrap();
+    let (clip, reranker) = tiny_models(&env);
     for (name, expect) in [
         (
             "product-search",

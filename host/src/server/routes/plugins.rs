@@ -36,6 +36,14 @@ fn version(p: &LoadedPlugin, status: &'static str) -> PluginVersion {
     }
 }
 
+/// Whether the plugin's active version is a file of the plugin directory (changes then go
+/// through the directory, so a restart or the CLI sees them).
+fn in_directory(st: &AppState, name: &str) -> bool {
+    st.registry
+        .dir()
+        .is_some_and(|d| d.join(format!("{name}.wasm")).exists())
+}
+
 /// Upload options.
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct UploadParams {
@@ -97,11 +105,7 @@ pub async fn rollback(State(state): State<Arc<AppState>>, Path(name): Path<Strin
     let p = state
         .workers
         .run(move || {
-            if st
-                .registry
-                .dir()
-                .is_some_and(|d| d.join(format!("{name}.wasm")).exists())
-            {
+            if in_directory(&st, &name) {
                 st.registry.persist_rollback(&name)
             } else {
                 st.registry.rollback(&name)
@@ -119,11 +123,7 @@ pub async fn unload(State(state): State<Arc<AppState>>, Path(name): Path<String>
     state
         .workers
         .run(move || {
-            if st
-                .registry
-                .dir()
-                .is_some_and(|d| d.join(format!("{name}.wasm")).exists())
-            {
+            if in_directory(&st, &name) {
                 st.registry.persist_unload(&name)
             } else {
                 st.registry.unload(&name)
