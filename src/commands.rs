@@ -240,14 +240,7 @@ const DEMO_RERANK_WINDOW: usize = 10;
 /// The model the demo uses for `kind`: the environment's override, else the default repo, if
 /// it can be found; otherwise says why, and the demo goes on without it.
 fn demo_model(kind: ModelKind) -> Option<String> {
-    let env = match kind {
-        ModelKind::Clip => mira_host::collection::CLIP_MODEL_ENV,
-        ModelKind::Reranker => mira_host::collection::RERANKER_MODEL_ENV,
-    };
-    let spec = std::env::var(env)
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| kind.default_repo().to_owned());
+    let spec = kind.env_or_default();
     match resolve_model(&spec, kind) {
         Ok(dir) => {
             println!("using {spec} ({})", dir.display());

@@ -25,14 +25,7 @@ pub fn data_dir(name: &str) -> PathBuf {
 
 /// The model of `kind` if it can be had, announcing which or why not.
 pub fn model(kind: ModelKind) -> Option<String> {
-    let env = match kind {
-        ModelKind::Clip => mira_host::collection::CLIP_MODEL_ENV,
-        ModelKind::Reranker => mira_host::collection::RERANKER_MODEL_ENV,
-    };
-    let spec = std::env::var(env)
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| kind.default_repo().to_owned());
+    let spec = kind.env_or_default();
     match resolve_model(&spec, kind) {
         Ok(_) => {
             println!("model: {spec}");

@@ -85,17 +85,7 @@ fn demo_runs_on_a_fresh_data_dir() {
 #[test]
 fn demo_uses_clip_and_the_reranker_when_they_can_be_had() {
     let env = Env::new();
-    let clip = env.path().join("clip");
-    mira_host::embed::fixtures::write_clip(
-        &clip,
-        &mira_host::embed::fixtures::TinyClip {
-            projection_dim: 512,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let reranker = env.path().join("reranker");
-    mira_host::rerank::fixtures::write_tiny_qwen3(&reranker).unwrap();
+    let (clip, reranker) = crate::common::tiny_models(&env);
     let vars = [
         ("MIRA_CLIP_MODEL", clip.as_path()),
         ("MIRA_RERANKER_MODEL", reranker.as_path()),

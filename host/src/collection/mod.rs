@@ -43,9 +43,9 @@ pub struct Collection {
 }
 
 /// Overrides the schema's `[models] clip`.
-pub const CLIP_MODEL_ENV: &str = "MIRA_CLIP_MODEL";
+pub const CLIP_MODEL_ENV: &str = ModelKind::Clip.env_var();
 /// Overrides the schema's `[models] reranker`.
-pub const RERANKER_MODEL_ENV: &str = "MIRA_RERANKER_MODEL";
+pub const RERANKER_MODEL_ENV: &str = ModelKind::Reranker.env_var();
 
 impl Collection {
     /// Creates a collection in `dir`, which must not exist yet.

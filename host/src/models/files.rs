@@ -35,6 +35,22 @@ impl ModelKind {
         }
     }
 
+    /// The environment variable that names this kind's model, over any configuration.
+    pub const fn env_var(self) -> &'static str {
+        match self {
+            ModelKind::Clip => "MIRA_CLIP_MODEL",
+            ModelKind::Reranker => "MIRA_RERANKER_MODEL",
+        }
+    }
+
+    /// The model the environment names, else the default repo.
+    pub fn env_or_default(self) -> String {
+        std::env::var(self.env_var())
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| self.default_repo().to_owned())
+    }
+
     /// The files every model of this kind needs (weights aside).
     pub fn required_files(self) -> &'static [&'static str] {
         match self {
