@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Result;
 use mira_host::models::{ModelDType, parse_device};
 use mira_host::rerank::fixtures::{TinyQwen3, write_qwen3};
-use mira_host::rerank::{Reranker, ScoreOptions};
+use mira_host::rerank::{Reranker, ScoreOptions, p_yes};
 use serde::Serialize;
 
 /// Tokens every prompt of a query shares (system turn, instruction, query).
@@ -99,8 +99,7 @@ pub fn run() -> Result<RerankFigures> {
                 let input = candle_core::Tensor::new(p.as_slice(), &candle_core::Device::Cpu)?.unsqueeze(0)?;
                 let logits: Vec<f32> = model.forward(&input, 0)?.flatten_all()?.to_vec1()?;
                 model.clear_kv_cache();
-                let (yes, no) = (logits[r.yes_id as usize], logits[r.no_id as usize]);
-                scores.push(1.0 / (1.0 + (no - yes).exp()));
+                scores.push(p_yes(logits[r.yes_id as usize], logits[r.no_id as usize]));
             }
             let rate = DOCS as f64 / started.elapsed().as_secs_f64();
             rows.push(("candle-transformers qwen3, one pair at a time".to_string(), rate, 1.0));

@@ -103,7 +103,7 @@ fn main() {
     };
     let pictures = data.join("pictures");
     std::fs::create_dir_all(&pictures).expect("create the picture folder");
-    let mut rows = String::new();
+    let mut rows = Vec::new();
     for i in 0..240u64 {
         let (caption, tags, sky, ground, light, shapes) = THEMES[i as usize % THEMES.len()];
         let scene = common::Scene {
@@ -115,10 +115,8 @@ fn main() {
         let file = pictures.join(format!("pic-{i:03}.png"));
         common::draw(&scene, i, 160, 120).save(&file).expect("save picture");
         let row = serde_json::json!({"id": format!("pic-{i:03}"), "caption": caption, "keywords": tags, "photo": file});
-        rows.push_str(&format!("{row}\n"));
+        rows.push(row);
     }
-    let rows_file = data.join("pictures.jsonl");
-    std::fs::write(&rows_file, rows).expect("write the picture list");
     let dim = if clip.is_some() { 512 } else { 4 };
     let schema = format!(
         r#"name = "pictures"
@@ -141,8 +139,7 @@ text_fields = ["caption", "keywords"]
         common::models_toml(clip.as_deref(), reranker.as_deref())
     );
     let c = common::create(&data, &schema);
-    let report = mira_host::ingest::ingest(&c, &rows_file, &Default::default(), &mira_host::ingest::NoProgress)
-        .expect("index the pictures");
+    let report = common::index(&c, rows);
     println!("indexed {} pictures\n", report.indexed);
     let result = illustrate(
         &c,

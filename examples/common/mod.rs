@@ -14,13 +14,32 @@ use mira_host::{Catalog, Collection, CollectionSchema, SearchResponse};
 
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
-/// `examples-data/<name>` (or `$MIRA_EXAMPLES_DIR/<name>`), emptied.
+/// `examples-data/<name>` (or `$MIRA_EXAMPLES_DIR/<name>`), emptied, as an absolute path.
 pub fn data_dir(name: &str) -> PathBuf {
     let root = std::env::var_os("MIRA_EXAMPLES_DIR").map_or_else(|| PathBuf::from("examples-data"), PathBuf::from);
     let dir = root.join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the example's data directory");
-    dir
+    // Absolute, so the image paths written into rows resolve wherever they are read from.
+    std::path::absolute(&dir).expect("an absolute data directory")
+}
+
+/// Indexes rows built in memory (their image paths are absolute).
+pub fn index(c: &Collection, rows: Vec<serde_json::Value>) -> mira_host::ingest::IngestReport {
+    let rows = rows
+        .into_iter()
+        .map(|r| match r {
+            serde_json::Value::Object(m) => m,
+            other => panic!("a row is an object, got {other}"),
+        })
+        .collect();
+    let source = Box::new(mira_host::ingest::MemoryRows::new(
+        "generated",
+        c.dir().to_owned(),
+        rows,
+    ));
+    mira_host::ingest::ingest_rows(c, source, &Default::default(), &mira_host::ingest::NoProgress)
+        .unwrap_or_else(|e| panic!("indexing {}: {e}", c.name()))
 }
 
 /// The model of `kind` if it can be had, announcing which or why not.

@@ -38,7 +38,7 @@ fn main() {
     let reranker = common::model(ModelKind::Reranker);
     let photos = data.join("photos");
     std::fs::create_dir_all(&photos).expect("create the photo folder");
-    let mut rows = String::new();
+    let mut rows = Vec::new();
     let mut rng = fastrand::Rng::with_seed(1950);
     for i in 0..300u64 {
         let place = PLACES[rng.usize(..PLACES.len())];
@@ -62,10 +62,8 @@ fn main() {
                 "body": format!("This {doc} describes work at the {place} in {year}: the people, the weather and the ships at the quay."),
                 "date": date})
         };
-        rows.push_str(&format!("{row}\n"));
+        rows.push(row);
     }
-    let rows_file = data.join("archive.jsonl");
-    std::fs::write(&rows_file, rows).expect("write the archive");
     let dim = if clip.is_some() { 512 } else { 4 };
     let schema = format!(
         r#"name = "archive"
@@ -91,8 +89,7 @@ from = ["photo"]
         common::models_toml(clip.as_deref(), reranker.as_deref())
     );
     let c = common::create(&data, &schema);
-    let report = mira_host::ingest::ingest(&c, &rows_file, &Default::default(), &mira_host::ingest::NoProgress)
-        .expect("index the archive");
+    let report = common::index(&c, rows);
     println!(
         "indexed {} items ({} photo embeddings computed)\n",
         report.indexed, report.embedded

@@ -15,19 +15,13 @@ pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage, String> {
 /// Checks and decodes an image held in memory (`name` is what errors call it), refusing more
 /// than `max_pixels` before decoding.
 pub fn decode_bytes(bytes: &[u8], name: &str, max_pixels: u64) -> Result<DynamicImage, String> {
-    let reader = || {
-        ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| format!("cannot read image {name}: {e}"))
-    };
-    check_header(bytes, name, max_pixels)?;
-    let (w, h) = reader()?
-        .into_dimensions()
-        .map_err(|e| format!("corrupt image {name}: {e}"))?;
-    let mut reader = reader()?;
+    let header = check_header(bytes, name, max_pixels)?;
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read image {name}: {e}"))?;
     let mut limits = Limits::default();
-    limits.max_image_width = Some(w);
-    limits.max_image_height = Some(h);
+    limits.max_image_width = Some(header.width);
+    limits.max_image_height = Some(header.height);
     reader.limits(limits);
     let corrupt = |e: image::ImageError| format!("corrupt image {name}: {e}");
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
@@ -38,9 +32,18 @@ pub fn decode_bytes(bytes: &[u8], name: &str, max_pixels: u64) -> Result<Dynamic
     Ok(img)
 }
 
+/// What an image's header says.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageHeader {
+    pub width: u32,
+    pub height: u32,
+    /// The usual file extension of its format (`png`, `jpg`).
+    pub extension: &'static str,
+}
+
 /// Checks an image's format and size from its header alone (no pixel is decoded), refusing
-/// more than `max_pixels`; returns the usual file extension of its format.
-pub fn check_header(bytes: &[u8], name: &str, max_pixels: u64) -> Result<&'static str, String> {
+/// more than `max_pixels`.
+pub fn check_header(bytes: &[u8], name: &str, max_pixels: u64) -> Result<ImageHeader, String> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("cannot read image {name}: {e}"))?;
@@ -49,16 +52,20 @@ pub fn check_header(bytes: &[u8], name: &str, max_pixels: u64) -> Result<&'stati
         Some(image::ImageFormat::Jpeg) => "jpg",
         _ => return Err(format!("{name} is not an image in a supported format (PNG, JPEG)")),
     };
-    let (w, h) = reader
+    let (width, height) = reader
         .into_dimensions()
         .map_err(|e| format!("corrupt image {name}: {e}"))?;
-    if u64::from(w) * u64::from(h) > max_pixels {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
         return Err(format!(
-            "image {name} is {w}x{h} = {} pixels, over the limit of {max_pixels}",
-            u64::from(w) * u64::from(h)
+            "image {name} is {width}x{height} = {pixels} pixels, over the limit of {max_pixels}"
         ));
     }
-    Ok(extension)
+    Ok(ImageHeader {
+        width,
+        height,
+        extension,
+    })
 }
 
 /// Checks that an image can be decoded within the pixel limit; returns its size.

@@ -96,15 +96,7 @@ fn ecommerce_scenario_ranks_and_speaks_the_query_language() {
     assert_eq!(p.score, resp.hits[0].score);
     assert!(p.score > resp.hits[1].score);
 
-    let zh = c
-        .search_with(
-            &SearchRequest {
-                scenario: Some("ecommerce".into()),
-                ..SearchRequest::text("红色 连衣裙")
-            },
-            Some(&r),
-        )
-        .unwrap();
+    let zh = search_by(&c, &r, Pick::Scenario("ecommerce"), "红色 连衣裙").unwrap();
     assert_eq!(
         zh.ranking.unwrap().instruction,
         "判断商品是否与查询需求相关，考虑价格、品牌、功能、用户评价等因素"
@@ -118,25 +110,9 @@ fn ecommerce_scenario_ranks_and_speaks_the_query_language() {
     };
     assert_eq!(ids(&c.search_with(&banded, Some(&r)).unwrap())[0], "blue");
 
-    let err = c
-        .search_with(
-            &SearchRequest {
-                plugin: Some("nope".into()),
-                ..SearchRequest::text("dress")
-            },
-            Some(&r),
-        )
-        .unwrap_err();
+    let err = search_by(&c, &r, Pick::Plugin("nope"), "dress").unwrap_err();
     assert!(matches!(err, Error::PluginNotFound(_)), "{err}");
-    let err = c
-        .search_with(
-            &SearchRequest {
-                scenario: Some("astrology".into()),
-                ..SearchRequest::text("dress")
-            },
-            Some(&r),
-        )
-        .unwrap_err();
+    let err = search_by(&c, &r, Pick::Scenario("astrology"), "dress").unwrap_err();
     assert!(
         err.to_string().contains("no plugin serves the scenario `astrology`"),
         "{err}"
@@ -490,28 +466,33 @@ fn general_and_academic_plugins_through_the_host() {
     // general, correctly configured, keeps the retrieval order without reranker scores and
     // speaks Chinese to Chinese queries.
     let r = registry(PluginLimits::default(), None);
-    let resp = c
-        .search_with(
-            &SearchRequest {
-                plugin: Some("general".into()),
-                ..SearchRequest::text("graph")
-            },
-            Some(&r),
-        )
-        .unwrap();
+    let resp = search_by(&c, &r, Pick::Plugin("general"), "graph").unwrap();
     assert_eq!(resp.ranking.as_ref().unwrap().status, RankingStatus::Ok);
     assert_eq!(ids(&resp), ids(&plain));
-    let zh = c
-        .search_with(
-            &SearchRequest {
-                plugin: Some("general".into()),
-                ..SearchRequest::text("图 网络")
-            },
-            Some(&r),
-        )
-        .unwrap();
+    let zh = search_by(&c, &r, Pick::Plugin("general"), "图 网络").unwrap();
     assert_eq!(
         zh.ranking.unwrap().instruction,
         "给定一个网络搜索查询，检索能够回答该查询的相关段落"
     );
+}
+
+/// How a search names its plugin.
+enum Pick<'a> {
+    Plugin(&'a str),
+    Scenario(&'a str),
+}
+
+/// A text search ranked by a plugin named directly or through a scenario.
+fn search_by(
+    c: &Collection,
+    r: &PluginRegistry,
+    pick: Pick,
+    text: &str,
+) -> mira_host::Result<mira_host::SearchResponse> {
+    let mut req = SearchRequest::text(text);
+    match pick {
+        Pick::Plugin(p) => req.plugin = Some(p.into()),
+        Pick::Scenario(s) => req.scenario = Some(s.into()),
+    }
+    c.search_with(&req, Some(r))
 }

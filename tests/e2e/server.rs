@@ -1096,8 +1096,10 @@ fn the_example_applications_run() {
             eprintln!("skipping example {name}: not built (cargo test --workspace builds the examples)");
             continue;
         }
+        // Run as users do: the default `examples-data/`, relative to the working directory.
         let out = std::process::Command::new(&bin)
-            .env("MIRA_EXAMPLES_DIR", env.path().join("examples-data"))
+            .current_dir(env.path())
+            .env_remove("MIRA_EXAMPLES_DIR")
             .env("MIRA_CLIP_MODEL", &clip)
             .env("MIRA_RERANKER_MODEL", &reranker)
             .env("HF_HUB_OFFLINE", "1")

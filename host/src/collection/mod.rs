@@ -12,7 +12,7 @@ mod stats;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 
@@ -40,7 +40,13 @@ pub struct Collection {
     index: Index,
     reader: IndexReader,
     vectors: VectorStore,
+    /// The models, looked up once per collection (searches ask on every query).
+    clip: LazyModel<ClipEmbedder>,
+    reranker: LazyModel<Reranker>,
 }
+
+/// A model loaded (or found missing) on first use; a failure is kept as its message.
+type LazyModel<T> = OnceLock<std::result::Result<Option<Arc<T>>, String>>;
 
 /// Overrides the schema's `[models] clip`.
 pub const CLIP_MODEL_ENV: &str = ModelKind::Clip.env_var();
@@ -79,6 +85,8 @@ impl Collection {
             index,
             reader,
             vectors,
+            clip: OnceLock::new(),
+            reranker: OnceLock::new(),
         };
         c.sync_vectors()?;
         Ok(c)
@@ -105,7 +113,8 @@ impl Collection {
     /// is set.
     pub fn clip(&self) -> Result<Option<Arc<ClipEmbedder>>> {
         self.model(
-            CLIP_MODEL_ENV,
+            &self.clip,
+            ModelKind::Clip,
             self.schema.models.clip.as_deref(),
             "",
             |spec, device, dtype| ClipEmbedder::load(&resolve_model(spec, ModelKind::Clip)?, device, dtype),
@@ -117,7 +126,8 @@ impl Collection {
     pub fn reranker(&self) -> Result<Option<Arc<Reranker>>> {
         let max_length = self.schema.models.rerank_max_length;
         self.model(
-            RERANKER_MODEL_ENV,
+            &self.reranker,
+            ModelKind::Reranker,
             self.schema.models.reranker.as_deref(),
             &max_length.to_string(),
             |spec, device, dtype| Reranker::load(&resolve_model(spec, ModelKind::Reranker)?, device, dtype, max_length),
@@ -139,23 +149,31 @@ impl Collection {
         })?)
     }
 
+    /// The model of `kind` for this collection: resolved once (environment, then schema), then
+    /// taken from the process-wide set so collections naming the same model share it.
     fn model<T: Send + Sync + 'static>(
         &self,
-        env: &str,
+        cell: &LazyModel<T>,
+        kind: ModelKind,
         configured: Option<&str>,
         extra: &str,
         load: impl FnOnce(&str, &candle_core::Device, ModelDType) -> std::result::Result<T, crate::models::ModelError>,
     ) -> Result<Option<Arc<T>>> {
-        let from_env = std::env::var(env).ok().filter(|s| !s.is_empty());
-        let Some(spec) = from_env.as_deref().or(configured) else {
-            return Ok(None);
-        };
-        let m = &self.schema.models;
-        let key = format!("{spec}|{}|{}|{extra}", m.device, m.dtype);
-        let model = shared(&key, || {
-            load(spec, &parse_device(&m.device)?, ModelDType::parse(&m.dtype)?)
-        })?;
-        Ok(Some(model))
+        cell.get_or_init(|| {
+            let from_env = std::env::var(kind.env_var()).ok().filter(|s| !s.is_empty());
+            let Some(spec) = from_env.as_deref().or(configured) else {
+                return Ok(None);
+            };
+            let m = &self.schema.models;
+            let key = format!("{spec}|{}|{}|{extra}", m.device, m.dtype);
+            shared(&key, || {
+                load(spec, &parse_device(&m.device)?, ModelDType::parse(&m.dtype)?)
+            })
+            .map(Some)
+            .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|m| Error::from(crate::models::ModelError::Files(m)))
     }
 
     /// The stored fields of the document with this id, in the current snapshot.

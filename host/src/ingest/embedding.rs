@@ -134,7 +134,8 @@ impl Embedder {
             };
             match &t.input {
                 Input::Image(field) => {
-                    let mut miss = Vec::new();
+                    // Inputs the cache lacks: (row, key), and their decoded images.
+                    let (mut miss, mut images) = (Vec::new(), Vec::new());
                     for &i in &todo {
                         let Some(path) = rows[i]
                             .0
@@ -158,14 +159,16 @@ impl Embedder {
                                 vectors.push((i, v));
                             }
                             None => match crate::image_file::decode_bytes(&bytes, &path, self.max_pixels) {
-                                Ok(img) => miss.push((i, key, img)),
+                                Ok(img) => {
+                                    miss.push((i, key));
+                                    images.push(img);
+                                }
                                 Err(message) => fail(i, message, rows),
                             },
                         }
                     }
-                    let images: Vec<_> = miss.iter().map(|(_, _, img)| img.clone()).collect();
                     let computed = self.clip.embed_images(&images)?;
-                    counts.computed += self.remember(miss.iter().map(|(i, k, _)| (*i, *k)), computed, &mut vectors);
+                    counts.computed += self.remember(miss.into_iter(), computed, &mut vectors);
                 }
                 Input::Text(fields) => {
                     let mut miss = Vec::new();

@@ -15,4 +15,4 @@ mod reranker;
 pub use config::Qwen3Config;
 pub use prompt::{DEFAULT_INSTRUCTION, PREFIX, SUFFIX, user_turn};
 pub use qwen3::{KvPrefix, Qwen3};
-pub use reranker::{DEFAULT_MAX_LENGTH, Reranker, ScoreOptions};
+pub use reranker::{DEFAULT_MAX_LENGTH, Reranker, ScoreOptions, p_yes};

@@ -153,12 +153,17 @@ impl Reranker {
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| &prompts[i][shared..]).collect();
             let logits = self.model.last_token_logits(prefix.as_ref(), &rows, &self.head)?;
             for (&i, l) in chunk.iter().zip(logits) {
-                // softmax over (yes, no), read at yes: the model card's log_softmax + exp.
-                scores[i] = 1.0 / (1.0 + (l[1] - l[0]).exp());
+                scores[i] = p_yes(l[0], l[1]);
             }
         }
         Ok(scores)
     }
+}
+
+/// P("yes") from the two logits: the softmax over (yes, no) read at yes, as the model card's
+/// log_softmax + exp computes it.
+pub fn p_yes(yes: f32, no: f32) -> f32 {
+    1.0 / (1.0 + (no - yes).exp())
 }
 
 /// Tokens every prompt starts with, leaving each prompt at least one token of its own (the

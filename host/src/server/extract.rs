@@ -1,6 +1,7 @@
 //! Request extractors whose failures are API errors (JSON, with the right status), not axum's
 //! plain-text rejections.
 
+use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -55,11 +56,35 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
 }
 
 pub fn bytes_rejection(r: BytesRejection) -> ApiError {
-    let status = r.status();
+    body_error(r.status(), r.body_text())
+}
+
+/// A body that could not be read: 413 when over the limit, else a 400-class error.
+fn body_error(status: StatusCode, message: String) -> ApiError {
     let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
         "payload_too_large"
     } else {
         "invalid_request"
     };
-    ApiError::new(status, code, r.body_text())
+    ApiError::new(status, code, message)
+}
+
+impl From<MultipartRejection> for ApiError {
+    fn from(r: MultipartRejection) -> Self {
+        body_error(r.status(), r.body_text())
+    }
+}
+
+impl From<MultipartError> for ApiError {
+    fn from(e: MultipartError) -> Self {
+        body_error(e.status(), e.body_text())
+    }
+}
+
+/// Whether the request's body is of this media type (`multipart/form-data`, `application/json`).
+pub fn has_content_type(req: &Request, media: &str) -> bool {
+    req.headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(media))
 }

@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::collection::CollectionStats;
 use crate::schema::CollectionSchema;
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
-use crate::server::extract::ApiBytes;
+use crate::server::extract::{ApiBytes, has_content_type};
 use crate::server::state::AppState;
 
 /// A collection in a listing.
@@ -67,11 +67,7 @@ pub async fn create(
     State(state): State<Arc<AppState>>,
     req: Request,
 ) -> ApiResult<(StatusCode, Json<CollectionDetails>)> {
-    let is_json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    let is_json = has_content_type(&req, "application/json");
     let ApiBytes(body) = <ApiBytes as axum::extract::FromRequest<()>>::from_request(req, &()).await?;
     let toml = if is_json {
         serde_json::from_slice::<CreateCollection>(&body)

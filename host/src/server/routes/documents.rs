@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::ingest::{IngestOptions, IngestReport, MemoryRows, NoProgress, OnError};
 use crate::schema::FieldKind;
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
-use crate::server::extract::ApiJson;
+use crate::server::extract::{ApiJson, has_content_type};
 use crate::server::state::AppState;
 
 /// Documents to upsert: an array of objects, or this object.
@@ -97,15 +97,9 @@ pub async fn upsert(
     Path(name): Path<String>,
     req: Request,
 ) -> ApiResult<Json<IngestReport>> {
-    let multipart = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let multipart = has_content_type(&req, "multipart/form-data");
     let (docs, uploads) = if multipart {
-        let form = Multipart::from_request(req, &())
-            .await
-            .map_err(|e| ApiError::new(e.status(), "invalid_request", e.body_text()))?;
+        let form = Multipart::from_request(req, &()).await?;
         read_form(form, state.config.max_image_pixels).await?
     } else {
         let ApiJson(value) = ApiJson::<Value>::from_request(req, &()).await?;
@@ -142,24 +136,19 @@ async fn read_form(mut form: Multipart, max_pixels: u64) -> ApiResult<(Value, Ha
     let bad = |m: String| ApiError::bad_request("invalid_request", m);
     let mut docs = None;
     let mut uploads = HashMap::new();
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| ApiError::new(e.status(), "invalid_request", e.body_text()))?
-    {
+    while let Some(field) = form.next_field().await? {
         let part = field.name().unwrap_or("").to_owned();
         let file_name = field.file_name().map(str::to_owned);
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|e| ApiError::new(e.status(), "invalid_request", e.body_text()))?;
+        let bytes = field.bytes().await?;
         match (part.as_str(), file_name) {
             ("documents", None) => {
                 let text = std::str::from_utf8(&bytes).map_err(|_| bad("the documents part is not UTF-8".into()))?;
                 docs = Some(parse_json_or_ndjson(text)?);
             }
             (_, Some(file)) => {
-                let extension = crate::image_file::check_header(&bytes, &file, max_pixels).map_err(&bad)?;
+                let extension = crate::image_file::check_header(&bytes, &file, max_pixels)
+                    .map_err(&bad)?
+                    .extension;
                 uploads.insert(
                     file,
                     Upload {

@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
-use axum::http::header;
 use base64::Engine;
 use serde_json::Value;
 
 use crate::search::{SearchRequest, SearchResponse};
 use crate::server::error::{ApiError, ApiResult, ErrorBody};
-use crate::server::extract::ApiJson;
+use crate::server::extract::{ApiJson, has_content_type};
 use crate::server::state::AppState;
 
 /// A search over HTTP: every field of a search request (see the CLI's `mira search`), and the
@@ -138,27 +137,14 @@ pub async fn search(
     Path(name): Path<String>,
     req: Request,
 ) -> ApiResult<Json<SearchResponse>> {
-    let multipart = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let multipart = has_content_type(&req, "multipart/form-data");
     let (mut request, image) = if multipart {
-        let mut form = Multipart::from_request(req, &())
-            .await
-            .map_err(|e| ApiError::new(e.status(), "invalid_request", e.body_text()))?;
+        let mut form = Multipart::from_request(req, &()).await?;
         let mut json = Value::Object(Default::default());
         let mut image = None;
-        while let Some(field) = form
-            .next_field()
-            .await
-            .map_err(|e| ApiError::new(e.status(), "invalid_request", e.body_text()))?
-        {
+        while let Some(field) = form.next_field().await? {
             let part = field.name().unwrap_or("").to_owned();
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|e| ApiError::new(e.status(), "invalid_request", e.body_text()))?;
+            let bytes = field.bytes().await?;
             match part.as_str() {
                 "request" => {
                     json = serde_json::from_slice(&bytes)
