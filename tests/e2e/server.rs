@@ -947,7 +947,24 @@ fn the_search_page_renders_text_and_image_results_in_a_browser() {
     assert!(dom.contains("hits of"), "{dom}");
     assert!(dom.contains("plugin ecommerce"), "the plugin's part is shown: {dom}");
     assert!(dom.contains("How it ranked") && dom.contains("BM25"), "{dom}");
-    assert!(dom.contains(&format!("data-id=\"{}\"", first.id)), "{dom}");
+    let (status, api) = call(
+        "POST",
+        &s.url("/v1/collections/products/search"),
+        None,
+        Some(json!({"text": "dress", "scenario": "ecommerce", "top_k": 24, "explain": true})),
+    );
+    assert_eq!(status, 200, "{api}");
+    let api_ids: Vec<&str> = api["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rendered_ids(&dom),
+        api_ids,
+        "the page shows the API's hits in the API's order"
+    );
 
     let b64 = base64::engine::general_purpose::STANDARD.encode(&photo);
     let image_url = s.url(&format!(
@@ -956,15 +973,19 @@ fn the_search_page_renders_text_and_image_results_in_a_browser() {
     ));
     let dom = browser_dom(&image_url, &env.path().join("profile-2")).unwrap();
     assert!(dom.contains("query vector: clip image"), "{dom}");
-    let first_hit = dom
-        .split("class=\"hit\" data-id=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next());
     assert_eq!(
-        first_hit,
+        rendered_ids(&dom).first().copied(),
         Some(first.id.as_str()),
         "the photo finds its own product first"
     );
+}
+
+/// The ids of the rendered hits, in page order.
+fn rendered_ids(dom: &str) -> Vec<&str> {
+    dom.split("class=\"hit\" data-id=\"")
+        .skip(1)
+        .filter_map(|r| r.split('"').next())
+        .collect()
 }
 
 fn urlencode(s: &str) -> String {
