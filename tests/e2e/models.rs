@@ -40,6 +40,42 @@ fn texts_batch_equals_single_and_outputs_are_normalised() {
     assert!(!close(&batch[0], &batch[2], 1e-3), "different texts, different vectors");
 }
 
+/// Test models are seeded: the same shapes and seed write the same weights on every run and
+/// machine (so no ranking a test reads depends on chance), another seed writes others.
+#[test]
+fn tiny_models_are_the_same_on_every_run() {
+    use mira_host::embed::fixtures::{TinyClip, write_clip};
+    use mira_host::rerank::fixtures::{TinyQwen3, write_qwen3};
+    let env = Env::new();
+    let weights = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
+    let (a, b, c) = (env.path().join("a"), env.path().join("b"), env.path().join("c"));
+    write_tiny_clip(&a).unwrap();
+    write_tiny_clip(&b).unwrap();
+    write_clip(
+        &c,
+        &TinyClip {
+            seed: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(weights(&a) == weights(&b), "same seed, same CLIP");
+    assert!(weights(&a) != weights(&c), "another seed, another CLIP");
+    let (a, b, c) = (env.path().join("qa"), env.path().join("qb"), env.path().join("qc"));
+    write_qwen3(&a, &TinyQwen3::default()).unwrap();
+    write_qwen3(&b, &TinyQwen3::default()).unwrap();
+    write_qwen3(
+        &c,
+        &TinyQwen3 {
+            seed: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(weights(&a) == weights(&b), "same seed, same reranker");
+    assert!(weights(&a) != weights(&c), "another seed, another reranker");
+}
+
 #[test]
 fn long_texts_are_truncated_keeping_the_end_token() {
     let env = Env::new();

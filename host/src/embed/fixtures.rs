@@ -3,14 +3,14 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device};
-use candle_nn::{Init, VarBuilder, VarMap};
+use candle_nn::Init;
 use candle_transformers::models::clip::text_model::ClipTextTransformer;
 use candle_transformers::models::clip::vision_model::ClipVisionTransformer;
 use serde_json::json;
 
 use super::ClipModelConfig;
 use crate::models::ModelError;
+use crate::models::fixtures::SeededWeights;
 
 /// Words of the tiny tokenizer's vocabulary (after the three special tokens).
 pub const TINY_WORDS: &[&str] = &[
@@ -27,6 +27,8 @@ pub struct TinyClip {
     pub image_size: usize,
     pub patch_size: usize,
     pub max_positions: usize,
+    /// Seeds the weights: the same shapes and seed give the same model on every run.
+    pub seed: u64,
 }
 
 impl Default for TinyClip {
@@ -39,6 +41,7 @@ impl Default for TinyClip {
             image_size: 32,
             patch_size: 8,
             max_positions: 16,
+            seed: 1,
         }
     }
 }
@@ -54,6 +57,7 @@ impl TinyClip {
             image_size: 224,
             patch_size: 32,
             max_positions: 77,
+            seed: 1,
         }
     }
 }
@@ -92,8 +96,7 @@ fn tokenizer_json(max_positions: usize) -> serde_json::Value {
 }
 
 /// Writes a random-weight CLIP with the given shapes to `dir`: config.json, tokenizer.json,
-/// preprocessor_config.json and model.safetensors. (candle's CPU generator cannot be seeded, so
-/// the weights differ between calls; tests compare a model with itself.)
+/// preprocessor_config.json and model.safetensors. The weights are drawn from `shape.seed`.
 pub fn write_clip(dir: &Path, shape: &TinyClip) -> Result<(), ModelError> {
     std::fs::create_dir_all(dir).map_err(|e| ModelError::Files(format!("cannot create {}: {e}", dir.display())))?;
     let write = |name: &str, v: &serde_json::Value| {
@@ -135,9 +138,8 @@ pub fn write_clip(dir: &Path, shape: &TinyClip) -> Result<(), ModelError> {
         .map_err(|e| ModelError::Files(format!("cannot write tokenizer.json: {e}")))?;
 
     let cfg = ClipModelConfig::from_json(&config.to_string(), "config.json")?;
-    let device = Device::Cpu;
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+    let weights = SeededWeights::new(shape.seed);
+    let vb = weights.var_builder();
     ClipTextTransformer::new(vb.pp("text_model"), &cfg.text)?;
     ClipVisionTransformer::new(vb.pp("vision_model"), &cfg.vision)?;
     vb.pp("vision_model").pp("embeddings").get_with_hints(
@@ -147,7 +149,7 @@ pub fn write_clip(dir: &Path, shape: &TinyClip) -> Result<(), ModelError> {
     )?;
     candle_nn::linear_no_bias(cfg.text.embed_dim, cfg.projection_dim, vb.pp("text_projection"))?;
     candle_nn::linear_no_bias(cfg.vision.embed_dim, cfg.projection_dim, vb.pp("visual_projection"))?;
-    varmap.save(dir.join("model.safetensors"))?;
+    weights.save(&dir.join("model.safetensors"))?;
     Ok(())
 }
 

@@ -4,6 +4,8 @@
 
 mod device;
 mod files;
+#[cfg(feature = "testing")]
+pub mod fixtures;
 mod hub;
 mod shared;
 

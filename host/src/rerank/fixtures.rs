@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device};
-use candle_nn::{Init, VarBuilder, VarMap};
+use candle_nn::Init;
 use serde_json::json;
 
 use super::{Qwen3, Qwen3Config};
 use crate::models::ModelError;
+use crate::models::fixtures::SeededWeights;
 
 /// Shapes of a random Qwen3.
 pub struct TinyQwen3 {
@@ -24,6 +24,8 @@ pub struct TinyQwen3 {
     pub vocab_size: usize,
     pub tie_word_embeddings: bool,
     pub max_positions: usize,
+    /// Seeds the weights: the same shapes and seed give the same model on every run.
+    pub seed: u64,
 }
 
 impl Default for TinyQwen3 {
@@ -38,6 +40,7 @@ impl Default for TinyQwen3 {
             vocab_size: TOKENIZER_VOCAB,
             tie_word_embeddings: false,
             max_positions: 4096,
+            seed: 1,
         }
     }
 }
@@ -56,6 +59,7 @@ impl TinyQwen3 {
             vocab_size: 151_669,
             tie_word_embeddings: true,
             max_positions: 40960,
+            seed: 1,
         }
     }
 }
@@ -123,8 +127,8 @@ fn tokenizer_json() -> serde_json::Value {
     })
 }
 
-/// Writes a random-weight Qwen3 reranker with the given shapes to `dir`. (candle's CPU generator
-/// cannot be seeded, so the weights differ between calls; tests compare a model with itself.)
+/// Writes a random-weight Qwen3 reranker with the given shapes to `dir`, its weights drawn from
+/// `shape.seed`.
 pub fn write_qwen3(dir: &Path, shape: &TinyQwen3) -> Result<(), ModelError> {
     std::fs::create_dir_all(dir).map_err(|e| ModelError::Files(format!("cannot create {}: {e}", dir.display())))?;
     let config = json!({
@@ -150,8 +154,8 @@ pub fn write_qwen3(dir: &Path, shape: &TinyQwen3) -> Result<(), ModelError> {
         .map_err(|e| ModelError::Files(format!("cannot write tokenizer.json: {e}")))?;
 
     let cfg = Qwen3Config::from_json(&config.to_string(), "config.json")?;
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let weights = SeededWeights::new(shape.seed);
+    let vb = weights.var_builder();
     if !cfg.tie_word_embeddings {
         vb.pp("lm_head").get_with_hints(
             (cfg.vocab_size, cfg.hidden_size),
@@ -159,18 +163,16 @@ pub fn write_qwen3(dir: &Path, shape: &TinyQwen3) -> Result<(), ModelError> {
             Init::Randn { mean: 0.0, stdev: 0.05 },
         )?;
     }
-    Qwen3::new(&cfg, vb.clone())?;
+    Qwen3::new(&cfg, vb)?;
     // Norm weights start at one; perturb them so a mistake in which norm applies where shows.
     // The final norm is scaled down so that P("yes") stays away from 0 and 1 (random logits
     // are otherwise large enough to saturate it).
-    for (name, var) in varmap.data().lock().expect("varmap").iter() {
-        if name.ends_with("norm.weight") {
-            let noise = var.as_tensor().randn_like(0.0, 0.1)?;
-            let scale = if name == "model.norm.weight" { 0.1 } else { 1.0 };
-            var.set(&((var.as_tensor() + noise)? * scale)?)?;
-        }
-    }
-    varmap.save(dir.join("model.safetensors"))?;
+    weights.perturb(|name| match name {
+        "model.norm.weight" => Some((0.1, 0.1)),
+        n if n.ends_with("norm.weight") => Some((0.1, 1.0)),
+        _ => None,
+    })?;
+    weights.save(&dir.join("model.safetensors"))?;
     Ok(())
 }
 
