@@ -95,16 +95,18 @@ pub fn time_ms(reps: usize, mut f: impl FnMut(usize)) -> f64 {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    if matches!(args.suite, BenchSuite::Models | BenchSuite::All) {
-        let figures = crate::bench_models::run()?;
-        let rerank = crate::bench_rerank::run()?;
-        if args.json && args.suite == BenchSuite::Models {
-            println!("{}", serde_json::json!({"clip": figures, "reranker": rerank}));
+    let clip = matches!(args.suite, BenchSuite::Models | BenchSuite::Clip | BenchSuite::All);
+    let reranker = matches!(args.suite, BenchSuite::Models | BenchSuite::Reranker | BenchSuite::All);
+    if clip || reranker {
+        let clip = clip.then(crate::bench_models::run).transpose()?;
+        let reranker = reranker.then(crate::bench_rerank::run).transpose()?;
+        if args.json && args.suite != BenchSuite::All {
+            println!("{}", serde_json::json!({"clip": clip, "reranker": reranker}));
         } else {
-            crate::bench_models::print(&figures);
-            crate::bench_rerank::print(&rerank);
+            clip.iter().for_each(crate::bench_models::print);
+            reranker.iter().for_each(crate::bench_rerank::print);
         }
-        if args.suite == BenchSuite::Models {
+        if args.suite != BenchSuite::All {
             return Ok(());
         }
     }

@@ -17,6 +17,24 @@ pub struct ModelFigures {
     pub texts_per_sec_single: f64,
     pub images_per_sec_batched: f64,
     pub images_per_sec_single: f64,
+    /// Arithmetic of the batched vision tower, in GFLOP/s.
+    pub vision_gflops: f64,
+    /// A plain matmul of the tower's MLP shape (8 images x 50 tokens, 768 x 3072), in GFLOP/s:
+    /// the ceiling the tower's arithmetic runs against on this machine.
+    pub matmul_gflops: f64,
+    pub matmul_rows: usize,
+}
+
+/// Floating-point operations of one image through CLIP's vision tower: the patch embedding,
+/// then per layer and token the four attention projections, the two MLP matrices and the
+/// attention scores and mix (multiply-adds count two).
+fn vision_flops(c: &candle_transformers::models::clip::vision_model::ClipVisionConfig) -> f64 {
+    let patches = (c.image_size / c.patch_size).pow(2) as f64;
+    let tokens = patches + 1.0;
+    let (d, ff) = (c.embed_dim as f64, c.intermediate_size as f64);
+    let patch_embedding = 2.0 * patches * (c.num_channels * c.patch_size * c.patch_size) as f64 * d;
+    let per_layer = 2.0 * tokens * (4.0 * d * d + 2.0 * d * ff) + 2.0 * 2.0 * tokens * tokens * d;
+    patch_embedding + c.num_hidden_layers as f64 * per_layer
 }
 
 fn rate(items: usize, mut f: impl FnMut()) -> f64 {
@@ -68,12 +86,24 @@ pub fn run() -> Result<ModelFigures> {
                 clip.embed_images(std::slice::from_ref(img)).expect("embed");
             }
         });
+        let tokens = 8 * ((clip.config.vision.image_size / clip.config.vision.patch_size).pow(2) + 1);
+        let (d, ff) = (clip.config.vision.embed_dim, clip.config.vision.intermediate_size);
+        let a = candle_core::Tensor::randn(0f32, 1.0, (tokens, d), &candle_core::Device::Cpu)?;
+        let b = candle_core::Tensor::randn(0f32, 1.0, (d, ff), &candle_core::Device::Cpu)?;
+        let matmuls = rate(20, || {
+            for _ in 0..20 {
+                a.matmul(&b).expect("matmul");
+            }
+        });
         Ok(ModelFigures {
             shape: "ViT-B/32 (text 512x12, vision 768x12, 224 px, 77 tokens), f32, cpu",
             texts_per_sec_batched: texts_batched,
             texts_per_sec_single: texts_single,
             images_per_sec_batched: images_batched,
             images_per_sec_single: images_single,
+            vision_gflops: images_batched * vision_flops(&clip.config.vision) / 1e9,
+            matmul_gflops: matmuls * 2.0 * (tokens * d * ff) as f64 / 1e9,
+            matmul_rows: tokens,
         })
     })();
     let _ = std::fs::remove_dir_all(&dir);
@@ -93,5 +123,12 @@ pub fn print(f: &ModelFigures) {
         f.images_per_sec_batched,
         f.images_per_sec_single,
         f.images_per_sec_batched / f.images_per_sec_single
+    );
+    println!(
+        "  vision tower {:.0} GFLOP/s batched; a plain {}-row matmul of its MLP shape {:.0} GFLOP/s ({:.0}%)",
+        f.vision_gflops,
+        f.matmul_rows,
+        f.matmul_gflops,
+        100.0 * f.vision_gflops / f.matmul_gflops
     );
 }

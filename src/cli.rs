@@ -295,6 +295,10 @@ pub enum BenchSuite {
     /// CLIP embedding throughput (ViT-B/32-shaped) and Qwen3-Reranker pairs/s (0.6B-shaped),
     /// on random-weight models.
     Models,
+    /// Only the CLIP part of `models`.
+    Clip,
+    /// Only the reranker part of `models`.
+    Reranker,
     /// A load test of the HTTP server on loopback, with a plugin hot swap in the middle.
     Server,
     All,
