@@ -77,6 +77,9 @@ pub struct ServerSettings {
     pub queue: usize,
     /// Hosts (`host` or `host:port`) query images may be fetched from by URL; empty: none.
     pub image_url_allowlist: Vec<String>,
+    /// A model that failed to load is tried again after this many seconds (so one put in
+    /// place later is picked up without a restart); until then requests needing it get 503.
+    pub model_retry_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -90,6 +93,7 @@ impl Default for ServerSettings {
             workers: 0,
             queue: 64,
             image_url_allowlist: Vec::new(),
+            model_retry_secs: 30,
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::models::ModelError;
+
 /// Result alias used across `mira-host`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -17,6 +19,9 @@ pub enum Fault {
     Conflict,
     /// Something failed inside the engine or on disk.
     Engine,
+    /// A model the configuration names cannot be had (missing, unreadable or not matching its
+    /// config); tried again after [`crate::models::load_retry`].
+    Unavailable,
 }
 
 /// Every error the engine reports.
@@ -66,7 +71,7 @@ pub enum Error {
     PluginNotFound(String),
     /// A model that cannot be loaded or an input it cannot embed.
     #[error(transparent)]
-    Model(Box<crate::models::ModelError>),
+    Model(Box<ModelError>),
     /// tantivy failed.
     #[error("index: {0}")]
     Index(#[from] tantivy::TantivyError),
@@ -79,8 +84,8 @@ pub enum Error {
     },
 }
 
-impl From<crate::models::ModelError> for Error {
-    fn from(e: crate::models::ModelError) -> Self {
+impl From<ModelError> for Error {
+    fn from(e: ModelError) -> Self {
         Error::Model(Box::new(e))
     }
 }
@@ -98,8 +103,11 @@ impl Error {
             | Error::Plugin(_) => Fault::User,
             Error::CollectionNotFound(_) | Error::PluginNotFound(_) => Fault::NotFound,
             Error::CollectionExists(_) | Error::Locked(_) => Fault::Conflict,
-            Error::Model(e) if matches!(**e, crate::models::ModelError::Candle(_)) => Fault::Engine,
-            Error::Model(_) => Fault::User,
+            Error::Model(e) => match **e {
+                ModelError::Candle(_) => Fault::Engine,
+                ModelError::Input(_) => Fault::User,
+                ModelError::Files(_) | ModelError::Config { .. } => Fault::Unavailable,
+            },
             Error::Index(_) | Error::Io { .. } => Fault::Engine,
         }
     }
@@ -118,6 +126,7 @@ impl Error {
             Error::IngestAborted { .. } => "ingest_aborted",
             Error::Plugin(_) => "invalid_plugin",
             Error::PluginNotFound(_) => "plugin_not_found",
+            Error::Model(e) if matches!(**e, ModelError::Files(_) | ModelError::Config { .. }) => "model_unavailable",
             Error::Model(_) => "model_error",
             Error::Index(_) => "index_error",
             Error::Io { .. } => "io_error",

@@ -793,13 +793,9 @@ fn a_full_queue_answers_503_with_a_retry_hint_and_metrics_count_it() {
     assert!(value("mira_embedding_cache_hits_total", &[]).is_some(), "{text}");
 }
 
-/// `mira serve` as users run it: it prints where it listens, serves, and on SIGTERM lets the
-/// request in flight finish before it exits.
-#[test]
-fn serve_stops_gracefully_on_sigterm() {
-    let env = Env::new();
-    // The plugin's time budget makes a request that lasts 1.5 s.
-    env.write("data/mira.toml", "[plugins]\ntime_ms = 1500\nquarantine_after = 100\n");
+/// `mira serve` on a free loopback port over `env`'s data directory: the child, its stdout
+/// (past the line that says where it listens) and its base URL.
+fn spawn_serve(env: &Env) -> (std::process::Child, BufReader<std::process::ChildStdout>, String) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mira"))
         .args([
             "--data-dir",
@@ -823,6 +819,17 @@ fn serve_stops_gracefully_on_sigterm() {
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
     let base = format!("http://{addr}");
+    (child, out, base)
+}
+
+/// `mira serve` as users run it: it prints where it listens, serves, and on SIGTERM lets the
+/// request in flight finish before it exits.
+#[test]
+fn serve_stops_gracefully_on_sigterm() {
+    let env = Env::new();
+    // The plugin's time budget makes a request that lasts 1.5 s.
+    env.write("data/mira.toml", "[plugins]\ntime_ms = 1500\nquarantine_after = 100\n");
+    let (mut child, mut out, base) = spawn_serve(&env);
     let (status, _) = call(
         "POST",
         &format!("{base}/v1/collections"),
@@ -873,6 +880,63 @@ fn serve_stops_gracefully_on_sigterm() {
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("mira: stopped"), "{rest}");
+}
+
+/// A collection whose model is missing answers 503 `model_unavailable` with `Retry-After`
+/// (nothing is indexed, other requests are served); once the model is put in place it is picked
+/// up after `model_retry_secs`, without a restart.
+#[test]
+fn a_missing_model_is_503_until_it_is_put_in_place() {
+    let env = Env::new();
+    env.write("data/mira.toml", "[server]\nmodel_retry_secs = 1\n");
+    let model = env.path().join("clip-later");
+    let (mut child, _out, base) = spawn_serve(&env);
+    let schema = format!(
+        "name = \"notes\"\n[fields.title]\ntype = \"text\"\n[fields.emb]\ntype = \"vector\"\ndim = 16\n\
+         source = \"clip-text\"\nfrom = [\"title\"]\n[models]\nclip = {:?}\n",
+        model.to_str().unwrap()
+    );
+    let url = |path: &str| format!("{base}{path}");
+    assert_eq!(
+        call("POST", &url("/v1/collections"), None, Some(json!({"schema": schema}))).0,
+        201
+    );
+    let docs = json!([{"id": "a", "title": "red dress"}]);
+    let (status, text, retry_after) =
+        answer(ureq::post(&url("/v1/collections/notes/documents")).send_json(docs.clone()));
+    assert_eq!(status, 503, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (v["code"].as_str(), v["type"].as_str()),
+        (Some("model_unavailable"), Some("unavailable")),
+        "{v}"
+    );
+    assert!(
+        v["message"].as_str().unwrap().contains("clip-later"),
+        "the error names where it looked: {v}"
+    );
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    let (status, v) = call("GET", &url("/v1/collections/notes"), None, None);
+    assert_eq!(
+        (status, v["documents"].as_u64()),
+        (200, Some(0)),
+        "nothing indexed, still serving: {v}"
+    );
+
+    mira_host::embed::fixtures::write_tiny_clip(&model).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, v) = call("POST", &url("/v1/collections/notes/documents"), None, Some(docs));
+    assert_eq!(status, 200, "the model is picked up without a restart: {v}");
+    assert_eq!(v["embedded"].as_u64(), Some(1), "{v}");
+    let (status, v) = call(
+        "POST",
+        &url("/v1/collections/notes/search"),
+        None,
+        Some(json!({"text": "dress"})),
+    );
+    assert_eq!((status, v["hits"][0]["id"].as_str()), (200, Some("a")), "{v}");
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Headless Chromium (Debian's `chromium`): the page's DOM after its scripts ran, or `None`

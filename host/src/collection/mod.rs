@@ -46,7 +46,7 @@ pub struct Collection {
 }
 
 /// A model loaded (or found missing) on first use; a failure is kept as its message.
-type LazyModel<T> = OnceLock<std::result::Result<Option<Arc<T>>, String>>;
+type LazyModel<T> = OnceLock<Option<Arc<T>>>;
 
 /// Overrides the schema's `[models] clip`.
 pub const CLIP_MODEL_ENV: &str = ModelKind::Clip.env_var();
@@ -149,8 +149,10 @@ impl Collection {
         })?)
     }
 
-    /// The model of `kind` for this collection: resolved once (environment, then schema), then
-    /// taken from the process-wide set so collections naming the same model share it.
+    /// The model of `kind` for this collection: once resolved (environment, then schema), kept;
+    /// taken from the process-wide set so collections naming the same model share it. A model
+    /// that cannot be loaded is not kept: the process-wide set retries it after
+    /// [`crate::models::load_retry`].
     fn model<T: Send + Sync + 'static>(
         &self,
         cell: &LazyModel<T>,
@@ -159,21 +161,21 @@ impl Collection {
         extra: &str,
         load: impl FnOnce(&str, &candle_core::Device, ModelDType) -> std::result::Result<T, crate::models::ModelError>,
     ) -> Result<Option<Arc<T>>> {
-        cell.get_or_init(|| {
-            let from_env = std::env::var(kind.env_var()).ok().filter(|s| !s.is_empty());
-            let Some(spec) = from_env.as_deref().or(configured) else {
-                return Ok(None);
-            };
-            let m = &self.schema.models;
-            let key = format!("{spec}|{}|{}|{extra}", m.device, m.dtype);
-            shared(&key, || {
-                load(spec, &parse_device(&m.device)?, ModelDType::parse(&m.dtype)?)
-            })
-            .map(Some)
-            .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|m| Error::from(crate::models::ModelError::Files(m)))
+        if let Some(model) = cell.get() {
+            return Ok(model.clone());
+        }
+        let from_env = std::env::var(kind.env_var()).ok().filter(|s| !s.is_empty());
+        let model = match from_env.as_deref().or(configured) {
+            None => None,
+            Some(spec) => {
+                let m = &self.schema.models;
+                let key = format!("{spec}|{}|{}|{extra}", m.device, m.dtype);
+                Some(shared(&key, || {
+                    load(spec, &parse_device(&m.device)?, ModelDType::parse(&m.dtype)?)
+                })?)
+            }
+        };
+        Ok(cell.get_or_init(|| model).clone())
     }
 
     /// The stored fields of the document with this id, in the current snapshot.

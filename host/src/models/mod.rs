@@ -12,7 +12,7 @@ mod shared;
 pub use device::{ModelDType, parse_device};
 pub use files::{ModelFiles, ModelKind};
 pub use hub::{HUB_OFFLINE_ENV, HubSettings, resolve_model, resolve_model_with};
-pub use shared::shared;
+pub use shared::{load_retry, set_load_retry, shared};
 
 /// Errors of model loading and inference.
 #[derive(Debug, thiserror::Error)]

@@ -1,19 +1,37 @@
 //! Loaded models shared by the whole process: collections that name the same model (same spec,
-//! device and dtype) use one copy, loaded once. A failed load is remembered too, so that a
-//! missing model costs one lookup per process, not one per query.
+//! device and dtype) use one copy, loaded once. A failed load is remembered for a while
+//! ([`load_retry`], 30 s by default), so that a missing model costs one lookup per interval, not
+//! one per query, and a model put in place later is picked up without a restart.
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::ModelError;
 
-type Slot = Result<Arc<dyn Any + Send + Sync>, String>;
+enum Slot {
+    Loaded(Arc<dyn Any + Send + Sync>),
+    Failed { message: String, at: Instant },
+}
 
 static LOADED: Mutex<Option<HashMap<String, Slot>>> = Mutex::new(None);
+static RETRY_MS: AtomicU64 = AtomicU64::new(30_000);
 
-/// The model stored under `key`, loading it with `load` the first time. Loads are serialised
-/// (one model in memory at a time while loading, and no model loaded twice).
+/// How long a failed load is remembered before the next use tries again.
+pub fn load_retry() -> Duration {
+    Duration::from_millis(RETRY_MS.load(Ordering::Relaxed))
+}
+
+/// Sets [`load_retry`] for the process (`[server] model_retry_secs`).
+pub fn set_load_retry(every: Duration) {
+    RETRY_MS.store(every.as_millis().try_into().unwrap_or(u64::MAX), Ordering::Relaxed);
+}
+
+/// The model stored under `key`, loading it with `load` the first time (and again once a failed
+/// load is older than [`load_retry`]). Loads are serialised: one model in memory at a time while
+/// loading, and no model loaded twice.
 pub fn shared<T: Any + Send + Sync>(
     key: &str,
     load: impl FnOnce() -> Result<T, ModelError>,
@@ -21,13 +39,43 @@ pub fn shared<T: Any + Send + Sync>(
     let mut guard = LOADED.lock().unwrap_or_else(|p| p.into_inner());
     let map = guard.get_or_insert_with(HashMap::new);
     let key = format!("{}|{key}", std::any::type_name::<T>());
-    let slot = map.entry(key).or_insert_with(|| {
-        load()
-            .map(|m| Arc::new(m) as Arc<dyn Any + Send + Sync>)
-            .map_err(|e| e.to_string())
-    });
-    match slot {
-        Ok(m) => Ok(Arc::clone(m).downcast::<T>().expect("keyed by type name")),
-        Err(e) => Err(ModelError::Files(e.clone())),
+    let fresh = match map.get(&key) {
+        Some(Slot::Loaded(_)) => false,
+        Some(Slot::Failed { at, .. }) => at.elapsed() >= load_retry(),
+        None => true,
+    };
+    if fresh {
+        let slot = match load() {
+            Ok(m) => Slot::Loaded(Arc::new(m)),
+            Err(e) => Slot::Failed {
+                message: e.to_string(),
+                at: Instant::now(),
+            },
+        };
+        map.insert(key.clone(), slot);
+    }
+    match &map[&key] {
+        Slot::Loaded(m) => Ok(Arc::clone(m).downcast::<T>().expect("keyed by type name")),
+        Slot::Failed { message, .. } => Err(ModelError::Files(message.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_load_is_retried_after_the_interval() {
+        set_load_retry(Duration::from_millis(50));
+        let key = "shared-test-retry";
+        let fail = || Err::<u32, _>(ModelError::Files("no model here".into()));
+        assert!(shared(key, fail).is_err());
+        // Within the interval the failure is answered without loading.
+        let e = shared(key, || -> Result<u32, ModelError> { panic!("not retried yet") }).unwrap_err();
+        assert_eq!(e.to_string(), "no model here");
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(*shared(key, || Ok(7u32)).unwrap(), 7);
+        // Loaded models stay.
+        assert_eq!(*shared(key, || Ok(8u32)).unwrap(), 7);
     }
 }

@@ -27,7 +27,7 @@ pub struct ErrorBody {
     /// Stable code, for a program.
     pub code: String,
     /// `invalid_request`, `authentication`, `not_found`, `conflict`, `payload_too_large`,
-    /// `overloaded` or `internal`.
+    /// `overloaded`, `unavailable` (a model that cannot be loaded; retried later) or `internal`.
     #[serde(rename = "type")]
     pub kind: String,
 }
@@ -72,7 +72,8 @@ impl ApiError {
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::CONFLICT => "conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-            StatusCode::SERVICE_UNAVAILABLE => "overloaded",
+            StatusCode::SERVICE_UNAVAILABLE if self.code == "overloaded" => "overloaded",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             s if s.is_client_error() => "invalid_request",
             _ => "internal",
         }
@@ -86,6 +87,14 @@ impl From<Error> for ApiError {
             Fault::NotFound => StatusCode::NOT_FOUND,
             Fault::Conflict => StatusCode::CONFLICT,
             Fault::Engine => StatusCode::INTERNAL_SERVER_ERROR,
+            Fault::Unavailable => {
+                tracing::warn!(error = %e, "model unavailable");
+                let retry_after = crate::models::load_retry().as_secs().max(1);
+                return ApiError {
+                    retry_after: Some(retry_after),
+                    ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
+                };
+            }
         };
         if status.is_server_error() {
             tracing::error!(error = %e, "engine error");

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use crate::collection::{Catalog, Collection};
 use crate::config::ServerSettings;
@@ -27,6 +28,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(catalog: Catalog, config: ServerSettings, registry: Arc<PluginRegistry>) -> Self {
+        crate::models::set_load_retry(Duration::from_secs(config.model_retry_secs));
         AppState {
             workers: Workers::new(config.worker_count(), config.queue),
             catalog,
