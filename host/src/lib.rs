@@ -37,6 +37,7 @@
 //! - [`demo`]: a generated product catalogue for `mira demo` and tests.
 
 pub mod analyzer;
+pub mod caption;
 pub mod collection;
 pub mod config;
 pub mod demo;

@@ -10,7 +10,7 @@ use candle_transformers::models::clip::vision_model::ClipVisionTransformer;
 use image::DynamicImage;
 use tokenizers::{Tokenizer, TruncationParams};
 
-use super::{ClipModelConfig, ImagePreprocessor};
+use super::{ClipModelConfig, ImagePreprocessor, ProcessorKind};
 use crate::models::{ModelDType, ModelError, ModelFiles, ModelKind};
 
 /// CLIP's end-of-text token: the text embedding is read at its first occurrence.
@@ -46,6 +46,7 @@ impl ClipEmbedder {
         let preprocess = ImagePreprocessor::from_file(
             files.preprocessor.as_deref().expect("checked by ModelFiles::find"),
             config.vision.image_size,
+            ProcessorKind::Clip,
         )?;
         let tok_file = files.tokenizer.display().to_string();
         let mut tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(|e| ModelError::Config {

@@ -15,4 +15,4 @@ mod preprocess;
 pub use cache::{CacheStats, EmbeddingCache};
 pub use clip::ClipEmbedder;
 pub use clip_config::ClipModelConfig;
-pub use preprocess::ImagePreprocessor;
+pub use preprocess::{ImagePreprocessor, ProcessorKind};

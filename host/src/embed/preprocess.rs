@@ -1,6 +1,7 @@
-//! CLIP image preprocessing exactly as `preprocessor_config.json` describes it (transformers'
-//! `CLIPImageProcessor`): RGB, resize the shortest edge (bicubic by default), center crop,
-//! rescale, normalise with the given mean and std. Output: CHW f32.
+//! Image preprocessing exactly as `preprocessor_config.json` describes it, for transformers'
+//! `CLIPImageProcessor` (RGB, resize the shortest edge, bicubic by default, center crop, rescale,
+//! normalise with the given mean and std) and `BlipImageProcessor` (RGB, resize to exactly
+//! height x width, rescale, normalise; no crop). Output: CHW f32.
 
 use std::path::Path;
 
@@ -56,10 +57,27 @@ fn clip_std() -> Vec<f32> {
     vec![0.268_629_54, 0.261_302_6, 0.275_777_1]
 }
 
-/// Turns images into the pixel tensor a CLIP vision tower expects.
+/// Which transformers image processor a config is read as: they differ in what a bare `size`
+/// means and whether images are center-cropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessorKind {
+    /// `CLIPImageProcessor`: a bare `size` is the shortest edge; center crop unless disabled.
+    Clip,
+    /// `BlipImageProcessor`: a bare `size` is a square; never cropped.
+    Blip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resize {
+    ShortestEdge(u32),
+    /// (height, width)
+    Exact(u32, u32),
+}
+
+/// Turns images into the pixel tensor a vision tower expects.
 #[derive(Debug, Clone)]
 pub struct ImagePreprocessor {
-    shortest_edge: Option<u32>,
+    resize: Option<Resize>,
     crop: Option<(u32, u32)>,
     filter: FilterType,
     rescale: Option<f32>,
@@ -69,31 +87,35 @@ pub struct ImagePreprocessor {
 }
 
 impl ImagePreprocessor {
-    pub fn from_file(path: &Path, image_size: usize) -> Result<Self, ModelError> {
+    pub fn from_file(path: &Path, image_size: usize, kind: ProcessorKind) -> Result<Self, ModelError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::Files(format!("cannot read {file}: {e}")))?;
-        Self::from_json(&text, &file, image_size)
+        Self::from_json(&text, &file, image_size, kind)
     }
 
     /// `image_size` is the vision tower's input size, used when the config gives none.
-    pub fn from_json(json: &str, file: &str, image_size: usize) -> Result<Self, ModelError> {
+    pub fn from_json(json: &str, file: &str, image_size: usize, kind: ProcessorKind) -> Result<Self, ModelError> {
         let bad = |m: String| ModelError::Config {
             file: file.into(),
             message: m,
         };
         let raw: Raw = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
         let size = image_size as u32;
-        let shortest_edge = raw.do_resize.then(|| match raw.size {
-            Some(Size::Square(s) | Size::Shortest { shortest_edge: s }) => s,
-            Some(Size::Hw { height, width }) => height.min(width),
-            None => size,
+        let resize = raw.do_resize.then(|| match (raw.size, kind) {
+            (Some(Size::Square(s)), ProcessorKind::Clip) | (Some(Size::Shortest { shortest_edge: s }), _) => {
+                Resize::ShortestEdge(s)
+            }
+            (Some(Size::Square(s)), ProcessorKind::Blip) => Resize::Exact(s, s),
+            (Some(Size::Hw { height, width }), _) => Resize::Exact(height, width),
+            (None, ProcessorKind::Clip) => Resize::ShortestEdge(size),
+            (None, ProcessorKind::Blip) => Resize::Exact(size, size),
         });
         let crop_size = match raw.crop_size {
             Some(Size::Square(s) | Size::Shortest { shortest_edge: s }) => (s, s),
             Some(Size::Hw { height, width }) => (height, width),
             None => (size, size),
         };
-        let crop = raw.do_center_crop.then_some(crop_size);
+        let crop = (raw.do_center_crop && kind == ProcessorKind::Clip).then_some(crop_size);
         let filter = match raw.resample {
             0 => FilterType::Nearest,
             1 => FilterType::Lanczos3,
@@ -114,7 +136,17 @@ impl ImagePreprocessor {
         } else {
             None
         };
-        let output = crop.unwrap_or((size, size));
+        let output = match (crop, resize) {
+            (Some(c), _) => c,
+            (None, Some(Resize::Exact(h, w))) => (h, w),
+            _ => {
+                return Err(bad(
+                    "without a center crop or a resize to height x width, images keep their own sizes; \
+                     the vision tower needs a fixed size"
+                        .into(),
+                ));
+            }
+        };
         if output != (size, size) {
             return Err(bad(format!(
                 "images come out {}x{} but the vision tower takes {size}x{size}",
@@ -122,7 +154,7 @@ impl ImagePreprocessor {
             )));
         }
         Ok(ImagePreprocessor {
-            shortest_edge,
+            resize,
             crop,
             filter,
             rescale: raw.do_rescale.then_some(raw.rescale_factor),
@@ -134,16 +166,15 @@ impl ImagePreprocessor {
     /// CHW pixels of one image.
     pub fn pixels(&self, img: &DynamicImage) -> Vec<f32> {
         let mut rgb = img.to_rgb8();
-        if let Some(edge) = self.shortest_edge {
-            let (w, h) = rgb.dimensions();
-            let (nw, nh) = if w <= h {
-                (edge, ((edge as u64 * h as u64) / w as u64).max(1) as u32)
-            } else {
-                (((edge as u64 * w as u64) / h as u64).max(1) as u32, edge)
-            };
-            if (nw, nh) != (w, h) {
-                rgb = image::imageops::resize(&rgb, nw, nh, self.filter);
-            }
+        let (w, h) = rgb.dimensions();
+        let (nw, nh) = match self.resize {
+            None => (w, h),
+            Some(Resize::Exact(height, width)) => (width, height),
+            Some(Resize::ShortestEdge(edge)) if w <= h => (edge, ((edge as u64 * h as u64) / w as u64).max(1) as u32),
+            Some(Resize::ShortestEdge(edge)) => (((edge as u64 * w as u64) / h as u64).max(1) as u32, edge),
+        };
+        if (nw, nh) != (w, h) {
+            rgb = image::imageops::resize(&rgb, nw, nh, self.filter);
         }
         let (ch, cw) = self.crop.unwrap_or((rgb.height(), rgb.width()));
         let (w, h) = rgb.dimensions();
@@ -186,7 +217,7 @@ mod tests {
 
     #[test]
     fn odd_sizes_come_out_square() {
-        let p = ImagePreprocessor::from_json(CLIP, "p.json", 224).unwrap();
+        let p = ImagePreprocessor::from_json(CLIP, "p.json", 224, ProcessorKind::Clip).unwrap();
         for (w, h) in [(1, 1), (640, 480), (33, 1000), (224, 224), (225, 223)] {
             let img = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(w, h, image::Rgb([255, 0, 0])));
             let px = p.pixels(&img);
@@ -202,7 +233,7 @@ mod tests {
 
     #[test]
     fn grayscale_and_rgba_become_rgb() {
-        let p = ImagePreprocessor::from_json(CLIP, "p.json", 224).unwrap();
+        let p = ImagePreprocessor::from_json(CLIP, "p.json", 224, ProcessorKind::Clip).unwrap();
         let gray = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(10, 10, image::Luma([128])));
         let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(10, 10, image::Rgba([128, 128, 128, 0])));
         assert_eq!(p.pixels(&gray), p.pixels(&rgba));
@@ -210,9 +241,34 @@ mod tests {
 
     #[test]
     fn a_wrong_crop_for_the_tower_is_refused() {
-        let e = ImagePreprocessor::from_json(CLIP, "p.json", 336).unwrap_err();
+        let e = ImagePreprocessor::from_json(CLIP, "p.json", 336, ProcessorKind::Clip).unwrap_err();
         assert!(e.to_string().contains("vision tower takes 336x336"), "{e}");
-        let e = ImagePreprocessor::from_json(r#"{"image_std": [1, 2]}"#, "p.json", 224).unwrap_err();
+        let e = ImagePreprocessor::from_json(r#"{"image_std": [1, 2]}"#, "p.json", 224, ProcessorKind::Clip).unwrap_err();
         assert!(e.to_string().contains("image_std needs 3 values"), "{e}");
+    }
+
+    /// BLIP's processor resizes to exactly height x width (aspect not kept) and never crops:
+    /// a left half red, right half blue image keeps both halves.
+    #[test]
+    fn blip_resizes_to_the_square_without_cropping() {
+        let blip = r#"{"do_normalize": true, "do_resize": true, "image_processor_type": "BlipImageProcessor",
+            "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+            "resample": 3, "rescale_factor": 0.00392156862745098, "size": {"height": 32, "width": 32}}"#;
+        let p = ImagePreprocessor::from_json(blip, "p.json", 32, ProcessorKind::Blip).unwrap();
+        let img = image::RgbImage::from_fn(300, 60, |x, _| {
+            if x < 150 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) }
+        });
+        let px = p.pixels(&DynamicImage::ImageRgb8(img));
+        assert_eq!(px.len(), 3 * 32 * 32);
+        let red = (1.0 - 0.481_454_66) / 0.268_629_54;
+        let no_red = (0.0 - 0.481_454_66) / 0.268_629_54;
+        assert!((px[0] - red).abs() < 1e-3, "left edge red: {}", px[0]);
+        assert!((px[31] - no_red).abs() < 1e-3, "right edge blue (a crop would have cut it): {}", px[31]);
+        // A bare size is a square for BLIP and the shortest edge for CLIP.
+        let p = ImagePreprocessor::from_json(r#"{"size": 32}"#, "p.json", 32, ProcessorKind::Blip).unwrap();
+        assert_eq!(p.output, (32, 32));
+        let e = ImagePreprocessor::from_json(r#"{"size": 32, "do_center_crop": false}"#, "p.json", 32, ProcessorKind::Clip)
+            .unwrap_err();
+        assert!(e.to_string().contains("fixed size"), "{e}");
     }
 }

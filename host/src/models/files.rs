@@ -13,7 +13,7 @@ pub struct ModelFiles {
     pub tokenizer: PathBuf,
     /// One file, or the shards listed by `model.safetensors.index.json`.
     pub weights: Vec<PathBuf>,
-    /// CLIP's image preprocessing (absent for text-only models).
+    /// The image preprocessing of CLIP and BLIP (absent for text-only models).
     pub preprocessor: Option<PathBuf>,
 }
 
@@ -24,6 +24,8 @@ pub enum ModelKind {
     Clip,
     /// Qwen3-Reranker (a causal LM).
     Reranker,
+    /// BLIP image captioning: needs `preprocessor_config.json` too.
+    Captioner,
 }
 
 impl ModelKind {
@@ -32,6 +34,7 @@ impl ModelKind {
         match self {
             ModelKind::Clip => "openai/clip-vit-base-patch32",
             ModelKind::Reranker => "Qwen/Qwen3-Reranker-0.6B",
+            ModelKind::Captioner => "Salesforce/blip-image-captioning-base",
         }
     }
 
@@ -40,6 +43,7 @@ impl ModelKind {
         match self {
             ModelKind::Clip => "MIRA_CLIP_MODEL",
             ModelKind::Reranker => "MIRA_RERANKER_MODEL",
+            ModelKind::Captioner => "MIRA_CAPTION_MODEL",
         }
     }
 
@@ -54,7 +58,7 @@ impl ModelKind {
     /// The files every model of this kind needs (weights aside).
     pub fn required_files(self) -> &'static [&'static str] {
         match self {
-            ModelKind::Clip => &["config.json", "tokenizer.json", "preprocessor_config.json"],
+            ModelKind::Clip | ModelKind::Captioner => &["config.json", "tokenizer.json", "preprocessor_config.json"],
             ModelKind::Reranker => &["config.json", "tokenizer.json"],
         }
     }
@@ -68,7 +72,7 @@ pub(super) struct ShardIndex {
 impl ModelFiles {
     /// Looks for the files of a model of `kind` in `dir`.
     pub fn find(dir: &Path, kind: ModelKind) -> Result<Self, ModelError> {
-        let need_preprocessor = kind == ModelKind::Clip;
+        let need_preprocessor = kind.required_files().contains(&"preprocessor_config.json");
         let mut missing = Vec::new();
         let file = |name: &str, missing: &mut Vec<String>| {
             let p = dir.join(name);

@@ -105,6 +105,30 @@ impl SeededWeights {
         Ok(())
     }
 
+    /// Replaces the weight `name` (drawn already) by `f` of it.
+    pub fn update(&self, name: &str, f: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>) -> candle_core::Result<()> {
+        let mut state = self.state();
+        let Some(old) = state.tensors.get(name) else {
+            candle_core::bail!("{name}: not drawn");
+        };
+        let new = f(old)?;
+        state.tensors.insert(name.to_owned(), new);
+        Ok(())
+    }
+
+    /// Redraws the weight `name` from N(`mean`, `std`²): for weights a model reads without an
+    /// initialiser (candle then gives zeros).
+    pub fn redraw(&self, name: &str, mean: f64, std: f64) -> candle_core::Result<()> {
+        let mut state = self.state();
+        let Some(old) = state.tensors.get(name) else {
+            candle_core::bail!("{name}: not drawn");
+        };
+        let shape = old.shape().clone();
+        let new = state.normal(&shape, mean, std)?;
+        state.tensors.insert(name.to_owned(), new);
+        Ok(())
+    }
+
     /// Writes every weight drawn so far to a safetensors file.
     pub fn save(&self, path: &Path) -> candle_core::Result<()> {
         candle_core::safetensors::save(&self.state().tensors, path)

@@ -1,0 +1,148 @@
+//! The BLIP captioner: images in, short English captions out, by greedy decoding from the
+//! `[DEC]` start token until `[SEP]` (what transformers' `generate` does for
+//! `BlipForConditionalGeneration` without a prompt and without sampling). The vision tower
+//! takes images in batches; the text decoder runs per image.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::blip::BlipForConditionalGeneration;
+use image::DynamicImage;
+use tokenizers::Tokenizer;
+
+use super::BlipModelConfig;
+use crate::embed::{ImagePreprocessor, ProcessorKind};
+use crate::models::{ModelDType, ModelError, ModelFiles, ModelKind};
+
+/// A loaded BLIP captioning model.
+pub struct Captioner {
+    model: BlipForConditionalGeneration,
+    tokenizer: Tokenizer,
+    preprocess: ImagePreprocessor,
+    device: Device,
+    dtype: DType,
+    pub config: BlipModelConfig,
+    pub files: ModelFiles,
+    fingerprint: OnceLock<Result<String, String>>,
+}
+
+impl Captioner {
+    /// Loads a model directory in the Hugging Face layout.
+    pub fn load(dir: &Path, device: &Device, dtype: ModelDType) -> Result<Self, ModelError> {
+        let files = ModelFiles::find(dir, ModelKind::Captioner)?;
+        let config = BlipModelConfig::from_file(&files.config)?;
+        let preprocess = ImagePreprocessor::from_file(
+            files.preprocessor.as_deref().expect("checked by ModelFiles::find"),
+            config.image_size(),
+            ProcessorKind::Blip,
+        )?;
+        let tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(|e| ModelError::Config {
+            file: files.tokenizer.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let dtype = dtype.candle();
+        // SAFETY: the weight files are memory-mapped read-only; Mira never writes model files,
+        // and safetensors' header is validated before any tensor is read.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, device)? };
+        let model = BlipForConditionalGeneration::new(&config.model, vb).map_err(|e| ModelError::Config {
+            file: files.dir.display().to_string(),
+            message: format!("the weights do not match config.json: {e}"),
+        })?;
+        Ok(Captioner {
+            model,
+            tokenizer,
+            preprocess,
+            device: device.clone(),
+            dtype,
+            config,
+            files,
+            fingerprint: OnceLock::new(),
+        })
+    }
+
+    /// SHA-256 (hex) of the model's content, computed on first use: what cached captions are
+    /// keyed by.
+    pub fn fingerprint(&self) -> Result<&str, ModelError> {
+        self.fingerprint
+            .get_or_init(|| self.files.fingerprint().map_err(|e| e.to_string()))
+            .as_deref()
+            .map_err(|e| ModelError::Files(e.clone()))
+    }
+
+    /// The token ids of each image's caption (without the start and end tokens), at most
+    /// `max_tokens` each.
+    pub fn caption_ids(&self, images: &[DynamicImage], max_tokens: usize) -> Result<Vec<Vec<u32>>, ModelError> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let max_tokens = max_tokens.min(self.config.max_caption_tokens());
+        let (h, w) = self.preprocess.output;
+        let mut flat = Vec::with_capacity(images.len() * 3 * (h * w) as usize);
+        for img in images {
+            flat.extend(self.preprocess.pixels(img));
+        }
+        let pixels =
+            Tensor::from_vec(flat, (images.len(), 3, h as usize, w as usize), &self.device)?.to_dtype(self.dtype)?;
+        let image_embeds = self.model.vision_model().forward(&pixels)?;
+        let mut captions = Vec::with_capacity(images.len());
+        for i in 0..images.len() {
+            captions.push(self.decode_one(&image_embeds.narrow(0, i, 1)?, max_tokens)?);
+        }
+        Ok(captions)
+    }
+
+    /// Greedy decoding for one image (candle-transformers' BLIP text decoder takes one row).
+    fn decode_one(&self, image_embeds: &Tensor, max_tokens: usize) -> Result<Vec<u32>, ModelError> {
+        // The decoder keeps its key/value cache inside; a clone (tensors are shared) gives this
+        // call its own, so captions may run concurrently.
+        let mut model = self.model.clone();
+        model.reset_kv_cache();
+        let decoder = model.text_decoder();
+        let mut caption = Vec::new();
+        let mut input = Tensor::new(&[[self.config.bos_token_id]], &self.device)?;
+        for _ in 0..max_tokens {
+            let logits = decoder.forward(&input, image_embeds)?;
+            let last = logits.i((0, logits.dim(1)? - 1))?.to_dtype(DType::F32)?;
+            let token = last.argmax(D::Minus1)?.to_scalar::<u32>()?;
+            if token == self.config.sep_token_id {
+                break;
+            }
+            caption.push(token);
+            input = Tensor::new(&[[token]], &self.device)?;
+        }
+        Ok(caption)
+    }
+
+    /// The text of a caption's token ids (special tokens dropped).
+    pub fn decode(&self, ids: &[u32]) -> Result<String, ModelError> {
+        let text = self
+            .tokenizer
+            .decode(ids, true)
+            .map_err(|e| ModelError::Input(format!("cannot decode a caption: {e}")))?;
+        Ok(text.trim().to_owned())
+    }
+
+    /// Captions of images, in batches: at most `max_tokens` tokens each.
+    pub fn caption_images(&self, images: &[DynamicImage], max_tokens: usize) -> Result<Vec<String>, ModelError> {
+        self.caption_ids(images, max_tokens)?
+            .iter()
+            .map(|ids| self.decode(ids))
+            .collect()
+    }
+
+    /// Decodes (with EXIF orientation, refusing more than `max_pixels`) and captions image files.
+    pub fn caption_image_files(
+        &self,
+        paths: &[&Path],
+        max_tokens: usize,
+        max_pixels: u64,
+    ) -> Result<Vec<String>, ModelError> {
+        let images = paths
+            .iter()
+            .map(|p| crate::image_file::decode(p, max_pixels).map_err(ModelError::Input))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.caption_images(&images, max_tokens)
+    }
+}

@@ -1,0 +1,15 @@
+//! Image captions with BLIP (`BlipForConditionalGeneration`, e.g.
+//! `Salesforce/blip-image-captioning-base`), loaded from the Hugging Face layout: a text field
+//! declared with `source = "caption"` is filled at ingest with the caption of the document's
+//! image, so image-only documents have words for BM25 and for the reranker to read.
+
+mod captioner;
+mod config;
+#[cfg(feature = "testing")]
+pub mod fixtures;
+
+pub use captioner::Captioner;
+pub use config::BlipModelConfig;
+
+/// Caption tokens when a field does not say.
+pub const DEFAULT_CAPTION_TOKENS: usize = 30;
