@@ -44,3 +44,195 @@ fn a_batch_captions_as_one_image_at_a_time() {
         assert!(ids.len() <= 12);
     }
 }
+
+#[test]
+fn captions_stop_at_the_end_token_or_the_limit() {
+    let env = Env::new();
+    let dir = env.path().join("blip");
+    write_tiny_blip(&dir).unwrap();
+    let blip = load(&dir);
+    let long = blip.caption_ids(&pictures(), 12).unwrap();
+    assert!(
+        long.iter().any(|c| c.len() == 12),
+        "some captions reach the limit: {long:?}"
+    );
+    assert!(long.iter().any(|c| c.len() < 12), "some end by themselves: {long:?}");
+    // A shorter limit cuts the same captions (greedy decoding is prefix-stable).
+    let short = blip.caption_ids(&pictures(), 4).unwrap();
+    for (l, s) in long.iter().zip(&short) {
+        assert_eq!(&l[..l.len().min(4)], s.as_slice());
+    }
+    // The text is the tokenizer's decoding: words of the tiny vocabulary, special tokens dropped.
+    let texts = blip.caption_images(&pictures(), 12).unwrap();
+    for t in &texts {
+        assert!(
+            t.split(' ')
+                .all(|w| w.is_empty() || mira_host::embed::fixtures::TINY_WORDS.contains(&w)),
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn bad_captioner_directories_are_clear_errors() {
+    let env = Env::new();
+    let dir = env.path().join("blip");
+    write_tiny_blip(&dir).unwrap();
+    std::fs::remove_file(dir.join("preprocessor_config.json")).unwrap();
+    let e = Captioner::load(&dir, &parse_device("cpu").unwrap(), ModelDType::F32)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("preprocessor_config.json") && e.contains("blip-image-captioning"),
+        "{e}"
+    );
+    // A CLIP directory is not a captioner.
+    let clip = env.path().join("clip");
+    mira_host::embed::fixtures::write_tiny_clip(&clip).unwrap();
+    let e = Captioner::load(&clip, &parse_device("cpu").unwrap(), ModelDType::F32)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("model_type is `clip`, not `blip`"), "{e}");
+}
+
+fn schema(model: &Path) -> String {
+    format!(
+        r#"name = "archive"
+[fields.title]
+type = "text"
+[fields.photo]
+type = "image"
+[fields.caption]
+type = "text"
+analyzer = "english"
+source = "caption"
+from = ["photo"]
+max_tokens = 12
+[models]
+captioner = {model:?}
+"#
+    )
+}
+
+/// Captions are computed at ingest for rows without one (a row's own caption is kept), equal
+/// the captioner's output for the same image, are BM25-searchable, and come from the cache
+/// when the same images are indexed again.
+#[test]
+fn captions_are_filled_at_ingest_searchable_and_cached() {
+    let env = Env::new();
+    let model = env.path().join("blip");
+    write_tiny_blip(&model).unwrap();
+    let blip = load(&model);
+    let photos = env.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let mut rows = String::new();
+    for (i, img) in pictures().iter().enumerate() {
+        img.save(photos.join(format!("p{i}.png"))).unwrap();
+        rows.push_str(&format!(
+            "{{\"id\": \"p{i}\", \"title\": \"picture {i}\", \"photo\": \"p{i}.png\"}}\n"
+        ));
+    }
+    rows.push_str(
+        "{\"id\": \"own\", \"title\": \"captioned\", \"photo\": \"p0.png\", \"caption\": \"my own words\"}\n",
+    );
+    let input = photos.join("rows.jsonl");
+    std::fs::write(&input, rows).unwrap();
+
+    let c = env.create(&schema(&model));
+    let report = mira_host::ingest::ingest(&c, &input, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    assert_eq!(
+        (report.indexed, report.embedded),
+        (6, 5),
+        "{:?} {:?}",
+        report.errors,
+        report.warnings
+    );
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let expected = blip.caption_images(&pictures(), 12).unwrap();
+    let stored = |c: &mira_host::Collection, id: &str| c.document(id).unwrap().unwrap().get("caption").cloned();
+    for (i, caption) in expected.iter().enumerate() {
+        let want = (!caption.is_empty()).then(|| serde_json::json!(caption));
+        assert_eq!(stored(&c, &format!("p{i}")), want, "p{i}");
+    }
+    assert_eq!(stored(&c, "own"), Some(serde_json::json!("my own words")));
+    // BM25 over the caption field finds the picture by a word of its caption.
+    let (i, word) = expected
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| c.split(' ').find(|w| !w.is_empty()).map(|w| (i, w)))
+        .expect("a caption with a word");
+    let found = c
+        .search(&mira_host::SearchRequest::text(format!("caption:{word}")))
+        .unwrap();
+    assert!(
+        found.hits.iter().any(|h| h.id == format!("p{i}")),
+        "p{i} by caption:{word}"
+    );
+
+    // The same images again, in another collection of the same data directory: no inference.
+    let again = env
+        .catalog()
+        .create(mira_host::CollectionSchema::from_toml(&schema(&model).replace("archive", "copy"), "test").unwrap())
+        .unwrap();
+    let report =
+        mira_host::ingest::ingest(&again, &input, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    assert_eq!((report.embedded, report.embeddings_cached), (0, 5));
+    for i in 0..5 {
+        assert_eq!(stored(&again, &format!("p{i}")), stored(&c, &format!("p{i}")), "p{i}");
+    }
+}
+
+#[test]
+fn without_a_captioner_documents_are_indexed_with_a_warning() {
+    let env = Env::new();
+    let schema = schema(Path::new("unused")).replace("[models]\ncaptioner = \"unused\"\n", "");
+    let c = env.create(&schema);
+    crate::common::png(&env.path().join("in/a.png"), 20, 20);
+    let input = env.write("in/rows.jsonl", "{\"id\": \"a\", \"photo\": \"a.png\"}\n");
+    let report = mira_host::ingest::ingest(&c, &input, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    assert_eq!(report.indexed, 1);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("no caption model is configured") && w.contains("MIRA_CAPTION_MODEL")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn caption_fields_are_checked_in_the_schema() {
+    for (change, expected) in [
+        (
+            "max_tokens = 12",
+            "max_tokens = 0",
+            "max_tokens must be between 1 and 128",
+        ),
+        (
+            "type = \"text\"\nanalyzer = \"english\"\nsource",
+            "type = \"keyword\"\nsource",
+            "source caption applies to text fields",
+        ),
+        (
+            "from = [\"photo\"]",
+            "from = [\"title\"]",
+            "caption reads an image field; `title` is not one",
+        ),
+    ]
+    .map(|(a, b, e)| ((a, b), e))
+    {
+        let text = schema(Path::new("m")).replace(change.0, change.1);
+        let e = mira_host::CollectionSchema::from_toml(&text, "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(expected), "{e}");
+    }
+    let text = schema(Path::new("m")).replace("max_tokens = 12", "vocabulary = [\"a\"]");
+    let e = mira_host::CollectionSchema::from_toml(&text, "s.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`vocabulary` and `top` apply to source clip-tags"), "{e}");
+}

@@ -13,7 +13,6 @@ use crate::models::ModelError;
 
 #[derive(Deserialize)]
 struct RawConfig {
-    model_type: Option<String>,
     #[serde(default)]
     text_config: RawText,
     #[serde(default)]
@@ -121,13 +120,19 @@ impl BlipModelConfig {
             file: file.to_owned(),
             message,
         };
-        let raw: RawConfig = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-        if let Some(other) = raw.model_type.as_deref().filter(|t| *t != "blip") {
+        // The model type first: another model's config may not even parse as BLIP's.
+        #[derive(Deserialize)]
+        struct ModelType {
+            model_type: Option<String>,
+        }
+        let kind: ModelType = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+        if let Some(other) = kind.model_type.as_deref().filter(|t| *t != "blip") {
             return Err(bad(format!(
                 "model_type is `{other}`, not `blip`: captions need a BLIP captioning model such as \
                  Salesforce/blip-image-captioning-base"
             )));
         }
+        let raw: RawConfig = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
         let (t, v) = (raw.text_config, raw.vision_config);
         if t.hidden_size % t.num_attention_heads.max(1) != 0 || v.hidden_size % v.num_attention_heads.max(1) != 0 {
             return Err(bad("hidden_size must be a multiple of num_attention_heads".into()));
@@ -146,7 +151,10 @@ impl BlipModelConfig {
         }
         for (name, id) in [("bos_token_id", t.bos_token_id), ("sep_token_id", t.sep_token_id)] {
             if id as usize >= t.vocab_size {
-                return Err(bad(format!("text_config.{name} {id} is outside the vocabulary of {}", t.vocab_size)));
+                return Err(bad(format!(
+                    "text_config.{name} {id} is outside the vocabulary of {}",
+                    t.vocab_size
+                )));
             }
         }
         Ok(BlipModelConfig {

@@ -21,6 +21,7 @@ pub use stats::{CollectionStats, VectorFieldStats};
 pub use writer::CollectionWriter;
 
 use crate::analyzer;
+use crate::caption::Captioner;
 use crate::embed::{ClipEmbedder, EmbeddingCache};
 use crate::error::{Error, Result};
 use crate::models::{ModelDType, ModelKind, parse_device, resolve_model, shared};
@@ -43,6 +44,7 @@ pub struct Collection {
     /// The models, looked up once per collection (searches ask on every query).
     clip: LazyModel<ClipEmbedder>,
     reranker: LazyModel<Reranker>,
+    captioner: LazyModel<Captioner>,
 }
 
 /// A model loaded (or found missing) on first use; a failure is kept as its message.
@@ -50,6 +52,8 @@ type LazyModel<T> = OnceLock<Option<Arc<T>>>;
 
 /// Overrides the schema's `[models] clip`.
 pub const CLIP_MODEL_ENV: &str = ModelKind::Clip.env_var();
+/// Overrides the schema's `[models] captioner`.
+pub const CAPTION_MODEL_ENV: &str = ModelKind::Captioner.env_var();
 /// Overrides the schema's `[models] reranker`.
 pub const RERANKER_MODEL_ENV: &str = ModelKind::Reranker.env_var();
 
@@ -87,6 +91,7 @@ impl Collection {
             vectors,
             clip: OnceLock::new(),
             reranker: OnceLock::new(),
+            captioner: OnceLock::new(),
         };
         c.sync_vectors()?;
         Ok(c)
@@ -134,18 +139,44 @@ impl Collection {
         )
     }
 
+    /// The collection's BLIP captioner, loaded on first use: `MIRA_CAPTION_MODEL`, else the
+    /// schema's `[models] captioner`; `None` when neither is set.
+    pub fn captioner(&self) -> Result<Option<Arc<Captioner>>> {
+        self.model(
+            &self.captioner,
+            ModelKind::Captioner,
+            self.schema.models.captioner.as_deref(),
+            "",
+            |spec, device, dtype| Captioner::load(&resolve_model(spec, ModelKind::Captioner)?, device, dtype),
+        )
+    }
+
     /// The persistent embedding cache of `clip`, shared by every collection of this data
     /// directory (`<data>/embedding-cache/`).
     pub fn embedding_cache(&self, clip: &ClipEmbedder) -> Result<Arc<EmbeddingCache>> {
+        self.cache_file(clip.fingerprint()?, clip.dim())
+    }
+
+    /// The cache of `captioner`'s captions of at most `max_tokens` tokens, beside the embedding
+    /// caches: a caption is kept as its token ids (exact in f32), `-1` after its end.
+    pub fn caption_cache(&self, captioner: &Captioner, max_tokens: usize) -> Result<Arc<EmbeddingCache>> {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("caption|{}|{max_tokens}", captioner.fingerprint()?));
+        let fingerprint: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        self.cache_file(&fingerprint, max_tokens)
+    }
+
+    /// The cache file of the model with `fingerprint`, shared by every collection of this data
+    /// directory (`<data>/embedding-cache/`).
+    fn cache_file(&self, fingerprint: &str, dim: usize) -> Result<Arc<EmbeddingCache>> {
         let root = match self.dir.parent() {
             Some(p) if p.file_name().is_some_and(|n| n == "collections") => p.parent().unwrap_or(p),
             _ => &self.dir,
         };
         let dir = root.join("embedding-cache");
-        let fingerprint = clip.fingerprint()?.to_owned();
         let key = format!("{}|{fingerprint}", dir.display());
         Ok(shared(&key, || {
-            EmbeddingCache::open(&dir, &fingerprint, clip.dim()).map_err(crate::models::ModelError::Files)
+            EmbeddingCache::open(&dir, fingerprint, dim).map_err(crate::models::ModelError::Files)
         })?)
     }
 

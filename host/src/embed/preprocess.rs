@@ -243,7 +243,8 @@ mod tests {
     fn a_wrong_crop_for_the_tower_is_refused() {
         let e = ImagePreprocessor::from_json(CLIP, "p.json", 336, ProcessorKind::Clip).unwrap_err();
         assert!(e.to_string().contains("vision tower takes 336x336"), "{e}");
-        let e = ImagePreprocessor::from_json(r#"{"image_std": [1, 2]}"#, "p.json", 224, ProcessorKind::Clip).unwrap_err();
+        let e =
+            ImagePreprocessor::from_json(r#"{"image_std": [1, 2]}"#, "p.json", 224, ProcessorKind::Clip).unwrap_err();
         assert!(e.to_string().contains("image_std needs 3 values"), "{e}");
     }
 
@@ -256,19 +257,32 @@ mod tests {
             "resample": 3, "rescale_factor": 0.00392156862745098, "size": {"height": 32, "width": 32}}"#;
         let p = ImagePreprocessor::from_json(blip, "p.json", 32, ProcessorKind::Blip).unwrap();
         let img = image::RgbImage::from_fn(300, 60, |x, _| {
-            if x < 150 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) }
+            if x < 150 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, 0, 255])
+            }
         });
         let px = p.pixels(&DynamicImage::ImageRgb8(img));
         assert_eq!(px.len(), 3 * 32 * 32);
         let red = (1.0 - 0.481_454_66) / 0.268_629_54;
         let no_red = (0.0 - 0.481_454_66) / 0.268_629_54;
         assert!((px[0] - red).abs() < 1e-3, "left edge red: {}", px[0]);
-        assert!((px[31] - no_red).abs() < 1e-3, "right edge blue (a crop would have cut it): {}", px[31]);
+        assert!(
+            (px[31] - no_red).abs() < 1e-3,
+            "right edge blue (a crop would have cut it): {}",
+            px[31]
+        );
         // A bare size is a square for BLIP and the shortest edge for CLIP.
         let p = ImagePreprocessor::from_json(r#"{"size": 32}"#, "p.json", 32, ProcessorKind::Blip).unwrap();
         assert_eq!(p.output, (32, 32));
-        let e = ImagePreprocessor::from_json(r#"{"size": 32, "do_center_crop": false}"#, "p.json", 32, ProcessorKind::Clip)
-            .unwrap_err();
+        let e = ImagePreprocessor::from_json(
+            r#"{"size": 32, "do_center_crop": false}"#,
+            "p.json",
+            32,
+            ProcessorKind::Clip,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("fixed size"), "{e}");
     }
 }

@@ -1,13 +1,15 @@
-//! Vectors computed at ingest: CLIP image embeddings of an image field and CLIP text embeddings
-//! of text fields, in batches, for rows that do not bring the vector themselves; inputs seen
-//! before (same model, same content) are served from the persistent embedding cache.
+//! Fields computed at ingest: CLIP image embeddings of an image field, CLIP text embeddings of
+//! text fields, CLIP zero-shot tags and BLIP captions of an image, in batches, for rows that do
+//! not bring the field themselves; inputs seen before (same model, same content) are served from
+//! the persistent cache.
 
 use std::sync::Arc;
 
 use tantivy::schema::{Field, Value};
 
 use super::RowError;
-use crate::collection::Collection;
+use crate::caption::Captioner;
+use crate::collection::{CAPTION_MODEL_ENV, CLIP_MODEL_ENV, Collection};
 use crate::document::BuiltDocument;
 use crate::embed::cache::{ContentKey, image_key, text_key};
 use crate::embed::{ClipEmbedder, EmbeddingCache};
@@ -20,6 +22,8 @@ struct Target {
     field: Field,
     input: Input,
     output: Output,
+    /// Where computed values are kept between runs.
+    cache: Arc<EmbeddingCache>,
 }
 
 /// What a target writes from the embedding.
@@ -32,6 +36,8 @@ enum Output {
         embeddings: Vec<Vec<f32>>,
         top: usize,
     },
+    /// The BLIP caption of the image, at most `max_tokens` tokens (cached as its token ids).
+    Caption { max_tokens: usize },
 }
 
 /// How a tag word is put to CLIP's text tower for zero-shot matching.
@@ -43,55 +49,55 @@ enum Input {
 }
 
 pub(crate) struct Embedder {
-    clip: Arc<ClipEmbedder>,
-    cache: Arc<EmbeddingCache>,
+    clip: Option<Arc<ClipEmbedder>>,
+    captioner: Option<Arc<Captioner>>,
     targets: Vec<Target>,
     max_pixels: u64,
 }
 
 impl Embedder {
-    /// Checks every computed field against the model (the dimensions must agree).
-    pub fn new(c: &Collection, clip: Arc<ClipEmbedder>) -> Result<Self> {
+    /// The computed fields whose model is configured, each checked against it (the dimensions
+    /// must agree); fields whose model is not configured are named in `warnings` and left out.
+    /// `None` when no field can be computed.
+    pub fn new(c: &Collection, warnings: &mut Vec<String>) -> Result<Option<Self>> {
+        let computed = &c.schema().computed_fields;
+        let clip = match computed.iter().any(|s| s.kind.needs_clip()) {
+            true => c.clip()?,
+            false => None,
+        };
+        let captioner = match computed.iter().any(|s| !s.kind.needs_clip()) {
+            true => c.captioner()?,
+            false => None,
+        };
         let handle = |name: &str| c.fields().get(name).map(|(_, f)| *f).expect("validated schema");
-        let mut targets = Vec::new();
-        for s in &c.schema().computed_fields {
-            let vector = || -> Result<Output> {
-                let spec = c.schema().vector_field(&s.field)?;
-                if spec.dim != clip.dim() {
-                    return Err(Error::Vector {
-                        field: s.field.clone(),
-                        message: format!(
-                            "declared with dim = {} but the CLIP model in {} gives {}-d vectors",
-                            spec.dim,
-                            clip.files.dir.display(),
-                            clip.dim()
-                        ),
-                    });
+        let (mut targets, mut without_clip, mut without_captioner) = (Vec::new(), Vec::new(), Vec::new());
+        for s in computed {
+            let (input, output, cache) = match (&s.kind, &clip, &captioner) {
+                (
+                    SourceKind::Caption {
+                        image_field,
+                        max_tokens,
+                    },
+                    _,
+                    Some(captioner),
+                ) => (
+                    Input::Image(handle(image_field)),
+                    Output::Caption {
+                        max_tokens: *max_tokens,
+                    },
+                    c.caption_cache(captioner, *max_tokens)?,
+                ),
+                (SourceKind::Caption { .. }, _, None) => {
+                    without_captioner.push(s.field.as_str());
+                    continue;
                 }
-                Ok(Output::Vector(spec))
-            };
-            let (input, output) = match &s.kind {
-                SourceKind::ClipImage { image_field } => (Input::Image(handle(image_field)), vector()?),
-                SourceKind::ClipText { text_fields } => {
-                    (Input::Text(text_fields.iter().map(|n| handle(n)).collect()), vector()?)
+                (kind, Some(clip), _) => {
+                    let (input, output) = clip_target(c, clip, &s.field, kind, &handle)?;
+                    (input, output, c.embedding_cache(clip)?)
                 }
-                SourceKind::ClipTags {
-                    image_field,
-                    vocabulary,
-                    top,
-                } => {
-                    let prompts: Vec<String> = vocabulary.iter().map(|w| TAG_PROMPT.replace("{}", w)).collect();
-                    let mut embeddings = Vec::with_capacity(prompts.len());
-                    for chunk in prompts.chunks(64) {
-                        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-                        embeddings.extend(clip.embed_texts(&refs)?);
-                    }
-                    let output = Output::Tags {
-                        words: vocabulary.clone(),
-                        embeddings,
-                        top: *top,
-                    };
-                    (Input::Image(handle(image_field)), output)
+                (_, None, _) => {
+                    without_clip.push(s.field.as_str());
+                    continue;
                 }
             };
             targets.push(Target {
@@ -99,14 +105,39 @@ impl Embedder {
                 field: handle(&s.field),
                 input,
                 output,
+                cache,
             });
         }
-        Ok(Embedder {
-            cache: c.embedding_cache(&clip)?,
+        if !without_clip.is_empty() {
+            warnings.push(format!(
+                "no CLIP model is configured ([models] clip in the schema, or {CLIP_MODEL_ENV}), so `{}` \
+                 is not computed: documents are indexed without it, never with made-up vectors",
+                without_clip.join("`, `")
+            ));
+        }
+        if !without_captioner.is_empty() {
+            warnings.push(format!(
+                "no caption model is configured ([models] captioner in the schema, or {CAPTION_MODEL_ENV}), \
+                 so `{}` is not computed: documents are indexed without it",
+                without_captioner.join("`, `")
+            ));
+        }
+        Ok((!targets.is_empty()).then(|| Embedder {
             clip,
+            captioner,
             targets,
             max_pixels: c.schema().ingest.max_image_pixels,
-        })
+        }))
+    }
+
+    fn clip(&self) -> &ClipEmbedder {
+        self.clip.as_deref().expect("CLIP targets exist only with a CLIP model")
+    }
+
+    fn captioner(&self) -> &Captioner {
+        self.captioner
+            .as_deref()
+            .expect("caption targets exist only with a captioner")
     }
 
     /// Adds the computed vectors to the rows that lack them, from the cache when it holds them;
@@ -153,7 +184,7 @@ impl Embedder {
                             }
                         };
                         let key = image_key(&bytes);
-                        match self.cache.get(&key) {
+                        match t.cache.get(&key) {
                             Some(v) => {
                                 counts.cached += 1;
                                 vectors.push((i, v));
@@ -167,8 +198,16 @@ impl Embedder {
                             },
                         }
                     }
-                    let computed = self.clip.embed_images(&images)?;
-                    counts.computed += self.remember(miss.into_iter(), computed, &mut vectors);
+                    let computed = match &t.output {
+                        Output::Caption { max_tokens } => self
+                            .captioner()
+                            .caption_ids(&images, *max_tokens)?
+                            .iter()
+                            .map(|ids| caption_to_vector(ids, *max_tokens))
+                            .collect(),
+                        _ => self.clip().embed_images(&images)?,
+                    };
+                    counts.computed += remember(&t.cache, miss.into_iter(), computed, &mut vectors);
                 }
                 Input::Text(fields) => {
                     let mut miss = Vec::new();
@@ -182,7 +221,7 @@ impl Embedder {
                         }
                         let text = text.join(". ");
                         let key = text_key(&text);
-                        match self.cache.get(&key) {
+                        match t.cache.get(&key) {
                             Some(v) => {
                                 counts.cached += 1;
                                 vectors.push((i, v));
@@ -191,8 +230,9 @@ impl Embedder {
                         }
                     }
                     let refs: Vec<&str> = miss.iter().map(|(_, _, t)| t.as_str()).collect();
-                    let computed = self.clip.embed_texts(&refs)?;
-                    counts.computed += self.remember(miss.iter().map(|(i, k, _)| (*i, *k)), computed, &mut vectors);
+                    let computed = self.clip().embed_texts(&refs)?;
+                    counts.computed +=
+                        remember(&t.cache, miss.iter().map(|(i, k, _)| (*i, *k)), computed, &mut vectors);
                 }
             }
             for (i, v) in vectors {
@@ -209,29 +249,97 @@ impl Embedder {
                             rows[i].0.doc.add_text(t.field, tag);
                         }
                     }
+                    Output::Caption { .. } => {
+                        let caption = self.captioner().decode(&vector_to_caption(&v))?;
+                        if !caption.is_empty() {
+                            rows[i].0.doc.add_text(t.field, &caption);
+                        }
+                    }
                 }
             }
         }
         Ok(failed)
     }
+}
 
-    /// Stores freshly computed vectors in the cache and adds them to `out`.
-    fn remember(
-        &self,
-        keys: impl Iterator<Item = (usize, ContentKey)>,
-        computed: Vec<Vec<f32>>,
-        out: &mut Vec<(usize, Vec<f32>)>,
-    ) -> u64 {
-        let keyed: Vec<(usize, ContentKey, Vec<f32>)> = keys.zip(computed).map(|((i, k), v)| (i, k, v)).collect();
-        let items: Vec<(ContentKey, &[f32])> = keyed.iter().map(|(_, k, v)| (*k, v.as_slice())).collect();
-        if let Err(e) = self.cache.put(&items) {
-            // The cache only saves time; indexing goes on without it.
-            tracing::warn!(error = %e, "embedding cache not updated");
+/// The input and output of a CLIP-computed field.
+fn clip_target(
+    c: &Collection,
+    clip: &ClipEmbedder,
+    field: &str,
+    kind: &SourceKind,
+    handle: &dyn Fn(&str) -> Field,
+) -> Result<(Input, Output)> {
+    let vector = || -> Result<Output> {
+        let spec = c.schema().vector_field(field)?;
+        if spec.dim != clip.dim() {
+            return Err(Error::Vector {
+                field: field.to_owned(),
+                message: format!(
+                    "declared with dim = {} but the CLIP model in {} gives {}-d vectors",
+                    spec.dim,
+                    clip.files.dir.display(),
+                    clip.dim()
+                ),
+            });
         }
-        let n = keyed.len() as u64;
-        out.extend(keyed.into_iter().map(|(i, _, v)| (i, v)));
-        n
+        Ok(Output::Vector(spec))
+    };
+    Ok(match kind {
+        SourceKind::ClipImage { image_field } => (Input::Image(handle(image_field)), vector()?),
+        SourceKind::ClipText { text_fields } => {
+            (Input::Text(text_fields.iter().map(|n| handle(n)).collect()), vector()?)
+        }
+        SourceKind::ClipTags {
+            image_field,
+            vocabulary,
+            top,
+        } => {
+            let prompts: Vec<String> = vocabulary.iter().map(|w| TAG_PROMPT.replace("{}", w)).collect();
+            let mut embeddings = Vec::with_capacity(prompts.len());
+            for chunk in prompts.chunks(64) {
+                let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                embeddings.extend(clip.embed_texts(&refs)?);
+            }
+            let output = Output::Tags {
+                words: vocabulary.clone(),
+                embeddings,
+                top: *top,
+            };
+            (Input::Image(handle(image_field)), output)
+        }
+        SourceKind::Caption { .. } => unreachable!("captions are not CLIP's"),
+    })
+}
+
+/// Stores freshly computed values in `cache` and adds them to `out`.
+fn remember(
+    cache: &EmbeddingCache,
+    keys: impl Iterator<Item = (usize, ContentKey)>,
+    computed: Vec<Vec<f32>>,
+    out: &mut Vec<(usize, Vec<f32>)>,
+) -> u64 {
+    let keyed: Vec<(usize, ContentKey, Vec<f32>)> = keys.zip(computed).map(|((i, k), v)| (i, k, v)).collect();
+    let items: Vec<(ContentKey, &[f32])> = keyed.iter().map(|(_, k, v)| (*k, v.as_slice())).collect();
+    if let Err(e) = cache.put(&items) {
+        // The cache only saves time; indexing goes on without it.
+        tracing::warn!(error = %e, "embedding cache not updated");
     }
+    let n = keyed.len() as u64;
+    out.extend(keyed.into_iter().map(|(i, _, v)| (i, v)));
+    n
+}
+
+/// A caption's token ids as a cache record: the ids (exact in f32 below 2^24), then -1.
+fn caption_to_vector(ids: &[u32], max_tokens: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = ids.iter().take(max_tokens).map(|&id| id as f32).collect();
+    v.resize(max_tokens, -1.0);
+    v
+}
+
+/// The token ids of a cached caption.
+fn vector_to_caption(v: &[f32]) -> Vec<u32> {
+    v.iter().take_while(|x| **x >= 0.0).map(|&x| x as u32).collect()
 }
 
 /// Vectors an ingest computed with the model, and took from the embedding cache.

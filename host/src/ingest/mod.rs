@@ -22,7 +22,7 @@ pub use row_error::RowError;
 pub use source::{MemoryRows, RowSource, SourceRow};
 
 use self::embedding::{EmbedCounts, Embedder};
-use crate::collection::{CLIP_MODEL_ENV, Collection, CollectionWriter};
+use crate::collection::{Collection, CollectionWriter};
 use crate::document::{BuiltDocument, DocumentBuilder};
 use crate::error::{Error, Result};
 use crate::schema::FieldKind;
@@ -194,18 +194,7 @@ pub fn ingest_rows(
     let embedder = if c.schema().computed_fields.is_empty() {
         None
     } else {
-        match c.clip()? {
-            Some(clip) => Some(Embedder::new(c, clip)?),
-            None => {
-                let names: Vec<&str> = c.schema().computed_fields.iter().map(|s| s.field.as_str()).collect();
-                report.warnings.push(format!(
-                    "no CLIP model is configured ([models] clip in the schema, or {CLIP_MODEL_ENV}), so `{}` \
-                     is not computed: documents are indexed without it, never with made-up vectors",
-                    names.join("`, `")
-                ));
-                None
-            }
-        }
+        Embedder::new(c, &mut report.warnings)?
     };
     let mut sink = Sink {
         writer: c.writer()?,

@@ -106,7 +106,11 @@ impl SeededWeights {
     }
 
     /// Replaces the weight `name` (drawn already) by `f` of it.
-    pub fn update(&self, name: &str, f: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>) -> candle_core::Result<()> {
+    pub fn update(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> candle_core::Result<()> {
         let mut state = self.state();
         let Some(old) = state.tensors.get(name) else {
             candle_core::bail!("{name}: not drawn");

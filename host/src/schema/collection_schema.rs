@@ -45,6 +45,16 @@ pub enum SourceKind {
         vocabulary: Vec<String>,
         top: usize,
     },
+    /// A BLIP caption of an image field (at most `max_tokens` tokens), stored as text:
+    /// BM25-searchable, and what the reranker reads for an image.
+    Caption { image_field: String, max_tokens: usize },
+}
+
+impl SourceKind {
+    /// Whether the source needs the collection's CLIP model (else its captioner).
+    pub fn needs_clip(&self) -> bool {
+        !matches!(self, SourceKind::Caption { .. })
+    }
 }
 
 /// Tags per image when `top` is not given.
@@ -68,6 +78,9 @@ pub struct ModelSettings {
     pub clip: Option<String>,
     /// A Qwen3-Reranker, named the same ways; `MIRA_RERANKER_MODEL` overrides it.
     pub reranker: Option<String>,
+    /// A BLIP captioning model for `source = "caption"` fields, named the same ways;
+    /// `MIRA_CAPTION_MODEL` overrides it.
+    pub captioner: Option<String>,
     /// Longest reranker prompt in tokens (documents are cut to fit).
     pub rerank_max_length: usize,
     /// `cpu` (default) or `cuda:N`.
@@ -160,6 +173,8 @@ struct RawField {
     vocabulary: Option<Vec<String>>,
     /// `clip-tags`: tags per image.
     top: Option<usize>,
+    /// `caption`: longest caption in tokens.
+    max_tokens: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -167,6 +182,7 @@ struct RawField {
 struct RawModels {
     clip: Option<String>,
     reranker: Option<String>,
+    captioner: Option<String>,
     rerank_max_length: Option<usize>,
     device: Option<String>,
     dtype: Option<String>,
@@ -246,6 +262,7 @@ impl CollectionSchema {
                 from: f.from.take(),
                 vocabulary: f.vocabulary.take(),
                 top: f.top.take(),
+                max_tokens: f.max_tokens.take(),
             };
             fields.push(validate_field(&name, f, &raw.id_field).map_err(|m| err(format!("field `{name}`: {m}")))?);
             sources.push((name, source));
@@ -276,6 +293,7 @@ impl CollectionSchema {
             models: ModelSettings {
                 clip: raw.models.clip,
                 reranker: raw.models.reranker,
+                captioner: raw.models.captioner,
                 rerank_max_length: raw
                     .models
                     .rerank_max_length
@@ -390,7 +408,11 @@ struct Source {
     from: Option<Vec<String>>,
     vocabulary: Option<Vec<String>>,
     top: Option<usize>,
+    max_tokens: Option<usize>,
 }
+
+/// Longest caption a field may ask for.
+pub const MAX_CAPTION_TOKENS: usize = 128;
 
 fn validate_source(name: &str, src: Source, fields: &[FieldSpec]) -> Result<Option<ComputedField>, String> {
     let Source {
@@ -398,10 +420,11 @@ fn validate_source(name: &str, src: Source, fields: &[FieldSpec]) -> Result<Opti
         from,
         vocabulary,
         top,
+        max_tokens,
     } = src;
     let Some(source) = source else {
-        return if from.is_some() || vocabulary.is_some() || top.is_some() {
-            Err("`from`, `vocabulary` and `top` need a `source`".into())
+        return if from.is_some() || vocabulary.is_some() || top.is_some() || max_tokens.is_some() {
+            Err("`from`, `vocabulary`, `top` and `max_tokens` need a `source`".into())
         } else {
             Ok(None)
         };
@@ -412,8 +435,14 @@ fn validate_source(name: &str, src: Source, fields: &[FieldSpec]) -> Result<Opti
     match source.as_str() {
         "clip-tags" if !is_text => return Err("source clip-tags applies to text or keyword fields".into()),
         "clip-image" | "clip-text" if !is_vector => return Err(format!("source {source} applies to vector fields")),
-        "clip-image" | "clip-text" if vocabulary.is_some() || top.is_some() => {
+        "caption" if !matches!(own, Some(FieldKind::Text { .. })) => {
+            return Err("source caption applies to text fields".into());
+        }
+        "clip-image" | "clip-text" | "caption" if vocabulary.is_some() || top.is_some() => {
             return Err("`vocabulary` and `top` apply to source clip-tags".into());
+        }
+        "clip-image" | "clip-text" | "clip-tags" if max_tokens.is_some() => {
+            return Err("`max_tokens` applies to source caption".into());
         }
         _ => {}
     }
@@ -466,6 +495,18 @@ fn validate_source(name: &str, src: Source, fields: &[FieldSpec]) -> Result<Opti
                 top,
             }
         }
+        "caption" => {
+            let max_tokens = max_tokens.unwrap_or(crate::caption::DEFAULT_CAPTION_TOKENS);
+            if max_tokens == 0 || max_tokens > MAX_CAPTION_TOKENS {
+                return Err(format!(
+                    "max_tokens must be between 1 and {MAX_CAPTION_TOKENS}, got {max_tokens}"
+                ));
+            }
+            SourceKind::Caption {
+                image_field: image_field("caption")?,
+                max_tokens,
+            }
+        }
         "clip-text" => {
             let text_fields = from.unwrap_or_else(|| {
                 fields
@@ -487,7 +528,7 @@ fn validate_source(name: &str, src: Source, fields: &[FieldSpec]) -> Result<Opti
         }
         other => {
             return Err(format!(
-                "unknown source `{other}` (expected clip-image, clip-text or clip-tags)"
+                "unknown source `{other}` (expected clip-image, clip-text, clip-tags or caption)"
             ));
         }
     };
