@@ -236,3 +236,46 @@ fn caption_fields_are_checked_in_the_schema() {
         .to_string();
     assert!(e.contains("`vocabulary` and `top` apply to source clip-tags"), "{e}");
 }
+
+/// An image-only document is read by the reranker through its caption: a caption field of any
+/// name is the candidate's caption (for plugins too), rendered once as `caption: ...`.
+#[test]
+fn the_reranker_reads_an_image_documents_caption() {
+    let env = Env::new();
+    let (blip_dir, qwen_dir) = (env.path().join("blip"), env.path().join("rr"));
+    write_tiny_blip(&blip_dir).unwrap();
+    mira_host::rerank::fixtures::write_tiny_qwen3(&qwen_dir).unwrap();
+    let schema = schema(&blip_dir)
+        .replace("[fields.caption]", "[fields.seen]")
+        .replace("[models]\n", &format!("[models]\nreranker = {qwen_dir:?}\n"));
+    let c = env.create(&schema);
+    let photos = env.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let mut rows = String::new();
+    for (i, img) in pictures().iter().enumerate() {
+        img.save(photos.join(format!("p{i}.png"))).unwrap();
+        rows.push_str(&format!("{{\"id\": \"p{i}\", \"photo\": \"p{i}.png\"}}\n"));
+    }
+    let input = photos.join("rows.jsonl");
+    std::fs::write(&input, rows).unwrap();
+    mira_host::ingest::ingest(&c, &input, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    let captions = load(&blip_dir).caption_images(&pictures(), 12).unwrap();
+    let (i, word) = captions
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| c.split(' ').find(|w| !w.is_empty()).map(|w| (i, w)))
+        .unwrap();
+    let resp = c
+        .search(&mira_host::SearchRequest {
+            explain: true,
+            ..mira_host::SearchRequest::text(format!("seen:{word}"))
+        })
+        .unwrap();
+    let hit = resp
+        .hits
+        .iter()
+        .find(|h| h.id == format!("p{i}"))
+        .expect("found by its caption");
+    let text = &hit.explain.as_ref().unwrap().rerank.as_ref().expect("reranked").text;
+    assert_eq!(text, &format!("caption: {}", captions[i]), "read once, as the caption");
+}

@@ -5,12 +5,14 @@ use tantivy::schema::Value;
 
 use super::wit::{Candidate, Field, FieldValue, Param, Request, StageScores};
 use crate::collection::Collection;
-use crate::schema::FieldKind;
+use crate::schema::{FieldKind, SourceKind};
 use crate::search::{Fused, SearchRequest};
 
-/// A stored field named `tags` (text or keyword) is passed to plugins as the candidate's tags.
+/// A stored field named `tags` (text or keyword), or computed with `source = "clip-tags"`, is
+/// passed to plugins as the candidate's tags.
 pub const TAGS_FIELD: &str = "tags";
-/// A stored text field named `caption` is passed as the candidate's caption.
+/// A stored text field named `caption`, or computed with `source = "caption"`, is passed as the
+/// candidate's caption.
 pub const CAPTION_FIELD: &str = "caption";
 
 pub(crate) fn request(req: &SearchRequest, now: i64) -> Request {
@@ -35,7 +37,16 @@ pub(crate) fn candidate<K>(c: &Collection, doc: &TantivyDocument, id: String, f:
     let mut tags = Vec::new();
     let mut caption = None;
     let mut has_image = false;
+    let source = |name: &str| {
+        c.schema()
+            .computed_fields
+            .iter()
+            .find(|s| s.field == name)
+            .map(|s| &s.kind)
+    };
     for (spec, field) in c.fields().iter() {
+        let is_tags = spec.name == TAGS_FIELD || matches!(source(&spec.name), Some(SourceKind::ClipTags { .. }));
+        let is_caption = spec.name == CAPTION_FIELD || matches!(source(&spec.name), Some(SourceKind::Caption { .. }));
         for v in doc.get_all(*field) {
             let value = match spec.kind {
                 FieldKind::Text { .. } => v.as_str().map(|s| FieldValue::Text(s.to_owned())),
@@ -53,9 +64,9 @@ pub(crate) fn candidate<K>(c: &Collection, doc: &TantivyDocument, id: String, f:
                 FieldKind::Vector(_) => None,
             };
             let Some(value) = value else { continue };
-            match (&*spec.name, &value) {
-                (TAGS_FIELD, FieldValue::Text(s) | FieldValue::Keyword(s)) => tags.push(s.clone()),
-                (CAPTION_FIELD, FieldValue::Text(s)) => caption = Some(s.clone()),
+            match &value {
+                FieldValue::Text(s) | FieldValue::Keyword(s) if is_tags => tags.push(s.clone()),
+                FieldValue::Text(s) if is_caption => caption = Some(s.clone()),
                 _ => {}
             }
             fields.push(Field {

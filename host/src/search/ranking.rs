@@ -323,7 +323,11 @@ pub(crate) fn render(c: &Candidate) -> String {
     let mut lines: Vec<String> = c
         .fields
         .iter()
-        .filter(|f| f.name != convert::TAGS_FIELD && f.name != convert::CAPTION_FIELD)
+        // Tags and the caption come last, once (their fields are among the candidate's fields).
+        .filter(|f| match &f.value {
+            FieldValue::Text(s) | FieldValue::Keyword(s) => c.caption.as_ref() != Some(s) && !c.tags.contains(s),
+            _ => true,
+        })
         .map(|f| {
             let v = match &f.value {
                 FieldValue::Text(s) | FieldValue::Keyword(s) | FieldValue::Facet(s) => s.clone(),

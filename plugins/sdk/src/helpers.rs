@@ -130,10 +130,17 @@ pub fn civil_date(secs: i64) -> String {
 }
 
 /// Renders a candidate as `name: value` lines (only `names`, in that order, when not empty),
-/// then its tags and caption.
+/// then its tags and caption (once: the fields they come from are not repeated).
 pub fn render_fields(c: &Candidate, names: &[&str]) -> String {
     let mut lines: Vec<String> = Vec::new();
-    let mut push = |name: &str, v: &FieldValue| lines.push(format!("{name}: {}", show(v)));
+    let mut push = |name: &str, v: &FieldValue| {
+        if let FieldValue::Text(s) | FieldValue::Keyword(s) = v {
+            if c.caption.as_ref() == Some(s) || c.tags.contains(s) {
+                return;
+            }
+        }
+        lines.push(format!("{name}: {}", show(v)))
+    };
     if names.is_empty() {
         c.fields.iter().for_each(|f| push(&f.name, &f.value));
     } else {
