@@ -139,6 +139,26 @@ pub enum ModelCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a BLIP caption for each image.
+    Caption {
+        /// A BLIP captioning model: a directory (config.json, tokenizer.json, *.safetensors,
+        /// preprocessor_config.json) or a Hugging Face repo id[@revision].
+        #[arg(long, default_value = "Salesforce/blip-image-captioning-base")]
+        model: String,
+        /// An image file to caption (repeatable, at least one).
+        #[arg(long, required = true)]
+        image: Vec<PathBuf>,
+        /// Longest caption in tokens.
+        #[arg(long, default_value_t = mira_host::caption::DEFAULT_CAPTION_TOKENS)]
+        max_tokens: usize,
+        #[command(flatten)]
+        device: DeviceArgs,
+        /// Images over this many pixels are refused before decoding.
+        #[arg(long, default_value_t = 64_000_000)]
+        max_pixels: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use mira_host::caption::Captioner;
 use mira_host::embed::ClipEmbedder;
 use mira_host::models::{ModelDType, ModelKind, parse_device, resolve_model};
 use mira_host::rerank::{DEFAULT_INSTRUCTION, Reranker, ScoreOptions};
@@ -61,6 +62,36 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             device,
             json,
         } => rerank(&model, instruction, &query, &doc, max_length, &device, json),
+        ModelCommand::Caption {
+            model,
+            image,
+            max_tokens,
+            device,
+            max_pixels,
+            json,
+        } => {
+            let dir = resolve_model(&model, ModelKind::Captioner)?;
+            let blip = Captioner::load(&dir, &parse_device(&device.device)?, ModelDType::parse(&device.dtype)?)?;
+            let started = Instant::now();
+            let paths: Vec<&std::path::Path> = image.iter().map(|p| p.as_path()).collect();
+            let captions = blip.caption_image_files(&paths, max_tokens, max_pixels)?;
+            let took_ms = started.elapsed().as_secs_f64() * 1e3;
+            if json {
+                let rows: Vec<Value> = image
+                    .iter()
+                    .zip(&captions)
+                    .map(|(p, c)| json!({"image": p, "caption": c}))
+                    .collect();
+                let out = json!({"model": dir, "captions": rows, "took_ms": took_ms});
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                for (p, c) in image.iter().zip(&captions) {
+                    println!("{}: {c}", p.display());
+                }
+                println!("({} images in {took_ms:.0} ms)", image.len());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -104,7 +135,7 @@ fn rerank(
     Ok(())
 }
 
-/// Shapes of a CLIP or Qwen3-Reranker model, told apart by config.json's `model_type`.
+/// Shapes of a CLIP, Qwen3-Reranker or BLIP model, told apart by config.json's `model_type`.
 fn info(model: &str, json: bool) -> Result<()> {
     let probe = resolve_model(model, ModelKind::Reranker).or_else(|_| resolve_model(model, ModelKind::Clip))?;
     let config: Value = serde_json::from_str(
@@ -126,6 +157,17 @@ fn info(model: &str, json: bool) -> Result<()> {
                 "kv_heads": c.kv_heads(), "head_dim": c.head_dim(), "vocab": c.vocab_size,
                 "max_positions": c.max_position_embeddings, "tied_embeddings": c.tie_word_embeddings,
                 "yes_token": r.yes_id, "no_token": r.no_id, "weights": r.files.weights,
+            })
+        }
+        Some("blip") => {
+            let blip = Captioner::load(&probe, &parse_device("cpu")?, ModelDType::F32)?;
+            let (t, v) = (&blip.config.model.text_config, &blip.config.model.vision_config);
+            json!({
+                "dir": probe, "kind": "captioner", "model_type": "blip",
+                "vision": {"hidden": v.hidden_size, "layers": v.num_hidden_layers, "heads": v.num_attention_heads, "image_size": v.image_size, "patch_size": v.patch_size},
+                "text": {"hidden": t.hidden_size, "layers": t.num_hidden_layers, "heads": t.num_attention_heads, "vocab": t.vocab_size, "max_tokens": blip.config.max_caption_tokens()},
+                "start_token": blip.config.bos_token_id, "end_token": blip.config.sep_token_id,
+                "weights": blip.files.weights,
             })
         }
         _ => {

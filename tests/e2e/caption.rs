@@ -9,7 +9,7 @@ use mira_host::caption::Captioner;
 use mira_host::caption::fixtures::write_tiny_blip;
 use mira_host::models::{ModelDType, parse_device};
 
-use crate::common::Env;
+use crate::common::{Env, stderr, stdout};
 
 fn load(dir: &Path) -> Captioner {
     Captioner::load(dir, &parse_device("cpu").unwrap(), ModelDType::F32).unwrap()
@@ -278,4 +278,55 @@ fn the_reranker_reads_an_image_documents_caption() {
         .expect("found by its caption");
     let text = &hit.explain.as_ref().unwrap().rerank.as_ref().expect("reranked").text;
     assert_eq!(text, &format!("caption: {}", captions[i]), "read once, as the caption");
+}
+
+#[test]
+fn cli_captions_images_and_tells_blip_apart() {
+    let env = Env::new();
+    let dir = env.path().join("blip");
+    write_tiny_blip(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let (a, b) = (env.path().join("a.png"), env.path().join("b.png"));
+    pictures()[0].save(&a).unwrap();
+    pictures()[2].save(&b).unwrap();
+    let out = env.mira(&[
+        "model",
+        "caption",
+        "--model",
+        d,
+        "--image",
+        a.to_str().unwrap(),
+        "--image",
+        b.to_str().unwrap(),
+        "--max-tokens",
+        "12",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let expected = load(&dir)
+        .caption_images(&[pictures()[0].clone(), pictures()[2].clone()], 12)
+        .unwrap();
+    let got: Vec<&str> = v["captions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["caption"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, expected);
+
+    // A corrupt image is an error naming the file, not a panic.
+    let bad = env.write("bad.png", "not a png");
+    let out = env.mira(&["model", "caption", "--model", d, "--image", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("bad.png"), "{}", stderr(&out));
+
+    let out = env.mira(&["model", "info", d, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (v["kind"].as_str(), v["end_token"].as_u64()),
+        (Some("captioner"), Some(3)),
+        "{v}"
+    );
 }
