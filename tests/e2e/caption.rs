@@ -6,7 +6,7 @@ use std::path::Path;
 
 use image::DynamicImage;
 use mira_host::caption::Captioner;
-use mira_host::caption::fixtures::write_tiny_blip;
+use mira_host::caption::fixtures::{reference_caption_ids, write_tiny_blip};
 use mira_host::models::{ModelDType, parse_device};
 
 use crate::common::{Env, stderr, stdout};
@@ -43,6 +43,17 @@ fn a_batch_captions_as_one_image_at_a_time() {
         assert_eq!(&single[0], ids);
         assert!(ids.len() <= 12);
     }
+}
+
+/// Mira's own BLIP forward (batched, cross-attention computed once) captions exactly as
+/// candle-transformers' BLIP does one image at a time.
+#[test]
+fn captions_equal_candle_transformers_blip() {
+    let env = Env::new();
+    let dir = env.path().join("blip");
+    write_tiny_blip(&dir).unwrap();
+    let ours = load(&dir).caption_ids(&pictures(), 12).unwrap();
+    assert_eq!(ours, reference_caption_ids(&dir, &pictures(), 12).unwrap());
 }
 
 #[test]

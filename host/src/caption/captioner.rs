@@ -1,24 +1,24 @@
 //! The BLIP captioner: images in, short English captions out, by greedy decoding from the
 //! `[DEC]` start token until `[SEP]` (what transformers' `generate` does for
-//! `BlipForConditionalGeneration` without a prompt and without sampling). The vision tower
-//! takes images in batches; the text decoder runs per image.
+//! `BlipForConditionalGeneration` without a prompt and without sampling), on Mira's own BLIP
+//! forward ([`super::blip`]): images in batches, each image's cross-attention computed once.
 
 use std::path::Path;
 use std::sync::OnceLock;
 
-use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::blip::BlipForConditionalGeneration;
 use image::DynamicImage;
 use tokenizers::Tokenizer;
 
 use super::BlipModelConfig;
+use super::blip::Blip;
 use crate::embed::{ImagePreprocessor, ProcessorKind};
 use crate::models::{ModelDType, ModelError, ModelFiles, ModelKind};
 
 /// A loaded BLIP captioning model.
 pub struct Captioner {
-    model: BlipForConditionalGeneration,
+    model: Blip,
     tokenizer: Tokenizer,
     preprocess: ImagePreprocessor,
     device: Device,
@@ -46,7 +46,7 @@ impl Captioner {
         // SAFETY: the weight files are memory-mapped read-only; Mira never writes model files,
         // and safetensors' header is validated before any tensor is read.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, device)? };
-        let model = BlipForConditionalGeneration::new(&config.model, vb).map_err(|e| ModelError::Config {
+        let model = Blip::new(&config.model, vb).map_err(|e| ModelError::Config {
             file: files.dir.display().to_string(),
             message: format!("the weights do not match config.json: {e}"),
         })?;
@@ -85,34 +85,9 @@ impl Captioner {
         }
         let pixels =
             Tensor::from_vec(flat, (images.len(), 3, h as usize, w as usize), &self.device)?.to_dtype(self.dtype)?;
-        let image_embeds = self.model.vision_model().forward(&pixels)?;
-        let mut captions = Vec::with_capacity(images.len());
-        for i in 0..images.len() {
-            captions.push(self.decode_one(&image_embeds.narrow(0, i, 1)?, max_tokens)?);
-        }
-        Ok(captions)
-    }
-
-    /// Greedy decoding for one image (candle-transformers' BLIP text decoder takes one row).
-    fn decode_one(&self, image_embeds: &Tensor, max_tokens: usize) -> Result<Vec<u32>, ModelError> {
-        // The decoder keeps its key/value cache inside; a clone (tensors are shared) gives this
-        // call its own, so captions may run concurrently.
-        let mut model = self.model.clone();
-        model.reset_kv_cache();
-        let decoder = model.text_decoder();
-        let mut caption = Vec::new();
-        let mut input = Tensor::new(&[[self.config.bos_token_id]], &self.device)?;
-        for _ in 0..max_tokens {
-            let logits = decoder.forward(&input, image_embeds)?;
-            let last = logits.i((0, logits.dim(1)? - 1))?.to_dtype(DType::F32)?;
-            let token = last.argmax(D::Minus1)?.to_scalar::<u32>()?;
-            if token == self.config.sep_token_id {
-                break;
-            }
-            caption.push(token);
-            input = Tensor::new(&[[token]], &self.device)?;
-        }
-        Ok(caption)
+        Ok(self
+            .model
+            .generate(&pixels, self.config.bos_token_id, self.config.sep_token_id, max_tokens)?)
     }
 
     /// The text of a caption's token ids (special tokens dropped).

@@ -5,13 +5,16 @@
 
 use std::path::Path;
 
+use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
 use candle_transformers::models::blip::BlipForConditionalGeneration;
+use image::DynamicImage;
 use serde_json::json;
 
 use super::BlipModelConfig;
 use crate::embed::fixtures::TINY_WORDS;
-use crate::models::ModelError;
+use crate::embed::{ImagePreprocessor, ProcessorKind};
 use crate::models::fixtures::SeededWeights;
+use crate::models::{ModelError, ModelFiles, ModelKind};
 
 /// The tokenizer's special tokens, in id order.
 const SPECIALS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[DEC]"];
@@ -150,6 +153,50 @@ pub fn write_blip(dir: &Path, shape: &TinyBlip) -> Result<(), ModelError> {
     })?;
     weights.save(&dir.join("model.safetensors"))?;
     Ok(())
+}
+
+/// Greedy captions from candle-transformers' own BLIP (`BlipForConditionalGeneration`), one
+/// image at a time, as its example decodes: the reference Mira's BLIP forward is checked and
+/// measured against.
+pub fn reference_caption_ids(
+    dir: &Path,
+    images: &[DynamicImage],
+    max_tokens: usize,
+) -> Result<Vec<Vec<u32>>, ModelError> {
+    let cfg = BlipModelConfig::from_file(&dir.join("config.json"))?;
+    let pre = ImagePreprocessor::from_file(
+        &dir.join("preprocessor_config.json"),
+        cfg.image_size(),
+        ProcessorKind::Blip,
+    )?;
+    let files = ModelFiles::find(dir, ModelKind::Captioner)?;
+    // SAFETY: read-only memory map of the weights, as the loader does.
+    let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files.weights, DType::F32, &Device::Cpu)? };
+    let model = BlipForConditionalGeneration::new(&cfg.model, vb)?;
+    let (h, w) = pre.output;
+    let mut captions = Vec::with_capacity(images.len());
+    for img in images {
+        let pixels = Tensor::from_vec(pre.pixels(img), (1, 3, h as usize, w as usize), &Device::Cpu)?;
+        let embeds = model.vision_model().forward(&pixels)?;
+        let mut m = model.clone();
+        m.reset_kv_cache();
+        let mut input = Tensor::new(&[[cfg.bos_token_id]], &Device::Cpu)?;
+        let mut caption = Vec::new();
+        for _ in 0..max_tokens {
+            let logits = m.text_decoder().forward(&input, &embeds)?;
+            let token = logits
+                .i((0, logits.dim(1)? - 1))?
+                .argmax(D::Minus1)?
+                .to_scalar::<u32>()?;
+            if token == cfg.sep_token_id {
+                break;
+            }
+            caption.push(token);
+            input = Tensor::new(&[[token]], &Device::Cpu)?;
+        }
+        captions.push(caption);
+    }
+    Ok(captions)
 }
 
 /// Writes the default tiny captioner.

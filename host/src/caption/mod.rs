@@ -3,6 +3,7 @@
 //! declared with `source = "caption"` is filled at ingest with the caption of the document's
 //! image, so image-only documents have words for BM25 and for the reranker to read.
 
+mod blip;
 mod captioner;
 mod config;
 #[cfg(feature = "testing")]
