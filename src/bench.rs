@@ -95,6 +95,15 @@ pub fn time_ms(reps: usize, mut f: impl FnMut(usize)) -> f64 {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.suite == BenchSuite::Caption {
+        let figures = crate::bench_caption::run()?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+        } else {
+            crate::bench_caption::print(&figures);
+        }
+        return Ok(());
+    }
     let clip = matches!(args.suite, BenchSuite::Models | BenchSuite::Clip | BenchSuite::All);
     let reranker = matches!(args.suite, BenchSuite::Models | BenchSuite::Reranker | BenchSuite::All);
     if clip || reranker {

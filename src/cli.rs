@@ -319,6 +319,8 @@ pub enum BenchSuite {
     Clip,
     /// Only the reranker part of `models`.
     Reranker,
+    /// BLIP captions/s (blip-image-captioning-base-shaped) against candle-transformers' BLIP.
+    Caption,
     /// A load test of the HTTP server on loopback, with a plugin hot swap in the middle.
     Server,
     All,

@@ -2,6 +2,7 @@
 //! `mira-host`, results become text or JSON.
 
 mod bench;
+mod bench_caption;
 mod bench_models;
 mod bench_plugins;
 mod bench_rerank;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use image::DynamicImage;
 use mira_host::caption::Captioner;
-use mira_host::caption::fixtures::{reference_caption_ids, write_tiny_blip};
+use mira_host::caption::fixtures::{ReferenceBlip, write_tiny_blip};
 use mira_host::models::{ModelDType, parse_device};
 
 use crate::common::{Env, stderr, stdout};
@@ -53,7 +53,8 @@ fn captions_equal_candle_transformers_blip() {
     let dir = env.path().join("blip");
     write_tiny_blip(&dir).unwrap();
     let ours = load(&dir).caption_ids(&pictures(), 12).unwrap();
-    assert_eq!(ours, reference_caption_ids(&dir, &pictures(), 12).unwrap());
+    let reference = ReferenceBlip::load(&dir).unwrap();
+    assert_eq!(ours, reference.caption_ids(&pictures(), 12).unwrap());
 }
 
 #[test]

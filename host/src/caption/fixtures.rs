@@ -155,48 +155,64 @@ pub fn write_blip(dir: &Path, shape: &TinyBlip) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// Greedy captions from candle-transformers' own BLIP (`BlipForConditionalGeneration`), one
-/// image at a time, as its example decodes: the reference Mira's BLIP forward is checked and
-/// measured against.
-pub fn reference_caption_ids(
-    dir: &Path,
-    images: &[DynamicImage],
-    max_tokens: usize,
-) -> Result<Vec<Vec<u32>>, ModelError> {
-    let cfg = BlipModelConfig::from_file(&dir.join("config.json"))?;
-    let pre = ImagePreprocessor::from_file(
-        &dir.join("preprocessor_config.json"),
-        cfg.image_size(),
-        ProcessorKind::Blip,
-    )?;
-    let files = ModelFiles::find(dir, ModelKind::Captioner)?;
-    // SAFETY: read-only memory map of the weights, as the loader does.
-    let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files.weights, DType::F32, &Device::Cpu)? };
-    let model = BlipForConditionalGeneration::new(&cfg.model, vb)?;
-    let (h, w) = pre.output;
-    let mut captions = Vec::with_capacity(images.len());
-    for img in images {
-        let pixels = Tensor::from_vec(pre.pixels(img), (1, 3, h as usize, w as usize), &Device::Cpu)?;
-        let embeds = model.vision_model().forward(&pixels)?;
-        let mut m = model.clone();
-        m.reset_kv_cache();
-        let mut input = Tensor::new(&[[cfg.bos_token_id]], &Device::Cpu)?;
-        let mut caption = Vec::new();
-        for _ in 0..max_tokens {
-            let logits = m.text_decoder().forward(&input, &embeds)?;
-            let token = logits
-                .i((0, logits.dim(1)? - 1))?
-                .argmax(D::Minus1)?
-                .to_scalar::<u32>()?;
-            if token == cfg.sep_token_id {
-                break;
-            }
-            caption.push(token);
-            input = Tensor::new(&[[token]], &Device::Cpu)?;
-        }
-        captions.push(caption);
+/// candle-transformers' own BLIP (`BlipForConditionalGeneration`) decoding greedily, one image
+/// at a time as its example does: the reference Mira's BLIP forward is checked and measured
+/// against.
+pub struct ReferenceBlip {
+    model: BlipForConditionalGeneration,
+    config: BlipModelConfig,
+    preprocess: ImagePreprocessor,
+}
+
+impl ReferenceBlip {
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let config = BlipModelConfig::from_file(&dir.join("config.json"))?;
+        let preprocess = ImagePreprocessor::from_file(
+            &dir.join("preprocessor_config.json"),
+            config.image_size(),
+            ProcessorKind::Blip,
+        )?;
+        let files = ModelFiles::find(dir, ModelKind::Captioner)?;
+        // SAFETY: read-only memory map of the weights, as the loader does.
+        let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files.weights, DType::F32, &Device::Cpu)? };
+        let model = BlipForConditionalGeneration::new(&config.model, vb)?;
+        Ok(ReferenceBlip {
+            model,
+            config,
+            preprocess,
+        })
     }
-    Ok(captions)
+
+    pub fn caption_ids(&self, images: &[DynamicImage], max_tokens: usize) -> Result<Vec<Vec<u32>>, ModelError> {
+        let (h, w) = self.preprocess.output;
+        let mut captions = Vec::with_capacity(images.len());
+        for img in images {
+            let pixels = Tensor::from_vec(
+                self.preprocess.pixels(img),
+                (1, 3, h as usize, w as usize),
+                &Device::Cpu,
+            )?;
+            let embeds = self.model.vision_model().forward(&pixels)?;
+            let mut m = self.model.clone();
+            m.reset_kv_cache();
+            let mut input = Tensor::new(&[[self.config.bos_token_id]], &Device::Cpu)?;
+            let mut caption = Vec::new();
+            for _ in 0..max_tokens {
+                let logits = m.text_decoder().forward(&input, &embeds)?;
+                let token = logits
+                    .i((0, logits.dim(1)? - 1))?
+                    .argmax(D::Minus1)?
+                    .to_scalar::<u32>()?;
+                if token == self.config.sep_token_id {
+                    break;
+                }
+                caption.push(token);
+                input = Tensor::new(&[[token]], &Device::Cpu)?;
+            }
+            captions.push(caption);
+        }
+        Ok(captions)
+    }
 }
 
 /// Writes the default tiny captioner.

@@ -101,7 +101,7 @@ impl ImagePreprocessor {
         };
         let raw: Raw = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
         let size = image_size as u32;
-        let resize = raw.do_resize.then(|| match (raw.size, kind) {
+        let resize = raw.do_resize.then_some(match (raw.size, kind) {
             (Some(Size::Square(s)), ProcessorKind::Clip) | (Some(Size::Shortest { shortest_edge: s }), _) => {
                 Resize::ShortestEdge(s)
             }
