@@ -342,3 +342,58 @@ fn cli_captions_images_and_tells_blip_apart() {
         "{v}"
     );
 }
+
+/// The shipped archive schema end to end through the CLI, models named by the environment
+/// (tiny ones here): a folder of photos is indexed with CLIP vectors, tags and BLIP captions,
+/// and a text query finds a photo by a word of its caption, reranked, with the caption shown.
+#[test]
+fn the_archive_config_indexes_a_folder_with_captions() {
+    let env = Env::new();
+    let (clip, reranker) = crate::common::tiny_models(&env);
+    let blip = env.path().join("blip");
+    write_tiny_blip(&blip).unwrap();
+    let vars = [
+        ("MIRA_CLIP_MODEL", clip.as_path()),
+        ("MIRA_RERANKER_MODEL", reranker.as_path()),
+        ("MIRA_CAPTION_MODEL", blip.as_path()),
+    ];
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/archive.toml");
+    let out = env.mira_with_env(&["create", schema], &vars);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let scans = env.path().join("scans");
+    std::fs::create_dir_all(&scans).unwrap();
+    for (i, img) in pictures().iter().enumerate() {
+        img.save(scans.join(format!("scan-{i}.png"))).unwrap();
+    }
+    std::fs::write(
+        scans.join("metadata.jsonl"),
+        "{\"file\": \"scan-0.png\", \"title\": \"Quay, winter\", \"place\": \"Whitby\", \"taken\": \"1953-01-12\"}\n",
+    )
+    .unwrap();
+    let out = env.mira_with_env(&["index", "archive", scans.to_str().unwrap()], &vars);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{text}");
+    // Per photo: a vector, the tags' image embedding (cached after the first) and a caption.
+    assert!(text.contains("5 indexed") || text.contains("indexed 5"), "{text}");
+
+    let captions = load(&blip).caption_images(&pictures(), 30).unwrap();
+    let (i, word) = captions
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| c.split(' ').find(|w| !w.is_empty()).map(|w| (i, w)))
+        .unwrap();
+    let out = env.mira_with_env(&["search", "archive", word, "--json", "--explain"], &vars);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = format!("scan-{i}.png");
+    let hit = v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} found by `{word}`: {v}"));
+    assert_eq!(hit["fields"]["caption"], captions[i].as_str(), "{hit}");
+    assert_eq!(hit["fields"]["tags"].as_array().map(Vec::len), Some(3), "{hit}");
+    let read = hit["explain"]["rerank"]["text"].as_str().unwrap();
+    assert!(read.contains(&format!("caption: {}", captions[i])), "{read}");
+}

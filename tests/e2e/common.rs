@@ -55,7 +55,8 @@ impl Env {
         cmd.env("HF_HOME", self.path().join("empty-hf-home"))
             .env("HF_HUB_OFFLINE", "1")
             .env_remove("MIRA_CLIP_MODEL")
-            .env_remove("MIRA_RERANKER_MODEL");
+            .env_remove("MIRA_RERANKER_MODEL")
+            .env_remove("MIRA_CAPTION_MODEL");
         for (k, v) in vars {
             cmd.env(k, v);
         }
