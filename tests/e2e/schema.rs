@@ -93,7 +93,7 @@ fn mistakes_name_the_field() {
         ),
         (
             "[fields.t]\ntype = \"text\"\ntop = 3\n",
-            "field `t`: `from`, `vocabulary` and `top` need a `source`",
+            "field `t`: `from`, `vocabulary`, `top` and `max_tokens` need a `source`",
         ),
         (
             "[fields.v]\ntype = \"vector\"\ndim = 4\nsource = \"clip-image\"\n",

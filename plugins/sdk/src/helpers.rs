@@ -134,12 +134,11 @@ pub fn civil_date(secs: i64) -> String {
 pub fn render_fields(c: &Candidate, names: &[&str]) -> String {
     let mut lines: Vec<String> = Vec::new();
     let mut push = |name: &str, v: &FieldValue| {
-        if let FieldValue::Text(s) | FieldValue::Keyword(s) = v {
-            if c.caption.as_ref() == Some(s) || c.tags.contains(s) {
-                return;
-            }
+        let repeated = matches!(v, FieldValue::Text(s) | FieldValue::Keyword(s)
+            if c.caption.as_ref() == Some(s) || c.tags.contains(s));
+        if !repeated {
+            lines.push(format!("{name}: {}", show(v)));
         }
-        lines.push(format!("{name}: {}", show(v)))
     };
     if names.is_empty() {
         c.fields.iter().for_each(|f| push(&f.name, &f.value));
@@ -201,6 +200,7 @@ pub fn blend_stages(candidates: &[Candidate], w: f32) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Field;
 
     #[test]
     fn formulas() {
@@ -234,5 +234,26 @@ mod tests {
         assert_eq!(adaptive_depth(&scores, 50, 2, 0.5), 3);
         assert_eq!(adaptive_depth(&scores, 50, 4, 0.5), 4);
         assert_eq!(adaptive_depth(&scores, 2, 1, 0.5), 2);
+    }
+
+    /// Tags and the caption come last, once, even when their fields are among the fields.
+    #[test]
+    fn rendering_shows_tags_and_caption_once() {
+        let mut c = Candidate::new(
+            "p1",
+            vec![
+                Field::new("title", FieldValue::Text("Quay".into())),
+                Field::new("seen", FieldValue::Text("boats in a harbour".into())),
+                Field::new("tags", FieldValue::Text("night".into())),
+                Field::new("tags", FieldValue::Text("boat".into())),
+            ],
+            1.0,
+        );
+        c.tags = vec!["night".into(), "boat".into()];
+        c.caption = Some("boats in a harbour".into());
+        assert_eq!(
+            render_fields(&c, &[]),
+            "title: Quay\ntags: night, boat\ncaption: boats in a harbour"
+        );
     }
 }
