@@ -4,7 +4,6 @@
 //! forward ([`super::blip`]): images in batches, each image's cross-attention computed once.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -25,7 +24,6 @@ pub struct Captioner {
     dtype: DType,
     pub config: BlipModelConfig,
     pub files: ModelFiles,
-    fingerprint: OnceLock<Result<String, String>>,
 }
 
 impl Captioner {
@@ -58,17 +56,12 @@ impl Captioner {
             dtype,
             config,
             files,
-            fingerprint: OnceLock::new(),
         })
     }
 
-    /// SHA-256 (hex) of the model's content, computed on first use: what cached captions are
-    /// keyed by.
+    /// SHA-256 (hex) of the model's content (see [`ModelFiles::fingerprint`]).
     pub fn fingerprint(&self) -> Result<&str, ModelError> {
-        self.fingerprint
-            .get_or_init(|| self.files.fingerprint().map_err(|e| e.to_string()))
-            .as_deref()
-            .map_err(|e| ModelError::Files(e.clone()))
+        self.files.fingerprint()
     }
 
     /// The token ids of each image's caption (without the start and end tokens), at most

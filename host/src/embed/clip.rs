@@ -30,7 +30,6 @@ pub struct ClipEmbedder {
     dtype: DType,
     pub config: ClipModelConfig,
     pub files: ModelFiles,
-    fingerprint: std::sync::OnceLock<Result<String, String>>,
 }
 
 fn l2_normalize(t: &Tensor) -> candle_core::Result<Tensor> {
@@ -102,17 +101,12 @@ impl ClipEmbedder {
             dtype,
             config,
             files,
-            fingerprint: std::sync::OnceLock::new(),
         })
     }
 
-    /// SHA-256 (hex) of the model's content, computed on first use: what the embedding cache
-    /// is keyed by.
+    /// SHA-256 (hex) of the model's content (see [`ModelFiles::fingerprint`]).
     pub fn fingerprint(&self) -> Result<&str, ModelError> {
-        self.fingerprint
-            .get_or_init(|| self.files.fingerprint().map_err(|e| e.to_string()))
-            .as_deref()
-            .map_err(|e| ModelError::Files(e.clone()))
+        self.files.fingerprint()
     }
 
     /// Dimension of the output vectors.

@@ -15,6 +15,8 @@ pub struct ModelFiles {
     pub weights: Vec<PathBuf>,
     /// The image preprocessing of CLIP and BLIP (absent for text-only models).
     pub preprocessor: Option<PathBuf>,
+    /// [`ModelFiles::fingerprint`], computed on first use.
+    fingerprint: std::sync::OnceLock<Result<String, String>>,
 }
 
 /// What a model is for: decides which files it needs and the repo named in hints.
@@ -136,6 +138,7 @@ impl ModelFiles {
             tokenizer,
             weights,
             preprocessor,
+            fingerprint: std::sync::OnceLock::new(),
         })
     }
 }
@@ -143,8 +146,16 @@ impl ModelFiles {
 impl ModelFiles {
     /// SHA-256 (hex) identifying the model's content: its config, tokenizer and preprocessing
     /// files and its weights. A weight file that links into the Hugging Face cache is named by
-    /// its blob's SHA-256 already; any other is hashed (about a second per GB).
-    pub fn fingerprint(&self) -> Result<String, ModelError> {
+    /// its blob's SHA-256 already; any other is hashed (about a second per GB), once: what
+    /// the embedding and caption caches are keyed by.
+    pub fn fingerprint(&self) -> Result<&str, ModelError> {
+        self.fingerprint
+            .get_or_init(|| self.compute_fingerprint().map_err(|e| e.to_string()))
+            .as_deref()
+            .map_err(|e| ModelError::Files(e.clone()))
+    }
+
+    fn compute_fingerprint(&self) -> Result<String, ModelError> {
         use sha2::{Digest, Sha256};
         let read_err = |p: &Path, e: std::io::Error| ModelError::Files(format!("cannot read {}: {e}", p.display()));
         let mut h = Sha256::new();
