@@ -882,6 +882,40 @@ fn serve_stops_gracefully_on_sigterm() {
     assert!(rest.contains("mira: stopped"), "{rest}");
 }
 
+/// A collection dropped and created again by another process (the CLI) is seen as it is now,
+/// not as the server first opened it.
+#[test]
+fn collections_dropped_or_replaced_elsewhere_are_picked_up() {
+    let env = Env::new();
+    let s = Server::start(&env, ServerSettings::default(), PluginLimits::default());
+    shop(&s, None);
+    let stats = || call("GET", &s.url("/v1/collections/shop"), None, None);
+    assert_eq!(stats().0, 200);
+    let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        while !ok() {
+            assert!(started.elapsed() < Duration::from_secs(10), "{what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    env.catalog().drop_collection("shop").unwrap();
+    wait_for("the drop is seen", &|| stats().0 == 404);
+    let c = env.create("name = \"shop\"\n[fields.name]\ntype = \"text\"\n");
+    let rows = env.write("again.jsonl", "{\"id\": \"n1\", \"name\": \"linen shirt\"}\n");
+    mira_host::ingest::ingest(&c, &rows, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    drop(c);
+    wait_for("the new collection is served", &|| {
+        let (status, v) = call(
+            "POST",
+            &s.url("/v1/collections/shop/search"),
+            None,
+            Some(json!({"text": "linen"})),
+        );
+        status == 200 && v["hits"][0]["id"] == "n1"
+    });
+    assert_eq!(stats().1["documents"], 1);
+}
+
 /// A collection whose model is missing answers 503 `model_unavailable` with `Retry-After`
 /// (nothing is indexed, other requests are served); once the model is put in place it is picked
 /// up after `model_retry_secs`, without a restart.

@@ -49,6 +49,14 @@ impl Catalog {
         self.dir(name).is_ok_and(|d| d.join(SCHEMA_FILE).is_file())
     }
 
+    /// What tells this incarnation of a collection from one dropped and created again under
+    /// the same name (by any process): its schema file's inode. `None` when it does not exist.
+    pub fn incarnation(&self, name: &str) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = self.dir(name).ok()?;
+        std::fs::metadata(dir.join(SCHEMA_FILE)).ok().map(|m| m.ino())
+    }
+
     /// Creates a collection from a validated schema.
     pub fn create(&self, schema: CollectionSchema) -> Result<Collection> {
         let dir = self.dir(&schema.name)?;

@@ -20,8 +20,9 @@ pub struct AppState {
     pub registry: Arc<PluginRegistry>,
     pub workers: Workers,
     pub metrics: Metrics,
-    /// Collections opened so far (opening reads the schema and maps the vector files).
-    open: RwLock<HashMap<String, Arc<Collection>>>,
+    /// Collections opened so far (opening reads the schema and maps the vector files), with
+    /// the incarnation they were opened as.
+    open: RwLock<HashMap<String, (Arc<Collection>, Option<u64>)>>,
     /// One writer per collection at a time, in this process.
     writing: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
@@ -42,12 +43,13 @@ impl AppState {
 
     /// An open collection.
     pub fn collection(&self, name: &str) -> Result<Arc<Collection>> {
-        if let Some(c) = self.open.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+        if let Some((c, _)) = self.open.read().unwrap_or_else(|p| p.into_inner()).get(name) {
             return Ok(c.clone());
         }
+        let incarnation = self.catalog.incarnation(name);
         let c = Arc::new(self.catalog.open(name)?);
         let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
-        Ok(open.entry(name.to_owned()).or_insert(c).clone())
+        Ok(open.entry(name.to_owned()).or_insert((c, incarnation)).0.clone())
     }
 
     /// Forgets a collection (after it is dropped).
@@ -67,14 +69,21 @@ impl AppState {
 
     /// Picks up commits other processes made to open collections.
     pub fn refresh_all(&self) {
-        let open: Vec<Arc<Collection>> = self
+        let open: Vec<(String, Arc<Collection>, Option<u64>)> = self
             .open
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
+            .iter()
+            .map(|(name, (c, incarnation))| (name.clone(), c.clone(), *incarnation))
             .collect();
-        for c in open {
+        for (name, c, incarnation) in open {
+            // Dropped (and perhaps created again) by another process: the next request opens
+            // whatever is there now.
+            if self.catalog.incarnation(&name) != incarnation {
+                tracing::info!(collection = %name, "dropped or replaced by another process");
+                self.forget(&name);
+                continue;
+            }
             if let Err(e) = c.refresh() {
                 tracing::warn!(collection = c.name(), error = %e, "refresh failed");
             }
