@@ -13,6 +13,9 @@ use crate::plugin::PluginRegistry;
 use super::metrics::Metrics;
 use super::workers::Workers;
 
+/// An open collection and the incarnation it was opened as ([`Catalog::incarnation`]).
+type OpenCollection = (Arc<Collection>, Option<u64>);
+
 /// The server's shared state.
 pub struct AppState {
     pub catalog: Catalog,
@@ -22,7 +25,7 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Collections opened so far (opening reads the schema and maps the vector files), with
     /// the incarnation they were opened as.
-    open: RwLock<HashMap<String, (Arc<Collection>, Option<u64>)>>,
+    open: RwLock<HashMap<String, OpenCollection>>,
     /// One writer per collection at a time, in this process.
     writing: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
