@@ -43,6 +43,15 @@ fn a_batch_captions_as_one_image_at_a_time() {
         assert_eq!(&single[0], ids);
         assert!(ids.len() <= 12);
     }
+    // More images than one forward pass takes: split, in order.
+    let many: Vec<DynamicImage> = (0..mira_host::caption::CAPTION_BATCH + 3)
+        .map(|i| images[i % images.len()].clone())
+        .collect();
+    let all = blip.caption_ids(&many, 12).unwrap();
+    assert_eq!(all.len(), many.len());
+    for (i, ids) in all.iter().enumerate() {
+        assert_eq!(ids, &batch[i % images.len()], "image {i}");
+    }
 }
 
 /// Mira's own BLIP forward (batched, cross-attention computed once) captions exactly as
@@ -396,4 +405,57 @@ fn the_archive_config_indexes_a_folder_with_captions() {
     assert_eq!(hit["fields"]["tags"].as_array().map(Vec::len), Some(3), "{hit}");
     let read = hit["explain"]["rerank"]["text"].as_str().unwrap();
     assert!(read.contains(&format!("caption: {}", captions[i])), "{read}");
+}
+
+/// A clip-text field that reads every text field reads the generated caption too, even when
+/// it is declared before the caption field.
+#[test]
+fn a_text_embedding_reads_the_caption_whatever_the_field_order() {
+    let env = Env::new();
+    let (clip, _) = crate::common::tiny_models(&env);
+    let blip = env.path().join("blip");
+    write_tiny_blip(&blip).unwrap();
+    let schema = format!(
+        r#"name = "notes"
+[fields.title]
+type = "text"
+[fields.text_emb]
+type = "vector"
+dim = 512
+source = "clip-text"
+[fields.photo]
+type = "image"
+[fields.caption]
+type = "text"
+source = "caption"
+max_tokens = 12
+[models]
+clip = {clip:?}
+captioner = {blip:?}
+"#
+    );
+    let c = env.create(&schema);
+    pictures()[0].save(env.path().join("p.png")).unwrap();
+    let input = env.write(
+        "rows.jsonl",
+        "{\"id\": \"a\", \"title\": \"quay\", \"photo\": \"p.png\"}\n",
+    );
+    let report = mira_host::ingest::ingest(&c, &input, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    assert_eq!(report.indexed, 1, "{:?}", report.errors);
+    let caption = load(&blip).caption_images(&pictures()[..1], 12).unwrap().remove(0);
+    assert!(!caption.is_empty());
+    let clip = mira_host::embed::ClipEmbedder::load(&clip, &parse_device("cpu").unwrap(), ModelDType::F32).unwrap();
+    let expected = clip.embed_texts(&[&format!("quay. {caption}")]).unwrap().remove(0);
+    let resp = c
+        .search(&mira_host::SearchRequest {
+            vector: Some(expected),
+            explain: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let sim = resp.hits[0].explain.as_ref().unwrap().vector.as_ref().unwrap().score;
+    assert!(
+        (sim - 1.0).abs() < 1e-4,
+        "the stored vector embeds title and caption: {sim}"
+    );
 }

@@ -15,6 +15,10 @@ use super::blip::Blip;
 use crate::embed::{ImagePreprocessor, ProcessorKind};
 use crate::models::{ModelDType, ModelError, ModelFiles, ModelKind};
 
+/// Images per forward pass (the vision tower's attention for 16 images of 577 patches is
+/// ~250 MB in f32).
+pub const CAPTION_BATCH: usize = 16;
+
 /// A loaded BLIP captioning model.
 pub struct Captioner {
     model: Blip,
@@ -65,11 +69,16 @@ impl Captioner {
     }
 
     /// The token ids of each image's caption (without the start and end tokens), at most
-    /// `max_tokens` each.
+    /// `max_tokens` each; images go through the model [`CAPTION_BATCH`] at a time.
     pub fn caption_ids(&self, images: &[DynamicImage], max_tokens: usize) -> Result<Vec<Vec<u32>>, ModelError> {
-        if images.is_empty() {
-            return Ok(Vec::new());
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(CAPTION_BATCH) {
+            out.extend(self.caption_batch(chunk, max_tokens)?);
         }
+        Ok(out)
+    }
+
+    fn caption_batch(&self, images: &[DynamicImage], max_tokens: usize) -> Result<Vec<Vec<u32>>, ModelError> {
         let max_tokens = max_tokens.min(self.config.max_caption_tokens());
         let (h, w) = self.preprocess.output;
         let mut flat = Vec::with_capacity(images.len() * 3 * (h * w) as usize);

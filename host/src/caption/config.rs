@@ -133,9 +133,16 @@ impl BlipModelConfig {
             )));
         }
         let raw: RawConfig = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-        let (t, v) = (raw.text_config, raw.vision_config);
-        if t.hidden_size % t.num_attention_heads.max(1) != 0 || v.hidden_size % v.num_attention_heads.max(1) != 0 {
-            return Err(bad("hidden_size must be a multiple of num_attention_heads".into()));
+        let (mut t, v) = (raw.text_config, raw.vision_config);
+        for (part, hidden, heads) in [
+            ("text_config", t.hidden_size, t.num_attention_heads),
+            ("vision_config", v.hidden_size, v.num_attention_heads),
+        ] {
+            if hidden == 0 || heads == 0 || hidden % heads != 0 {
+                return Err(bad(format!(
+                    "{part}: hidden_size {hidden} must be a positive multiple of num_attention_heads {heads}"
+                )));
+            }
         }
         if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
             return Err(bad(format!(
@@ -143,12 +150,8 @@ impl BlipModelConfig {
                 v.image_size, v.patch_size
             )));
         }
-        if t.encoder_hidden_size != v.hidden_size {
-            return Err(bad(format!(
-                "text_config.encoder_hidden_size {} differs from vision_config.hidden_size {}",
-                t.encoder_hidden_size, v.hidden_size
-            )));
-        }
+        // transformers' BlipConfig sets this from the vision side, whatever the file says.
+        t.encoder_hidden_size = v.hidden_size;
         for (name, id) in [("bos_token_id", t.bos_token_id), ("sep_token_id", t.sep_token_id)] {
             if id as usize >= t.vocab_size {
                 return Err(bad(format!(
@@ -198,5 +201,35 @@ impl BlipModelConfig {
 
     pub fn image_size(&self) -> usize {
         self.model.vision_config.image_size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_encoder_width_comes_from_the_vision_side() {
+        // blip-image-captioning-large style: text_config leaves encoder_hidden_size out (768 by
+        // default) while the vision tower is 1024 wide; transformers takes the vision width.
+        let json = r#"{"model_type": "blip", "text_config": {"num_hidden_layers": 12},
+            "vision_config": {"hidden_size": 1024, "num_attention_heads": 16}}"#;
+        let c = BlipModelConfig::from_json(json, "config.json").unwrap();
+        assert_eq!(c.model.text_config.encoder_hidden_size, 1024);
+        assert_eq!((c.bos_token_id, c.sep_token_id), (30522, 102));
+        let e = BlipModelConfig::from_json(r#"{"text_config": {"vocab_size": 100}}"#, "c.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bos_token_id 30522 is outside the vocabulary of 100"), "{e}");
+    }
+
+    #[test]
+    fn zero_heads_are_refused() {
+        let json = r#"{"vision_config": {"num_attention_heads": 0}}"#;
+        let e = BlipModelConfig::from_json(json, "config.json").unwrap_err().to_string();
+        assert!(
+            e.contains("vision_config: hidden_size 768 must be a positive multiple of num_attention_heads 0"),
+            "{e}"
+        );
     }
 }

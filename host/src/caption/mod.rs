@@ -9,7 +9,7 @@ mod config;
 #[cfg(feature = "testing")]
 pub mod fixtures;
 
-pub use captioner::Captioner;
+pub use captioner::{CAPTION_BATCH, Captioner};
 pub use config::BlipModelConfig;
 
 /// Caption tokens when a field does not say.

@@ -6,6 +6,9 @@ use super::{Collection, SCHEMA_FILE};
 use crate::error::{Error, Result};
 use crate::schema::CollectionSchema;
 
+/// A collection's schema file identity: (inode, change time in seconds, nanoseconds).
+pub type Incarnation = (u64, i64, i64);
+
 /// Collections under `<data>/collections/`.
 pub struct Catalog {
     root: PathBuf,
@@ -50,11 +53,14 @@ impl Catalog {
     }
 
     /// What tells this incarnation of a collection from one dropped and created again under
-    /// the same name (by any process): its schema file's inode. `None` when it does not exist.
-    pub fn incarnation(&self, name: &str) -> Option<u64> {
+    /// the same name (by any process): its schema file's inode and change time (an inode number
+    /// alone may be reused at once). `None` when it does not exist.
+    pub fn incarnation(&self, name: &str) -> Option<Incarnation> {
         use std::os::unix::fs::MetadataExt;
         let dir = self.dir(name).ok()?;
-        std::fs::metadata(dir.join(SCHEMA_FILE)).ok().map(|m| m.ino())
+        std::fs::metadata(dir.join(SCHEMA_FILE))
+            .ok()
+            .map(|m| (m.ino(), m.ctime(), m.ctime_nsec()))
     }
 
     /// Creates a collection from a validated schema.

@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 
-pub use catalog::Catalog;
+pub use catalog::{Catalog, Incarnation};
 pub use stats::{CollectionStats, VectorFieldStats};
 pub use writer::CollectionWriter;
 

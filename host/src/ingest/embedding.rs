@@ -108,6 +108,9 @@ impl Embedder {
                 cache,
             });
         }
+        // Captions and tags first: a clip-text field reading every text field then reads them
+        // too, whatever the order of the schema.
+        targets.sort_by_key(|t| matches!(t.input, Input::Text(_)));
         if !without_clip.is_empty() {
             warnings.push(format!(
                 "no CLIP model is configured ([models] clip in the schema, or {CLIP_MODEL_ENV}), so `{}` \

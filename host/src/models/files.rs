@@ -15,8 +15,8 @@ pub struct ModelFiles {
     pub weights: Vec<PathBuf>,
     /// The image preprocessing of CLIP and BLIP (absent for text-only models).
     pub preprocessor: Option<PathBuf>,
-    /// [`ModelFiles::fingerprint`], computed on first use.
-    fingerprint: std::sync::OnceLock<Result<String, String>>,
+    /// [`ModelFiles::fingerprint`], once computed.
+    fingerprint: std::sync::OnceLock<String>,
 }
 
 /// What a model is for: decides which files it needs and the repo named in hints.
@@ -149,10 +149,12 @@ impl ModelFiles {
     /// its blob's SHA-256 already; any other is hashed (about a second per GB), once: what
     /// the embedding and caption caches are keyed by.
     pub fn fingerprint(&self) -> Result<&str, ModelError> {
-        self.fingerprint
-            .get_or_init(|| self.compute_fingerprint().map_err(|e| e.to_string()))
-            .as_deref()
-            .map_err(|e| ModelError::Files(e.clone()))
+        if let Some(f) = self.fingerprint.get() {
+            return Ok(f);
+        }
+        // A failure (a file being replaced) is not kept: the next call reads again.
+        let f = self.compute_fingerprint()?;
+        Ok(self.fingerprint.get_or_init(|| f))
     }
 
     fn compute_fingerprint(&self) -> Result<String, ModelError> {

@@ -16,7 +16,10 @@ enum Slot {
     Failed { message: String, at: Instant },
 }
 
-static LOADED: Mutex<Option<HashMap<String, Slot>>> = Mutex::new(None);
+/// One model's slot, locked while it loads: other models load and are used meanwhile.
+type Cell = Arc<Mutex<Option<Slot>>>;
+
+static LOADED: Mutex<Option<HashMap<String, Cell>>> = Mutex::new(None);
 static RETRY_MS: AtomicU64 = AtomicU64::new(30_000);
 
 /// How long a failed load is remembered before the next use tries again.
@@ -30,31 +33,33 @@ pub fn set_load_retry(every: Duration) {
 }
 
 /// The model stored under `key`, loading it with `load` the first time (and again once a failed
-/// load is older than [`load_retry`]). Loads are serialised: one model in memory at a time while
-/// loading, and no model loaded twice.
+/// load is older than [`load_retry`]). A model is loaded once: callers asking for it while it
+/// loads wait for that load; other models are not held up.
 pub fn shared<T: Any + Send + Sync>(
     key: &str,
     load: impl FnOnce() -> Result<T, ModelError>,
 ) -> Result<Arc<T>, ModelError> {
-    let mut guard = LOADED.lock().unwrap_or_else(|p| p.into_inner());
-    let map = guard.get_or_insert_with(HashMap::new);
     let key = format!("{}|{key}", std::any::type_name::<T>());
-    let fresh = match map.get(&key) {
+    let cell: Cell = {
+        let mut guard = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+        guard.get_or_insert_with(HashMap::new).entry(key).or_default().clone()
+    };
+    let mut slot = cell.lock().unwrap_or_else(|p| p.into_inner());
+    let fresh = match &*slot {
         Some(Slot::Loaded(_)) => false,
         Some(Slot::Failed { at, .. }) => at.elapsed() >= load_retry(),
         None => true,
     };
     if fresh {
-        let slot = match load() {
+        *slot = Some(match load() {
             Ok(m) => Slot::Loaded(Arc::new(m)),
             Err(e) => Slot::Failed {
                 message: e.to_string(),
                 at: Instant::now(),
             },
-        };
-        map.insert(key.clone(), slot);
+        });
     }
-    match &map[&key] {
+    match slot.as_ref().expect("filled above") {
         Slot::Loaded(m) => Ok(Arc::clone(m).downcast::<T>().expect("keyed by type name")),
         Slot::Failed { message, .. } => Err(ModelError::Files(message.clone())),
     }
@@ -66,6 +71,7 @@ mod tests {
 
     #[test]
     fn a_failed_load_is_retried_after_the_interval() {
+        let before = load_retry();
         set_load_retry(Duration::from_millis(50));
         let key = "shared-test-retry";
         let fail = || Err::<u32, _>(ModelError::Files("no model here".into()));
@@ -77,5 +83,6 @@ mod tests {
         assert_eq!(*shared(key, || Ok(7u32)).unwrap(), 7);
         // Loaded models stay.
         assert_eq!(*shared(key, || Ok(8u32)).unwrap(), 7);
+        set_load_retry(before);
     }
 }

@@ -64,9 +64,16 @@ pub(crate) fn candidate<K>(c: &Collection, doc: &TantivyDocument, id: String, f:
                 FieldKind::Vector(_) => None,
             };
             let Some(value) = value else { continue };
+            // Tags and the caption travel as the candidate's own, not again among its fields.
             match &value {
-                FieldValue::Text(s) | FieldValue::Keyword(s) if is_tags => tags.push(s.clone()),
-                FieldValue::Text(s) if is_caption => caption = Some(s.clone()),
+                FieldValue::Text(s) | FieldValue::Keyword(s) if is_tags => {
+                    tags.push(s.clone());
+                    continue;
+                }
+                FieldValue::Text(s) if is_caption => {
+                    caption = Some(s.clone());
+                    continue;
+                }
                 _ => {}
             }
             fields.push(Field {

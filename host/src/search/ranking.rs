@@ -323,11 +323,6 @@ pub(crate) fn render(c: &Candidate) -> String {
     let mut lines: Vec<String> = c
         .fields
         .iter()
-        // Tags and the caption come last, once (their fields are among the candidate's fields).
-        .filter(|f| match &f.value {
-            FieldValue::Text(s) | FieldValue::Keyword(s) => c.caption.as_ref() != Some(s) && !c.tags.contains(s),
-            _ => true,
-        })
         .map(|f| {
             let v = match &f.value {
                 FieldValue::Text(s) | FieldValue::Keyword(s) | FieldValue::Facet(s) => s.clone(),
@@ -348,4 +343,45 @@ pub(crate) fn render(c: &Candidate) -> String {
         lines.push(format!("caption: {caption}"));
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::wit::{Field, StageScores};
+
+    /// Fields as they are, then the tags and the caption (the host passes those apart from the
+    /// fields, so a field whose value equals a tag is still a field).
+    #[test]
+    fn the_built_in_rendering() {
+        let c = Candidate {
+            id: "p1".into(),
+            fields: vec![
+                Field {
+                    name: "title".into(),
+                    value: FieldValue::Text("Quay".into()),
+                },
+                Field {
+                    name: "place".into(),
+                    value: FieldValue::Keyword("boat".into()),
+                },
+            ],
+            scores: StageScores {
+                bm25: None,
+                bm25_rank: None,
+                vector: None,
+                vector_rank: None,
+                retrieval: 1.0,
+                retrieval_rank: 1,
+                rerank: None,
+            },
+            tags: vec!["night".into(), "boat".into()],
+            caption: Some("boats in a harbour".into()),
+            has_image: true,
+        };
+        assert_eq!(
+            render(&c),
+            "title: Quay\nplace: boat\ntags: night, boat\ncaption: boats in a harbour"
+        );
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use crate::collection::{Catalog, Collection};
+use crate::collection::{Catalog, Collection, Incarnation};
 use crate::config::ServerSettings;
 use crate::error::Result;
 use crate::plugin::PluginRegistry;
@@ -14,7 +14,7 @@ use super::metrics::Metrics;
 use super::workers::Workers;
 
 /// An open collection and the incarnation it was opened as ([`Catalog::incarnation`]).
-type OpenCollection = (Arc<Collection>, Option<u64>);
+type OpenCollection = (Arc<Collection>, Option<Incarnation>);
 
 /// The server's shared state.
 pub struct AppState {
@@ -72,7 +72,7 @@ impl AppState {
 
     /// Picks up commits other processes made to open collections.
     pub fn refresh_all(&self) {
-        let open: Vec<(String, Arc<Collection>, Option<u64>)> = self
+        let open: Vec<(String, Arc<Collection>, Option<Incarnation>)> = self
             .open
             .read()
             .unwrap_or_else(|p| p.into_inner())

@@ -130,16 +130,10 @@ pub fn civil_date(secs: i64) -> String {
 }
 
 /// Renders a candidate as `name: value` lines (only `names`, in that order, when not empty),
-/// then its tags and caption (once: the fields they come from are not repeated).
+/// then its tags and caption (the host passes those apart from the fields).
 pub fn render_fields(c: &Candidate, names: &[&str]) -> String {
     let mut lines: Vec<String> = Vec::new();
-    let mut push = |name: &str, v: &FieldValue| {
-        let repeated = matches!(v, FieldValue::Text(s) | FieldValue::Keyword(s)
-            if c.caption.as_ref() == Some(s) || c.tags.contains(s));
-        if !repeated {
-            lines.push(format!("{name}: {}", show(v)));
-        }
-    };
+    let mut push = |name: &str, v: &FieldValue| lines.push(format!("{name}: {}", show(v)));
     if names.is_empty() {
         c.fields.iter().for_each(|f| push(&f.name, &f.value));
     } else {
@@ -236,16 +230,14 @@ mod tests {
         assert_eq!(adaptive_depth(&scores, 2, 1, 0.5), 2);
     }
 
-    /// Tags and the caption come last, once, even when their fields are among the fields.
+    /// Fields first, then the tags and the caption.
     #[test]
-    fn rendering_shows_tags_and_caption_once() {
+    fn rendering_lists_fields_then_tags_and_caption() {
         let mut c = Candidate::new(
             "p1",
             vec![
                 Field::new("title", FieldValue::Text("Quay".into())),
-                Field::new("seen", FieldValue::Text("boats in a harbour".into())),
-                Field::new("tags", FieldValue::Text("night".into())),
-                Field::new("tags", FieldValue::Text("boat".into())),
+                Field::new("place", FieldValue::Keyword("boat".into())),
             ],
             1.0,
         );
@@ -253,7 +245,7 @@ mod tests {
         c.caption = Some("boats in a harbour".into());
         assert_eq!(
             render_fields(&c, &[]),
-            "title: Quay\ntags: night, boat\ncaption: boats in a harbour"
+            "title: Quay\nplace: boat\ntags: night, boat\ncaption: boats in a harbour"
         );
     }
 }
