@@ -36,6 +36,12 @@ fn main() {
     let data = common::data_dir("media-archive");
     let clip = common::model(ModelKind::Clip);
     let reranker = common::model(ModelKind::Reranker);
+    // Captions are opt-in here: a base-sized BLIP takes seconds per photo on a CPU, and this
+    // archive has 150 photos. MIRA_CAPTION_MODEL=DIR|REPO turns them on.
+    let captioner = std::env::var(ModelKind::Captioner.env_var())
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .and_then(|_| common::model(ModelKind::Captioner));
     let photos = data.join("photos");
     std::fs::create_dir_all(&photos).expect("create the photo folder");
     let mut rows = Vec::new();
@@ -85,16 +91,26 @@ type = "vector"
 dim = {dim}
 source = "clip-image"
 from = ["photo"]
-{}"#,
-        common::models_toml(clip.as_deref(), reranker.as_deref())
+{}{}"#,
+        if captioner.is_some() {
+            "[fields.caption]\ntype = \"text\"\nanalyzer = \"english\"\nsource = \"caption\"\nfrom = [\"photo\"]\nmax_tokens = 20\n"
+        } else {
+            ""
+        },
+        common::models_toml_with_captions(clip.as_deref(), reranker.as_deref(), captioner.as_deref())
     );
     let c = common::create(&data, &schema);
     let report = common::index(&c, rows);
     println!(
-        "indexed {} items ({} photo embeddings computed)\n",
-        report.indexed, report.embedded
+        "indexed {} items ({} photo embeddings{} computed)\n",
+        report.indexed,
+        report.embedded,
+        if captioner.is_some() { " and captions" } else { "" }
     );
-    let fields = ["kind", "title", "date"];
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    let fields = ["kind", "title", "date", "caption"];
 
     println!("== text: \"harbour at night\", 1950s");
     let resp = c

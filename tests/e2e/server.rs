@@ -1189,6 +1189,8 @@ fn the_example_applications_run() {
     let exe = std::env::current_exe().unwrap();
     let examples = exe.parent().unwrap().parent().unwrap().join("examples");
     let (clip, reranker) = tiny_models(&env);
+    let blip = env.path().join("blip");
+    mira_host::caption::fixtures::write_tiny_blip(&blip).unwrap();
     for (name, expect) in [
         (
             "product-search",
@@ -1202,7 +1204,13 @@ fn the_example_applications_run() {
         ("article-illustration", vec!["none used twice", "instruction:"]),
         (
             "media-archive",
-            vec!["== hybrid", "query vector: clip image", "/photo", "/document"],
+            vec![
+                "== hybrid",
+                "query vector: clip image",
+                "/photo",
+                "/document",
+                "photo embeddings and captions computed",
+            ],
         ),
     ] {
         let bin = examples.join(name);
@@ -1221,6 +1229,7 @@ fn the_example_applications_run() {
             .env_remove("MIRA_EXAMPLES_DIR")
             .env("MIRA_CLIP_MODEL", &clip)
             .env("MIRA_RERANKER_MODEL", &reranker)
+            .env("MIRA_CAPTION_MODEL", &blip)
             .env("HF_HUB_OFFLINE", "1")
             .output()
             .unwrap();
