@@ -84,14 +84,9 @@ pub fn run() -> Result<RerankFigures> {
             use candle_transformers::models::qwen3::{Config, ModelForCausalLM};
             eprintln!("bench: reranker, candle-transformers' Qwen3, one pair at a time");
             let cfg: Config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
-            // SAFETY: the weight file was written above and is not modified while mapped.
-            let vb = unsafe {
-                candle_nn::VarBuilder::from_mmaped_safetensors(
-                    &[dir.join("model.safetensors")],
-                    candle_core::DType::F32,
-                    &candle_core::Device::Cpu,
-                )?
-            };
+            let vb = r
+                .files
+                .var_builder(candle_core::DType::F32, &candle_core::Device::Cpu)?;
             let mut model = ModelForCausalLM::new(&cfg, vb)?;
             let started = Instant::now();
             let mut scores = Vec::new();

@@ -12,6 +12,11 @@ pub fn decode(path: &Path, max_pixels: u64) -> Result<DynamicImage, String> {
     decode_bytes(&bytes, &path.display().to_string(), max_pixels)
 }
 
+/// Decodes image files in order ([`decode`] each); the first that fails is the error.
+pub fn decode_all(paths: &[&Path], max_pixels: u64) -> Result<Vec<DynamicImage>, String> {
+    paths.iter().map(|p| decode(p, max_pixels)).collect()
+}
+
 /// Checks and decodes an image held in memory (`name` is what errors call it), refusing more
 /// than `max_pixels` before decoding.
 pub fn decode_bytes(bytes: &[u8], name: &str, max_pixels: u64) -> Result<DynamicImage, String> {

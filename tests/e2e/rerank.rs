@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use mira_host::models::ModelDType;
 use mira_host::rerank::fixtures::{TinyQwen3, write_qwen3, write_tiny_qwen3};
 use mira_host::rerank::{DEFAULT_INSTRUCTION, PREFIX, Reranker, SUFFIX, ScoreOptions};
@@ -58,8 +57,8 @@ fn prompt_is_the_model_cards_and_answers_are_read_at_yes_and_no() {
 fn reference_p_yes(dir: &Path, ids: &[u32], yes: u32, no: u32) -> f32 {
     use candle_transformers::models::qwen3::{Config, ModelForCausalLM};
     let cfg: Config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, &Device::Cpu) }
-        .unwrap();
+    let files = mira_host::models::ModelFiles::find(dir, mira_host::models::ModelKind::Reranker).unwrap();
+    let vb = files.var_builder(DType::F32, &Device::Cpu).unwrap();
     let mut model = ModelForCausalLM::new(&cfg, vb).unwrap();
     let input = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
     let logits: Vec<f32> = model

@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use image::DynamicImage;
 use tokenizers::Tokenizer;
 
@@ -35,23 +34,11 @@ impl Captioner {
     pub fn load(dir: &Path, device: &Device, dtype: ModelDType) -> Result<Self, ModelError> {
         let files = ModelFiles::find(dir, ModelKind::Captioner)?;
         let config = BlipModelConfig::from_file(&files.config)?;
-        let preprocess = ImagePreprocessor::from_file(
-            files.preprocessor.as_deref().expect("checked by ModelFiles::find"),
-            config.image_size(),
-            ProcessorKind::Blip,
-        )?;
-        let tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(|e| ModelError::Config {
-            file: files.tokenizer.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let preprocess = ImagePreprocessor::for_model(&files, config.image_size(), ProcessorKind::Blip)?;
+        let tokenizer = files.tokenizer()?;
         let dtype = dtype.candle();
-        // SAFETY: the weight files are memory-mapped read-only; Mira never writes model files,
-        // and safetensors' header is validated before any tensor is read.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, device)? };
-        let model = Blip::new(&config.model, vb).map_err(|e| ModelError::Config {
-            file: files.dir.display().to_string(),
-            message: format!("the weights do not match config.json: {e}"),
-        })?;
+        let vb = files.var_builder(dtype, device)?;
+        let model = Blip::new(&config.model, vb).map_err(|e| files.weights_mismatch(e))?;
         Ok(Captioner {
             model,
             tokenizer,
@@ -116,10 +103,7 @@ impl Captioner {
         max_tokens: usize,
         max_pixels: u64,
     ) -> Result<Vec<String>, ModelError> {
-        let images = paths
-            .iter()
-            .map(|p| crate::image_file::decode(p, max_pixels).map_err(ModelError::Input))
-            .collect::<Result<Vec<_>, _>>()?;
+        let images = crate::image_file::decode_all(paths, max_pixels).map_err(ModelError::Input)?;
         self.caption_images(&images, max_tokens)
     }
 }

@@ -166,15 +166,10 @@ pub struct ReferenceBlip {
 
 impl ReferenceBlip {
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let config = BlipModelConfig::from_file(&dir.join("config.json"))?;
-        let preprocess = ImagePreprocessor::from_file(
-            &dir.join("preprocessor_config.json"),
-            config.image_size(),
-            ProcessorKind::Blip,
-        )?;
         let files = ModelFiles::find(dir, ModelKind::Captioner)?;
-        // SAFETY: read-only memory map of the weights, as the loader does.
-        let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files.weights, DType::F32, &Device::Cpu)? };
+        let config = BlipModelConfig::from_file(&files.config)?;
+        let preprocess = ImagePreprocessor::for_model(&files, config.image_size(), ProcessorKind::Blip)?;
+        let vb = files.var_builder(DType::F32, &Device::Cpu)?;
         let model = BlipForConditionalGeneration::new(&config.model, vb)?;
         Ok(ReferenceBlip {
             model,

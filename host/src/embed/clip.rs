@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use candle_core::{D, DType, Device, IndexOp, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_nn::{Linear, Module};
 use candle_transformers::models::clip::text_model::ClipTextTransformer;
 use candle_transformers::models::clip::vision_model::ClipVisionTransformer;
 use image::DynamicImage;
@@ -42,16 +42,9 @@ impl ClipEmbedder {
     pub fn load(dir: &Path, device: &Device, dtype: ModelDType) -> Result<Self, ModelError> {
         let files = ModelFiles::find(dir, ModelKind::Clip)?;
         let config = ClipModelConfig::from_file(&files.config)?;
-        let preprocess = ImagePreprocessor::from_file(
-            files.preprocessor.as_deref().expect("checked by ModelFiles::find"),
-            config.vision.image_size,
-            ProcessorKind::Clip,
-        )?;
+        let preprocess = ImagePreprocessor::for_model(&files, config.vision.image_size, ProcessorKind::Clip)?;
         let tok_file = files.tokenizer.display().to_string();
-        let mut tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(|e| ModelError::Config {
-            file: tok_file.clone(),
-            message: e.to_string(),
-        })?;
+        let mut tokenizer = files.tokenizer()?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: config.text.max_position_embeddings,
@@ -65,13 +58,8 @@ impl ClipEmbedder {
         let eos_id = tokenizer.token_to_id(EOS_TOKEN);
         let pad_id = eos_id.unwrap_or(0);
         let dtype = dtype.candle();
-        // SAFETY: the weight files are memory-mapped read-only; Mira never writes model files,
-        // and safetensors' header is validated before any tensor is read.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, device)? };
-        let missing = |e: candle_core::Error| ModelError::Config {
-            file: files.dir.display().to_string(),
-            message: format!("the weights do not match config.json: {e}"),
-        };
+        let vb = files.var_builder(dtype, device)?;
+        let missing = |e| files.weights_mismatch(e);
         let text = ClipTextTransformer::new(vb.pp("text_model"), &config.text).map_err(missing)?;
         let vision = ClipVisionTransformer::new(vb.pp("vision_model"), &config.vision).map_err(missing)?;
         if !vb.contains_tensor("vision_model.embeddings.class_embedding") {
@@ -171,10 +159,7 @@ impl ClipEmbedder {
 
     /// Decodes (with EXIF orientation, refusing more than `max_pixels`) and embeds image files.
     pub fn embed_image_files(&self, paths: &[&Path], max_pixels: u64) -> Result<Vec<Vec<f32>>, ModelError> {
-        let images = paths
-            .iter()
-            .map(|p| crate::image_file::decode(p, max_pixels).map_err(ModelError::Input))
-            .collect::<Result<Vec<_>, _>>()?;
+        let images = crate::image_file::decode_all(paths, max_pixels).map_err(ModelError::Input)?;
         self.embed_images(&images)
     }
 }

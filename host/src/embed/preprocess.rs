@@ -9,7 +9,7 @@ use image::DynamicImage;
 use image::imageops::FilterType;
 use serde::Deserialize;
 
-use crate::models::ModelError;
+use crate::models::{ModelError, ModelFiles};
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -91,6 +91,16 @@ impl ImagePreprocessor {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::Files(format!("cannot read {file}: {e}")))?;
         Self::from_json(&text, &file, image_size, kind)
+    }
+
+    /// The preprocessing of a model directory found by [`ModelFiles::find`] for a kind that
+    /// needs one.
+    pub fn for_model(files: &ModelFiles, image_size: usize, kind: ProcessorKind) -> Result<Self, ModelError> {
+        let path = files
+            .preprocessor
+            .as_deref()
+            .ok_or_else(|| ModelError::Files(format!("{} has no preprocessor_config.json", files.dir.display())))?;
+        Self::from_file(path, image_size, kind)
     }
 
     /// `image_size` is the vision tower's input size, used when the config gives none.

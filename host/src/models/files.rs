@@ -67,8 +67,22 @@ impl ModelKind {
 }
 
 #[derive(serde::Deserialize)]
-pub(super) struct ShardIndex {
-    pub(super) weight_map: std::collections::BTreeMap<String, String>,
+struct ShardIndex {
+    weight_map: std::collections::BTreeMap<String, String>,
+}
+
+/// The shard files `model.safetensors.index.json` at `index` names, sorted, each once.
+pub(super) fn shard_names(index: &Path) -> Result<Vec<String>, ModelError> {
+    let text = std::fs::read_to_string(index)
+        .map_err(|e| ModelError::Files(format!("cannot read {}: {e}", index.display())))?;
+    let parsed: ShardIndex = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+        file: index.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let mut names: Vec<String> = parsed.weight_map.into_values().collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 impl ModelFiles {
@@ -90,16 +104,7 @@ impl ModelFiles {
         let weights = if single.is_file() {
             vec![single]
         } else if index.is_file() {
-            let text = std::fs::read_to_string(&index)
-                .map_err(|e| ModelError::Files(format!("cannot read {}: {e}", index.display())))?;
-            let parsed: ShardIndex = serde_json::from_str(&text).map_err(|e| ModelError::Config {
-                file: index.display().to_string(),
-                message: e.to_string(),
-            })?;
-            let mut shards: Vec<String> = parsed.weight_map.into_values().collect();
-            shards.sort();
-            shards.dedup();
-            shards
+            shard_names(&index)?
                 .into_iter()
                 .map(|s| {
                     let p = dir.join(&s);
@@ -144,6 +149,33 @@ impl ModelFiles {
 }
 
 impl ModelFiles {
+    /// The model's tokenizer; an unusable tokenizer.json is a config error naming the file.
+    pub fn tokenizer(&self) -> Result<tokenizers::Tokenizer, ModelError> {
+        tokenizers::Tokenizer::from_file(&self.tokenizer).map_err(|e| ModelError::Config {
+            file: self.tokenizer.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The weights, memory-mapped, as candle tensors of `dtype` on `device`.
+    pub fn var_builder(
+        &self,
+        dtype: candle_core::DType,
+        device: &candle_core::Device,
+    ) -> Result<candle_nn::VarBuilder<'static>, ModelError> {
+        // SAFETY: the weight files are memory-mapped read-only; Mira never writes model files,
+        // and safetensors' header is validated before any tensor is read.
+        Ok(unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&self.weights, dtype, device)? })
+    }
+
+    /// The error for weights that do not fit the model config.json describes.
+    pub fn weights_mismatch(&self, e: candle_core::Error) -> ModelError {
+        ModelError::Config {
+            file: self.dir.display().to_string(),
+            message: format!("the weights do not match config.json: {e}"),
+        }
+    }
+
     /// SHA-256 (hex) identifying the model's content: its config, tokenizer and preprocessing
     /// files and its weights. A weight file that links into the Hugging Face cache is named by
     /// its blob's SHA-256 already; any other is hashed (about a second per GB), once: what

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use hf_hub::{Cache, Repo, RepoType};
 
-use super::files::ShardIndex;
+use super::files::shard_names;
 use super::{ModelError, ModelFiles, ModelKind};
 
 /// Set to `1` (or `true`/`yes`/`on`) to never ask the hub: the cache must hold the model.
@@ -134,16 +134,7 @@ fn download(
         let index = api
             .get("model.safetensors.index.json")
             .map_err(|e| failed("model.safetensors or model.safetensors.index.json", e))?;
-        let text = std::fs::read_to_string(&index)
-            .map_err(|e| ModelError::Files(format!("cannot read {}: {e}", index.display())))?;
-        let shards: ShardIndex = serde_json::from_str(&text).map_err(|e| ModelError::Config {
-            file: index.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let mut names: Vec<String> = shards.weight_map.into_values().collect();
-        names.sort();
-        names.dedup();
-        for shard in names {
+        for shard in shard_names(&index)? {
             api.get(&shard).map_err(|e| failed(&shard, e))?;
         }
     }

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use candle_nn::VarBuilder;
 use tokenizers::Tokenizer;
 
 use super::prompt::PromptTokenizer;
@@ -58,10 +57,7 @@ impl Reranker {
         let files = ModelFiles::find(dir, ModelKind::Reranker)?;
         let config = Qwen3Config::from_file(&files.config)?;
         let tok_file = files.tokenizer.display().to_string();
-        let tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(|e| ModelError::Config {
-            file: tok_file.clone(),
-            message: e.to_string(),
-        })?;
+        let tokenizer = files.tokenizer()?;
         let yes_id = token_id(&tokenizer, "yes", &tok_file)?;
         let no_id = token_id(&tokenizer, "no", &tok_file)?;
         for id in [yes_id, no_id] {
@@ -77,13 +73,8 @@ impl Reranker {
         }
         let max_length = max_length.min(config.max_position_embeddings);
         let prompt = PromptTokenizer::new(tokenizer, max_length)?;
-        // SAFETY: the weight files are memory-mapped read-only; Mira never writes model files,
-        // and safetensors' header is validated before any tensor is read.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype.candle(), device)? };
-        let model = Qwen3::new(&config, vb).map_err(|e| ModelError::Config {
-            file: files.dir.display().to_string(),
-            message: format!("the weights do not match config.json: {e}"),
-        })?;
+        let vb = files.var_builder(dtype.candle(), device)?;
+        let model = Qwen3::new(&config, vb).map_err(|e| files.weights_mismatch(e))?;
         let head = model.head_rows(&[yes_id, no_id])?;
         Ok(Reranker {
             model,
