@@ -92,8 +92,9 @@ impl Embedder {
                     continue;
                 }
                 (kind, Some(clip), _) => {
-                    let (input, output) = clip_target(c, clip, &s.field, kind, &handle)?;
-                    (input, output, c.embedding_cache(clip)?)
+                    let cache = c.embedding_cache(clip)?;
+                    let (input, output) = clip_target(c, clip, &cache, &s.field, kind, &handle)?;
+                    (input, output, cache)
                 }
                 (_, None, _) => {
                     without_clip.push(s.field.as_str());
@@ -269,6 +270,7 @@ impl Embedder {
 fn clip_target(
     c: &Collection,
     clip: &ClipEmbedder,
+    cache: &EmbeddingCache,
     field: &str,
     kind: &SourceKind,
     handle: &dyn Fn(&str) -> Field,
@@ -299,20 +301,37 @@ fn clip_target(
             top,
         } => {
             let prompts: Vec<String> = vocabulary.iter().map(|w| TAG_PROMPT.replace("{}", w)).collect();
-            let mut embeddings = Vec::with_capacity(prompts.len());
-            for chunk in prompts.chunks(64) {
-                let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-                embeddings.extend(clip.embed_texts(&refs)?);
-            }
             let output = Output::Tags {
                 words: vocabulary.clone(),
-                embeddings,
+                embeddings: text_embeddings(clip, cache, &prompts)?,
                 top: *top,
             };
             (Input::Image(handle(image_field)), output)
         }
         SourceKind::Caption { .. } => unreachable!("captions are not CLIP's"),
     })
+}
+
+/// CLIP text embeddings of `texts` (the tag prompts, embedded at every ingest), from `cache`
+/// where it holds them; the rest are computed in batches and kept.
+fn text_embeddings(clip: &ClipEmbedder, cache: &EmbeddingCache, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+    let keys: Vec<ContentKey> = texts.iter().map(|t| text_key(t)).collect();
+    let mut out: Vec<Option<Vec<f32>>> = keys.iter().map(|k| cache.get(k)).collect();
+    let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
+    for chunk in missing.chunks(64) {
+        let refs: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+        let mut computed = Vec::new();
+        remember(
+            cache,
+            chunk.iter().map(|&i| (i, keys[i])),
+            clip.embed_texts(&refs)?,
+            &mut computed,
+        );
+        for (i, v) in computed {
+            out[i] = Some(v);
+        }
+    }
+    Ok(out.into_iter().map(|v| v.expect("cached or computed")).collect())
 }
 
 /// Stores freshly computed values in `cache` and adds them to `out`.
