@@ -89,6 +89,16 @@ pub struct DeviceArgs {
     pub dtype: String,
 }
 
+impl DeviceArgs {
+    /// The device and dtype the flags name.
+    pub fn parse(&self) -> Result<(candle_core::Device, mira_host::models::ModelDType), mira_host::models::ModelError> {
+        Ok((
+            mira_host::models::parse_device(&self.device)?,
+            mira_host::models::ModelDType::parse(&self.dtype)?,
+        ))
+    }
+}
+
 #[derive(Subcommand)]
 pub enum ModelCommand {
     /// Show what a model holds (a directory in the Hugging Face layout, or a repo id in the cache).

@@ -26,7 +26,8 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                 bail!("give at least one --text or --image");
             }
             let dir = resolve_model(&model, ModelKind::Clip)?;
-            let clip = ClipEmbedder::load(&dir, &parse_device(&device.device)?, ModelDType::parse(&device.dtype)?)?;
+            let (device, dtype) = device.parse()?;
+            let clip = ClipEmbedder::load(&dir, &device, dtype)?;
             let texts: Vec<&str> = text.iter().map(String::as_str).collect();
             let mut rows = Vec::new();
             for (t, v) in text.iter().zip(clip.embed_texts(&texts)?) {
@@ -71,7 +72,8 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             json,
         } => {
             let dir = resolve_model(&model, ModelKind::Captioner)?;
-            let blip = Captioner::load(&dir, &parse_device(&device.device)?, ModelDType::parse(&device.dtype)?)?;
+            let (device, dtype) = device.parse()?;
+            let blip = Captioner::load(&dir, &device, dtype)?;
             let started = Instant::now();
             let paths: Vec<&std::path::Path> = image.iter().map(|p| p.as_path()).collect();
             let captions = blip.caption_image_files(&paths, max_tokens, max_pixels)?;
@@ -105,12 +107,8 @@ fn rerank(
     json: bool,
 ) -> Result<()> {
     let dir = resolve_model(model, ModelKind::Reranker)?;
-    let reranker = Reranker::load(
-        &dir,
-        &parse_device(&device.device)?,
-        ModelDType::parse(&device.dtype)?,
-        max_length,
-    )?;
+    let (device, dtype) = device.parse()?;
+    let reranker = Reranker::load(&dir, &device, dtype, max_length)?;
     let instruction = instruction.unwrap_or_else(|| DEFAULT_INSTRUCTION.to_owned());
     let started = Instant::now();
     let refs: Vec<&str> = docs.iter().map(String::as_str).collect();

@@ -136,7 +136,7 @@ from = ["photo"]
 [search]
 text_fields = ["caption", "keywords"]
 {}"#,
-        common::models_toml(clip.as_deref(), reranker.as_deref())
+        common::models_toml(clip.as_deref(), reranker.as_deref(), None)
     );
     let c = common::create(&data, &schema);
     let report = common::index(&c, rows);

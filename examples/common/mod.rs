@@ -58,12 +58,7 @@ pub fn model(kind: ModelKind) -> Option<String> {
 }
 
 /// `[models]` lines for the models that can be had.
-pub fn models_toml(clip: Option<&str>, reranker: Option<&str>) -> String {
-    models_toml_with_captions(clip, reranker, None)
-}
-
-/// [`models_toml`] with a BLIP captioner too.
-pub fn models_toml_with_captions(clip: Option<&str>, reranker: Option<&str>, captioner: Option<&str>) -> String {
+pub fn models_toml(clip: Option<&str>, reranker: Option<&str>, captioner: Option<&str>) -> String {
     let mut out = String::from("\n[models]\n");
     if let Some(c) = captioner {
         out.push_str(&format!("captioner = {c:?}\n"));

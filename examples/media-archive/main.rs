@@ -97,7 +97,7 @@ from = ["photo"]
         } else {
             ""
         },
-        common::models_toml_with_captions(clip.as_deref(), reranker.as_deref(), captioner.as_deref())
+        common::models_toml(clip.as_deref(), reranker.as_deref(), captioner.as_deref())
     );
     let c = common::create(&data, &schema);
     let report = common::index(&c, rows);

@@ -19,7 +19,7 @@ fn main() {
     let schema = format!(
         "{}{}",
         mira_host::demo::PRODUCTS_SCHEMA,
-        common::models_toml(clip.as_deref(), reranker.as_deref())
+        common::models_toml(clip.as_deref(), reranker.as_deref(), None)
     );
     let c = common::create(&data, &schema);
     let report = mira_host::ingest::ingest(&c, &products.jsonl, &Default::default(), &mira_host::ingest::NoProgress)
