@@ -126,7 +126,7 @@ impl Error {
             Error::IngestAborted { .. } => "ingest_aborted",
             Error::Plugin(_) => "invalid_plugin",
             Error::PluginNotFound(_) => "plugin_not_found",
-            Error::Model(e) if matches!(**e, ModelError::Files(_) | ModelError::Config { .. }) => "model_unavailable",
+            Error::Model(_) if self.fault() == Fault::Unavailable => "model_unavailable",
             Error::Model(_) => "model_error",
             Error::Index(_) => "index_error",
             Error::Io { .. } => "io_error",

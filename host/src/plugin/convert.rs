@@ -37,13 +37,7 @@ pub(crate) fn candidate<K>(c: &Collection, doc: &TantivyDocument, id: String, f:
     let mut tags = Vec::new();
     let mut caption = None;
     let mut has_image = false;
-    let source = |name: &str| {
-        c.schema()
-            .computed_fields
-            .iter()
-            .find(|s| s.field == name)
-            .map(|s| &s.kind)
-    };
+    let source = |name: &str| c.schema().computed_field(name).map(|s| &s.kind);
     for (spec, field) in c.fields().iter() {
         let is_tags = spec.name == TAGS_FIELD || matches!(source(&spec.name), Some(SourceKind::ClipTags { .. }));
         let is_caption = spec.name == CAPTION_FIELD || matches!(source(&spec.name), Some(SourceKind::Caption { .. }));

@@ -318,7 +318,7 @@ impl CollectionSchema {
         })
     }
 
-    /// How a vector field is computed at ingest, if it is.
+    /// How a field is computed at ingest, if it is.
     pub fn computed_field(&self, field: &str) -> Option<&ComputedField> {
         self.computed_fields.iter().find(|s| s.field == field)
     }
