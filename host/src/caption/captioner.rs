@@ -3,9 +3,10 @@
 //! `BlipForConditionalGeneration` without a prompt and without sampling), on Mira's own BLIP
 //! forward ([`super::blip`]): images in batches, each image's cross-attention computed once.
 
+use std::borrow::Borrow;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use image::DynamicImage;
 use tokenizers::Tokenizer;
 
@@ -57,7 +58,11 @@ impl Captioner {
 
     /// The token ids of each image's caption (without the start and end tokens), at most
     /// `max_tokens` each; images go through the model [`CAPTION_BATCH`] at a time.
-    pub fn caption_ids(&self, images: &[DynamicImage], max_tokens: usize) -> Result<Vec<Vec<u32>>, ModelError> {
+    pub fn caption_ids(
+        &self,
+        images: &[impl Borrow<DynamicImage>],
+        max_tokens: usize,
+    ) -> Result<Vec<Vec<u32>>, ModelError> {
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(CAPTION_BATCH) {
             out.extend(self.caption_batch(chunk, max_tokens)?);
@@ -65,15 +70,13 @@ impl Captioner {
         Ok(out)
     }
 
-    fn caption_batch(&self, images: &[DynamicImage], max_tokens: usize) -> Result<Vec<Vec<u32>>, ModelError> {
+    fn caption_batch(
+        &self,
+        images: &[impl Borrow<DynamicImage>],
+        max_tokens: usize,
+    ) -> Result<Vec<Vec<u32>>, ModelError> {
         let max_tokens = max_tokens.min(self.config.max_caption_tokens());
-        let (h, w) = self.preprocess.output;
-        let mut flat = Vec::with_capacity(images.len() * 3 * (h * w) as usize);
-        for img in images {
-            flat.extend(self.preprocess.pixels(img));
-        }
-        let pixels =
-            Tensor::from_vec(flat, (images.len(), 3, h as usize, w as usize), &self.device)?.to_dtype(self.dtype)?;
+        let pixels = self.preprocess.batch(images, &self.device, self.dtype)?;
         Ok(self
             .model
             .generate(&pixels, self.config.bos_token_id, self.config.sep_token_id, max_tokens)?)
@@ -89,7 +92,11 @@ impl Captioner {
     }
 
     /// Captions of images, in batches: at most `max_tokens` tokens each.
-    pub fn caption_images(&self, images: &[DynamicImage], max_tokens: usize) -> Result<Vec<String>, ModelError> {
+    pub fn caption_images(
+        &self,
+        images: &[impl Borrow<DynamicImage>],
+        max_tokens: usize,
+    ) -> Result<Vec<String>, ModelError> {
         self.caption_ids(images, max_tokens)?
             .iter()
             .map(|ids| self.decode(ids))

@@ -179,14 +179,9 @@ impl ReferenceBlip {
     }
 
     pub fn caption_ids(&self, images: &[DynamicImage], max_tokens: usize) -> Result<Vec<Vec<u32>>, ModelError> {
-        let (h, w) = self.preprocess.output;
         let mut captions = Vec::with_capacity(images.len());
         for img in images {
-            let pixels = Tensor::from_vec(
-                self.preprocess.pixels(img),
-                (1, 3, h as usize, w as usize),
-                &Device::Cpu,
-            )?;
+            let pixels = self.preprocess.batch(&[img], &Device::Cpu, DType::F32)?;
             let embeds = self.model.vision_model().forward(&pixels)?;
             let mut m = self.model.clone();
             m.reset_kv_cache();

@@ -1,6 +1,7 @@
 //! The CLIP embedder: text and image towers with their projections, the model's tokenizer and
 //! image preprocessing, batched and L2-normalised.
 
+use std::borrow::Borrow;
 use std::path::Path;
 
 use candle_core::{D, DType, Device, IndexOp, Tensor};
@@ -141,17 +142,11 @@ impl ClipEmbedder {
     }
 
     /// Embeds decoded images in one batch.
-    pub fn embed_images(&self, images: &[DynamicImage]) -> Result<Vec<Vec<f32>>, ModelError> {
+    pub fn embed_images(&self, images: &[impl Borrow<DynamicImage>]) -> Result<Vec<Vec<f32>>, ModelError> {
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let (h, w) = self.preprocess.output;
-        let mut flat = Vec::with_capacity(images.len() * 3 * (h * w) as usize);
-        for img in images {
-            flat.extend(self.preprocess.pixels(img));
-        }
-        let pixels =
-            Tensor::from_vec(flat, (images.len(), 3, h as usize, w as usize), &self.device)?.to_dtype(self.dtype)?;
+        let pixels = self.preprocess.batch(images, &self.device, self.dtype)?;
         let pooled = self.vision.forward(&pixels)?;
         let features = self.visual_projection.forward(&pooled)?;
         Ok(l2_normalize(&features.to_dtype(DType::F32)?)?.to_vec2()?)

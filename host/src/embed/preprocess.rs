@@ -3,6 +3,7 @@
 //! normalise with the given mean and std) and `BlipImageProcessor` (RGB, resize to exactly
 //! height x width, rescale, normalise; no crop). Output: CHW f32.
 
+use std::borrow::Borrow;
 use std::path::Path;
 
 use image::DynamicImage;
@@ -171,6 +172,21 @@ impl ImagePreprocessor {
             normalize,
             output,
         })
+    }
+
+    /// The (batch, 3, height, width) pixel tensor of `images`, as `dtype` on `device`.
+    pub fn batch(
+        &self,
+        images: &[impl Borrow<DynamicImage>],
+        device: &candle_core::Device,
+        dtype: candle_core::DType,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        let (h, w) = self.output;
+        let mut flat = Vec::with_capacity(images.len() * 3 * (h * w) as usize);
+        for img in images {
+            flat.extend(self.pixels(img.borrow()));
+        }
+        candle_core::Tensor::from_vec(flat, (images.len(), 3, h as usize, w as usize), device)?.to_dtype(dtype)
     }
 
     /// CHW pixels of one image.

@@ -3,7 +3,11 @@
 //! not bring the field themselves; inputs seen before (same model, same content) are served from
 //! the persistent cache.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
+
+use image::DynamicImage;
 
 use tantivy::schema::{Field, Value};
 
@@ -152,6 +156,9 @@ impl Embedder {
         counts: &mut EmbedCounts,
     ) -> Result<Vec<(usize, RowError)>> {
         let mut failed: Vec<(usize, RowError)> = Vec::new();
+        // Each row's image is read, hashed and (on a cache miss) decoded once, however many
+        // targets (vector, tags, caption) read it.
+        let mut sources: HashMap<(usize, Field), ImageSource> = HashMap::new();
         for t in &self.targets {
             let todo: Vec<usize> = (0..rows.len())
                 .filter(|i| rows[*i].0.doc.get_first(t.field).is_none() && !failed.iter().any(|(j, _)| j == i))
@@ -169,39 +176,45 @@ impl Embedder {
             };
             match &t.input {
                 Input::Image(field) => {
-                    // Inputs the cache lacks: (row, key), and their decoded images.
-                    let (mut miss, mut images) = (Vec::new(), Vec::new());
+                    // Inputs the cache lacks: (row, key); their images are decoded below.
+                    let mut miss = Vec::new();
                     for &i in &todo {
-                        let Some(path) = rows[i]
-                            .0
-                            .doc
-                            .get_first(*field)
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                        else {
+                        let Some(path) = rows[i].0.doc.get_first(*field).and_then(|v| v.as_str()) else {
                             continue;
                         };
-                        let bytes = match std::fs::read(&path) {
-                            Ok(b) => b,
-                            Err(e) => {
-                                fail(i, format!("cannot open image {path}: {e}"), rows);
-                                continue;
-                            }
+                        let source = match sources.entry((i, *field)) {
+                            Entry::Occupied(e) => e.into_mut(),
+                            Entry::Vacant(e) => match std::fs::read(path) {
+                                Ok(bytes) => e.insert(ImageSource {
+                                    key: image_key(&bytes),
+                                    bytes,
+                                    image: None,
+                                }),
+                                Err(err) => {
+                                    fail(i, format!("cannot open image {path}: {err}"), rows);
+                                    continue;
+                                }
+                            },
                         };
-                        let key = image_key(&bytes);
-                        match t.cache.get(&key) {
+                        match t.cache.get(&source.key) {
                             Some(v) => {
                                 counts.cached += 1;
                                 vectors.push((i, v));
                             }
-                            None => match crate::image_file::decode_bytes(&bytes, &path, self.max_pixels) {
+                            None if source.image.is_some() => miss.push((i, source.key)),
+                            None => match crate::image_file::decode_bytes(&source.bytes, path, self.max_pixels) {
                                 Ok(img) => {
-                                    miss.push((i, key));
-                                    images.push(img);
+                                    source.image = Some(img);
+                                    miss.push((i, source.key));
                                 }
                                 Err(message) => fail(i, message, rows),
                             },
                         }
                     }
+                    let images: Vec<&DynamicImage> = miss
+                        .iter()
+                        .map(|(i, _)| sources[&(*i, *field)].image.as_ref().expect("decoded above"))
+                        .collect();
                     let computed = match &t.output {
                         Output::Caption { max_tokens } => self
                             .captioner()
@@ -362,6 +375,14 @@ fn caption_to_vector(ids: &[u32], max_tokens: usize) -> Vec<f32> {
 /// The token ids of a cached caption.
 fn vector_to_caption(v: &[f32]) -> Vec<u32> {
     v.iter().take_while(|x| **x >= 0.0).map(|&x| x as u32).collect()
+}
+
+/// A row's image file: its content key, its bytes, and the decoded image once a target needed
+/// it.
+struct ImageSource {
+    key: ContentKey,
+    bytes: Vec<u8>,
+    image: Option<DynamicImage>,
 }
 
 /// Vectors an ingest computed with the model, and took from the embedding cache.
