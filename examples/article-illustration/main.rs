@@ -117,7 +117,6 @@ fn main() {
         let row = serde_json::json!({"id": format!("pic-{i:03}"), "caption": caption, "keywords": tags, "photo": file});
         rows.push(row);
     }
-    let dim = if clip.is_some() { 512 } else { 4 };
     let schema = format!(
         r#"name = "pictures"
 [fields.caption]
@@ -126,16 +125,10 @@ analyzer = "english"
 [fields.keywords]
 type = "text"
 analyzer = "english"
-[fields.photo]
-type = "image"
-[fields.embedding]
-type = "vector"
-dim = {dim}
-source = "clip-image"
-from = ["photo"]
-[search]
+{}[search]
 text_fields = ["caption", "keywords"]
 {}"#,
+        common::photo_fields(clip.is_some()),
         common::models_toml(clip.as_deref(), reranker.as_deref(), None)
     );
     let c = common::create(&data, &schema);

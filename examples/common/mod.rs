@@ -57,6 +57,16 @@ pub fn model(kind: ModelKind) -> Option<String> {
     }
 }
 
+/// A `photo` image field and its CLIP embedding (512-d, ViT-B/32's; a stand-in size when no
+/// CLIP model can be had, so the schema stays the same shape).
+pub fn photo_fields(with_clip: bool) -> String {
+    let dim = if with_clip { 512 } else { 4 };
+    format!(
+        "[fields.photo]\ntype = \"image\"\n[fields.embedding]\ntype = \"vector\"\ndim = {dim}\n\
+         source = \"clip-image\"\nfrom = [\"photo\"]\n"
+    )
+}
+
 /// `[models]` lines for the models that can be had.
 pub fn models_toml(clip: Option<&str>, reranker: Option<&str>, captioner: Option<&str>) -> String {
     let mut out = String::from("\n[models]\n");

@@ -70,7 +70,6 @@ fn main() {
         };
         rows.push(row);
     }
-    let dim = if clip.is_some() { 512 } else { 4 };
     let schema = format!(
         r#"name = "archive"
 [fields.kind]
@@ -84,14 +83,8 @@ type = "text"
 analyzer = "english"
 [fields.date]
 type = "date"
-[fields.photo]
-type = "image"
-[fields.embedding]
-type = "vector"
-dim = {dim}
-source = "clip-image"
-from = ["photo"]
-{}{}"#,
+{}{}{}"#,
+        common::photo_fields(clip.is_some()),
         if captioner.is_some() {
             "[fields.caption]\ntype = \"text\"\nanalyzer = \"english\"\nsource = \"caption\"\nfrom = [\"photo\"]\nmax_tokens = 20\n"
         } else {
