@@ -53,8 +53,6 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Search a collection with text, a vector, or both.
     Search(SearchArgs),
-    /// Measure kNN scans, BM25 queries, ingest and the plugin stage on generated data.
-    Bench(BenchArgs),
     /// Manage ranking plugins (WebAssembly components) in the plugin directory.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -314,53 +312,4 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum BenchSuite {
-    /// kNN scans, BM25 and ingest.
-    Search,
-    /// The plugin stage against the same logic in native Rust, and per-call set-up.
-    Plugins,
-    /// CLIP embedding throughput (ViT-B/32-shaped) and Qwen3-Reranker pairs/s (0.6B-shaped),
-    /// on random-weight models.
-    Models,
-    /// Only the CLIP part of `models`.
-    Clip,
-    /// Only the reranker part of `models`.
-    Reranker,
-    /// BLIP captions/s (blip-image-captioning-base-shaped) against candle-transformers' BLIP.
-    Caption,
-    /// A load test of the HTTP server on loopback, with a plugin hot swap in the middle.
-    Server,
-    All,
-}
-
-#[derive(Args)]
-pub struct BenchArgs {
-    /// Which measurements to run.
-    #[arg(value_enum, default_value = "all")]
-    pub suite: BenchSuite,
-    /// Documents in the kNN collection.
-    #[arg(long, default_value_t = 100_000)]
-    pub docs: usize,
-    #[arg(long, default_value_t = 512)]
-    pub dim: usize,
-    /// Queries per measurement.
-    #[arg(long, default_value_t = 50)]
-    pub queries: usize,
-    /// Documents in the ingest measurement (JSONL with vectors, through `mira index`'s path).
-    #[arg(long, default_value_t = 20_000)]
-    pub ingest_docs: usize,
-    /// Searches in the server load test.
-    #[arg(long, default_value_t = 2000)]
-    pub requests: usize,
-    /// Concurrent clients in the server load test.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
-    /// Working directory (default: a temporary one, removed afterwards).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    #[arg(long)]
-    pub json: bool,
 }

@@ -10,7 +10,7 @@ use mira_host::search::Normalization;
 use mira_host::{Catalog, CollectionSchema, SearchRequest};
 
 use crate::cli::{self, Cli, Command};
-use crate::{bench, output, plugins, progress};
+use crate::{output, plugins, progress};
 
 pub fn run(cli: Cli) -> Result<()> {
     let catalog = Catalog::new(&cli.data_dir);
@@ -69,7 +69,6 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Search(args) => search(&catalog, &cli.data_dir, cli.config.as_deref(), args),
-        Command::Bench(args) => bench::run(args),
         Command::Plugin(cmd) => plugin(&cli.data_dir, cli.config.as_deref(), cmd),
         Command::Model(cmd) => crate::model::run(cmd),
         Command::Serve(args) => crate::serve::run(&cli.data_dir, cli.config.as_deref(), args),

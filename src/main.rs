@@ -1,12 +1,6 @@
 //! `mira`: the command-line front of the Mira engine. Glue only: flags become requests for
 //! `mira-host`, results become text or JSON.
 
-mod bench;
-mod bench_caption;
-mod bench_models;
-mod bench_plugins;
-mod bench_rerank;
-mod bench_server;
 mod cli;
 mod commands;
 mod model;

@@ -28,8 +28,7 @@ pub fn engine_config(config: Option<&Path>, data_dir: &Path) -> Result<EngineCon
 /// A registry with the built-in plugins and every plugin of the directory (which override
 /// built-ins of the same name). Plugins of the directory that fail to load are reported, not fatal.
 pub fn registry(config: &EngineConfig, data_dir: &Path) -> Result<Arc<PluginRegistry>> {
-    let runtime = PluginRuntime::new(config.plugins.limits, Some(&data_dir.join("plugin-cache")))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runtime = PluginRuntime::new(config.plugins.limits, Some(&data_dir.join("plugin-cache")))?;
     let registry = PluginRegistry::new(
         runtime,
         Some(config.plugin_dir(data_dir)),

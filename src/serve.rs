@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use mira_host::Catalog;
-use mira_host::server::AppState;
+use mira_server::{AppState, ServerSettings};
 
 use crate::cli::ServeArgs;
 use crate::plugins;
@@ -14,7 +14,10 @@ use crate::plugins;
 pub fn run(data_dir: &Path, config: Option<&Path>, args: ServeArgs) -> Result<()> {
     let engine = plugins::engine_config(config, data_dir)?;
     let registry = plugins::registry(&engine, data_dir)?;
-    let mut settings = engine.server.clone().with_env();
+    let origin = config.map_or_else(|| data_dir.join("mira.toml").display().to_string(), |p| p.display().to_string());
+    let mut settings = ServerSettings::from_config(&engine, &origin)
+        .map_err(anyhow::Error::msg)?
+        .with_env();
     if let Some(listen) = args.listen {
         settings.listen = listen;
     }
@@ -53,7 +56,7 @@ pub fn run(data_dir: &Path, config: Option<&Path>, args: ServeArgs) -> Result<()
             settings.queue
         );
         let state = Arc::new(AppState::new(Catalog::new(data_dir), settings, registry));
-        mira_host::server::serve(listener, state, shutdown()).await?;
+        mira_server::serve(listener, state, shutdown()).await?;
         println!("mira: stopped");
         Ok(())
     })

@@ -20,8 +20,114 @@ pub enum Fault {
     /// Something failed inside the engine or on disk.
     Engine,
     /// A model the configuration names cannot be had (missing, unreadable or not matching its
-    /// config); tried again after [`crate::models::load_retry`].
+    /// config); tried again after the catalog's model retry interval.
     Unavailable,
+}
+
+/// A request that cannot be run, one variant per mistake, each with its own stable code
+/// ([`QueryError::code`]). Every one is the caller's fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    /// `top_k` outside 1..=max (from the request or the collection's `[search]` default).
+    #[error("top_k must be between 1 and {max}, got {got}")]
+    TopK { got: usize, max: usize },
+    /// `offset + top_k` or `candidates` over the largest candidate list.
+    #[error("offset + top_k and candidates must stay within {max}, got {got}")]
+    Candidates { got: usize, max: usize },
+    /// `rerank_window` over the largest window.
+    #[error("rerank_window must be at most {max}, got {got}")]
+    RerankWindow { got: usize, max: usize },
+    /// A fusion weight that is negative or not a number.
+    #[error("{name} must be a non-negative number, got {got}")]
+    Weight { name: &'static str, got: f32 },
+    /// An unknown fusion method or a parameter it does not take.
+    #[error("{0}")]
+    Fusion(String),
+    /// A filter that does not parse or names what cannot be filtered on.
+    #[error("filter `{expr}`: {reason}")]
+    Filter { expr: String, reason: String },
+    /// A text query that does not parse (beyond the syntax slips that are forgiven).
+    #[error("text query `{text}`: {reason}")]
+    Text { text: String, reason: String },
+    /// A field the collection does not have.
+    #[error("collection `{collection}` has no field `{field}`")]
+    UnknownField { collection: String, field: String },
+    /// A field of the wrong kind for what the request does with it.
+    #[error("`{field}` is a {kind} field; {needed}")]
+    FieldKind {
+        field: String,
+        kind: &'static str,
+        needed: &'static str,
+    },
+    /// A collection with no text field searched by text.
+    #[error("collection `{0}` has no text field to search")]
+    NoTextField(String),
+    /// A collection with no vector field searched by vector.
+    #[error("collection `{0}` has no vector field")]
+    NoVectorField(String),
+    /// Nothing to search by.
+    #[error("give a text query, a query vector, or a filter")]
+    Empty,
+    /// Two query vector sources at once (a vector and an image, two images).
+    #[error("{0}")]
+    Conflicting(&'static str),
+    /// A query image that cannot be decoded or is over the pixel limit.
+    #[error("{0}")]
+    Image(String),
+    /// An image query on a collection with no CLIP model.
+    #[error(
+        "an image query needs a CLIP model: set [models] clip in the collection's schema or {}",
+        crate::collection::CLIP_MODEL_ENV
+    )]
+    NoClipModel,
+    /// A plugin or scenario asked of a search that has no plugin registry.
+    #[error("ranking plugins are not available to this search")]
+    PluginsUnavailable,
+    /// A scenario no loaded plugin serves.
+    #[error("no plugin serves the scenario `{0}`")]
+    UnknownScenario(String),
+    /// A collection name that is not allowed.
+    #[error("`{0}` is not a valid collection name")]
+    CollectionName(String),
+    /// An input file whose format cannot be told from its name.
+    #[error("cannot tell the format of {0} from its name: use .jsonl or .csv, a folder of images, or --format")]
+    InputFormat(String),
+    /// A folder of images given to a collection with no image field.
+    #[error("collection `{0}` has no image field, so it cannot take a folder of images")]
+    NoImageField(String),
+    /// An illustration request out of bounds (`per_paragraph`, an empty article, too many
+    /// paragraphs).
+    #[error("{0}")]
+    Article(String),
+}
+
+impl QueryError {
+    /// The stable machine-readable code of this mistake.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueryError::TopK { .. } => "invalid_top_k",
+            QueryError::Candidates { .. } => "invalid_candidates",
+            QueryError::RerankWindow { .. } => "invalid_rerank_window",
+            QueryError::Weight { .. } => "invalid_weight",
+            QueryError::Fusion(_) => "invalid_fusion",
+            QueryError::Filter { .. } => "invalid_filter",
+            QueryError::Text { .. } => "invalid_text_query",
+            QueryError::UnknownField { .. } => "unknown_field",
+            QueryError::FieldKind { .. } => "wrong_field_kind",
+            QueryError::NoTextField(_) => "no_text_field",
+            QueryError::NoVectorField(_) => "no_vector_field",
+            QueryError::Empty => "empty_query",
+            QueryError::Conflicting(_) => "conflicting_query",
+            QueryError::Image(_) => "invalid_image",
+            QueryError::NoClipModel => "no_clip_model",
+            QueryError::PluginsUnavailable => "plugins_unavailable",
+            QueryError::UnknownScenario(_) => "unknown_scenario",
+            QueryError::CollectionName(_) => "invalid_collection_name",
+            QueryError::InputFormat(_) => "unknown_input_format",
+            QueryError::NoImageField(_) => "no_image_field",
+            QueryError::Article(_) => "invalid_article",
+        }
+    }
 }
 
 /// Every error the engine reports.
@@ -35,7 +141,7 @@ pub enum Error {
     Row(#[from] crate::ingest::RowError),
     /// A query, filter or search parameter that cannot be run.
     #[error("invalid query: {0}")]
-    Query(String),
+    Query(#[from] QueryError),
     /// A vector of the wrong size or with non-finite values.
     #[error("vector field `{field}`: {message}")]
     Vector { field: String, message: String },
@@ -69,9 +175,26 @@ pub enum Error {
     /// A plugin name that is not loaded.
     #[error("no plugin `{0}` is loaded (see `mira plugin list`)")]
     PluginNotFound(String),
+    /// A plugin change that the registry's state does not allow (no staged version to activate,
+    /// no previous version to roll back to, no plugin directory to write to).
+    #[error("{0}")]
+    PluginConflict(String),
+    /// The plugin engine (wasmtime) could not be started or failed outside any plugin.
+    #[error("plugin engine: {0}")]
+    PluginEngine(String),
     /// A model that cannot be loaded or an input it cannot embed.
     #[error(transparent)]
     Model(Box<ModelError>),
+    /// A model that cannot be had now (missing, unreadable or not matching its config): the
+    /// failure is remembered and the load tried again after `retry_after`.
+    #[error("{error}")]
+    ModelUnavailable {
+        error: Box<ModelError>,
+        retry_after: std::time::Duration,
+    },
+    /// A collection whose index was built with another schema than its `collection.toml`.
+    #[error("collection at {dir}: the index was built with another schema than collection.toml declares")]
+    SchemaMismatch { dir: PathBuf },
     /// tantivy failed.
     #[error("index: {0}")]
     Index(#[from] tantivy::TantivyError),
@@ -102,13 +225,16 @@ impl Error {
             | Error::IngestAborted { .. }
             | Error::Plugin(_) => Fault::User,
             Error::CollectionNotFound(_) | Error::PluginNotFound(_) => Fault::NotFound,
-            Error::CollectionExists(_) | Error::Locked(_) => Fault::Conflict,
+            Error::CollectionExists(_) | Error::Locked(_) | Error::PluginConflict(_) => Fault::Conflict,
             Error::Model(e) => match **e {
                 ModelError::Candle(_) => Fault::Engine,
                 ModelError::Input(_) => Fault::User,
                 ModelError::Files(_) | ModelError::Config { .. } => Fault::Unavailable,
             },
-            Error::Index(_) | Error::Io { .. } => Fault::Engine,
+            Error::ModelUnavailable { .. } => Fault::Unavailable,
+            Error::Index(_) | Error::Io { .. } | Error::PluginEngine(_) | Error::SchemaMismatch { .. } => {
+                Fault::Engine
+            }
         }
     }
 
@@ -117,7 +243,7 @@ impl Error {
         match self {
             Error::Schema { .. } => "invalid_schema",
             Error::Row(_) => "invalid_document",
-            Error::Query(_) => "invalid_query",
+            Error::Query(q) => q.code(),
             Error::Vector { .. } => "invalid_vector",
             Error::CollectionNotFound(_) => "collection_not_found",
             Error::CollectionExists(_) => "collection_exists",
@@ -126,10 +252,34 @@ impl Error {
             Error::IngestAborted { .. } => "ingest_aborted",
             Error::Plugin(_) => "invalid_plugin",
             Error::PluginNotFound(_) => "plugin_not_found",
+            Error::PluginConflict(_) => "plugin_conflict",
+            Error::PluginEngine(_) => "plugin_engine_error",
             Error::Model(_) if self.fault() == Fault::Unavailable => "model_unavailable",
             Error::Model(_) => "model_error",
+            Error::ModelUnavailable { .. } => "model_unavailable",
+            Error::SchemaMismatch { .. } => "schema_mismatch",
             Error::Index(_) => "index_error",
             Error::Io { .. } => "io_error",
+        }
+    }
+
+    /// How long until a retry may succeed (a model that is unavailable now).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::ModelUnavailable { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// A model load failure: unavailable models (files, config) are retried after `retry`;
+    /// inference failures stay engine faults.
+    pub(crate) fn model_load(e: ModelError, retry: std::time::Duration) -> Self {
+        match e {
+            ModelError::Files(_) | ModelError::Config { .. } => Error::ModelUnavailable {
+                error: Box::new(e),
+                retry_after: retry,
+            },
+            other => Error::Model(Box::new(other)),
         }
     }
 

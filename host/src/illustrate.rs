@@ -6,54 +6,47 @@
 //! paragraphs are then assigned greedily by score, best pairs first, so a picture goes to the
 //! paragraph it suits best and the article gets different pictures throughout.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::collection::Collection;
-use crate::error::{Error, Result};
+use crate::error::{QueryError, Result};
 use crate::search::SearchRequest;
 
 /// The instruction the reranker reads when the request gives none.
 pub const DEFAULT_ILLUSTRATION_INSTRUCTION: &str = "Given a paragraph of an article, judge whether the picture would illustrate it well: the same subject, and an emotion, theme and style that fit the text";
 
 /// What to illustrate.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct IllustrateRequest {
     /// The article; paragraphs are separated by blank lines.
     pub article: String,
     /// Pictures per paragraph (default 1, at most 10).
-    #[serde(default)]
     pub per_paragraph: Option<usize>,
     /// Paragraphs shorter than this many characters (headings, captions) get no picture
     /// (default 60).
-    #[serde(default)]
     pub min_chars: Option<usize>,
     /// Candidates considered per paragraph (default 30).
-    #[serde(default)]
     pub candidates: Option<usize>,
     /// The reranker instruction (default: subject, emotion, theme and style).
-    #[serde(default)]
     pub instruction: Option<String>,
     /// A filter every picture must pass (tantivy syntax).
-    #[serde(default)]
     pub filter: Option<String>,
 }
 
 /// A picture chosen for a paragraph.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Picture {
     pub id: String,
     /// The paragraph's final score for it (P(yes) when reranked).
     pub score: f32,
     /// Its rank among the paragraph's own candidates.
     pub rank: usize,
-    #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
 }
 
 /// One key paragraph and its pictures.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ParagraphPictures {
     /// 0-based position among all paragraphs of the article.
     pub paragraph: usize,
@@ -63,7 +56,7 @@ pub struct ParagraphPictures {
 }
 
 /// The illustrated article.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Illustration {
     pub paragraphs: Vec<ParagraphPictures>,
     /// The instruction the reranker read (when one is configured).
@@ -101,13 +94,13 @@ pub fn illustrate(c: &Collection, req: &IllustrateRequest) -> Result<Illustratio
     let started = std::time::Instant::now();
     let per = req.per_paragraph.unwrap_or(1);
     if per == 0 || per > 10 {
-        return Err(Error::Query(format!("per_paragraph must be 1 to 10, got {per}")));
+        return Err(QueryError::Article(format!("per_paragraph must be 1 to 10, got {per}")).into());
     }
     let candidates = req.candidates.unwrap_or(30).clamp(per, 200);
     let min_chars = req.min_chars.unwrap_or(60);
     let all = paragraphs(&req.article);
     if all.is_empty() {
-        return Err(Error::Query("the article is empty".into()));
+        return Err(QueryError::Article("the article is empty".into()).into());
     }
     let mut key: Vec<(usize, &String)> = all
         .iter()
@@ -118,10 +111,11 @@ pub fn illustrate(c: &Collection, req: &IllustrateRequest) -> Result<Illustratio
         key = all.iter().enumerate().collect();
     }
     if key.len() > 50 {
-        return Err(Error::Query(format!(
+        return Err(QueryError::Article(format!(
             "the article has {} key paragraphs; at most 50 are illustrated per call",
             key.len()
-        )));
+        ))
+        .into());
     }
     let instruction = req
         .instruction

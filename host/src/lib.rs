@@ -33,7 +33,6 @@
 //! - [`models`]: model files (directories or the Hugging Face cache/hub), devices, dtypes.
 //! - [`rerank`]: Qwen3-Reranker on candle (its own Qwen3 forward with prefix KV reuse).
 //! - [`illustrate`]: pictures for each paragraph of an article, none used twice.
-//! - [`server`]: the HTTP API (axum), its OpenAPI document, the search page, metrics.
 //! - [`demo`]: a generated product catalogue for `mira demo` and tests.
 
 pub mod analyzer;
@@ -52,10 +51,9 @@ pub mod plugin;
 pub mod rerank;
 pub mod schema;
 pub mod search;
-pub mod server;
 pub mod vector;
 
 pub use collection::{Catalog, Collection, CollectionStats};
-pub use error::{Error, Fault, Result};
+pub use error::{Error, Fault, QueryError, Result};
 pub use schema::CollectionSchema;
 pub use search::{Hit, SearchRequest, SearchResponse};

@@ -123,7 +123,7 @@ pub fn ids(resp: &mira_host::SearchResponse) -> Vec<String> {
     resp.hits.iter().map(|h| h.id.clone()).collect()
 }
 
-include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+pub use mira_test_artifacts::*;
 
 /// A plugin registry holding the built-in plugins.
 pub fn registry(

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use mira_host::Catalog;
-use mira_host::config::ServerSettings;
+use mira_server::ServerSettings;
 use mira_host::plugin::{PluginLimits, PluginRegistry};
-use mira_host::server::AppState;
+use mira_server::AppState;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -40,7 +40,7 @@ impl Server {
                 .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                mira_host::server::serve(listener, state, async {
+                mira_server::serve(listener, state, async {
                     let _ = stopped.await;
                 })
                 .await

@@ -1,9 +1,10 @@
 //! The set of collections under a data directory.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::{Collection, SCHEMA_FILE};
-use crate::error::{Error, Result};
+use crate::error::{Error, QueryError, Result};
 use crate::schema::CollectionSchema;
 
 /// A collection's schema file identity: (inode, change time in seconds, nanoseconds).
@@ -12,6 +13,7 @@ pub type Incarnation = (u64, i64, i64);
 /// Collections under `<data>/collections/`.
 pub struct Catalog {
     root: PathBuf,
+    model_retry: Duration,
 }
 
 impl Catalog {
@@ -19,12 +21,20 @@ impl Catalog {
     pub fn new(data_dir: &Path) -> Self {
         Catalog {
             root: data_dir.join("collections"),
+            model_retry: crate::models::DEFAULT_RETRY,
         }
+    }
+
+    /// The same catalog, whose collections remember a model that failed to load for `retry`
+    /// before trying it again (a long-running server picks up a model put in place later).
+    pub fn with_model_retry(mut self, retry: Duration) -> Self {
+        self.model_retry = retry;
+        self
     }
 
     fn dir(&self, name: &str) -> Result<PathBuf> {
         if !crate::schema::valid_collection_name(name) {
-            return Err(Error::Query(format!("`{name}` is not a valid collection name")));
+            return Err(QueryError::CollectionName(name.to_owned()).into());
         }
         Ok(self.root.join(name))
     }
@@ -69,7 +79,7 @@ impl Catalog {
         if dir.exists() {
             return Err(Error::CollectionExists(schema.name));
         }
-        Collection::create(&dir, schema).inspect_err(|_| {
+        Collection::create(&dir, schema, self.model_retry).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&dir);
         })
     }
@@ -80,7 +90,7 @@ impl Catalog {
         if !dir.join(SCHEMA_FILE).is_file() {
             return Err(Error::CollectionNotFound(name.to_owned()));
         }
-        Collection::open(&dir)
+        Collection::open_with(&dir, self.model_retry)
     }
 
     /// Deletes a collection and everything in it.

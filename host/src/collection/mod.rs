@@ -13,6 +13,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 
@@ -45,6 +46,8 @@ pub struct Collection {
     clip: LazyModel<ClipEmbedder>,
     reranker: LazyModel<Reranker>,
     captioner: LazyModel<Captioner>,
+    /// How long a model that failed to load is remembered before it is tried again.
+    model_retry: Duration,
 }
 
 /// A model loaded (or found missing) on first use; a failure is kept as its message.
@@ -59,25 +62,27 @@ pub const RERANKER_MODEL_ENV: &str = ModelKind::Reranker.env_var();
 
 impl Collection {
     /// Creates a collection in `dir`, which must not exist yet.
-    pub(crate) fn create(dir: &Path, schema: CollectionSchema) -> Result<Self> {
+    pub(crate) fn create(dir: &Path, schema: CollectionSchema, model_retry: Duration) -> Result<Self> {
         let io = |what: &str, e| Error::io(format!("{what} {}", dir.display()), e);
         std::fs::create_dir_all(dir.join("index")).map_err(|e| io("creating", e))?;
         std::fs::write(dir.join(SCHEMA_FILE), &schema.source).map_err(|e| io("writing schema in", e))?;
         let fields = FieldMap::build(&schema);
         Index::create_in_dir(dir.join("index"), fields.schema.clone())?;
-        Self::open(dir)
+        Self::open_with(dir, model_retry)
     }
 
     /// Opens the collection stored in `dir`, building any missing vector matrix.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, crate::models::DEFAULT_RETRY)
+    }
+
+    /// [`Self::open`], remembering a failed model load for `model_retry`.
+    pub(crate) fn open_with(dir: &Path, model_retry: Duration) -> Result<Self> {
         let schema = CollectionSchema::from_file(&dir.join(SCHEMA_FILE))?;
         let fields = FieldMap::build(&schema);
         let index = Index::open_in_dir(dir.join("index"))?;
         if index.schema() != fields.schema {
-            return Err(Error::io(
-                format!("opening {}", dir.display()),
-                std::io::Error::other("the index was built with another schema than collection.toml declares"),
-            ));
+            return Err(Error::SchemaMismatch { dir: dir.to_owned() });
         }
         analyzer::register(&index);
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
@@ -92,6 +97,7 @@ impl Collection {
             clip: OnceLock::new(),
             reranker: OnceLock::new(),
             captioner: OnceLock::new(),
+            model_retry,
         };
         c.sync_vectors()?;
         Ok(c)
@@ -175,15 +181,15 @@ impl Collection {
         };
         let dir = root.join("embedding-cache");
         let key = format!("{}|{fingerprint}", dir.display());
-        Ok(shared(&key, || {
+        Ok(shared(&key, self.model_retry, || {
             EmbeddingCache::open(&dir, fingerprint, dim).map_err(crate::models::ModelError::Files)
         })?)
     }
 
     /// The model of `kind` for this collection: once resolved (environment, then schema), kept;
     /// taken from the process-wide set so collections naming the same model share it. A model
-    /// that cannot be loaded is not kept: the process-wide set retries it after
-    /// [`crate::models::load_retry`].
+    /// that cannot be loaded is not kept: the process-wide set retries it after the catalog's
+    /// model retry interval, and until then answers [`Error::ModelUnavailable`] at once.
     fn model<T: Send + Sync + 'static>(
         &self,
         cell: &LazyModel<T>,
@@ -201,9 +207,10 @@ impl Collection {
             Some(spec) => {
                 let m = &self.schema.models;
                 let key = format!("{spec}|{}|{}|{extra}", m.device, m.dtype);
-                Some(shared(&key, || {
+                let loaded = shared(&key, self.model_retry, || {
                     load(spec, &parse_device(&m.device)?, ModelDType::parse(&m.dtype)?)
-                })?)
+                });
+                Some(loaded.map_err(|e| Error::model_load(e, self.model_retry))?)
             }
         };
         Ok(cell.get_or_init(|| model).clone())

@@ -8,7 +8,7 @@ use super::Collection;
 use crate::error::Result;
 
 /// A collection's size and shape.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CollectionStats {
     pub name: String,
     pub documents: u64,
@@ -21,7 +21,7 @@ pub struct CollectionStats {
 }
 
 /// One vector field's coverage and footprint.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct VectorFieldStats {
     pub field: String,
     pub dim: usize,

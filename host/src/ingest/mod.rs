@@ -24,7 +24,7 @@ pub use source::{MemoryRows, RowSource, SourceRow};
 use self::embedding::{EmbedCounts, Embedder};
 use crate::collection::{Collection, CollectionWriter};
 use crate::document::{BuiltDocument, DocumentBuilder};
-use crate::error::{Error, Result};
+use crate::error::{Error, QueryError, Result};
 use crate::schema::FieldKind;
 
 /// What to do with a bad row.
@@ -64,10 +64,7 @@ impl InputFormat {
                 path: path.to_owned(),
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
             }),
-            _ => Err(Error::Query(format!(
-                "cannot tell the format of {} from its name: use .jsonl or .csv, a folder of images, or --format",
-                path.display()
-            ))),
+            _ => Err(QueryError::InputFormat(path.display().to_string()).into()),
         }
     }
 }
@@ -106,7 +103,7 @@ impl Progress for NoProgress {}
 const MAX_REPORTED_ERRORS: usize = 100;
 
 /// What an ingest did.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct IngestReport {
     /// Rows read (good and bad).
     pub rows: u64,
@@ -125,7 +122,6 @@ pub struct IngestReport {
     pub embeddings_cached: u64,
     /// Seconds.
     #[serde(with = "secs")]
-    #[schema(value_type = f64)]
     pub elapsed: Duration,
 }
 
@@ -149,12 +145,7 @@ fn open_source(c: &Collection, path: &Path, opts: &IngestOptions) -> Result<Box<
                 .fields
                 .iter()
                 .find(|f| f.kind == FieldKind::Image)
-                .ok_or_else(|| {
-                    Error::Query(format!(
-                        "collection `{}` has no image field, so it cannot take a folder of images",
-                        c.name()
-                    ))
-                })?;
+                .ok_or_else(|| QueryError::NoImageField(c.name().to_owned()))?;
             Box::new(image_folder::ImageFolderSource::open(
                 path,
                 opts.sidecar.as_deref(),

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::Serialize;
 
 /// A bad input row: which file, which line, which document and field, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
 pub struct RowError {
     /// The input file (or image) the row came from.
     pub file: String,

@@ -12,7 +12,7 @@ mod shared;
 pub use device::{ModelDType, parse_device};
 pub use files::{ModelFiles, ModelKind};
 pub use hub::{HUB_OFFLINE_ENV, HubSettings, resolve_model, resolve_model_with};
-pub use shared::{load_retry, set_load_retry, shared};
+pub use shared::{DEFAULT_RETRY, shared};
 
 /// Errors of model loading and inference.
 #[derive(Debug, thiserror::Error)]
@@ -30,4 +30,20 @@ pub enum ModelError {
     /// The tensor library failed.
     #[error("inference: {0}")]
     Candle(#[from] candle_core::Error),
+}
+
+impl ModelError {
+    /// The same error, kind and message, for a second caller (a remembered load failure); the
+    /// tensor library's errors are not `Clone`, so theirs is kept as its message.
+    pub fn duplicate(&self) -> ModelError {
+        match self {
+            ModelError::Files(m) => ModelError::Files(m.clone()),
+            ModelError::Config { file, message } => ModelError::Config {
+                file: file.clone(),
+                message: message.clone(),
+            },
+            ModelError::Input(m) => ModelError::Input(m.clone()),
+            ModelError::Candle(e) => ModelError::Candle(candle_core::Error::Msg(e.to_string())),
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// Why a plugin could not be loaded or did not give a usable answer.
-#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PluginFailure {
     /// Not a component, or not built against `mira:ranking`.

@@ -78,6 +78,18 @@ fn link_failure(e: wasmtime::Error) -> PluginFailure {
 }
 
 impl LoadedPlugin {
+    /// Compiles, links, describes and smoke-tests a plugin. `configs` maps plugin names to what
+    /// `host.config` answers (the name is known once the plugin has described itself).
+    pub fn load(
+        runtime: &Arc<PluginRuntime>,
+        bytes: &[u8],
+        origin: &str,
+        configs: &HashMap<String, HashMap<String, String>>,
+    ) -> Result<Arc<LoadedPlugin>, PluginFailure> {
+        let (component, hash) = runtime.compile(bytes)?;
+        LoadedPlugin::new(runtime.clone(), &component, hash, origin, configs).map(Arc::new)
+    }
+
     pub(crate) fn new(
         runtime: Arc<PluginRuntime>,
         component: &Component,

@@ -7,14 +7,14 @@
 //!   [`PluginSession`] (a fresh store and instance, so a trap never leaks into the next query).
 //! - [`PluginRegistry`]: plugins by name, with atomic swap, rollback, quarantine, directory
 //!   loading and watching.
-//! - [`stage`]: the search stage that applies a plugin, falling back to the built-in fusion and
-//!   the default instruction whenever the plugin fails.
+//!
+//! This module knows wasmtime and the WIT types only: the search stage that calls a plugin, and
+//! the conversion of candidates into WIT types at that call, live in [`crate::search`].
 //!
 //! Invariant: nothing a plugin does can fail a query or harm the host. Every failure becomes a
 //! [`PluginFailure`], reported in the response, counted towards quarantine.
 
 mod bindings;
-pub(crate) mod convert;
 mod failure;
 mod limits;
 mod loaded;

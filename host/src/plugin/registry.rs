@@ -13,7 +13,15 @@ use serde::Serialize;
 
 use super::loaded::valid_plugin_name;
 use super::{LoadedPlugin, PluginFailure, PluginRuntime};
-use crate::error::{Error, Result};
+use crate::error::{Error, QueryError, Result};
+
+const NO_DIR: &str = "no plugin directory is configured, so plugins cannot be stored";
+const NO_PREVIOUS: &str = "has no previous version to roll back to";
+
+/// A plugin change the registry's state does not allow.
+fn conflict(name: &str, what: &str) -> Error {
+    Error::PluginConflict(format!("plugin `{name}` {what}"))
+}
 
 struct Slot {
     current: Arc<LoadedPlugin>,
@@ -21,7 +29,7 @@ struct Slot {
 }
 
 /// A plugin as `mira plugin list` and the server show it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct PluginInfo {
     pub name: String,
     pub version: String,
@@ -81,7 +89,7 @@ impl PluginRegistry {
     /// Loads and validates a plugin, then makes it the active version of its name. The version
     /// it replaces is kept for rollback; queries already running keep the version they started on.
     pub fn install(&self, bytes: &[u8], origin: &str) -> std::result::Result<Arc<LoadedPlugin>, PluginFailure> {
-        let plugin = self.runtime.load(bytes, origin, &self.configs)?;
+        let plugin = LoadedPlugin::load(&self.runtime, bytes, origin, &self.configs)?;
         self.activate(plugin.clone());
         Ok(plugin)
     }
@@ -130,13 +138,13 @@ impl PluginRegistry {
             .values()
             .find(|s| s.current.description.scenarios.iter().any(|x| x == scenario))
             .map(|s| Some(s.current.clone()))
-            .ok_or_else(|| Error::Query(format!("no plugin serves the scenario `{scenario}`")))
+            .ok_or_else(|| QueryError::UnknownScenario(scenario.to_owned()).into())
     }
 
     /// Validates a plugin and keeps it staged: it serves no query until activated, but shadow
     /// comparisons can run it beside the live version. A newer upload replaces the staged one.
     pub fn stage(&self, bytes: &[u8], origin: &str) -> std::result::Result<Arc<LoadedPlugin>, PluginFailure> {
-        let plugin = self.runtime.load(bytes, origin, &self.configs)?;
+        let plugin = LoadedPlugin::load(&self.runtime, bytes, origin, &self.configs)?;
         self.staged
             .write()
             .expect("plugin registry lock")
@@ -155,13 +163,16 @@ impl PluginRegistry {
 
     /// Makes the staged version of `name` active (and writes it to the plugin directory when
     /// there is one); the version it replaces is kept for rollback.
+    /// A name that is neither loaded nor staged is not found; a loaded plugin with nothing
+    /// staged is a conflict.
     pub fn activate_staged(&self, name: &str) -> Result<Arc<LoadedPlugin>> {
-        let (plugin, bytes) = self
-            .staged
-            .write()
-            .expect("plugin registry lock")
-            .remove(name)
-            .ok_or_else(|| Error::Query(format!("no version of plugin `{name}` is staged")))?;
+        let staged = self.staged.write().expect("plugin registry lock").remove(name);
+        let Some((plugin, bytes)) = staged else {
+            if self.get(name).is_none() {
+                return Err(Error::PluginNotFound(name.to_owned()));
+            }
+            return Err(conflict(name, "has no staged version (upload one with ?activate=false first)"));
+        };
         if self.dir.is_some() {
             return self.persist(&bytes);
         }
@@ -178,7 +189,7 @@ impl PluginRegistry {
         let previous = slot
             .previous
             .take()
-            .ok_or_else(|| Error::Query(format!("plugin `{name}` has no previous version to roll back to")))?;
+            .ok_or_else(|| conflict(name, NO_PREVIOUS))?;
         slot.previous = Some(std::mem::replace(&mut slot.current, previous));
         tracing::info!(plugin = %name, version = %slot.current.description.version, "plugin rolled back");
         Ok(slot.current.clone())
@@ -244,7 +255,7 @@ impl PluginRegistry {
         let dir = self
             .dir
             .as_ref()
-            .ok_or_else(|| Error::Query("no plugin directory is configured".into()))?;
+            .ok_or_else(|| Error::PluginConflict(NO_DIR.into()))?;
         // Validated before anything is written; its origin is where it is about to be stored.
         let (component, hash) = self.runtime.compile(bytes).map_err(Error::Plugin)?;
         let mut plugin =
@@ -273,7 +284,7 @@ impl PluginRegistry {
         let dir = self
             .dir
             .as_ref()
-            .ok_or_else(|| Error::Query("no plugin directory is configured".into()))?;
+            .ok_or_else(|| Error::PluginConflict(NO_DIR.into()))?;
         if !valid_plugin_name(name) {
             return Err(Error::PluginNotFound(name.to_owned()));
         }
@@ -282,9 +293,7 @@ impl PluginRegistry {
             dir.join(".previous").join(format!("{name}.wasm")),
         );
         if !previous.is_file() {
-            return Err(Error::Query(format!(
-                "plugin `{name}` has no previous version to roll back to"
-            )));
+            return Err(conflict(name, NO_PREVIOUS));
         }
         let io = |e| Error::io(format!("rolling back {name} in {}", dir.display()), e);
         let tmp = dir.join(format!(".{name}.swap.tmp"));
@@ -305,7 +314,7 @@ impl PluginRegistry {
         let dir = self
             .dir
             .as_ref()
-            .ok_or_else(|| Error::Query("no plugin directory is configured".into()))?;
+            .ok_or_else(|| Error::PluginConflict(NO_DIR.into()))?;
         let current = dir.join(format!("{name}.wasm"));
         if !valid_plugin_name(name) || !current.is_file() {
             return Err(Error::PluginNotFound(name.to_owned()));

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::PluginFailure;
 
 /// Whether the plugin's answer was used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RankingStatus {
     /// The plugin's order is the final order.
@@ -16,7 +16,7 @@ pub enum RankingStatus {
 }
 
 /// What the plugin stage did, for the response.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RankingReport {
     pub plugin: String,
     pub version: String,
@@ -33,7 +33,7 @@ pub struct RankingReport {
 }
 
 /// A hit's place before and after the plugin.
-#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct PluginScore {
     /// The plugin's final score.
     pub score: f32,

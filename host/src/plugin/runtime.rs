@@ -1,7 +1,6 @@
 //! The wasmtime side: one engine for all plugins, a linker that offers only `mira:ranking/host`,
 //! precompiled artifacts cached by content hash, and an epoch ticker for time budgets.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,9 +11,9 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::RankingPlugin;
-use super::loaded::LoadedPlugin;
 use super::state::StoreState;
 use super::{PluginFailure, PluginLimits};
+use crate::error::Error;
 
 /// Epoch ticks per second: a time budget is rounded up to whole milliseconds.
 pub(crate) const TICK: Duration = Duration::from_millis(1);
@@ -52,14 +51,12 @@ fn engine(limits: &PluginLimits) -> wasmtime::Result<Engine> {
 
 impl PluginRuntime {
     /// A runtime with the given limits; compiled artifacts are cached in `cache_dir` if given.
-    pub fn new(limits: PluginLimits, cache_dir: Option<&Path>) -> Result<Arc<Self>, PluginFailure> {
-        let engine = engine(&limits).map_err(|e| PluginFailure::Invalid {
-            message: format!("cannot start the plugin engine: {e}"),
-        })?;
+    /// Failing to start is the engine's fault, never a plugin's ([`Error::PluginEngine`]).
+    pub fn new(limits: PluginLimits, cache_dir: Option<&Path>) -> Result<Arc<Self>, Error> {
+        let engine = engine(&limits).map_err(|e| Error::PluginEngine(format!("cannot start wasmtime: {e}")))?;
         let mut linker = Linker::new(&engine);
-        RankingPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| PluginFailure::Invalid {
-            message: format!("cannot link the host interface: {e}"),
-        })?;
+        RankingPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| Error::PluginEngine(format!("cannot link the host interface: {e}")))?;
         let stop = Arc::new(AtomicBool::new(false));
         {
             let (engine, stop) = (engine.clone(), stop.clone());
@@ -71,9 +68,7 @@ impl PluginRuntime {
                         engine.increment_epoch();
                     }
                 })
-                .map_err(|e| PluginFailure::Invalid {
-                    message: format!("cannot start the epoch thread: {e}"),
-                })?;
+                .map_err(|e| Error::PluginEngine(format!("cannot start the epoch thread: {e}")))?;
         }
         if let Some(dir) = cache_dir {
             let _ = std::fs::create_dir_all(dir);
@@ -129,18 +124,6 @@ impl PluginRuntime {
             }
         }
         Ok((component, hash))
-    }
-
-    /// Compiles, links, describes and smoke-tests a plugin. `configs` maps plugin names to what
-    /// `host.config` answers (the name is known once the plugin has described itself).
-    pub fn load(
-        self: &Arc<Self>,
-        bytes: &[u8],
-        origin: &str,
-        configs: &HashMap<String, HashMap<String, String>>,
-    ) -> Result<Arc<LoadedPlugin>, PluginFailure> {
-        let (component, hash) = self.compile(bytes)?;
-        LoadedPlugin::new(self.clone(), &component, hash, origin, configs).map(Arc::new)
     }
 }
 

@@ -25,7 +25,7 @@ impl PluginRegistry {
     pub fn watch(self: &Arc<Self>) -> Result<DirectoryWatch> {
         let dir = self
             .dir()
-            .ok_or_else(|| Error::Query("no plugin directory is configured".into()))?
+            .ok_or_else(|| Error::PluginConflict("no plugin directory is configured, so none can be watched".into()))?
             .to_owned();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let registry = Arc::downgrade(self);

@@ -6,8 +6,8 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::field::{Analyzer, FieldKind, FieldSpec, Metric, VectorDtype, VectorSpec};
-use crate::error::{Error, Result};
-use crate::search::{FusionMethod, Normalization};
+use crate::error::{Error, QueryError, Result};
+use crate::search::{FusionMethod, MAX_CANDIDATES, MAX_RERANK_WINDOW, MAX_TOP_K, Normalization};
 
 /// A collection's declaration. Build it with [`CollectionSchema::from_toml`] or
 /// [`CollectionSchema::from_file`]; both validate.
@@ -327,14 +327,17 @@ impl CollectionSchema {
     pub fn vector_field(&self, name: &str) -> Result<VectorSpec> {
         match self.field(name).map(|f| &f.kind) {
             Some(FieldKind::Vector(v)) => Ok(*v),
-            Some(other) => Err(Error::Query(format!(
-                "field `{name}` is a {} field, not a vector field",
-                other.type_name()
-            ))),
-            None => Err(Error::Query(format!(
-                "collection `{}` has no field `{name}`",
-                self.name
-            ))),
+            Some(other) => Err(QueryError::FieldKind {
+                field: name.to_owned(),
+                kind: other.type_name(),
+                needed: "not a vector field",
+            }
+            .into()),
+            None => Err(QueryError::UnknownField {
+                collection: self.name.clone(),
+                field: name.to_owned(),
+            }
+            .into()),
         }
     }
 }
@@ -569,14 +572,26 @@ fn validate_search(raw: RawSearch, fields: &[FieldSpec]) -> Result<SearchDefault
             .map(|f| f.name.clone()),
     };
     let fusion = FusionMethod::parse(raw.fusion.as_deref().unwrap_or("rrf"), raw.rrf_k, raw.normalization)?;
-    let weight = |w: Option<f32>, what: &str| match w.unwrap_or(1.0) {
-        w if w.is_finite() && w >= 0.0 => Ok(w),
-        w => Err(format!("{what} must be a non-negative number, got {w}")),
+    // The same bounds a request is held to (`search::plan`), so a default is never refused
+    // at query time.
+    let weight = |w: Option<f32>, name: &'static str| {
+        crate::search::check_weight(name, w.unwrap_or(1.0)).map_err(|e| e.to_string())
     };
     let candidates = raw.candidates.unwrap_or(100);
     let top_k = raw.top_k.unwrap_or(10);
     if candidates == 0 || top_k == 0 {
         return Err("candidates and top_k must be at least 1".into());
+    }
+    if top_k > MAX_TOP_K || candidates > MAX_CANDIDATES {
+        return Err(format!(
+            "top_k must be at most {MAX_TOP_K} and candidates at most {MAX_CANDIDATES}, got {top_k} and {candidates}"
+        ));
+    }
+    let rerank_window = raw.rerank_window.unwrap_or(DEFAULT_RERANK_WINDOW);
+    if rerank_window > MAX_RERANK_WINDOW {
+        return Err(format!(
+            "rerank_window must be at most {MAX_RERANK_WINDOW}, got {rerank_window}"
+        ));
     }
     Ok(SearchDefaults {
         text_fields,
@@ -586,7 +601,7 @@ fn validate_search(raw: RawSearch, fields: &[FieldSpec]) -> Result<SearchDefault
         vector_weight: weight(raw.vector_weight, "vector_weight")?,
         candidates,
         top_k,
-        rerank_window: raw.rerank_window.unwrap_or(DEFAULT_RERANK_WINDOW),
+        rerank_window,
     })
 }
 

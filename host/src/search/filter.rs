@@ -3,7 +3,7 @@
 use tantivy::query::{Query, QueryParser, QueryParserError};
 
 use crate::collection::Collection;
-use crate::error::{Error, Result};
+use crate::error::{QueryError, Result};
 use crate::schema::FieldKind;
 
 /// Parses a filter: every term names its field (`category:dress`, `price:[10 TO 50]`,
@@ -13,7 +13,13 @@ pub(crate) fn parse_filter(c: &Collection, expr: &str) -> Result<Box<dyn Query>>
     parser.set_conjunction_by_default();
     parser
         .parse_query(expr)
-        .map_err(|e| Error::Query(format!("filter `{expr}`: {}", describe(e))))
+        .map_err(|e| {
+            QueryError::Filter {
+                expr: expr.to_owned(),
+                reason: describe(e),
+            }
+            .into()
+        })
 }
 
 /// Parses a BM25 query over the given text fields, with the schema's boosts. Syntax slips (an
@@ -29,20 +35,25 @@ pub(crate) fn parse_text(c: &Collection, text: &str, fields: &[String]) -> Resul
                     boosts.push((*field, boost));
                 }
                 ref k => {
-                    return Err(Error::Query(format!(
-                        "`{name}` is a {} field; text search needs text fields",
-                        k.type_name()
-                    )));
+                    return Err(QueryError::FieldKind {
+                        field: name.clone(),
+                        kind: k.type_name(),
+                        needed: "text search needs text fields",
+                    }
+                    .into());
                 }
             },
-            None => return Err(Error::Query(format!("collection `{}` has no field `{name}`", c.name()))),
+            None => {
+                return Err(QueryError::UnknownField {
+                    collection: c.name().to_owned(),
+                    field: name.clone(),
+                }
+                .into());
+            }
         }
     }
     if handles.is_empty() {
-        return Err(Error::Query(format!(
-            "collection `{}` has no text field to search",
-            c.name()
-        )));
+        return Err(QueryError::NoTextField(c.name().to_owned()).into());
     }
     let mut parser = QueryParser::for_index(c.index(), handles);
     for (field, boost) in boosts {
@@ -53,7 +64,11 @@ pub(crate) fn parse_text(c: &Collection, text: &str, fields: &[String]) -> Resul
     match parser.parse_query(text) {
         Ok(q) => Ok(q),
         Err(QueryParserError::SyntaxError(_)) => Ok(parser.parse_query_lenient(text).0),
-        Err(e) => Err(Error::Query(format!("text query `{text}`: {}", describe(e)))),
+        Err(e) => Err(QueryError::Text {
+            text: text.to_owned(),
+            reason: describe(e),
+        }
+        .into()),
     }
 }
 

@@ -7,7 +7,7 @@ use std::hash::Hash;
 use serde::{Deserialize, Serialize};
 
 /// How scores of one list are normalised before a linear combination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Normalization {
     /// `(s - min) / (max - min)`, 1 when all scores are equal.
@@ -87,7 +87,7 @@ pub struct RankedList<K> {
 }
 
 /// What one list contributed to a document's fused score.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Contribution {
     pub list: String,
     pub weight: f32,

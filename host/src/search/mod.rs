@@ -1,16 +1,29 @@
-//! Search: the request, the retrievers (BM25 and vector kNN, under one filter), fusion of their
-//! candidate lists, and hits that can explain their score.
+//! Search, in the order a query lives it:
+//!
+//! 1. `plan`: the request resolved against the collection and validated, before any work
+//!    (request > plugin > collection defaults).
+//! 2. `retrieve`: BM25 and kNN (the [`crate::vector::KnnCollector`]) under one filter, fused
+//!    ([`fuse`]) into one `candidate` record per document.
+//! 3. `ranking`: the ranking plugin (its WIT types made only at the call, `to_plugin`) and
+//!    Qwen3-Reranker, updating the records in place, then the final order.
+//! 4. `hybrid`: the page of hits, each able to explain its score.
 
+mod candidate;
 mod filter;
 mod fusion;
 mod hybrid;
+mod plan;
 mod ranking;
 mod request;
 mod response;
+mod retrieve;
+mod to_plugin;
 
+pub use candidate::{CAPTION_FIELD, TAGS_FIELD};
 pub(crate) use filter::parse_filter;
+pub(crate) use plan::check_weight;
 pub use fusion::{Contribution, Fused, FusionMethod, Normalization, RankedList, fuse};
 pub use hybrid::{search, search_with, search_with_plugin};
 pub use ranking::{MAX_RERANK_WINDOW, RerankReport, RerankScore};
-pub use request::SearchRequest;
+pub use request::{MAX_CANDIDATES, MAX_TOP_K, SearchRequest};
 pub use response::{Explanation, FusionExplanation, Hit, SearchResponse, StageScore};

@@ -1,8 +1,6 @@
-//! A search request: what the CLI builds from flags and the server will read as JSON.
+//! A search request: what the CLI builds from flags and the server converts its JSON body into.
 
 use std::collections::BTreeMap;
-
-use serde::Deserialize;
 
 use super::FusionMethod;
 use super::fusion::Normalization;
@@ -13,8 +11,7 @@ pub const MAX_TOP_K: usize = 10_000;
 pub const MAX_CANDIDATES: usize = 100_000;
 
 /// One search. Every field is optional; unset ones take the collection's `[search]` defaults.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
     /// BM25 query in tantivy syntax (`red dress`, `title:"silk scarf"`, `dress -red`).
     pub text: Option<String>,
@@ -24,11 +21,9 @@ pub struct SearchRequest {
     pub vector: Option<Vec<f32>>,
     /// Query image file: embedded with the collection's CLIP model for kNN (CLI only: the
     /// HTTP API takes the image itself).
-    #[schema(value_type = Option<String>)]
     pub image: Option<std::path::PathBuf>,
-    /// Query image bytes (an upload), embedded the same way. Never read from JSON: the HTTP
-    /// server fills it from a multipart part or base64, so clients cannot name server files.
-    #[serde(skip)]
+    /// Query image bytes (an upload), embedded the same way: what the HTTP server fills from a
+    /// multipart part or base64 (it never fills `image`, so clients cannot name server files).
     pub image_bytes: Option<std::sync::Arc<Vec<u8>>>,
     /// Vector field to search.
     pub vector_field: Option<String>,
@@ -43,12 +38,10 @@ pub struct SearchRequest {
     /// Hits to return.
     pub top_k: Option<usize>,
     /// Hits to skip (paging).
-    #[serde(default)]
     pub offset: usize,
     /// Candidates each retriever contributes before fusion.
     pub candidates: Option<usize>,
     /// Attach a per-stage explanation to each hit.
-    #[serde(default)]
     pub explain: bool,
     /// Fused candidates the reranker reads (default: the plugin's rerank depth, else the
     /// collection's `[search] rerank_window`); 0 turns reranking off.
@@ -60,7 +53,6 @@ pub struct SearchRequest {
     /// A ranking plugin by name (wins over `scenario`).
     pub plugin: Option<String>,
     /// Parameters passed to the plugin (`max_price=80`...).
-    #[serde(default)]
     pub params: BTreeMap<String, String>,
     /// The request time in seconds since 1970 (default: now); plugins use it for recency.
     pub now: Option<i64>,

@@ -8,7 +8,7 @@ use super::ranking::{RerankReport, RerankScore};
 use crate::plugin::{PluginScore, RankingReport};
 
 /// A page of hits.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SearchResponse {
     pub hits: Vec<Hit>,
     /// Distinct documents that reached fusion (an upper bound on what paging can reach).
@@ -30,19 +30,18 @@ pub struct SearchResponse {
 }
 
 /// One result.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Hit {
     pub id: String,
     pub score: f32,
     /// The document's stored fields.
-    #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Explanation>,
 }
 
 /// How a hit got its score.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
     /// BM25 score and rank, when the text retriever found it.
     pub bm25: Option<StageScore>,
@@ -58,7 +57,7 @@ pub struct Explanation {
 }
 
 /// A retriever's score for a hit.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct StageScore {
     pub score: f32,
     /// 1-based rank in that retriever's list.
@@ -66,7 +65,7 @@ pub struct StageScore {
 }
 
 /// The fused score and the terms it was summed from.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FusionExplanation {
     pub method: String,
     pub score: f32,

@@ -10,10 +10,12 @@
 
 pub mod codec;
 pub mod kernel;
+mod collector;
 mod knn;
 mod matrix;
 mod store;
 
+pub use collector::{KnnCollector, KnnSegmentCollector};
 pub use knn::{DocFilter, FlatScan, ScoredDoc, SegmentVectorIndex, merge_top_k};
 pub use matrix::SegmentMatrix;
 pub use store::{VectorStore, VectorStoreStats};

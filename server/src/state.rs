@@ -3,12 +3,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
-use crate::collection::{Catalog, Collection, Incarnation};
-use crate::config::ServerSettings;
-use crate::error::Result;
-use crate::plugin::PluginRegistry;
+use mira_host::collection::{Catalog, Collection, Incarnation};
+use crate::settings::ServerSettings;
+use mira_host::Result;
+use mira_host::plugin::PluginRegistry;
 
 use super::metrics::Metrics;
 use super::workers::Workers;
@@ -31,11 +30,12 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state over `catalog`, whose collections retry a failed model load after
+    /// `[server] model_retry_secs`.
     pub fn new(catalog: Catalog, config: ServerSettings, registry: Arc<PluginRegistry>) -> Self {
-        crate::models::set_load_retry(Duration::from_secs(config.model_retry_secs));
         AppState {
             workers: Workers::new(config.worker_count(), config.queue),
-            catalog,
+            catalog: catalog.with_model_retry(config.model_retry()),
             config,
             registry,
             metrics: Metrics::new(),

@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
 
-use crate::server::state::AppState;
+use crate::state::AppState;
 
 /// The server is up.
 #[derive(Serialize, utoipa::ToSchema)]

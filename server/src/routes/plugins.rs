@@ -9,12 +9,15 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::Error;
-use crate::plugin::{LoadedPlugin, PluginInfo};
-use crate::search::{SearchResponse, search_with_plugin};
-use crate::server::error::{ApiError, ApiResult, ErrorBody};
-use crate::server::extract::{ApiBytes, ApiJson};
-use crate::server::state::AppState;
+use mira_host::Error;
+use mira_host::SearchResponse;
+use mira_host::plugin::LoadedPlugin;
+use mira_host::search::search_with_plugin;
+
+use crate::api::{PluginInfoBody, SearchBody, SearchResults};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiBytes, ApiJson};
+use crate::state::AppState;
 
 /// A plugin version after an upload or a change.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -52,9 +55,9 @@ pub struct UploadParams {
 }
 
 #[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
-    responses((status = 200, body = [PluginInfo]), (status = 401, body = ErrorBody)))]
-pub async fn list(State(state): State<Arc<AppState>>) -> Json<Vec<PluginInfo>> {
-    Json(state.registry.list())
+    responses((status = 200, body = [PluginInfoBody]), (status = 401, body = ErrorBody)))]
+pub async fn list(State(state): State<Arc<AppState>>) -> Json<Vec<PluginInfoBody>> {
+    Json(state.registry.list().into_iter().map(Into::into).collect())
 }
 
 #[utoipa::path(post, path = "/v1/plugins", tag = "plugins",
@@ -90,7 +93,7 @@ pub async fn upload(
 
 #[utoipa::path(post, path = "/v1/plugins/{name}/activate", tag = "plugins",
     params(("name" = String, Path, description = "Plugin name")),
-    responses((status = 200, body = PluginVersion), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = PluginVersion), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn activate(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<PluginVersion>> {
     let st = state.clone();
     let p = state.workers.run(move || st.registry.activate_staged(&name)).await??;
@@ -99,7 +102,7 @@ pub async fn activate(State(state): State<Arc<AppState>>, Path(name): Path<Strin
 
 #[utoipa::path(post, path = "/v1/plugins/{name}/rollback", tag = "plugins",
     params(("name" = String, Path, description = "Plugin name")),
-    responses((status = 200, body = PluginVersion), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = PluginVersion), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn rollback(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<PluginVersion>> {
     let st = state.clone();
     let p = state
@@ -138,8 +141,8 @@ pub async fn unload(State(state): State<Arc<AppState>>, Path(name): Path<String>
 #[serde(deny_unknown_fields)]
 pub struct ShadowRequest {
     pub collection: String,
-    /// The search (JSON, as for the search route; no image upload).
-    #[schema(value_type = Object)]
+    /// The search (JSON, as for the search route; no image).
+    #[schema(value_type = SearchBody)]
     pub request: Value,
 }
 
@@ -148,7 +151,7 @@ pub struct ShadowRequest {
 pub struct ShadowSide {
     /// `name@version`.
     pub plugin: String,
-    pub response: SearchResponse,
+    pub response: SearchResults,
 }
 
 /// A hit whose place differs.
@@ -182,7 +185,8 @@ pub struct ShadowComparison {
 #[utoipa::path(post, path = "/v1/plugins/{name}/shadow", tag = "plugins",
     params(("name" = String, Path, description = "Plugin name: its live version against its staged one")),
     request_body = ShadowRequest,
-    responses((status = 200, body = ShadowComparison), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ShadowComparison), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
 pub async fn shadow(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -193,7 +197,8 @@ pub async fn shadow(
         .get(&name)
         .ok_or_else(|| ApiError::from(Error::PluginNotFound(name.clone())))?;
     let candidate = state.registry.staged(&name).ok_or_else(|| {
-        ApiError::bad_request(
+        ApiError::new(
+            StatusCode::CONFLICT,
             "no_staged_version",
             format!("no version of `{name}` is staged: upload one with POST /v1/plugins?activate=false"),
         )
@@ -215,9 +220,9 @@ pub async fn shadow(
             let run = |p: &LoadedPlugin| search_with_plugin(&c, &request, Some(p), max);
             let (a, b) = (run(&live)?, run(&candidate)?);
             let diff = diff(&a, &b);
-            let side = |p: &LoadedPlugin, response| ShadowSide {
+            let side = |p: &LoadedPlugin, response: SearchResponse| ShadowSide {
                 plugin: format!("{}@{}", p.name(), p.description.version),
-                response,
+                response: response.into(),
             };
             Ok(ShadowComparison {
                 live: side(&live, a),

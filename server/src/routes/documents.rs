@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::ingest::{IngestOptions, IngestReport, MemoryRows, NoProgress, OnError};
-use crate::schema::FieldKind;
-use crate::server::error::{ApiError, ApiResult, ErrorBody};
-use crate::server::extract::{ApiJson, has_content_type};
-use crate::server::state::AppState;
+use mira_host::ingest::{IngestOptions, IngestReport, MemoryRows, NoProgress, OnError};
+
+use crate::api::IngestReportBody;
+use mira_host::schema::FieldKind;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, has_content_type};
+use crate::state::AppState;
 
 /// Documents to upsert: an array of objects, or this object.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -90,13 +92,13 @@ fn parse_documents(value: Value) -> Result<(Vec<Map<String, Value>>, OnError), A
         (Documents = "application/json"),
         (DocumentsUpload = "multipart/form-data"),
     )),
-    responses((status = 200, body = IngestReport), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, body = IngestReportBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn upsert(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     req: Request,
-) -> ApiResult<Json<IngestReport>> {
+) -> ApiResult<Json<IngestReportBody>> {
     let multipart = has_content_type(&req, "multipart/form-data");
     let (docs, uploads) = if multipart {
         let form = Multipart::from_request(req, &()).await?;
@@ -120,10 +122,10 @@ pub async fn upsert(
                 ..Default::default()
             };
             let source = Box::new(MemoryRows::new("request", media, rows));
-            Ok(crate::ingest::ingest_rows(&c, source, &opts, &NoProgress)?)
+            Ok(mira_host::ingest::ingest_rows(&c, source, &opts, &NoProgress)?)
         })
         .await??;
-    Ok(Json(report))
+    Ok(Json(report.into()))
 }
 
 /// An uploaded image file, checked and not yet stored.
@@ -146,7 +148,7 @@ async fn read_form(mut form: Multipart, max_pixels: u64) -> ApiResult<(Value, Ha
                 docs = Some(parse_json_or_ndjson(text)?);
             }
             (_, Some(file)) => {
-                let extension = crate::image_file::check_header(&bytes, &file, max_pixels)
+                let extension = mira_host::image_file::check_header(&bytes, &file, max_pixels)
                     .map_err(&bad)?
                     .extension;
                 uploads.insert(
@@ -187,7 +189,7 @@ fn parse_json_or_ndjson(text: &str) -> ApiResult<Value> {
 /// Replaces image field values by the stored uploads they name; a value naming no upload is an
 /// error (the server never reads a client-named path).
 fn bind_images(
-    c: &crate::Collection,
+    c: &mira_host::Collection,
     rows: &mut [Map<String, Value>],
     uploads: &HashMap<String, Upload>,
     media: &std::path::Path,

@@ -7,11 +7,12 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::collection::CollectionStats;
-use crate::schema::CollectionSchema;
-use crate::server::error::{ApiError, ApiResult, ErrorBody};
-use crate::server::extract::{ApiBytes, has_content_type};
-use crate::server::state::AppState;
+use mira_host::schema::CollectionSchema;
+
+use crate::api::CollectionStatsBody;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiBytes, has_content_type};
+use crate::state::AppState;
 
 /// A collection in a listing.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -24,7 +25,7 @@ pub struct CollectionSummary {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CollectionDetails {
     #[serde(flatten)]
-    pub stats: CollectionStats,
+    pub stats: CollectionStatsBody,
     /// The schema, as the TOML it was created from.
     pub schema: String,
 }
@@ -43,7 +44,7 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Coll
     let st = state.clone();
     let rows = state
         .workers
-        .run(move || -> crate::Result<Vec<CollectionSummary>> {
+        .run(move || -> mira_host::Result<Vec<CollectionSummary>> {
             st.catalog
                 .list()?
                 .into_iter()
@@ -80,11 +81,11 @@ pub async fn create(
     let st = state.clone();
     let details = state
         .workers
-        .run(move || -> crate::Result<CollectionDetails> {
+        .run(move || -> mira_host::Result<CollectionDetails> {
             let schema = CollectionSchema::from_toml(&toml, "request")?;
             let c = st.catalog.create(schema)?;
             Ok(CollectionDetails {
-                stats: c.stats()?,
+                stats: c.stats()?.into(),
                 schema: c.schema().source.clone(),
             })
         })
@@ -99,10 +100,10 @@ pub async fn get(State(state): State<Arc<AppState>>, Path(name): Path<String>) -
     let st = state.clone();
     let details = state
         .workers
-        .run(move || -> crate::Result<CollectionDetails> {
+        .run(move || -> mira_host::Result<CollectionDetails> {
             let c = st.collection(&name)?;
             Ok(CollectionDetails {
-                stats: c.stats()?,
+                stats: c.stats()?.into(),
                 schema: c.schema().source.clone(),
             })
         })
@@ -117,7 +118,7 @@ pub async fn drop(State(state): State<Arc<AppState>>, Path(name): Path<String>) 
     let st = state.clone();
     state
         .workers
-        .run(move || -> crate::Result<()> {
+        .run(move || -> mira_host::Result<()> {
             let lock = st.write_lock(&name);
             let _writing = lock.lock().unwrap_or_else(|p| p.into_inner());
             st.forget(&name);

@@ -1,4 +1,4 @@
-//! `mira bench models`: CLIP embedding throughput on CPU with a ViT-B/32-shaped random-weight
+//! `mira-bench models`: CLIP embedding throughput on CPU with a ViT-B/32-shaped random-weight
 //! model written in the Hugging Face layout and loaded through the normal path; batched inputs
 //! against one input at a time, measured in the same run.
 

@@ -1,13 +1,26 @@
-//! The HTTP server (`mira serve`): a JSON API over axum for collections, documents, search and
-//! ranking plugins, described by an OpenAPI document generated from the routes
-//! (`/openapi.json`), with API keys, body and pixel limits, a bounded worker pool for engine
-//! work (503 with a retry hint when full), Prometheus metrics, and graceful shutdown.
+//! # mira-server: the HTTP API of Mira
+//!
+//! A JSON API over axum for collections, documents, search and ranking plugins, served by
+//! `mira serve`. The engine ([`mira_host`]) knows nothing of HTTP: this crate has its own
+//! request and response types ([`api`]), converted to and from the engine's, and the OpenAPI
+//! document (`/openapi.json`) is generated from those types and the routes, so it describes
+//! exactly what the server accepts and returns. Engine errors become `{message, code, type}`
+//! with the status their fault calls for ([`ApiError`]). Around the routes: API keys, body and
+//! pixel limits, a bounded worker pool for engine work (503 with a retry hint when full),
+//! Prometheus metrics, and graceful shutdown.
+//!
+//! - [`api`]: request and response bodies.
+//! - `routes/`: one module per resource; each handler carries its OpenAPI description.
+//! - [`settings`]: the `[server]` section of `mira.toml`.
+//! - `auth`, `error`, `extract`, `metrics`, `state`, `workers`: the plumbing.
 
+pub mod api;
 mod auth;
 mod error;
 mod extract;
 mod metrics;
 mod routes;
+pub mod settings;
 mod state;
 mod workers;
 
@@ -25,6 +38,7 @@ use utoipa_axum::routes;
 
 pub use auth::{Access, required as required_access};
 pub use error::{ApiError, ErrorBody};
+pub use settings::ServerSettings;
 pub use state::AppState;
 
 #[derive(OpenApi)]

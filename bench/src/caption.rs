@@ -1,4 +1,4 @@
-//! `mira bench caption`: BLIP captions/s on CPU with a blip-image-captioning-base-shaped
+//! `mira-bench caption`: BLIP captions/s on CPU with a blip-image-captioning-base-shaped
 //! random-weight model in the Hugging Face layout, loaded through the normal path. The
 //! baseline, measured in the same run on the same weights, is candle-transformers' own BLIP,
 //! one image at a time as its example decodes. Random weights rarely end a caption, so every

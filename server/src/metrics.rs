@@ -7,8 +7,8 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
-use crate::plugin::RankingStatus;
-use crate::search::SearchResponse;
+use mira_host::plugin::RankingStatus;
+use mira_host::search::SearchResponse;
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -117,7 +117,7 @@ impl Metrics {
     pub fn render(&self, queue_depth: i64, in_flight: i64) -> String {
         self.queue_depth.set(queue_depth);
         self.in_flight.set(in_flight);
-        let cache = crate::embed::cache::global_stats();
+        let cache = mira_host::embed::cache::global_stats();
         self.cache_hits.inc_by(cache.hits.saturating_sub(self.cache_hits.get()));
         self.cache_misses
             .inc_by(cache.misses.saturating_sub(self.cache_misses.get()));

@@ -1,4 +1,4 @@
-//! `mira bench plugins`: the cost of the plugin stage (the e-commerce plugin's `fuse` over 1000
+//! `mira-bench plugins`: the cost of the plugin stage (the e-commerce plugin's `fuse` over 1000
 //! candidates) as a WebAssembly component against the same Rust code compiled natively, and the
 //! per-query set-up cost (a fresh store and instance from the pre-instantiated component).
 
@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use anyhow::Result;
-use mira_host::plugin::{PluginLimits, PluginRuntime, wit};
+use mira_host::plugin::{LoadedPlugin, PluginLimits, PluginRuntime, wit};
 use mira_plugin_sdk::Plugin;
 use serde::Serialize;
 
-use crate::bench::time_ms;
-use crate::plugins::BUILTIN_PLUGINS;
+use crate::timing::time_ms;
+use mira_test_artifacts::BUILTIN_PLUGINS;
 
 #[derive(Serialize)]
 pub struct PluginFigures {
@@ -30,15 +30,13 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
         max_candidates: candidates,
         ..Default::default()
     };
-    let runtime = PluginRuntime::new(limits, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runtime = PluginRuntime::new(limits, None)?;
     let bytes = BUILTIN_PLUGINS
         .iter()
         .find(|(n, _)| *n == "ecommerce")
         .expect("built-in ecommerce")
         .1;
-    let plugin = runtime
-        .load(bytes, "built-in", &HashMap::new())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let plugin = LoadedPlugin::load(&runtime, bytes, "built-in", &HashMap::new()).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let mut rng = fastrand::Rng::with_seed(11);
     let rows: Vec<(f64, f64, i64, bool, f32)> = (0..candidates)

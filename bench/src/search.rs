@@ -1,5 +1,5 @@
-//! `mira bench`: kNN scans, BM25 queries and ingest on generated data, each against a baseline
-//! measured in the same run (the memory-bandwidth floor for scans).
+//! `mira-bench search`: kNN scans, BM25 queries and ingest on generated data, each against a
+//! baseline measured in the same run (the memory-bandwidth floor for scans).
 
 use std::hint::black_box;
 use std::io::Write;
@@ -14,7 +14,8 @@ use mira_host::{Catalog, Collection, CollectionSchema, SearchRequest};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::cli::{BenchArgs, BenchSuite};
+use crate::BenchArgs;
+use crate::timing::time_ms;
 
 #[derive(Serialize)]
 struct Figure {
@@ -78,83 +79,8 @@ fn vector(rng: &mut fastrand::Rng, dim: usize) -> Vec<f32> {
     (0..dim).map(|_| rng.f32() * 2.0 - 1.0).collect()
 }
 
-/// Milliseconds per call of `f`, best of the mean over `reps` calls after a warm-up.
-pub fn time_ms(reps: usize, mut f: impl FnMut(usize)) -> f64 {
-    for i in 0..reps.min(3) {
-        f(i);
-    }
-    let mut best = f64::INFINITY;
-    for _ in 0..3 {
-        let t = Instant::now();
-        for i in 0..reps {
-            f(i);
-        }
-        best = best.min(t.elapsed().as_secs_f64() * 1e3 / reps as f64);
-    }
-    best
-}
-
-pub fn run(args: BenchArgs) -> Result<()> {
-    if args.suite == BenchSuite::Caption {
-        let figures = crate::bench_caption::run()?;
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&figures)?);
-        } else {
-            crate::bench_caption::print(&figures);
-        }
-        return Ok(());
-    }
-    let clip = matches!(args.suite, BenchSuite::Models | BenchSuite::Clip | BenchSuite::All);
-    let reranker = matches!(args.suite, BenchSuite::Models | BenchSuite::Reranker | BenchSuite::All);
-    if clip || reranker {
-        let clip = clip.then(crate::bench_models::run).transpose()?;
-        let reranker = reranker.then(crate::bench_rerank::run).transpose()?;
-        if args.json && args.suite != BenchSuite::All {
-            println!("{}", serde_json::json!({"clip": clip, "reranker": reranker}));
-        } else {
-            clip.iter().for_each(crate::bench_models::print);
-            reranker.iter().for_each(crate::bench_rerank::print);
-        }
-        if args.suite != BenchSuite::All {
-            return Ok(());
-        }
-    }
-    if matches!(args.suite, BenchSuite::Plugins | BenchSuite::All) {
-        let figures = crate::bench_plugins::run(1000, args.queries.max(10))?;
-        if args.json && args.suite == BenchSuite::Plugins {
-            println!("{}", serde_json::to_string_pretty(&figures)?);
-        } else {
-            crate::bench_plugins::print(&figures);
-        }
-        if args.suite == BenchSuite::Plugins {
-            return Ok(());
-        }
-    }
-    if matches!(args.suite, BenchSuite::Server | BenchSuite::All) {
-        let figures = crate::bench_server::run(args.requests, args.concurrency, 3000)?;
-        if args.json && args.suite == BenchSuite::Server {
-            println!("{}", serde_json::to_string_pretty(&figures)?);
-        } else {
-            crate::bench_server::print(&figures);
-        }
-        crate::bench_server::check(&figures)?;
-        if args.suite == BenchSuite::Server {
-            return Ok(());
-        }
-    }
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("mira-bench-{}", std::process::id())));
-    let cleanup = args.dir.is_none();
-    let result = run_in(&args, &dir);
-    if cleanup {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    result
-}
-
-fn run_in(args: &BenchArgs, dir: &Path) -> Result<()> {
+/// The search suite in `dir`.
+pub fn run_in(args: &BenchArgs, dir: &Path) -> Result<()> {
     let catalog = Catalog::new(dir);
     let mut rng = fastrand::Rng::with_seed(7);
     let log = |m: &str| eprintln!("bench: {m}");

@@ -1,4 +1,4 @@
-//! `mira bench server`: a bounded load test of the HTTP server on loopback. Client threads send
+//! `mira-bench server`: a bounded load test of the HTTP server on loopback. Client threads send
 //! searches (the e-commerce plugin by scenario, and the `swapper` test plugin by name) to an
 //! in-process server over a generated catalogue; halfway through, a new version of `swapper` is
 //! uploaded through the API (a hot swap under load). Reports throughput, p50/p99 of the round
@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use mira_host::config::{EngineConfig, ServerSettings};
-use mira_host::server::AppState;
+use mira_host::plugin::{PluginLimits, PluginRegistry, PluginRuntime};
+use mira_server::{AppState, ServerSettings};
 use mira_host::{Catalog, CollectionSchema};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::plugins::{SWAP_A_PLUGIN, SWAP_B_PLUGIN};
+use mira_test_artifacts::{BUILTIN_PLUGINS, SWAP_A_PLUGIN, SWAP_B_PLUGIN};
 
 const QUERIES: &[&str] = &[
     "red dress",
@@ -84,9 +84,16 @@ fn run_in(dir: &std::path::Path, requests: usize, concurrency: usize, products: 
         &mira_host::ingest::NoProgress,
     )?;
     drop(c);
-    let registry = crate::plugins::registry(&EngineConfig::default(), &data)?;
-    let swap_a = std::fs::read(SWAP_A_PLUGIN).context("the swapper test plugin (built by build.rs)")?;
-    let swap_b = std::fs::read(SWAP_B_PLUGIN).context("the swapper test plugin (built by build.rs)")?;
+    let runtime = PluginRuntime::new(PluginLimits::default(), Some(&data.join("plugin-cache")))?;
+    let registry = PluginRegistry::new(runtime, None, Default::default(), Default::default());
+    for (name, bytes) in BUILTIN_PLUGINS {
+        registry
+            .install(bytes, "built-in")
+            .map_err(|e| anyhow::anyhow!("the built-in plugin {name}: {e}"))?;
+    }
+    let registry = Arc::new(registry);
+    let swap_a = std::fs::read(SWAP_A_PLUGIN).context("the swapper test plugin (built by mira-test-artifacts)")?;
+    let swap_b = std::fs::read(SWAP_B_PLUGIN).context("the swapper test plugin (built by mira-test-artifacts)")?;
     registry.install(&swap_a, "bench").map_err(|e| anyhow::anyhow!("{e}"))?;
     let settings = ServerSettings {
         queue: requests + concurrency,
@@ -101,7 +108,7 @@ fn run_in(dir: &std::path::Path, requests: usize, concurrency: usize, products: 
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            mira_host::server::serve(listener, state, async {
+            mira_server::serve(listener, state, async {
                 let _ = stopped.await;
             })
             .await

@@ -1,4 +1,4 @@
-//! `mira bench models` (reranker part): Qwen3-Reranker pairs/s on CPU with a Qwen3-0.6B-shaped
+//! `mira-bench models` (reranker part): Qwen3-Reranker pairs/s on CPU with a Qwen3-0.6B-shaped
 //! random-weight model in the Hugging Face layout, loaded through the normal path. Prompts are
 //! token ids with the lengths of real ones (a 64-token shared prefix: template, instruction and
 //! query; 128-token documents plus the 5-token answer template), so the figures do not depend

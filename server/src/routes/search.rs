@@ -8,40 +8,18 @@ use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use base64::Engine;
 use serde_json::Value;
 
-use crate::search::{SearchRequest, SearchResponse};
-use crate::server::error::{ApiError, ApiResult, ErrorBody};
-use crate::server::extract::{ApiJson, has_content_type};
-use crate::server::state::AppState;
+use mira_host::SearchRequest;
 
-/// A search over HTTP: every field of a search request (see the CLI's `mira search`), and the
-/// query image as base64 or a URL. `image` (a server path) is not accepted here.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct SearchBody {
-    #[schema(inline)]
-    request: SearchRequest,
-    /// The query image, base64-encoded (PNG or JPEG).
-    image_base64: Option<String>,
-    /// The query image by URL, fetched only from hosts in `[server] image_url_allowlist`.
-    image_url: Option<String>,
-}
+use crate::api::{IllustrateBody, IllustrationBody, SearchBody, SearchResults, SearchUpload};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, has_content_type};
+use crate::state::AppState;
 
-/// The multipart form of a search.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct SearchUpload {
-    /// The search as JSON (optional: an image alone searches by image).
-    request: Option<String>,
-    /// The query image file.
-    #[schema(value_type = String, format = Binary)]
-    image: Vec<u8>,
-}
-
-/// Turns the JSON body into a request, taking the image out of it.
-pub(crate) fn request_from_json(mut value: Value, state: &AppState) -> ApiResult<(SearchRequest, Option<ImageSource>)> {
+/// Turns the JSON body ([`SearchBody`]) into a request, taking the image out of it.
+pub(crate) fn request_from_json(value: Value, state: &AppState) -> ApiResult<(SearchRequest, Option<ImageSource>)> {
     let bad = |m: String| ApiError::bad_request("invalid_query", m);
     let obj = value
-        .as_object_mut()
+        .as_object()
         .ok_or_else(|| bad("the search must be a JSON object".into()))?;
     if obj.contains_key("image") {
         return Err(bad(
@@ -50,21 +28,18 @@ pub(crate) fn request_from_json(mut value: Value, state: &AppState) -> ApiResult
                 .into(),
         ));
     }
-    let b64 = obj.remove("image_base64");
-    let url = obj.remove("image_url");
-    let image = match (b64, url) {
+    let mut body: SearchBody = serde_json::from_value(value).map_err(|e| bad(format!("search: {e}")))?;
+    let image = match (body.image_base64.take(), body.image_url.take()) {
         (Some(_), Some(_)) => return Err(bad("give image_base64 or image_url, not both".into())),
-        (Some(Value::String(s)), None) => Some(ImageSource::Bytes(
+        (Some(s), None) => Some(ImageSource::Bytes(
             base64::engine::general_purpose::STANDARD
                 .decode(s.trim())
                 .map_err(|e| bad(format!("image_base64 is not base64: {e}")))?,
         )),
-        (None, Some(Value::String(u))) => Some(ImageSource::Url(allowed_url(&u, &state.config.image_url_allowlist)?)),
+        (None, Some(u)) => Some(ImageSource::Url(allowed_url(&u, &state.config.image_url_allowlist)?)),
         (None, None) => None,
-        _ => return Err(bad("image_base64 and image_url are strings".into())),
     };
-    let req: SearchRequest = serde_json::from_value(value).map_err(|e| bad(format!("search: {e}")))?;
-    Ok((req, image))
+    Ok((body.into_request(), image))
 }
 
 /// Where the query image comes from.
@@ -130,13 +105,13 @@ fn fetch(url: &str, max_bytes: usize) -> ApiResult<Vec<u8>> {
         (SearchBody = "application/json"),
         (SearchUpload = "multipart/form-data"),
     )),
-    responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn search(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     req: Request,
-) -> ApiResult<Json<SearchResponse>> {
+) -> ApiResult<Json<SearchResults>> {
     let multipart = has_content_type(&req, "multipart/form-data");
     let (mut request, image) = if multipart {
         let mut form = Multipart::from_request(req, &()).await?;
@@ -173,13 +148,13 @@ pub async fn search(
     let st = state.clone();
     let resp = state
         .workers
-        .run(move || -> ApiResult<SearchResponse> {
+        .run(move || -> ApiResult<mira_host::SearchResponse> {
             if let Some(image) = image {
                 let bytes = match image {
                     ImageSource::Bytes(b) => b,
                     ImageSource::Url(u) => fetch(&u, max_body)?,
                 };
-                crate::image_file::check_header(&bytes, "the query image", st.config.max_image_pixels)
+                mira_host::image_file::check_header(&bytes, "the query image", st.config.max_image_pixels)
                     .map_err(|m| ApiError::bad_request("invalid_image", m))?;
                 request.image_bytes = Some(Arc::new(bytes));
             }
@@ -188,26 +163,27 @@ pub async fn search(
         })
         .await??;
     state.metrics.search(&resp);
-    Ok(Json(resp))
+    Ok(Json(resp.into()))
 }
 
 #[utoipa::path(post, path = "/v1/collections/{name}/illustrate", tag = "search",
     params(("name" = String, Path, description = "Collection of pictures")),
-    request_body = crate::illustrate::IllustrateRequest,
-    responses((status = 200, body = crate::illustrate::Illustration), (status = 400, body = ErrorBody),
+    request_body = IllustrateBody,
+    responses((status = 200, body = IllustrationBody), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn illustrate(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    ApiJson(body): ApiJson<crate::illustrate::IllustrateRequest>,
-) -> ApiResult<Json<crate::illustrate::Illustration>> {
+    ApiJson(body): ApiJson<IllustrateBody>,
+) -> ApiResult<Json<IllustrationBody>> {
+    let request = body.into();
     let st = state.clone();
     let out = state
         .workers
-        .run(move || -> crate::Result<crate::illustrate::Illustration> {
+        .run(move || -> mira_host::Result<mira_host::illustrate::Illustration> {
             let c = st.collection(&name)?;
-            crate::illustrate::illustrate(&c, &body)
+            mira_host::illustrate::illustrate(&c, &request)
         })
         .await??;
-    Ok(Json(out))
+    Ok(Json(out.into()))
 }

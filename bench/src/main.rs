@@ -1,0 +1,147 @@
+//! `mira-bench`: Mira's measurements, each against a baseline measured in the same run (the
+//! memory-bandwidth floor for kNN scans, native Rust for the plugin stage, candle-transformers'
+//! reference models for inference). Kept out of the shipped `mira` binary: this crate alone
+//! links the random-weight model generators, the reference models and the test plugins.
+//!
+//! ```text
+//! cargo run --release -p mira-bench -- search      # kNN, BM25, ingest
+//! cargo run --release -p mira-bench -- plugins     # the plugin boundary
+//! cargo run --release -p mira-bench -- models      # CLIP and Qwen3-Reranker throughput
+//! cargo run --release -p mira-bench -- caption     # BLIP captions
+//! cargo run --release -p mira-bench -- server      # HTTP load test with a hot swap
+//! ```
+
+mod caption;
+mod models;
+mod plugins;
+mod rerank;
+mod search;
+mod server;
+mod timing;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, ValueEnum};
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum BenchSuite {
+    /// kNN scans, BM25 and ingest.
+    Search,
+    /// The plugin stage against the same logic in native Rust, and per-call set-up.
+    Plugins,
+    /// CLIP embedding throughput (ViT-B/32-shaped) and Qwen3-Reranker pairs/s (0.6B-shaped),
+    /// on random-weight models.
+    Models,
+    /// Only the CLIP part of `models`.
+    Clip,
+    /// Only the reranker part of `models`.
+    Reranker,
+    /// BLIP captions/s (blip-image-captioning-base-shaped) against candle-transformers' BLIP.
+    Caption,
+    /// A load test of the HTTP server on loopback, with a plugin hot swap in the middle.
+    Server,
+    All,
+}
+
+/// Measure kNN scans, BM25 queries, ingest, the plugin stage, models and the server.
+#[derive(Parser)]
+#[command(name = "mira-bench", version)]
+pub struct BenchArgs {
+    /// Which measurements to run.
+    #[arg(value_enum, default_value = "all")]
+    pub suite: BenchSuite,
+    /// Documents in the kNN collection.
+    #[arg(long, default_value_t = 100_000)]
+    pub docs: usize,
+    #[arg(long, default_value_t = 512)]
+    pub dim: usize,
+    /// Queries per measurement.
+    #[arg(long, default_value_t = 50)]
+    pub queries: usize,
+    /// Documents in the ingest measurement (JSONL with vectors, through `mira index`'s path).
+    #[arg(long, default_value_t = 20_000)]
+    pub ingest_docs: usize,
+    /// Searches in the server load test.
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    /// Concurrent clients in the server load test.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Working directory (default: a temporary one, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn main() -> ExitCode {
+    match run(BenchArgs::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: BenchArgs) -> Result<()> {
+    if args.suite == BenchSuite::Caption {
+        let figures = caption::run()?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+        } else {
+            caption::print(&figures);
+        }
+        return Ok(());
+    }
+    let clip = matches!(args.suite, BenchSuite::Models | BenchSuite::Clip | BenchSuite::All);
+    let reranker = matches!(args.suite, BenchSuite::Models | BenchSuite::Reranker | BenchSuite::All);
+    if clip || reranker {
+        let clip = clip.then(models::run).transpose()?;
+        let reranker = reranker.then(rerank::run).transpose()?;
+        if args.json && args.suite != BenchSuite::All {
+            println!("{}", serde_json::json!({"clip": clip, "reranker": reranker}));
+        } else {
+            clip.iter().for_each(models::print);
+            reranker.iter().for_each(rerank::print);
+        }
+        if args.suite != BenchSuite::All {
+            return Ok(());
+        }
+    }
+    if matches!(args.suite, BenchSuite::Plugins | BenchSuite::All) {
+        let figures = plugins::run(1000, args.queries.max(10))?;
+        if args.json && args.suite == BenchSuite::Plugins {
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+        } else {
+            plugins::print(&figures);
+        }
+        if args.suite == BenchSuite::Plugins {
+            return Ok(());
+        }
+    }
+    if matches!(args.suite, BenchSuite::Server | BenchSuite::All) {
+        let figures = server::run(args.requests, args.concurrency, 3000)?;
+        if args.json && args.suite == BenchSuite::Server {
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+        } else {
+            server::print(&figures);
+        }
+        server::check(&figures)?;
+        if args.suite == BenchSuite::Server {
+            return Ok(());
+        }
+    }
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("mira-bench-{}", std::process::id())));
+    let cleanup = args.dir.is_none();
+    let result = search::run_in(&args, &dir);
+    if cleanup {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}

@@ -1,0 +1,18 @@
+//! The API's own request and response types: what the server accepts and returns, and so what
+//! the OpenAPI document describes. Each converts to or from the engine's type (the engine knows
+//! nothing of HTTP or OpenAPI), so a change on one side is a compile error on the other.
+
+mod collections;
+mod ingest;
+mod plugins;
+mod results;
+mod search;
+
+pub use collections::{CollectionStatsBody, VectorFieldStatsBody};
+pub use ingest::{IngestReportBody, RowErrorBody};
+pub use plugins::{PluginFailureBody, PluginInfoBody, PluginScoreBody, RankingReportBody, RankingStatusBody};
+pub use results::{
+    ContributionBody, ExplanationBody, FusionExplanationBody, HitBody, IllustrateBody, IllustrationBody,
+    ParagraphPicturesBody, PictureBody, RerankReportBody, RerankScoreBody, SearchResults, StageScoreBody,
+};
+pub use search::{NormalizationBody, SearchBody, SearchUpload};

@@ -1,0 +1,318 @@
+//! What a search and an illustration return.
+
+use mira_host::illustrate::{IllustrateRequest, Illustration, ParagraphPictures, Picture};
+use mira_host::search::{Contribution, Explanation, FusionExplanation, RerankReport, RerankScore, StageScore};
+use mira_host::{Hit, SearchResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::plugins::{PluginScoreBody, RankingReportBody};
+
+/// A page of hits.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SearchResults {
+    pub hits: Vec<HitBody>,
+    /// Distinct documents that reached fusion (an upper bound on what paging can reach).
+    pub candidates: usize,
+    /// Retrievers that ran: `bm25`, `vector`, or `filter` alone.
+    pub retrievers: Vec<String>,
+    /// The fusion used, e.g. `rrf(k=60)`, or `none (bm25 only)` when one list ran.
+    pub fusion: String,
+    /// Where the kNN query vector came from: `given`, `clip image`, `clip text`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_vector: Option<String>,
+    /// The ranking plugin's part, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranking: Option<RankingReportBody>,
+    /// The reranker's part, when the collection has a reranker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<RerankReportBody>,
+    pub took_ms: f64,
+}
+
+impl From<SearchResponse> for SearchResults {
+    fn from(r: SearchResponse) -> Self {
+        SearchResults {
+            hits: r.hits.into_iter().map(Into::into).collect(),
+            candidates: r.candidates,
+            retrievers: r.retrievers,
+            fusion: r.fusion,
+            query_vector: r.query_vector,
+            ranking: r.ranking.map(Into::into),
+            rerank: r.rerank.map(Into::into),
+            took_ms: r.took_ms,
+        }
+    }
+}
+
+/// One result.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HitBody {
+    pub id: String,
+    pub score: f32,
+    /// The document's stored fields.
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<ExplanationBody>,
+}
+
+impl From<Hit> for HitBody {
+    fn from(h: Hit) -> Self {
+        HitBody {
+            id: h.id,
+            score: h.score,
+            fields: h.fields,
+            explain: h.explain.map(Into::into),
+        }
+    }
+}
+
+/// How a hit got its score.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExplanationBody {
+    /// BM25 score and rank, when the text retriever found it.
+    pub bm25: Option<StageScoreBody>,
+    /// Vector similarity and rank, when the kNN retriever found it.
+    pub vector: Option<StageScoreBody>,
+    pub fusion: FusionExplanationBody,
+    /// The reranker's P("yes"), when the hit was in the rerank window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<RerankScoreBody>,
+    /// The ranking plugin's score and where the hit stood before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<PluginScoreBody>,
+}
+
+impl From<Explanation> for ExplanationBody {
+    fn from(e: Explanation) -> Self {
+        ExplanationBody {
+            bm25: e.bm25.map(Into::into),
+            vector: e.vector.map(Into::into),
+            fusion: e.fusion.into(),
+            rerank: e.rerank.map(Into::into),
+            plugin: e.plugin.map(Into::into),
+        }
+    }
+}
+
+/// A retriever's score for a hit.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StageScoreBody {
+    pub score: f32,
+    /// 1-based rank in that retriever's list.
+    pub rank: usize,
+}
+
+impl From<StageScore> for StageScoreBody {
+    fn from(s: StageScore) -> Self {
+        StageScoreBody {
+            score: s.score,
+            rank: s.rank,
+        }
+    }
+}
+
+/// The fused score and the terms it was summed from.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FusionExplanationBody {
+    pub method: String,
+    pub score: f32,
+    pub contributions: Vec<ContributionBody>,
+    /// The formula with this hit's numbers, e.g. `1·1/(60+1) + 1·1/(60+3) = 0.0323`.
+    pub formula: String,
+}
+
+impl From<FusionExplanation> for FusionExplanationBody {
+    fn from(f: FusionExplanation) -> Self {
+        FusionExplanationBody {
+            method: f.method,
+            score: f.score,
+            contributions: f.contributions.into_iter().map(Into::into).collect(),
+            formula: f.formula,
+        }
+    }
+}
+
+/// What one list contributed to a hit's fused score.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ContributionBody {
+    pub list: String,
+    pub weight: f32,
+    /// The list's raw score for the document.
+    pub raw: f32,
+    /// 1-based rank in the list.
+    pub rank: usize,
+    /// The normalised value (`1/(k+rank)` for RRF, `norm(s)` for linear) before weighting.
+    pub value: f32,
+}
+
+impl From<Contribution> for ContributionBody {
+    fn from(c: Contribution) -> Self {
+        ContributionBody {
+            list: c.list,
+            weight: c.weight,
+            raw: c.raw,
+            rank: c.rank,
+            value: c.value,
+        }
+    }
+}
+
+/// What the reranker did for a search.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RerankReportBody {
+    /// The model directory.
+    pub model: String,
+    /// The instruction the reranker read.
+    pub instruction: String,
+    /// Where it came from: `request`, `plugin` or `default`.
+    pub instruction_source: &'static str,
+    /// Candidates asked for (request, plugin's rerank depth, or the collection's default).
+    pub window: usize,
+    /// Candidates scored.
+    pub reranked: usize,
+    /// Why nothing was reranked, when nothing was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    pub took_ms: f64,
+}
+
+impl From<RerankReport> for RerankReportBody {
+    fn from(r: RerankReport) -> Self {
+        RerankReportBody {
+            model: r.model,
+            instruction: r.instruction,
+            instruction_source: r.instruction_source,
+            window: r.window,
+            reranked: r.reranked,
+            skipped: r.skipped,
+            took_ms: r.took_ms,
+        }
+    }
+}
+
+/// A hit's reranker verdict.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RerankScoreBody {
+    /// P("yes") from Qwen3-Reranker.
+    pub p_yes: f32,
+    /// 1-based rank by P("yes") among the reranked candidates.
+    pub rank: usize,
+    /// 1-based rank after retrieval fusion.
+    pub retrieval_rank: usize,
+    /// The fused retrieval score.
+    pub retrieval_score: f32,
+    /// The document text the reranker read (the plugin's rendering, or the built-in one).
+    pub text: String,
+}
+
+impl From<RerankScore> for RerankScoreBody {
+    fn from(r: RerankScore) -> Self {
+        RerankScoreBody {
+            p_yes: r.p_yes,
+            rank: r.rank,
+            retrieval_rank: r.retrieval_rank,
+            retrieval_score: r.retrieval_score,
+            text: r.text,
+        }
+    }
+}
+
+/// What to illustrate.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IllustrateBody {
+    /// The article; paragraphs are separated by blank lines.
+    pub article: String,
+    /// Pictures per paragraph (default 1, at most 10).
+    #[schema(minimum = 1, maximum = 10)]
+    pub per_paragraph: Option<usize>,
+    /// Paragraphs shorter than this many characters (headings, captions) get no picture
+    /// (default 60).
+    pub min_chars: Option<usize>,
+    /// Candidates considered per paragraph (default 30).
+    pub candidates: Option<usize>,
+    /// The reranker instruction (default: subject, emotion, theme and style).
+    pub instruction: Option<String>,
+    /// A filter every picture must pass (tantivy syntax).
+    pub filter: Option<String>,
+}
+
+impl From<IllustrateBody> for IllustrateRequest {
+    fn from(b: IllustrateBody) -> Self {
+        IllustrateRequest {
+            article: b.article,
+            per_paragraph: b.per_paragraph,
+            min_chars: b.min_chars,
+            candidates: b.candidates,
+            instruction: b.instruction,
+            filter: b.filter,
+        }
+    }
+}
+
+/// The illustrated article.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IllustrationBody {
+    pub paragraphs: Vec<ParagraphPicturesBody>,
+    /// The instruction the reranker read (when one is configured).
+    pub instruction: String,
+    /// Whether the candidates were reranked.
+    pub reranked: bool,
+    pub took_ms: f64,
+}
+
+impl From<Illustration> for IllustrationBody {
+    fn from(i: Illustration) -> Self {
+        IllustrationBody {
+            paragraphs: i.paragraphs.into_iter().map(Into::into).collect(),
+            instruction: i.instruction,
+            reranked: i.reranked,
+            took_ms: i.took_ms,
+        }
+    }
+}
+
+/// One key paragraph and its pictures.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ParagraphPicturesBody {
+    /// 0-based position among all paragraphs of the article.
+    pub paragraph: usize,
+    /// The paragraph's first 160 characters.
+    pub excerpt: String,
+    pub pictures: Vec<PictureBody>,
+}
+
+impl From<ParagraphPictures> for ParagraphPicturesBody {
+    fn from(p: ParagraphPictures) -> Self {
+        ParagraphPicturesBody {
+            paragraph: p.paragraph,
+            excerpt: p.excerpt,
+            pictures: p.pictures.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A picture chosen for a paragraph.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PictureBody {
+    pub id: String,
+    /// The paragraph's final score for it (P(yes) when reranked).
+    pub score: f32,
+    /// Its rank among the paragraph's own candidates.
+    pub rank: usize,
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+}
+
+impl From<Picture> for PictureBody {
+    fn from(p: Picture) -> Self {
+        PictureBody {
+            id: p.id,
+            score: p.score,
+            rank: p.rank,
+            fields: p.fields,
+        }
+    }
+}

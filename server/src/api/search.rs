@@ -1,0 +1,127 @@
+//! A search as the API takes it: a flat JSON object (or the same as the `request` part of a
+//! multipart form), the query image as base64 or by URL, never a server path.
+
+use std::collections::BTreeMap;
+
+use mira_host::SearchRequest;
+use mira_host::search::Normalization;
+use serde::Deserialize;
+
+/// A search. Every field is optional; unset ones take the collection's `[search]` defaults.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBody {
+    /// BM25 query in tantivy syntax (`red dress`, `title:"silk scarf"`, `dress -red`).
+    pub text: Option<String>,
+    /// Text fields to search (boosts come from the schema).
+    pub text_fields: Option<Vec<String>>,
+    /// Query vector for kNN.
+    pub vector: Option<Vec<f32>>,
+    /// Vector field to search.
+    pub vector_field: Option<String>,
+    /// Filter in tantivy syntax, applied to both retrievers: `category:dress AND price:[10 TO 50]`.
+    pub filter: Option<String>,
+    /// `rrf` or `linear`.
+    pub fusion: Option<String>,
+    /// RRF's `k` (default 60).
+    pub rrf_k: Option<f32>,
+    /// Linear fusion's score normalisation.
+    pub normalization: Option<NormalizationBody>,
+    /// Weight of the BM25 list in fusion.
+    pub bm25_weight: Option<f32>,
+    /// Weight of the vector list in fusion.
+    pub vector_weight: Option<f32>,
+    /// Hits to return.
+    #[schema(minimum = 1)]
+    pub top_k: Option<usize>,
+    /// Hits to skip (paging).
+    #[serde(default)]
+    pub offset: usize,
+    /// Candidates each retriever contributes before fusion.
+    pub candidates: Option<usize>,
+    /// Attach a per-stage explanation to each hit.
+    #[serde(default)]
+    pub explain: bool,
+    /// Fused candidates the reranker reads (default: the plugin's rerank depth, else the
+    /// collection's `[search] rerank_window`); 0 turns reranking off.
+    pub rerank_window: Option<usize>,
+    /// The reranker instruction (default: the plugin's, else the model card's).
+    pub instruction: Option<String>,
+    /// The scenario (`ecommerce`, `news`...): selects the ranking plugin that serves it.
+    pub scenario: Option<String>,
+    /// A ranking plugin by name (wins over `scenario`).
+    pub plugin: Option<String>,
+    /// Parameters passed to the plugin (`max_price=80`...).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// The request time in seconds since 1970 (default: now); plugins use it for recency.
+    pub now: Option<i64>,
+    /// The query image, base64-encoded (PNG or JPEG).
+    pub image_base64: Option<String>,
+    /// The query image by URL, fetched only from hosts in `[server] image_url_allowlist`.
+    pub image_url: Option<String>,
+}
+
+/// How scores of one list are normalised before a linear combination.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NormalizationBody {
+    /// `(s - min) / (max - min)`.
+    MinMax,
+    /// `(s - mean) / std`.
+    ZScore,
+    /// Raw scores.
+    None,
+}
+
+impl From<NormalizationBody> for Normalization {
+    fn from(n: NormalizationBody) -> Self {
+        match n {
+            NormalizationBody::MinMax => Normalization::MinMax,
+            NormalizationBody::ZScore => Normalization::ZScore,
+            NormalizationBody::None => Normalization::None,
+        }
+    }
+}
+
+impl SearchBody {
+    /// The engine's request (without the image, which the route fetches and checks first).
+    pub fn into_request(self) -> SearchRequest {
+        SearchRequest {
+            text: self.text,
+            text_fields: self.text_fields,
+            vector: self.vector,
+            image: None,
+            image_bytes: None,
+            vector_field: self.vector_field,
+            filter: self.filter,
+            fusion: self.fusion,
+            rrf_k: self.rrf_k,
+            normalization: self.normalization.map(Into::into),
+            bm25_weight: self.bm25_weight,
+            vector_weight: self.vector_weight,
+            top_k: self.top_k,
+            offset: self.offset,
+            candidates: self.candidates,
+            explain: self.explain,
+            rerank_window: self.rerank_window,
+            instruction: self.instruction,
+            scenario: self.scenario,
+            plugin: self.plugin,
+            params: self.params,
+            now: self.now,
+        }
+    }
+}
+
+/// The multipart form of a search.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SearchUpload {
+    /// The search as JSON, a [`SearchBody`] without the image fields (optional: an image alone
+    /// searches by image).
+    request: Option<String>,
+    /// The query image file.
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+}
