@@ -53,7 +53,7 @@ pub enum QueryError {
     #[error("collection `{collection}` has no field `{field}`")]
     UnknownField { collection: String, field: String },
     /// A field of the wrong kind for what the request does with it.
-    #[error("`{field}` is a {kind} field; {needed}")]
+    #[error("`{field}` is a {kind} field{needed}")]
     FieldKind {
         field: String,
         kind: &'static str,

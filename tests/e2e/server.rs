@@ -678,7 +678,19 @@ fn plugins_upload_stage_shadow_activate_roll_back_and_unload() {
     );
     assert_eq!(v["ranking"]["version"], "2.0.0");
     let (status, v) = call("POST", &s.url("/v1/plugins/swapper/activate"), None, None);
-    assert_eq!(status, 400, "nothing staged any more: {v}");
+    assert_eq!(status, 409, "nothing staged any more: {v}");
+    assert_error(&v, "plugin_conflict", "conflict");
+    // A name that is neither loaded nor staged is not found, for activate as for rollback.
+    let (status, v) = call("POST", &s.url("/v1/plugins/nobody/activate"), None, None);
+    assert_eq!(status, 404, "{v}");
+    assert_error(&v, "plugin_not_found", "not_found");
+    let (status, v) = call("POST", &s.url("/v1/plugins/nobody/rollback"), None, None);
+    assert_eq!(status, 404, "{v}");
+    assert_error(&v, "plugin_not_found", "not_found");
+    // A loaded plugin with no previous version: a conflict with its state, not a bad request.
+    let (status, v) = call("POST", &s.url("/v1/plugins/general/rollback"), None, None);
+    assert_eq!(status, 409, "{v}");
+    assert_error(&v, "plugin_conflict", "conflict");
     let (_, v) = call("POST", &s.url("/v1/plugins/swapper/rollback"), None, None);
     assert_eq!(v["version"], "1.0.0");
     let (_, list) = call("GET", &s.url("/v1/plugins"), None, None);
@@ -1164,22 +1176,6 @@ fn one_request_illustrates_an_article_without_reusing_a_picture() {
     assert_eq!(status, 400, "{v}");
 }
 
-/// The load test users run (`mira bench server`), small: concurrent searches with a hot swap of
-/// the plugin in the middle, zero failed requests, both versions seen.
-#[test]
-fn load_test_with_a_hot_swap_has_no_failed_request() {
-    let env = Env::new();
-    let out = env.mira(&["bench", "server", "--requests", "240", "--concurrency", "4", "--json"]);
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(v["failures"], 0, "{v}");
-    assert_eq!(v["requests"], 240);
-    let versions = v["versions"].as_object().unwrap();
-    assert!(versions.contains_key("1.0.0") && versions.contains_key("2.0.0"), "{v}");
-    for stage in ["round trip", "server total", "retrieval", "plugin"] {
-        assert!(v["latency_ms"][stage][0].as_f64().unwrap() > 0.0, "{stage}: {v}");
-    }
-}
 
 /// The three example applications run end to end, with (tiny random) CLIP and reranker models
 /// named by the environment. Needs the examples built (`cargo test --workspace` builds them).

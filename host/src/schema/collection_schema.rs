@@ -330,7 +330,7 @@ impl CollectionSchema {
             Some(other) => Err(QueryError::FieldKind {
                 field: name.to_owned(),
                 kind: other.type_name(),
-                needed: "not a vector field",
+                needed: ", not a vector field",
             }
             .into()),
             None => Err(QueryError::UnknownField {

@@ -38,7 +38,7 @@ pub(crate) fn parse_text(c: &Collection, text: &str, fields: &[String]) -> Resul
                     return Err(QueryError::FieldKind {
                         field: name.clone(),
                         kind: k.type_name(),
-                        needed: "text search needs text fields",
+                        needed: "; text search needs text fields",
                     }
                     .into());
                 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 /// A collection's size and shape.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CollectionStats)]
 pub struct CollectionStatsBody {
     pub name: String,
     pub documents: u64,
@@ -31,6 +32,7 @@ impl From<CollectionStats> for CollectionStatsBody {
 
 /// One vector field's coverage and footprint.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = VectorFieldStats)]
 pub struct VectorFieldStatsBody {
     pub field: String,
     pub dim: usize,

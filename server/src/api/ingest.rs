@@ -5,6 +5,7 @@ use serde::Serialize;
 
 /// What an upsert did.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = IngestReport)]
 pub struct IngestReportBody {
     /// Rows read (good and bad).
     pub rows: u64,
@@ -43,6 +44,7 @@ impl From<IngestReport> for IngestReportBody {
 
 /// A bad document: where it was, which field, and why.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RowError)]
 pub struct RowErrorBody {
     /// The input the row came from (`request` for a JSON upsert).
     pub file: String,

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 /// A loaded plugin.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = PluginInfo)]
 pub struct PluginInfoBody {
     pub name: String,
     pub version: String,
@@ -43,6 +44,7 @@ impl From<PluginInfo> for PluginInfoBody {
 
 /// Whether the plugin's answer was used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = RankingStatus)]
 #[serde(rename_all = "snake_case")]
 pub enum RankingStatusBody {
     /// The plugin's order is the final order.
@@ -53,6 +55,7 @@ pub enum RankingStatusBody {
 
 /// What the plugin stage did for a search.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RankingReport)]
 pub struct RankingReportBody {
     pub plugin: String,
     pub version: String,
@@ -88,6 +91,7 @@ impl From<RankingReport> for RankingReportBody {
 
 /// A hit's place before and after the plugin.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = PluginScore)]
 pub struct PluginScoreBody {
     /// The plugin's final score.
     pub score: f32,
@@ -109,6 +113,7 @@ impl From<PluginScore> for PluginScoreBody {
 
 /// Why a plugin could not be loaded or did not give a usable answer; `kind` tells which.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = PluginFailure)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PluginFailureBody {
     /// Not a component, or not built against `mira:ranking`.

@@ -10,6 +10,7 @@ use super::plugins::{PluginScoreBody, RankingReportBody};
 
 /// A page of hits.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SearchResponse)]
 pub struct SearchResults {
     pub hits: Vec<HitBody>,
     /// Distinct documents that reached fusion (an upper bound on what paging can reach).
@@ -47,6 +48,7 @@ impl From<SearchResponse> for SearchResults {
 
 /// One result.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Hit)]
 pub struct HitBody {
     pub id: String,
     pub score: f32,
@@ -70,6 +72,7 @@ impl From<Hit> for HitBody {
 
 /// How a hit got its score.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Explanation)]
 pub struct ExplanationBody {
     /// BM25 score and rank, when the text retriever found it.
     pub bm25: Option<StageScoreBody>,
@@ -98,6 +101,7 @@ impl From<Explanation> for ExplanationBody {
 
 /// A retriever's score for a hit.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = StageScore)]
 pub struct StageScoreBody {
     pub score: f32,
     /// 1-based rank in that retriever's list.
@@ -115,6 +119,7 @@ impl From<StageScore> for StageScoreBody {
 
 /// The fused score and the terms it was summed from.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = FusionExplanation)]
 pub struct FusionExplanationBody {
     pub method: String,
     pub score: f32,
@@ -136,6 +141,7 @@ impl From<FusionExplanation> for FusionExplanationBody {
 
 /// What one list contributed to a hit's fused score.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Contribution)]
 pub struct ContributionBody {
     pub list: String,
     pub weight: f32,
@@ -161,6 +167,7 @@ impl From<Contribution> for ContributionBody {
 
 /// What the reranker did for a search.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RerankReport)]
 pub struct RerankReportBody {
     /// The model directory.
     pub model: String,
@@ -194,6 +201,7 @@ impl From<RerankReport> for RerankReportBody {
 
 /// A hit's reranker verdict.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RerankScore)]
 pub struct RerankScoreBody {
     /// P("yes") from Qwen3-Reranker.
     pub p_yes: f32,
@@ -221,6 +229,7 @@ impl From<RerankScore> for RerankScoreBody {
 
 /// What to illustrate.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = IllustrateRequest)]
 #[serde(deny_unknown_fields)]
 pub struct IllustrateBody {
     /// The article; paragraphs are separated by blank lines.
@@ -254,6 +263,7 @@ impl From<IllustrateBody> for IllustrateRequest {
 
 /// The illustrated article.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Illustration)]
 pub struct IllustrationBody {
     pub paragraphs: Vec<ParagraphPicturesBody>,
     /// The instruction the reranker read (when one is configured).
@@ -276,6 +286,7 @@ impl From<Illustration> for IllustrationBody {
 
 /// One key paragraph and its pictures.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ParagraphPictures)]
 pub struct ParagraphPicturesBody {
     /// 0-based position among all paragraphs of the article.
     pub paragraph: usize,
@@ -296,6 +307,7 @@ impl From<ParagraphPictures> for ParagraphPicturesBody {
 
 /// A picture chosen for a paragraph.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Picture)]
 pub struct PictureBody {
     pub id: String,
     /// The paragraph's final score for it (P(yes) when reranked).

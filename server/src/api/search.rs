@@ -64,6 +64,7 @@ pub struct SearchBody {
 
 /// How scores of one list are normalised before a linear combination.
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[schema(as = Normalization)]
 #[serde(rename_all = "lowercase")]
 pub enum NormalizationBody {
     /// `(s - min) / (max - min)`.
