@@ -14,7 +14,10 @@ use crate::plugins;
 pub fn run(data_dir: &Path, config: Option<&Path>, args: ServeArgs) -> Result<()> {
     let engine = plugins::engine_config(config, data_dir)?;
     let registry = plugins::registry(&engine, data_dir)?;
-    let origin = config.map_or_else(|| data_dir.join("mira.toml").display().to_string(), |p| p.display().to_string());
+    let origin = config.map_or_else(
+        || data_dir.join("mira.toml").display().to_string(),
+        |p| p.display().to_string(),
+    );
     let mut settings = ServerSettings::from_config(&engine, &origin)
         .map_err(anyhow::Error::msg)?
         .with_env();

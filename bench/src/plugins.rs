@@ -36,7 +36,8 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
         .find(|(n, _)| *n == "ecommerce")
         .expect("built-in ecommerce")
         .1;
-    let plugin = LoadedPlugin::load(&runtime, bytes, "built-in", &HashMap::new()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let plugin =
+        LoadedPlugin::load(&runtime, bytes, "built-in", &HashMap::new()).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let mut rng = fastrand::Rng::with_seed(11);
     let rows: Vec<(f64, f64, i64, bool, f32)> = (0..candidates)

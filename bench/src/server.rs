@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use mira_host::plugin::{PluginLimits, PluginRegistry, PluginRuntime};
-use mira_server::{AppState, ServerSettings};
 use mira_host::{Catalog, CollectionSchema};
+use mira_server::{AppState, ServerSettings};
 use serde::Serialize;
 use serde_json::{Value, json};
 

@@ -232,9 +232,7 @@ impl Error {
                 ModelError::Files(_) | ModelError::Config { .. } => Fault::Unavailable,
             },
             Error::ModelUnavailable { .. } => Fault::Unavailable,
-            Error::Index(_) | Error::Io { .. } | Error::PluginEngine(_) | Error::SchemaMismatch { .. } => {
-                Fault::Engine
-            }
+            Error::Index(_) | Error::Io { .. } | Error::PluginEngine(_) | Error::SchemaMismatch { .. } => Fault::Engine,
         }
     }
 

@@ -89,7 +89,11 @@ impl From<Error> for ApiError {
             Fault::Engine => StatusCode::INTERNAL_SERVER_ERROR,
             Fault::Unavailable => {
                 tracing::warn!(error = %e, "model unavailable");
-                let retry_after = e.retry_after().unwrap_or(mira_host::models::DEFAULT_RETRY).as_secs().max(1);
+                let retry_after = e
+                    .retry_after()
+                    .unwrap_or(mira_host::models::DEFAULT_RETRY)
+                    .as_secs()
+                    .max(1);
                 return ApiError {
                     retry_after: Some(retry_after),
                     ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use mira_host::collection::{Catalog, Collection, Incarnation};
 use crate::settings::ServerSettings;
 use mira_host::Result;
+use mira_host::collection::{Catalog, Collection, Incarnation};
 use mira_host::plugin::PluginRegistry;
 
 use super::metrics::Metrics;

@@ -10,23 +10,23 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use mira_host::Catalog;
-use mira_server::ServerSettings;
 use mira_host::plugin::{PluginLimits, PluginRegistry};
 use mira_server::AppState;
+use mira_server::ServerSettings;
 use serde_json::{Value, json};
 
 use crate::common::*;
 
 /// A server on a loopback port, in this process; stops when dropped.
-struct Server {
-    addr: SocketAddr,
-    registry: Arc<PluginRegistry>,
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    pub(crate) registry: Arc<PluginRegistry>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
-    fn start(env: &Env, settings: ServerSettings, limits: PluginLimits) -> Server {
+    pub(crate) fn start(env: &Env, settings: ServerSettings, limits: PluginLimits) -> Server {
         let registry = registry(limits, Some(env.data().join("plugins")));
         let state = Arc::new(AppState::new(Catalog::new(&env.data()), settings, registry.clone()));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -55,7 +55,7 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 }
@@ -72,7 +72,7 @@ impl Drop for Server {
 }
 
 /// Status and body of any answer, 4xx and 5xx included.
-fn answer(r: Result<ureq::Response, ureq::Error>) -> (u16, String, Option<String>) {
+pub(crate) fn answer(r: Result<ureq::Response, ureq::Error>) -> (u16, String, Option<String>) {
     let resp = match r {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
@@ -83,7 +83,7 @@ fn answer(r: Result<ureq::Response, ureq::Error>) -> (u16, String, Option<String
     (status, resp.into_string().unwrap(), retry)
 }
 
-fn call(method: &str, url: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+pub(crate) fn call(method: &str, url: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
     let mut req = ureq::request(method, url);
     if let Some(k) = key {
         req = req.set("Authorization", &format!("Bearer {k}"));
@@ -97,7 +97,7 @@ fn call(method: &str, url: &str, key: Option<&str>, body: Option<Value>) -> (u16
 }
 
 /// The error body has the documented shape.
-fn assert_error(v: &Value, code: &str, kind: &str) {
+pub(crate) fn assert_error(v: &Value, code: &str, kind: &str) {
     assert_eq!(v["code"], code, "{v}");
     assert_eq!(v["type"], kind, "{v}");
     assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
@@ -476,7 +476,7 @@ fn png_header_only(w: u32, h: u32) -> Vec<u8> {
     png
 }
 
-fn png_bytes(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn png_bytes(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 3 % 256) as u8, (y * 5 % 256) as u8, 90]));
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
@@ -484,7 +484,7 @@ fn png_bytes(w: u32, h: u32) -> Vec<u8> {
 }
 
 /// A multipart body with the given parts: (name, file name, content type, bytes).
-fn multipart(parts: &[(&str, Option<&str>, &str, Vec<u8>)]) -> (String, Vec<u8>) {
+pub(crate) fn multipart(parts: &[(&str, Option<&str>, &str, Vec<u8>)]) -> (String, Vec<u8>) {
     let boundary = "mira-test-boundary-7d3f";
     let mut body = Vec::new();
     for (name, file, ct, bytes) in parts {
@@ -1175,7 +1175,6 @@ fn one_request_illustrates_an_article_without_reusing_a_picture() {
     );
     assert_eq!(status, 400, "{v}");
 }
-
 
 /// The three example applications run end to end, with (tiny random) CLIP and reranker models
 /// named by the environment. Needs the examples built (`cargo test --workspace` builds them).

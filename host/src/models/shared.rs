@@ -84,7 +84,9 @@ mod tests {
         let key = "shared-test-kind";
         let fail = || Err::<u32, _>(ModelError::Candle(candle_core::Error::Msg("out of memory".into())));
         assert!(matches!(shared(key, DEFAULT_RETRY, fail), Err(ModelError::Candle(_))));
-        let again = shared(key, DEFAULT_RETRY, || -> Result<u32, ModelError> { panic!("not retried yet") });
+        let again = shared(key, DEFAULT_RETRY, || -> Result<u32, ModelError> {
+            panic!("not retried yet")
+        });
         assert!(matches!(again, Err(ModelError::Candle(_))), "{again:?}");
         let key = "shared-test-kind-config";
         let fail = || {
@@ -94,7 +96,12 @@ mod tests {
             })
         };
         assert!(shared(key, DEFAULT_RETRY, fail).is_err());
-        let again = shared(key, DEFAULT_RETRY, || -> Result<u32, ModelError> { panic!("not retried yet") });
-        assert!(matches!(&again, Err(ModelError::Config { file, .. }) if file == "config.json"), "{again:?}");
+        let again = shared(key, DEFAULT_RETRY, || -> Result<u32, ModelError> {
+            panic!("not retried yet")
+        });
+        assert!(
+            matches!(&again, Err(ModelError::Config { file, .. }) if file == "config.json"),
+            "{again:?}"
+        );
     }
 }

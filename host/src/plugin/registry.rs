@@ -171,7 +171,10 @@ impl PluginRegistry {
             if self.get(name).is_none() {
                 return Err(Error::PluginNotFound(name.to_owned()));
             }
-            return Err(conflict(name, "has no staged version (upload one with ?activate=false first)"));
+            return Err(conflict(
+                name,
+                "has no staged version (upload one with ?activate=false first)",
+            ));
         };
         if self.dir.is_some() {
             return self.persist(&bytes);
@@ -186,10 +189,7 @@ impl PluginRegistry {
         let slot = slots
             .get_mut(name)
             .ok_or_else(|| Error::PluginNotFound(name.to_owned()))?;
-        let previous = slot
-            .previous
-            .take()
-            .ok_or_else(|| conflict(name, NO_PREVIOUS))?;
+        let previous = slot.previous.take().ok_or_else(|| conflict(name, NO_PREVIOUS))?;
         slot.previous = Some(std::mem::replace(&mut slot.current, previous));
         tracing::info!(plugin = %name, version = %slot.current.description.version, "plugin rolled back");
         Ok(slot.current.clone())
@@ -252,10 +252,7 @@ impl PluginRegistry {
     /// Validates a plugin and writes it to the directory as the active version of its name,
     /// keeping the file it replaces as the previous version.
     pub fn persist(&self, bytes: &[u8]) -> Result<Arc<LoadedPlugin>> {
-        let dir = self
-            .dir
-            .as_ref()
-            .ok_or_else(|| Error::PluginConflict(NO_DIR.into()))?;
+        let dir = self.dir.as_ref().ok_or_else(|| Error::PluginConflict(NO_DIR.into()))?;
         // Validated before anything is written; its origin is where it is about to be stored.
         let (component, hash) = self.runtime.compile(bytes).map_err(Error::Plugin)?;
         let mut plugin =
@@ -281,10 +278,7 @@ impl PluginRegistry {
 
     /// Swaps the directory's active and previous files of a plugin, and the live versions.
     pub fn persist_rollback(&self, name: &str) -> Result<Arc<LoadedPlugin>> {
-        let dir = self
-            .dir
-            .as_ref()
-            .ok_or_else(|| Error::PluginConflict(NO_DIR.into()))?;
+        let dir = self.dir.as_ref().ok_or_else(|| Error::PluginConflict(NO_DIR.into()))?;
         if !valid_plugin_name(name) {
             return Err(Error::PluginNotFound(name.to_owned()));
         }
@@ -311,10 +305,7 @@ impl PluginRegistry {
 
     /// Removes a plugin's active file (kept as the previous version) and unloads it.
     pub fn persist_unload(&self, name: &str) -> Result<()> {
-        let dir = self
-            .dir
-            .as_ref()
-            .ok_or_else(|| Error::PluginConflict(NO_DIR.into()))?;
+        let dir = self.dir.as_ref().ok_or_else(|| Error::PluginConflict(NO_DIR.into()))?;
         let current = dir.join(format!("{name}.wasm"));
         if !valid_plugin_name(name) || !current.is_file() {
             return Err(Error::PluginNotFound(name.to_owned()));

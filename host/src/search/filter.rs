@@ -11,15 +11,13 @@ use crate::schema::FieldKind;
 pub(crate) fn parse_filter(c: &Collection, expr: &str) -> Result<Box<dyn Query>> {
     let mut parser = QueryParser::for_index(c.index(), Vec::new());
     parser.set_conjunction_by_default();
-    parser
-        .parse_query(expr)
-        .map_err(|e| {
-            QueryError::Filter {
-                expr: expr.to_owned(),
-                reason: describe(e),
-            }
-            .into()
-        })
+    parser.parse_query(expr).map_err(|e| {
+        QueryError::Filter {
+            expr: expr.to_owned(),
+            reason: describe(e),
+        }
+        .into()
+    })
 }
 
 /// Parses a BM25 query over the given text fields, with the schema's boosts. Syntax slips (an

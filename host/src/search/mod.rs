@@ -21,9 +21,9 @@ mod to_plugin;
 
 pub use candidate::{CAPTION_FIELD, TAGS_FIELD};
 pub(crate) use filter::parse_filter;
-pub(crate) use plan::check_weight;
 pub use fusion::{Contribution, Fused, FusionMethod, Normalization, RankedList, fuse};
 pub use hybrid::{search, search_with, search_with_plugin};
+pub(crate) use plan::check_weight;
 pub use ranking::{MAX_RERANK_WINDOW, RerankReport, RerankScore};
 pub use request::{MAX_CANDIDATES, MAX_TOP_K, SearchRequest};
 pub use response::{Explanation, FusionExplanation, Hit, SearchResponse, StageScore};

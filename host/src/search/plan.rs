@@ -8,11 +8,11 @@ use std::path::Path;
 
 use tantivy::query::Query;
 
+use super::SearchRequest;
 use super::filter::{parse_filter, parse_text};
 use super::fusion::FusionMethod;
 use super::ranking::MAX_RERANK_WINDOW;
 use super::request::{MAX_CANDIDATES, MAX_TOP_K};
-use super::SearchRequest;
 use crate::collection::Collection;
 use crate::error::{QueryError, Result};
 use crate::plugin::LoadedPlugin;
@@ -247,12 +247,14 @@ fn vector_plan<'a>(c: &'a Collection, req: &'a SearchRequest, text: Option<&'a s
     let field = field.ok_or_else(|| QueryError::NoVectorField(c.name().to_owned()))?;
     let spec = c.schema().vector_field(field)?;
     let source = match source {
-        VectorSource::Given(v) => VectorSource::Given(codec::prepare(&v, &spec).map_err(|message| {
-            crate::error::Error::Vector {
-                field: field.to_owned(),
-                message,
-            }
-        })?),
+        VectorSource::Given(v) => {
+            VectorSource::Given(
+                codec::prepare(&v, &spec).map_err(|message| crate::error::Error::Vector {
+                    field: field.to_owned(),
+                    message,
+                })?,
+            )
+        }
         other => other,
     };
     Ok(Some(VectorPlan { field, source }))

@@ -177,7 +177,10 @@ pub(crate) fn rank(
     for cand in cands.iter_mut().take(read) {
         fields.push(CandidateFields::of(c, cand.doc(searcher)?));
     }
-    let mut plugin = plan.plugin.as_ref().map(|p| PluginStage::start(c, searcher, plan, p, cands, &fields));
+    let mut plugin = plan
+        .plugin
+        .as_ref()
+        .map(|p| PluginStage::start(c, searcher, plan, p, cands, &fields));
     let plugin_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let rerank = match &reranker {
@@ -215,7 +218,10 @@ pub(crate) fn rank(
             cand.score = s;
         }
     }
-    let plugin = plugin.map(|p| p.run.report(p.passed, plugin_ms + fuse_started.elapsed().as_secs_f64() * 1e3));
+    let plugin = plugin.map(|p| {
+        p.run
+            .report(p.passed, plugin_ms + fuse_started.elapsed().as_secs_f64() * 1e3)
+    });
     Ok(StageReports { plugin, rerank })
 }
 
@@ -290,7 +296,11 @@ fn rerank_window(
 ) -> Result<RerankReport> {
     let started = Instant::now();
     let answered = plugin.as_ref().and_then(|p| p.answered());
-    let window = plan.rerank.window(answered.and_then(|(d, _)| d)).min(cands.len()).min(fields.len());
+    let window = plan
+        .rerank
+        .window(answered.and_then(|(d, _)| d))
+        .min(cands.len())
+        .min(fields.len());
     let (instruction, instruction_source) = plan.rerank.instruction(answered.and_then(|(_, i)| i));
     let mut report = RerankReport {
         model: reranker.files.dir.display().to_string(),

@@ -63,7 +63,14 @@ pub(crate) fn retrieve(c: &Collection, searcher: &Searcher, plan: &SearchPlan<'_
     if let Some(vector) = &plan.vector
         && let Some(query) = query_vector_of(c, &vector.source, vector.field)?
     {
-        let knn = KnnCollector::new(c, searcher, vector.field, &query, plan.candidates, plan.filter.as_deref())?;
+        let knn = KnnCollector::new(
+            c,
+            searcher,
+            vector.field,
+            &query,
+            plan.candidates,
+            plan.filter.as_deref(),
+        )?;
         lists.push(RankedList {
             name: VECTOR.into(),
             weight: plan.vector_weight,
@@ -121,7 +128,9 @@ fn query_vector_of(c: &Collection, source: &VectorSource<'_>, field: &str) -> Re
             let max_pixels = c.schema().ingest.max_image_pixels;
             let image = match source {
                 VectorSource::ImageFile(path) => crate::image_file::decode(path, max_pixels),
-                VectorSource::ImageBytes(bytes) => crate::image_file::decode_bytes(bytes, "the query image", max_pixels),
+                VectorSource::ImageBytes(bytes) => {
+                    crate::image_file::decode_bytes(bytes, "the query image", max_pixels)
+                }
                 _ => unreachable!("an image source"),
             }
             .map_err(QueryError::Image)?;

@@ -62,7 +62,11 @@ impl<'a> KnnCollector<'a> {
     }
 
     /// The collector of one segment.
-    pub fn for_segment(&'a self, ordinal: SegmentOrdinal, reader: &'a SegmentReader) -> Result<KnnSegmentCollector<'a>> {
+    pub fn for_segment(
+        &'a self,
+        ordinal: SegmentOrdinal,
+        reader: &'a SegmentReader,
+    ) -> Result<KnnSegmentCollector<'a>> {
         Ok(KnnSegmentCollector {
             ordinal,
             reader,

@@ -9,8 +9,8 @@
 //! alive bitset at query time.
 
 pub mod codec;
-pub mod kernel;
 mod collector;
+pub mod kernel;
 mod knn;
 mod matrix;
 mod store;

@@ -15,4 +15,4 @@ pub use results::{
     ContributionBody, ExplanationBody, FusionExplanationBody, HitBody, IllustrateBody, IllustrationBody,
     ParagraphPicturesBody, PictureBody, RerankReportBody, RerankScoreBody, SearchResults, StageScoreBody,
 };
-pub use search::{NormalizationBody, SearchBody, SearchUpload};
+pub use search::{FusionBody, NormalizationBody, SearchBody, SearchUpload};

@@ -21,8 +21,8 @@ pub struct SearchBody {
     pub vector_field: Option<String>,
     /// Filter in tantivy syntax, applied to both retrievers: `category:dress AND price:[10 TO 50]`.
     pub filter: Option<String>,
-    /// `rrf` or `linear`.
-    pub fusion: Option<String>,
+    /// How the BM25 and vector lists are fused.
+    pub fusion: Option<FusionBody>,
     /// RRF's `k` (default 60).
     pub rrf_k: Option<f32>,
     /// Linear fusion's score normalisation.
@@ -62,6 +62,26 @@ pub struct SearchBody {
     pub image_url: Option<String>,
 }
 
+/// A fusion method.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[schema(as = Fusion)]
+#[serde(rename_all = "lowercase")]
+pub enum FusionBody {
+    /// Reciprocal rank fusion: `Σ w / (rrf_k + rank)`.
+    Rrf,
+    /// A weighted sum of normalised scores.
+    Linear,
+}
+
+impl FusionBody {
+    fn name(self) -> &'static str {
+        match self {
+            FusionBody::Rrf => "rrf",
+            FusionBody::Linear => "linear",
+        }
+    }
+}
+
 /// How scores of one list are normalised before a linear combination.
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[schema(as = Normalization)]
@@ -96,7 +116,7 @@ impl SearchBody {
             image_bytes: None,
             vector_field: self.vector_field,
             filter: self.filter,
-            fusion: self.fusion,
+            fusion: self.fusion.map(|f| f.name().to_owned()),
             rrf_k: self.rrf_k,
             normalization: self.normalization.map(Into::into),
             bm25_weight: self.bm25_weight,
@@ -119,10 +139,10 @@ impl SearchBody {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct SearchUpload {
-    /// The search as JSON, a [`SearchBody`] without the image fields (optional: an image alone
+    /// The search as JSON: a `SearchBody` without the image fields (optional: an image alone
     /// searches by image).
     request: Option<String>,
     /// The query image file.
-    #[schema(value_type = String, format = Binary)]
-    image: Vec<u8>,
+    #[schema(value_type = Option<String>, format = Binary)]
+    image: Option<Vec<u8>>,
 }

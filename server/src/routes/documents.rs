@@ -16,10 +16,10 @@ use sha2::{Digest, Sha256};
 use mira_host::ingest::{IngestOptions, IngestReport, MemoryRows, NoProgress, OnError};
 
 use crate::api::IngestReportBody;
-use mira_host::schema::FieldKind;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, has_content_type};
 use crate::state::AppState;
+use mira_host::schema::FieldKind;
 
 /// Documents to upsert: an array of objects, or this object.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -30,7 +30,18 @@ pub struct Documents {
     pub documents: Vec<Map<String, Value>>,
     /// `fail` (default: stop at the first bad document, roll back) or `skip` (report it, go on).
     #[serde(default)]
-    pub on_error: Option<String>,
+    pub on_error: Option<OnErrorBody>,
+}
+
+/// What to do with a bad document.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = OnError)]
+#[serde(rename_all = "lowercase")]
+pub enum OnErrorBody {
+    /// Stop at the first bad document and roll the request back.
+    Fail,
+    /// Report it and go on.
+    Skip,
 }
 
 /// The multipart form of an upsert.
@@ -40,8 +51,8 @@ pub struct DocumentsUpload {
     /// The documents, as a JSON array (or a `Documents` object).
     documents: String,
     /// Image files; an image field's value names one by its file name.
-    #[schema(value_type = Vec<String>, format = Binary)]
-    files: Vec<Vec<u8>>,
+    #[schema(value_type = Option<Vec<String>>, format = Binary)]
+    files: Option<Vec<Vec<u8>>>,
 }
 
 /// Documents to delete: by id, or every match of a query.
@@ -75,10 +86,9 @@ fn parse_documents(value: Value) -> Result<(Vec<Map<String, Value>>, OnError), A
         },
         other => serde_json::from_value(other).map_err(|e| bad(format!("request body: {e}")))?,
     };
-    let on_error = match docs.on_error.as_deref() {
-        None | Some("fail") => OnError::Fail,
-        Some("skip") => OnError::Skip,
-        Some(other) => return Err(bad(format!("on_error must be `fail` or `skip`, got `{other}`"))),
+    let on_error = match docs.on_error {
+        None | Some(OnErrorBody::Fail) => OnError::Fail,
+        Some(OnErrorBody::Skip) => OnError::Skip,
     };
     if docs.documents.is_empty() {
         return Err(bad("no documents in the request".into()));
@@ -143,6 +153,11 @@ async fn read_form(mut form: Multipart, max_pixels: u64) -> ApiResult<(Value, Ha
         let file_name = field.file_name().map(str::to_owned);
         let bytes = field.bytes().await?;
         match (part.as_str(), file_name) {
+            ("documents", None) if docs.is_some() => {
+                return Err(bad(
+                    "the form has more than one `documents` part: send the documents as one JSON array".into(),
+                ));
+            }
             ("documents", None) => {
                 let text = std::str::from_utf8(&bytes).map_err(|_| bad("the documents part is not UTF-8".into()))?;
                 docs = Some(parse_json_or_ndjson(text)?);

@@ -47,6 +47,12 @@ fn in_directory(st: &AppState, name: &str) -> bool {
         .is_some_and(|d| d.join(format!("{name}.wasm")).exists())
 }
 
+/// A WebAssembly component, as raw bytes.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct WasmComponent(Vec<u8>);
+
 /// Upload options.
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct UploadParams {
@@ -62,7 +68,7 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Json<Vec<PluginInfoBody
 
 #[utoipa::path(post, path = "/v1/plugins", tag = "plugins",
     params(UploadParams),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "A component built against wit/ranking.wit"),
+    request_body(content = WasmComponent, content_type = "application/wasm", description = "A component built against wit/ranking.wit"),
     responses((status = 201, body = PluginVersion), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn upload(
     State(state): State<Arc<AppState>>,

@@ -117,9 +117,17 @@ pub async fn search(
         let mut form = Multipart::from_request(req, &()).await?;
         let mut json = Value::Object(Default::default());
         let mut image = None;
+        let mut seen = Vec::new();
         while let Some(field) = form.next_field().await? {
             let part = field.name().unwrap_or("").to_owned();
             let bytes = field.bytes().await?;
+            if seen.contains(&part) && (part == "request" || part == "image") {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    format!("the form has more than one `{part}` part"),
+                ));
+            }
+            seen.push(part.clone());
             match part.as_str() {
                 "request" => {
                     json = serde_json::from_slice(&bytes)
