@@ -138,28 +138,7 @@ pub fn illustrate(c: &Collection, req: &IllustrateRequest) -> Result<Illustratio
         reranked |= resp.rerank.as_ref().is_some_and(|r| r.reranked > 0);
         lists.push(resp.hits);
     }
-    // Greedy assignment, best (score, paragraph order, rank) first; a picture is used once.
-    let mut pairs: Vec<(f32, usize, usize)> = lists
-        .iter()
-        .enumerate()
-        .flat_map(|(p, hits)| hits.iter().enumerate().map(move |(r, h)| (h.score, p, r)))
-        .collect();
-    pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    let mut used = std::collections::HashSet::new();
-    let mut chosen: Vec<Vec<Picture>> = vec![Vec::new(); key.len()];
-    for (score, p, r) in pairs {
-        let hit = &lists[p][r];
-        if chosen[p].len() >= per || used.contains(&hit.id) {
-            continue;
-        }
-        used.insert(hit.id.clone());
-        chosen[p].push(Picture {
-            id: hit.id.clone(),
-            score,
-            rank: r + 1,
-            fields: hit.fields.clone(),
-        });
-    }
+    let chosen = assign(&lists, per);
     let paragraphs = key
         .iter()
         .zip(chosen)
@@ -175,6 +154,33 @@ pub fn illustrate(c: &Collection, req: &IllustrateRequest) -> Result<Illustratio
         reranked,
         took_ms: started.elapsed().as_secs_f64() * 1e3,
     })
+}
+
+/// Greedy assignment of pictures to paragraphs, best (score, paragraph order, rank) first, at
+/// most `per` each; a picture is used once.
+fn assign(lists: &[Vec<crate::search::Hit>], per: usize) -> Vec<Vec<Picture>> {
+    let mut pairs: Vec<(f32, usize, usize)> = lists
+        .iter()
+        .enumerate()
+        .flat_map(|(p, hits)| hits.iter().enumerate().map(move |(r, h)| (h.score, p, r)))
+        .collect();
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut used = std::collections::HashSet::new();
+    let mut chosen: Vec<Vec<Picture>> = vec![Vec::new(); lists.len()];
+    for (score, p, r) in pairs {
+        let hit = &lists[p][r];
+        if chosen[p].len() >= per || used.contains(&hit.id) {
+            continue;
+        }
+        used.insert(hit.id.clone());
+        chosen[p].push(Picture {
+            id: hit.id.clone(),
+            score,
+            rank: r + 1,
+            fields: hit.fields.clone(),
+        });
+    }
+    chosen
 }
 
 /// A paragraph as a BM25 query: words only, so quotes, colons and brackets in prose are not

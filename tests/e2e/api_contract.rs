@@ -261,6 +261,9 @@ fn hint(f: &Fixture, schema: &str, property: &str) -> Option<Vec<(Value, Map<Str
     }
 }
 
+/// A multipart part: (name, file name, content type, bytes).
+type Part<'a> = (&'a str, Option<&'a str>, &'a str, Vec<u8>);
+
 /// A documented JSON body: where it goes and its schema's name.
 struct Operation {
     method: String,
@@ -418,7 +421,7 @@ fn every_documented_multipart_body_is_accepted() {
             .collect();
         let url = f.main.url(&concrete(&op.path));
         // Every part the schema names, as the schema types it (binary parts are image files).
-        let forms: Vec<Vec<(&str, Option<&str>, &str, Vec<u8>)>> = match op.schema.as_str() {
+        let forms: Vec<Vec<Part>> = match op.schema.as_str() {
             "SearchUpload" => {
                 assert_eq!(props, BTreeSet::from(["image", "request"]));
                 vec![

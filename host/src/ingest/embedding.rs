@@ -21,6 +21,16 @@ use crate::error::{Error, Result};
 use crate::schema::{SourceKind, VectorSpec};
 use crate::vector::codec;
 
+/// One batch's pass over the targets.
+#[derive(Default)]
+struct Pass {
+    /// Each row's image is read, hashed and (on a cache miss) decoded once, however many
+    /// targets (vector, tags, caption) read it.
+    sources: HashMap<(usize, Field), ImageSource>,
+    /// Rows that failed, with why; later targets skip them.
+    failed: Vec<(usize, RowError)>,
+}
+
 struct Target {
     field_name: String,
     field: Field,
@@ -155,127 +165,157 @@ impl Embedder {
         rows: &mut [(BuiltDocument, RowError)],
         counts: &mut EmbedCounts,
     ) -> Result<Vec<(usize, RowError)>> {
-        let mut failed: Vec<(usize, RowError)> = Vec::new();
-        // Each row's image is read, hashed and (on a cache miss) decoded once, however many
-        // targets (vector, tags, caption) read it.
-        let mut sources: HashMap<(usize, Field), ImageSource> = HashMap::new();
+        let mut pass = Pass::default();
         for t in &self.targets {
             let todo: Vec<usize> = (0..rows.len())
-                .filter(|i| rows[*i].0.doc.get_first(t.field).is_none() && !failed.iter().any(|(j, _)| j == i))
+                .filter(|i| rows[*i].0.doc.get_first(t.field).is_none() && !pass.failed.iter().any(|(j, _)| j == i))
                 .collect();
-            let mut vectors: Vec<(usize, Vec<f32>)> = Vec::new();
-            let mut fail = |i: usize, message: String, rows: &[(BuiltDocument, RowError)]| {
-                failed.push((
-                    i,
-                    RowError {
-                        field: Some(t.field_name.clone()),
-                        message,
-                        ..rows[i].1.clone()
-                    },
-                ))
+            let vectors = match &t.input {
+                Input::Image(field) => self.image_vectors(t, *field, rows, &todo, &mut pass, counts)?,
+                Input::Text(fields) => self.text_vectors(t, fields, rows, &todo, counts)?,
             };
-            match &t.input {
-                Input::Image(field) => {
-                    // Inputs the cache lacks: (row, key); their images are decoded below.
-                    let mut miss = Vec::new();
-                    for &i in &todo {
-                        let Some(path) = rows[i].0.doc.get_first(*field).and_then(|v| v.as_str()) else {
-                            continue;
-                        };
-                        let source = match sources.entry((i, *field)) {
-                            Entry::Occupied(e) => e.into_mut(),
-                            Entry::Vacant(e) => match std::fs::read(path) {
-                                Ok(bytes) => e.insert(ImageSource {
-                                    key: image_key(&bytes),
-                                    bytes,
-                                    image: None,
-                                }),
-                                Err(err) => {
-                                    fail(i, format!("cannot open image {path}: {err}"), rows);
-                                    continue;
-                                }
-                            },
-                        };
-                        match t.cache.get(&source.key) {
-                            Some(v) => {
-                                counts.cached += 1;
-                                vectors.push((i, v));
-                            }
-                            None if source.image.is_some() => miss.push((i, source.key)),
-                            None => match crate::image_file::decode_bytes(&source.bytes, path, self.max_pixels) {
-                                Ok(img) => {
-                                    source.image = Some(img);
-                                    miss.push((i, source.key));
-                                }
-                                Err(message) => fail(i, message, rows),
-                            },
-                        }
+            self.write(t, rows, vectors)?;
+        }
+        Ok(pass.failed)
+    }
+
+    /// The target's vectors of the rows' images (from the cache, else computed), recording
+    /// the rows whose image cannot be read or decoded as failed.
+    fn image_vectors(
+        &self,
+        t: &Target,
+        field: Field,
+        rows: &[(BuiltDocument, RowError)],
+        todo: &[usize],
+        pass: &mut Pass,
+        counts: &mut EmbedCounts,
+    ) -> Result<Vec<(usize, Vec<f32>)>> {
+        let Pass { sources, failed } = pass;
+        let mut fail = |i: usize, message: String| {
+            failed.push((
+                i,
+                RowError {
+                    field: Some(t.field_name.clone()),
+                    message,
+                    ..rows[i].1.clone()
+                },
+            ))
+        };
+        let mut vectors = Vec::new();
+        // Inputs the cache lacks: (row, key); their images are decoded here.
+        let mut miss = Vec::new();
+        for &i in todo {
+            let Some(path) = rows[i].0.doc.get_first(field).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let source = match sources.entry((i, field)) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => match std::fs::read(path) {
+                    Ok(bytes) => e.insert(ImageSource {
+                        key: image_key(&bytes),
+                        bytes,
+                        image: None,
+                    }),
+                    Err(err) => {
+                        fail(i, format!("cannot open image {path}: {err}"));
+                        continue;
                     }
-                    let images: Vec<&DynamicImage> = miss
-                        .iter()
-                        .map(|(i, _)| sources[&(*i, *field)].image.as_ref().expect("decoded above"))
-                        .collect();
-                    let computed = match &t.output {
-                        Output::Caption { max_tokens } => self
-                            .captioner()
-                            .caption_ids(&images, *max_tokens)?
-                            .iter()
-                            .map(|ids| caption_to_vector(ids, *max_tokens))
-                            .collect(),
-                        _ => self.clip().embed_images(&images)?,
-                    };
-                    counts.computed += remember(&t.cache, miss.into_iter(), computed, &mut vectors);
+                },
+            };
+            match t.cache.get(&source.key) {
+                Some(v) => {
+                    counts.cached += 1;
+                    vectors.push((i, v));
                 }
-                Input::Text(fields) => {
-                    let mut miss = Vec::new();
-                    for &i in &todo {
-                        let text: Vec<&str> = fields
-                            .iter()
-                            .flat_map(|f| rows[i].0.doc.get_all(*f).filter_map(|v| v.as_str()))
-                            .collect();
-                        if text.is_empty() {
-                            continue;
-                        }
-                        let text = text.join(". ");
-                        let key = text_key(&text);
-                        match t.cache.get(&key) {
-                            Some(v) => {
-                                counts.cached += 1;
-                                vectors.push((i, v));
-                            }
-                            None => miss.push((i, key, text)),
-                        }
+                None if source.image.is_some() => miss.push((i, source.key)),
+                None => match crate::image_file::decode_bytes(&source.bytes, path, self.max_pixels) {
+                    Ok(img) => {
+                        source.image = Some(img);
+                        miss.push((i, source.key));
                     }
-                    let refs: Vec<&str> = miss.iter().map(|(_, _, t)| t.as_str()).collect();
-                    let computed = self.clip().embed_texts(&refs)?;
-                    counts.computed +=
-                        remember(&t.cache, miss.iter().map(|(i, k, _)| (*i, *k)), computed, &mut vectors);
-                }
+                    Err(message) => fail(i, message),
+                },
             }
-            for (i, v) in vectors {
-                match &t.output {
-                    Output::Vector(spec) => {
-                        let bytes = codec::encode(&v, spec).map_err(|message| Error::Vector {
-                            field: t.field_name.clone(),
-                            message,
-                        })?;
-                        rows[i].0.doc.add_bytes(t.field, &bytes);
+        }
+        let images: Vec<&DynamicImage> = miss
+            .iter()
+            .map(|(i, _)| sources[&(*i, field)].image.as_ref().expect("decoded above"))
+            .collect();
+        let computed = match &t.output {
+            Output::Caption { max_tokens } => self
+                .captioner()
+                .caption_ids(&images, *max_tokens)?
+                .iter()
+                .map(|ids| caption_to_vector(ids, *max_tokens))
+                .collect(),
+            _ => self.clip().embed_images(&images)?,
+        };
+        counts.computed += remember(&t.cache, miss.into_iter(), computed, &mut vectors);
+        Ok(vectors)
+    }
+
+    /// The target's CLIP text embeddings of the rows' text fields (from the cache, else
+    /// computed); rows with no text get none.
+    fn text_vectors(
+        &self,
+        t: &Target,
+        fields: &[Field],
+        rows: &[(BuiltDocument, RowError)],
+        todo: &[usize],
+        counts: &mut EmbedCounts,
+    ) -> Result<Vec<(usize, Vec<f32>)>> {
+        let mut vectors = Vec::new();
+        let mut miss = Vec::new();
+        for &i in todo {
+            let text: Vec<&str> = fields
+                .iter()
+                .flat_map(|f| rows[i].0.doc.get_all(*f).filter_map(|v| v.as_str()))
+                .collect();
+            if text.is_empty() {
+                continue;
+            }
+            let text = text.join(". ");
+            let key = text_key(&text);
+            match t.cache.get(&key) {
+                Some(v) => {
+                    counts.cached += 1;
+                    vectors.push((i, v));
+                }
+                None => miss.push((i, key, text)),
+            }
+        }
+        let refs: Vec<&str> = miss.iter().map(|(_, _, t)| t.as_str()).collect();
+        let computed = self.clip().embed_texts(&refs)?;
+        counts.computed += remember(&t.cache, miss.iter().map(|(i, k, _)| (*i, *k)), computed, &mut vectors);
+        Ok(vectors)
+    }
+
+    /// Writes the target's outputs into the rows' documents: the vector, the closest tags, or
+    /// the decoded caption.
+    fn write(&self, t: &Target, rows: &mut [(BuiltDocument, RowError)], vectors: Vec<(usize, Vec<f32>)>) -> Result<()> {
+        for (i, v) in vectors {
+            match &t.output {
+                Output::Vector(spec) => {
+                    let bytes = codec::encode(&v, spec).map_err(|message| Error::Vector {
+                        field: t.field_name.clone(),
+                        message,
+                    })?;
+                    rows[i].0.doc.add_bytes(t.field, &bytes);
+                }
+                Output::Tags { words, embeddings, top } => {
+                    for tag in closest(&v, words, embeddings, *top) {
+                        rows[i].0.doc.add_text(t.field, tag);
                     }
-                    Output::Tags { words, embeddings, top } => {
-                        for tag in closest(&v, words, embeddings, *top) {
-                            rows[i].0.doc.add_text(t.field, tag);
-                        }
-                    }
-                    Output::Caption { .. } => {
-                        let caption = self.captioner().decode(&vector_to_caption(&v))?;
-                        if !caption.is_empty() {
-                            rows[i].0.doc.add_text(t.field, &caption);
-                        }
+                }
+                Output::Caption { .. } => {
+                    let caption = self.captioner().decode(&vector_to_caption(&v))?;
+                    if !caption.is_empty() {
+                        rows[i].0.doc.add_text(t.field, &caption);
                     }
                 }
             }
         }
-        Ok(failed)
+        Ok(())
     }
 }
 

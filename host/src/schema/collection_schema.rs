@@ -418,117 +418,22 @@ struct Source {
 pub const MAX_CAPTION_TOKENS: usize = 128;
 
 fn validate_source(name: &str, src: Source, fields: &[FieldSpec]) -> Result<Option<ComputedField>, String> {
-    let Source {
-        source,
-        from,
-        vocabulary,
-        top,
-        max_tokens,
-    } = src;
-    let Some(source) = source else {
-        return if from.is_some() || vocabulary.is_some() || top.is_some() || max_tokens.is_some() {
+    let Some(source) = src.source.as_deref() else {
+        return if src.from.is_some() || src.vocabulary.is_some() || src.top.is_some() || src.max_tokens.is_some() {
             Err("`from`, `vocabulary`, `top` and `max_tokens` need a `source`".into())
         } else {
             Ok(None)
         };
     };
     let own = fields.iter().find(|f| f.name == name).map(|f| &f.kind);
-    let is_vector = matches!(own, Some(FieldKind::Vector(_)));
-    let is_text = matches!(own, Some(FieldKind::Text { .. } | FieldKind::Keyword));
-    match source.as_str() {
-        "clip-tags" if !is_text => return Err("source clip-tags applies to text or keyword fields".into()),
-        "clip-image" | "clip-text" if !is_vector => return Err(format!("source {source} applies to vector fields")),
-        "caption" if !matches!(own, Some(FieldKind::Text { .. })) => {
-            return Err("source caption applies to text fields".into());
-        }
-        "clip-image" | "clip-text" | "caption" if vocabulary.is_some() || top.is_some() => {
-            return Err("`vocabulary` and `top` apply to source clip-tags".into());
-        }
-        "clip-image" | "clip-text" | "clip-tags" if max_tokens.is_some() => {
-            return Err("`max_tokens` applies to source caption".into());
-        }
-        _ => {}
-    }
-    let kind_of = |n: &str| fields.iter().find(|f| f.name == n).map(|f| &f.kind);
-    let image_field = |what: &str| -> Result<String, String> {
-        let image_field = match from.as_deref() {
-            Some([one]) => one.clone(),
-            Some(_) => return Err(format!("{what} reads exactly one image field: from = [\"image\"]")),
-            None => fields
-                .iter()
-                .find(|f| f.kind == FieldKind::Image)
-                .map(|f| f.name.clone())
-                .ok_or(format!("{what} needs an image field in the collection"))?,
-        };
-        if kind_of(&image_field) != Some(&FieldKind::Image) {
-            return Err(format!("{what} reads an image field; `{image_field}` is not one"));
-        }
-        Ok(image_field)
-    };
-    let kind = match source.as_str() {
+    check_source_options(source, own, &src)?;
+    let kind = match source {
         "clip-image" => SourceKind::ClipImage {
-            image_field: image_field("clip-image")?,
+            image_field: image_field("clip-image", src.from.as_deref(), fields)?,
         },
-        "clip-tags" => {
-            let image_field = image_field("clip-tags")?;
-            let mut vocabulary: Vec<String> = vocabulary
-                .ok_or("clip-tags needs a vocabulary: vocabulary = [\"dress\", \"boots\", ...]")?
-                .into_iter()
-                .map(|w| w.trim().to_owned())
-                .filter(|w| !w.is_empty())
-                .collect();
-            let mut seen = std::collections::HashSet::new();
-            vocabulary.retain(|w| seen.insert(w.clone()));
-            if vocabulary.is_empty() || vocabulary.len() > MAX_TAG_VOCABULARY {
-                return Err(format!(
-                    "clip-tags needs 1 to {MAX_TAG_VOCABULARY} distinct words in vocabulary, got {}",
-                    vocabulary.len()
-                ));
-            }
-            let top = top.unwrap_or(DEFAULT_TAGS_PER_IMAGE.min(vocabulary.len()));
-            if top == 0 || top > vocabulary.len() {
-                return Err(format!(
-                    "top must be between 1 and the vocabulary's {} words, got {top}",
-                    vocabulary.len()
-                ));
-            }
-            SourceKind::ClipTags {
-                image_field,
-                vocabulary,
-                top,
-            }
-        }
-        "caption" => {
-            let max_tokens = max_tokens.unwrap_or(crate::caption::DEFAULT_CAPTION_TOKENS);
-            if max_tokens == 0 || max_tokens > MAX_CAPTION_TOKENS {
-                return Err(format!(
-                    "max_tokens must be between 1 and {MAX_CAPTION_TOKENS}, got {max_tokens}"
-                ));
-            }
-            SourceKind::Caption {
-                image_field: image_field("caption")?,
-                max_tokens,
-            }
-        }
-        "clip-text" => {
-            let text_fields = from.unwrap_or_else(|| {
-                fields
-                    .iter()
-                    .filter(|f| matches!(f.kind, FieldKind::Text { .. }))
-                    .map(|f| f.name.clone())
-                    .collect()
-            });
-            if text_fields.is_empty() {
-                return Err("clip-text needs text fields: from = [\"title\", ...]".into());
-            }
-            if let Some(bad) = text_fields
-                .iter()
-                .find(|n| !matches!(kind_of(n), Some(FieldKind::Text { .. })))
-            {
-                return Err(format!("clip-text reads text fields; `{bad}` is not one"));
-            }
-            SourceKind::ClipText { text_fields }
-        }
+        "clip-tags" => clip_tags(src, fields)?,
+        "caption" => caption(src, fields)?,
+        "clip-text" => clip_text(src.from, fields)?,
         other => {
             return Err(format!(
                 "unknown source `{other}` (expected clip-image, clip-text, clip-tags or caption)"
@@ -539,6 +444,113 @@ fn validate_source(name: &str, src: Source, fields: &[FieldSpec]) -> Result<Opti
         field: name.to_owned(),
         kind,
     }))
+}
+
+/// The source applies to the field's kind, and takes only its own options.
+fn check_source_options(source: &str, own: Option<&FieldKind>, src: &Source) -> Result<(), String> {
+    let is_vector = matches!(own, Some(FieldKind::Vector(_)));
+    let is_text = matches!(own, Some(FieldKind::Text { .. } | FieldKind::Keyword));
+    match source {
+        "clip-tags" if !is_text => Err("source clip-tags applies to text or keyword fields".into()),
+        "clip-image" | "clip-text" if !is_vector => Err(format!("source {source} applies to vector fields")),
+        "caption" if !matches!(own, Some(FieldKind::Text { .. })) => {
+            Err("source caption applies to text fields".into())
+        }
+        "clip-image" | "clip-text" | "caption" if src.vocabulary.is_some() || src.top.is_some() => {
+            Err("`vocabulary` and `top` apply to source clip-tags".into())
+        }
+        "clip-image" | "clip-text" | "clip-tags" if src.max_tokens.is_some() => {
+            Err("`max_tokens` applies to source caption".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The one image field a source reads: `from`, else the collection's first image field.
+fn image_field(what: &str, from: Option<&[String]>, fields: &[FieldSpec]) -> Result<String, String> {
+    let image_field = match from {
+        Some([one]) => one.clone(),
+        Some(_) => return Err(format!("{what} reads exactly one image field: from = [\"image\"]")),
+        None => fields
+            .iter()
+            .find(|f| f.kind == FieldKind::Image)
+            .map(|f| f.name.clone())
+            .ok_or(format!("{what} needs an image field in the collection"))?,
+    };
+    if fields.iter().find(|f| f.name == image_field).map(|f| &f.kind) != Some(&FieldKind::Image) {
+        return Err(format!("{what} reads an image field; `{image_field}` is not one"));
+    }
+    Ok(image_field)
+}
+
+/// `source = "clip-tags"`: an image field, a vocabulary of distinct words, tags per image.
+fn clip_tags(src: Source, fields: &[FieldSpec]) -> Result<SourceKind, String> {
+    let image_field = image_field("clip-tags", src.from.as_deref(), fields)?;
+    let mut vocabulary: Vec<String> = src
+        .vocabulary
+        .ok_or("clip-tags needs a vocabulary: vocabulary = [\"dress\", \"boots\", ...]")?
+        .into_iter()
+        .map(|w| w.trim().to_owned())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    vocabulary.retain(|w| seen.insert(w.clone()));
+    if vocabulary.is_empty() || vocabulary.len() > MAX_TAG_VOCABULARY {
+        return Err(format!(
+            "clip-tags needs 1 to {MAX_TAG_VOCABULARY} distinct words in vocabulary, got {}",
+            vocabulary.len()
+        ));
+    }
+    let top = src.top.unwrap_or(DEFAULT_TAGS_PER_IMAGE.min(vocabulary.len()));
+    if top == 0 || top > vocabulary.len() {
+        return Err(format!(
+            "top must be between 1 and the vocabulary's {} words, got {top}",
+            vocabulary.len()
+        ));
+    }
+    Ok(SourceKind::ClipTags {
+        image_field,
+        vocabulary,
+        top,
+    })
+}
+
+/// `source = "caption"`: an image field and a caption length.
+fn caption(src: Source, fields: &[FieldSpec]) -> Result<SourceKind, String> {
+    let max_tokens = src.max_tokens.unwrap_or(crate::caption::DEFAULT_CAPTION_TOKENS);
+    if max_tokens == 0 || max_tokens > MAX_CAPTION_TOKENS {
+        return Err(format!(
+            "max_tokens must be between 1 and {MAX_CAPTION_TOKENS}, got {max_tokens}"
+        ));
+    }
+    Ok(SourceKind::Caption {
+        image_field: image_field("caption", src.from.as_deref(), fields)?,
+        max_tokens,
+    })
+}
+
+/// `source = "clip-text"`: the text fields it reads (`from`, else every text field).
+fn clip_text(from: Option<Vec<String>>, fields: &[FieldSpec]) -> Result<SourceKind, String> {
+    let text_fields = from.unwrap_or_else(|| {
+        fields
+            .iter()
+            .filter(|f| matches!(f.kind, FieldKind::Text { .. }))
+            .map(|f| f.name.clone())
+            .collect()
+    });
+    if text_fields.is_empty() {
+        return Err("clip-text needs text fields: from = [\"title\", ...]".into());
+    }
+    let is_text = |n: &String| {
+        matches!(
+            fields.iter().find(|f| &f.name == n).map(|f| &f.kind),
+            Some(FieldKind::Text { .. })
+        )
+    };
+    if let Some(bad) = text_fields.iter().find(|n| !is_text(n)) {
+        return Err(format!("clip-text reads text fields; `{bad}` is not one"));
+    }
+    Ok(SourceKind::ClipText { text_fields })
 }
 
 fn validate_search(raw: RawSearch, fields: &[FieldSpec]) -> Result<SearchDefaults, String> {

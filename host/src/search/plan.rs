@@ -17,6 +17,7 @@ use crate::collection::Collection;
 use crate::error::{QueryError, Result};
 use crate::plugin::LoadedPlugin;
 use crate::rerank::DEFAULT_INSTRUCTION;
+use crate::schema::SearchDefaults;
 use crate::vector::codec;
 
 /// Everything a search does, decided.
@@ -139,32 +140,7 @@ impl<'a> SearchPlan<'a> {
         max_candidates: usize,
     ) -> Result<Self> {
         let defaults = &c.schema().search;
-        let top_k = req.top_k.unwrap_or(defaults.top_k);
-        if top_k == 0 || top_k > MAX_TOP_K {
-            return Err(QueryError::TopK {
-                got: top_k,
-                max: MAX_TOP_K,
-            }
-            .into());
-        }
-        let wanted = req.offset.saturating_add(top_k);
-        let candidates = req.candidates.unwrap_or(defaults.candidates).max(wanted);
-        if candidates > MAX_CANDIDATES {
-            return Err(QueryError::Candidates {
-                got: candidates,
-                max: MAX_CANDIDATES,
-            }
-            .into());
-        }
-        if let Some(w) = req.rerank_window
-            && w > MAX_RERANK_WINDOW
-        {
-            return Err(QueryError::RerankWindow {
-                got: w,
-                max: MAX_RERANK_WINDOW,
-            }
-            .into());
-        }
+        let (top_k, candidates) = sizes(req, defaults)?;
         let fusion = req.fusion_method(defaults.fusion).map_err(QueryError::Fusion)?;
         let bm25_weight = check_weight("bm25_weight", req.bm25_weight.unwrap_or(defaults.bm25_weight))?;
         let vector_weight = check_weight("vector_weight", req.vector_weight.unwrap_or(defaults.vector_weight))?;
@@ -194,6 +170,7 @@ impl<'a> SearchPlan<'a> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64)
         });
+        let wanted = req.offset.saturating_add(top_k);
         Ok(SearchPlan {
             request: req,
             top_k,
@@ -218,6 +195,35 @@ impl<'a> SearchPlan<'a> {
             now,
         })
     }
+}
+
+/// The page size and the candidates each retriever contributes, within their bounds; the
+/// rerank window within its bound.
+fn sizes(req: &SearchRequest, defaults: &SearchDefaults) -> Result<(usize, usize), QueryError> {
+    let top_k = req.top_k.unwrap_or(defaults.top_k);
+    if top_k == 0 || top_k > MAX_TOP_K {
+        return Err(QueryError::TopK {
+            got: top_k,
+            max: MAX_TOP_K,
+        });
+    }
+    let wanted = req.offset.saturating_add(top_k);
+    let candidates = req.candidates.unwrap_or(defaults.candidates).max(wanted);
+    if candidates > MAX_CANDIDATES {
+        return Err(QueryError::Candidates {
+            got: candidates,
+            max: MAX_CANDIDATES,
+        });
+    }
+    if let Some(w) = req.rerank_window
+        && w > MAX_RERANK_WINDOW
+    {
+        return Err(QueryError::RerankWindow {
+            got: w,
+            max: MAX_RERANK_WINDOW,
+        });
+    }
+    Ok((top_k, candidates))
 }
 
 /// The kNN query of a request, if it has one: a given vector, a query image, or the text

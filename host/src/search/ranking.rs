@@ -269,7 +269,7 @@ impl<'a> PluginStage<'a> {
         self.run
             .failure
             .is_none()
-            .then(|| (self.run.depth, self.run.instruction.as_deref()))
+            .then_some((self.run.depth, self.run.instruction.as_deref()))
     }
 
     /// The plugin's renderings of the first `n` candidates, or `None` once it has failed.
