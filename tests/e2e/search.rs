@@ -344,6 +344,62 @@ fn bad_requests_get_precise_errors() {
     assert_eq!(ids(&c.search(&SearchRequest::text("apple \"")).unwrap())[0], "d2");
 }
 
+/// Each mistake has its own stable code, and the whole request is checked before any work:
+/// a rerank window over the limit is refused on a collection without a reranker, and a
+/// vector that does not fit the field is refused even when the text query is fine.
+#[test]
+fn every_query_mistake_has_its_own_code_and_is_caught_before_retrieval() {
+    let env = Env::new();
+    let c = four_docs(&env);
+    let code = |req: SearchRequest| c.search(&req).unwrap_err().code();
+    let text = || SearchRequest::text("apple");
+    let cases: Vec<(SearchRequest, &str)> = vec![
+        (SearchRequest { top_k: Some(0), ..text() }, "invalid_top_k"),
+        (SearchRequest { top_k: Some(10_001), ..text() }, "invalid_top_k"),
+        (SearchRequest { candidates: Some(100_001), ..text() }, "invalid_candidates"),
+        (SearchRequest { offset: 99_995, top_k: Some(10), ..text() }, "invalid_candidates"),
+        (SearchRequest { rerank_window: Some(1001), ..text() }, "invalid_rerank_window"),
+        (SearchRequest { bm25_weight: Some(-1.0), ..text() }, "invalid_weight"),
+        (SearchRequest { vector_weight: Some(f32::NAN), ..text() }, "invalid_weight"),
+        (SearchRequest { fusion: Some("borda".into()), ..text() }, "invalid_fusion"),
+        (SearchRequest { rrf_k: Some(-2.0), ..text() }, "invalid_fusion"),
+        (SearchRequest { filter: Some("red".into()), ..text() }, "invalid_filter"),
+        (SearchRequest { filter: Some("colour:red".into()), ..text() }, "invalid_filter"),
+        (SearchRequest { text_fields: Some(vec!["nope".into()]), ..text() }, "unknown_field"),
+        (SearchRequest { text_fields: Some(vec!["group".into()]), ..text() }, "wrong_field_kind"),
+        (SearchRequest { vector_field: Some("body".into()), ..SearchRequest::vector(vec![1.0, 0.0]) }, "wrong_field_kind"),
+        (SearchRequest { vector: Some(vec![1.0; 3]), ..text() }, "invalid_vector"),
+        (SearchRequest::default(), "empty_query"),
+        (SearchRequest { image: Some("q.png".into()), ..SearchRequest::vector(vec![1.0, 0.0]) }, "conflicting_query"),
+        (SearchRequest { image: Some("q.png".into()), ..text() }, "no_clip_model"),
+        (SearchRequest { scenario: Some("ecommerce".into()), ..text() }, "plugins_unavailable"),
+    ];
+    for (req, expected) in cases {
+        let what = format!("{req:?}");
+        assert_eq!(code(req), expected, "{what}");
+    }
+    // A user mistake is the user's fault, whatever its code.
+    let err = c.search(&SearchRequest { top_k: Some(0), ..text() }).unwrap_err();
+    assert_eq!(err.fault(), mira_host::Fault::User);
+    assert!(matches!(err, Error::Query(mira_host::QueryError::TopK { got: 0, max: 10_000 })), "{err}");
+}
+
+/// A schema's `[search]` defaults are held to the bounds a request is, when the schema is
+/// read, so a default can never be refused at query time.
+#[test]
+fn schema_search_defaults_are_bounded_like_requests() {
+    for (extra, expected) in [
+        ("top_k = 10001", "top_k must be at most 10000"),
+        ("candidates = 100001", "candidates at most 100000"),
+        ("rerank_window = 1001", "rerank_window must be at most 1000"),
+        ("bm25_weight = -1.0", "bm25_weight must be a non-negative number"),
+    ] {
+        let toml = format!("{PLAIN}\n[search]\n{extra}\n");
+        let err = mira_host::CollectionSchema::from_toml(&toml, "test.toml").unwrap_err();
+        assert!(err.to_string().contains(expected), "{extra}: {err}");
+    }
+}
+
 #[test]
 fn paging_walks_the_fused_list() {
     let env = Env::new();

@@ -38,7 +38,7 @@ fn engine(limits: &PluginLimits) -> wasmtime::Result<Engine> {
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     // Instances come from a pool of pre-reserved slots: a fresh instance per query costs tens
-    // of microseconds instead of mmap/munmap calls (measured in `mira bench plugins`).
+    // of microseconds instead of mmap/munmap calls (measured in `mira-bench plugins`).
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(256);
     pool.total_core_instances(256);

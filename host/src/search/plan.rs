@@ -265,3 +265,49 @@ fn vector_plan<'a>(c: &'a Collection, req: &'a SearchRequest, text: Option<&'a s
     };
     Ok(Some(VectorPlan { field, source }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(window: Option<usize>, instruction: Option<&str>) -> RerankPlan<'_> {
+        RerankPlan {
+            window,
+            default_window: 50,
+            instruction,
+        }
+    }
+
+    /// The request wins, then the plugin, then the collection's default (window) or the model
+    /// card's (instruction).
+    #[test]
+    fn rerank_settings_layer_request_over_plugin_over_defaults() {
+        assert_eq!(plan(Some(7), None).window(Some(20)), 7);
+        assert_eq!(plan(None, None).window(Some(20)), 20);
+        assert_eq!(plan(None, None).window(None), 50);
+        assert_eq!(plan(Some(0), None).window(Some(20)), 0, "0 turns reranking off");
+        assert_eq!(plan(None, None).window_without_plugin(), 50);
+        assert_eq!(plan(Some(5), None).window_without_plugin(), 5);
+        assert_eq!(
+            plan(None, Some("mine")).instruction(Some("plugin's")),
+            ("mine".to_owned(), "request")
+        );
+        assert_eq!(
+            plan(None, None).instruction(Some("plugin's")),
+            ("plugin's".to_owned(), "plugin")
+        );
+        assert_eq!(
+            plan(None, None).instruction(None),
+            (DEFAULT_INSTRUCTION.to_owned(), "default")
+        );
+    }
+
+    #[test]
+    fn weights_are_finite_and_not_negative() {
+        assert_eq!(check_weight("w", 0.0), Ok(0.0));
+        assert_eq!(check_weight("w", 2.5), Ok(2.5));
+        for bad in [-0.1, f32::NAN, f32::INFINITY] {
+            assert!(matches!(check_weight("w", bad), Err(QueryError::Weight { name: "w", .. })));
+        }
+    }
+}

@@ -52,7 +52,7 @@ fn kernels() -> &'static Kernels {
     })
 }
 
-/// Which kernel set this CPU uses (reported by `mira bench`).
+/// Which kernel set this CPU uses (reported by `mira-bench search`).
 pub fn kernel_name() -> &'static str {
     kernels().name
 }
@@ -155,7 +155,7 @@ mod x86 {
 
     /// Rows ahead of the current one whose cache lines are requested early. Rows cost compute as
     /// well as bandwidth (f16 most); prefetching keeps loads in flight while a row is summed.
-    /// Measured with `mira bench`: f16 scans went from 1.6x to 1.04x the memory floor.
+    /// Measured with `mira-bench search`: f16 scans went from 1.6x to 1.04x the memory floor.
     const PREFETCH_ROWS: usize = 4;
 
     #[inline]
