@@ -23,6 +23,9 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
     if let Some(origin) = &resp.query_vector {
         println!("query vector: {origin}");
     }
+    for w in &resp.warnings {
+        println!("note: {w}");
+    }
     if let Some(r) = &resp.ranking {
         match &r.error {
             None => println!(

@@ -49,6 +49,14 @@ pub enum QueryError {
     /// A text query that does not parse (beyond the syntax slips that are forgiven).
     #[error("text query `{text}`: {reason}")]
     Text { text: String, reason: String },
+    /// A text query or filter over a complexity limit (checked before parsing).
+    #[error("the {what} is over the limit of {max} {limit} (it has {got})")]
+    TooComplex {
+        what: &'static str,
+        limit: &'static str,
+        max: usize,
+        got: usize,
+    },
     /// A field the collection does not have.
     #[error("collection `{collection}` has no field `{field}`")]
     UnknownField { collection: String, field: String },
@@ -112,6 +120,7 @@ impl QueryError {
             QueryError::Fusion(_) => "invalid_fusion",
             QueryError::Filter { .. } => "invalid_filter",
             QueryError::Text { .. } => "invalid_text_query",
+            QueryError::TooComplex { .. } => "query_too_complex",
             QueryError::UnknownField { .. } => "unknown_field",
             QueryError::FieldKind { .. } => "wrong_field_kind",
             QueryError::NoTextField(_) => "no_text_field",

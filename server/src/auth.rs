@@ -9,42 +9,34 @@ use axum::middleware::Next;
 use axum::response::Response;
 use subtle::ConstantTimeEq;
 
+use std::sync::Arc;
+
 use super::error::ApiError;
 use super::state::AppState;
 
-/// What a route needs.
+/// What a route needs. Each route declares its level where the router adds it (`lib.rs`), so
+/// access follows the matched route, never the text of the path (a collection named `search`
+/// is still a collection).
+/// Routes with no level (health, metrics, the OpenAPI document, the page) are open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Health, metrics, the OpenAPI document, the web page.
-    Open,
+enum Access {
     /// Searches and reads.
     Search,
     /// Writes and plugin routes.
     Admin,
 }
 
-/// The access a request needs, from its method and path.
-pub fn required(method: &axum::http::Method, path: &str) -> Access {
-    if !path.starts_with("/v1/") {
-        return Access::Open;
-    }
-    if path.starts_with("/v1/plugins") {
-        return Access::Admin;
-    }
-    let is_search = path.ends_with("/search") || path.ends_with("/illustrate");
-    if method == axum::http::Method::GET || is_search {
-        Access::Search
-    } else {
-        Access::Admin
-    }
-}
-
+/// The key the request presents: `Authorization: Bearer KEY` (the scheme in any case), or
+/// `X-Api-Key: KEY`.
 fn presented(req: &Request) -> Option<&str> {
     let headers = req.headers();
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            let (scheme, key) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(key)
+        })
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim)
 }
@@ -54,16 +46,20 @@ fn matches(given: &str, key: &str) -> bool {
     given.len() == key.len() && bool::from(given.as_bytes().ct_eq(key.as_bytes()))
 }
 
+/// Middleware of the routes that need the search key (or the admin key).
+pub async fn search_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Result<Response, ApiError> {
+    check(&state, Access::Search, req, next).await
+}
+
+/// Middleware of the routes that need the admin key.
+pub async fn admin_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Result<Response, ApiError> {
+    check(&state, Access::Admin, req, next).await
+}
+
 /// Checks the request's key against what its route needs.
-pub async fn check(
-    State(state): State<std::sync::Arc<AppState>>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let need = required(req.method(), req.uri().path());
+async fn check(state: &AppState, need: Access, req: Request, next: Next) -> Result<Response, ApiError> {
     let cfg = &state.config;
     let allowed = match need {
-        Access::Open => true,
         Access::Search => match (&cfg.search_key, &cfg.admin_key) {
             (None, _) => true,
             (Some(s), admin) => {

@@ -36,7 +36,6 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{Access, required as required_access};
 pub use error::{ApiError, ErrorBody};
 pub use settings::ServerSettings;
 pub use state::AppState;
@@ -79,21 +78,35 @@ impl utoipa::Modify for ApiKeys {
 /// The routes and the OpenAPI document that describes them.
 pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
     use routes::{collections, documents, plugins, search, system};
-    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    // Each route's access level is declared here, with the route: the key is checked by the
+    // level of the route that matched, never by the text of the path.
+    let open = OpenApiRouter::new()
         .routes(routes!(system::health))
-        .routes(routes!(system::metrics))
-        .routes(routes!(collections::list, collections::create))
-        .routes(routes!(collections::get, collections::drop))
-        .routes(routes!(documents::upsert, documents::delete))
+        .routes(routes!(system::metrics));
+    let searches = OpenApiRouter::new()
+        .routes(routes!(collections::list))
+        .routes(routes!(collections::get))
         .routes(routes!(documents::image))
         .routes(routes!(search::search))
         .routes(routes!(search::illustrate))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::search_key));
+    let writes = OpenApiRouter::new()
+        .routes(routes!(collections::create))
+        .routes(routes!(collections::drop))
+        .routes(routes!(documents::upsert, documents::delete))
         .routes(routes!(plugins::list, plugins::upload))
         .routes(routes!(plugins::activate))
         .routes(routes!(plugins::rollback))
         .routes(routes!(plugins::unload))
         .routes(routes!(plugins::shadow))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::admin_key));
+    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(open)
+        .merge(searches)
+        .merge(writes)
         .split_for_parts();
+    let mut doc = doc;
+    document_common_responses(&mut doc);
     let doc_json = Arc::new(doc.to_json().expect("the OpenAPI document serialises"));
     let body_limit = state.config.max_body_mib << 20;
     let app = api
@@ -111,16 +124,74 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         )
         .route("/", axum::routing::get(page))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::check))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state);
     (app, doc)
 }
 
+/// Adds the responses every route of a kind can give, whatever its handler says: 401 and 403
+/// from the key check of every `/v1` route, 400 and 413 from the body extractors of every route
+/// that takes a body, 503 from the worker pool of every route that runs engine work (all of
+/// `/v1` but the plugin listing).
+fn document_common_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let ops = [
+            ("GET", &mut item.get),
+            ("POST", &mut item.post),
+            ("PUT", &mut item.put),
+            ("DELETE", &mut item.delete),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op.as_mut() else { continue };
+            let mut add = |status: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description).into());
+            };
+            if path.starts_with("/v1/") {
+                add("401", "No API key, and the route needs one");
+                add("403", "An API key that does not allow this route");
+                if !(method == "GET" && path == "/v1/plugins") {
+                    add(
+                        "503",
+                        "The server is at capacity (Retry-After), or a model is unavailable",
+                    );
+                }
+            }
+            if op.request_body.is_some() {
+                add("400", "A body that does not fit the route");
+                add("413", "A body over [server] max_body_mib");
+            }
+        }
+    }
+}
+
 /// The search page: one self-contained HTML file.
 async fn page() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("page.html"))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -44,15 +44,30 @@ impl AppState {
         }
     }
 
-    /// An open collection.
+    /// An open collection: the one on disk now. A cached one whose directory was dropped or
+    /// replaced since it was opened (by this server or another process) is opened again, so
+    /// no request works on a collection that is gone (one stat per request).
     pub fn collection(&self, name: &str) -> Result<Arc<Collection>> {
-        if let Some((c, _)) = self.open.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+        let now = self.catalog.incarnation(name);
+        if let Some((c, seen)) = self.open.read().unwrap_or_else(|p| p.into_inner()).get(name)
+            && *seen == now
+        {
             return Ok(c.clone());
         }
-        let incarnation = self.catalog.incarnation(name);
+        if now.is_none() {
+            // Gone (or never there, or not a valid name): the catalog says which.
+            self.forget(name);
+            return self.catalog.open(name).map(Arc::new);
+        }
         let c = Arc::new(self.catalog.open(name)?);
         let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
-        Ok(open.entry(name.to_owned()).or_insert((c, incarnation)).0.clone())
+        match open.get(name) {
+            Some((cached, seen)) if *seen == now => Ok(cached.clone()),
+            _ => {
+                open.insert(name.to_owned(), (c.clone(), now));
+                Ok(c)
+            }
+        }
     }
 
     /// Forgets a collection (after it is dropped).

@@ -2,6 +2,7 @@
 //! One test binary, one module per area (fewer links, shared helpers).
 
 mod api_contract;
+mod auth;
 mod caption;
 mod cli;
 mod common;

@@ -340,8 +340,14 @@ fn bad_requests_get_precise_errors() {
     assert!(err.to_string().contains("unknown fusion"), "{err}");
     let err = e(SearchRequest::default());
     assert!(err.to_string().contains("give a text query"), "{err}");
-    // A syntax slip in a search box is forgiven.
-    assert_eq!(ids(&c.search(&SearchRequest::text("apple \"")).unwrap())[0], "d2");
+    // A syntax slip in a search box is forgiven, and said.
+    let r = c.search(&SearchRequest::text("apple \"")).unwrap();
+    assert_eq!(ids(&r)[0], "d2");
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(r.warnings[0].contains("syntax error"), "{:?}", r.warnings);
+    let r = c.search(&SearchRequest::text("body:(")).unwrap();
+    assert!(r.warnings[0].contains("`body:(`"), "{:?}", r.warnings);
+    assert!(c.search(&SearchRequest::text("apple")).unwrap().warnings.is_empty());
 }
 
 /// Each mistake has its own stable code, and the whole request is checked before any work:
@@ -354,34 +360,151 @@ fn every_query_mistake_has_its_own_code_and_is_caught_before_retrieval() {
     let code = |req: SearchRequest| c.search(&req).unwrap_err().code();
     let text = || SearchRequest::text("apple");
     let cases: Vec<(SearchRequest, &str)> = vec![
-        (SearchRequest { top_k: Some(0), ..text() }, "invalid_top_k"),
-        (SearchRequest { top_k: Some(10_001), ..text() }, "invalid_top_k"),
-        (SearchRequest { candidates: Some(100_001), ..text() }, "invalid_candidates"),
-        (SearchRequest { offset: 99_995, top_k: Some(10), ..text() }, "invalid_candidates"),
-        (SearchRequest { rerank_window: Some(1001), ..text() }, "invalid_rerank_window"),
-        (SearchRequest { bm25_weight: Some(-1.0), ..text() }, "invalid_weight"),
-        (SearchRequest { vector_weight: Some(f32::NAN), ..text() }, "invalid_weight"),
-        (SearchRequest { fusion: Some("borda".into()), ..text() }, "invalid_fusion"),
-        (SearchRequest { rrf_k: Some(-2.0), ..text() }, "invalid_fusion"),
-        (SearchRequest { filter: Some("red".into()), ..text() }, "invalid_filter"),
-        (SearchRequest { filter: Some("colour:red".into()), ..text() }, "invalid_filter"),
-        (SearchRequest { text_fields: Some(vec!["nope".into()]), ..text() }, "unknown_field"),
-        (SearchRequest { text_fields: Some(vec!["group".into()]), ..text() }, "wrong_field_kind"),
-        (SearchRequest { vector_field: Some("body".into()), ..SearchRequest::vector(vec![1.0, 0.0]) }, "wrong_field_kind"),
-        (SearchRequest { vector: Some(vec![1.0; 3]), ..text() }, "invalid_vector"),
+        (
+            SearchRequest {
+                top_k: Some(0),
+                ..text()
+            },
+            "invalid_top_k",
+        ),
+        (
+            SearchRequest {
+                top_k: Some(10_001),
+                ..text()
+            },
+            "invalid_top_k",
+        ),
+        (
+            SearchRequest {
+                candidates: Some(100_001),
+                ..text()
+            },
+            "invalid_candidates",
+        ),
+        (
+            SearchRequest {
+                offset: 99_995,
+                top_k: Some(10),
+                ..text()
+            },
+            "invalid_candidates",
+        ),
+        (
+            SearchRequest {
+                rerank_window: Some(1001),
+                ..text()
+            },
+            "invalid_rerank_window",
+        ),
+        (
+            SearchRequest {
+                bm25_weight: Some(-1.0),
+                ..text()
+            },
+            "invalid_weight",
+        ),
+        (
+            SearchRequest {
+                vector_weight: Some(f32::NAN),
+                ..text()
+            },
+            "invalid_weight",
+        ),
+        (
+            SearchRequest {
+                fusion: Some("borda".into()),
+                ..text()
+            },
+            "invalid_fusion",
+        ),
+        (
+            SearchRequest {
+                rrf_k: Some(-2.0),
+                ..text()
+            },
+            "invalid_fusion",
+        ),
+        (
+            SearchRequest {
+                filter: Some("red".into()),
+                ..text()
+            },
+            "invalid_filter",
+        ),
+        (
+            SearchRequest {
+                filter: Some("colour:red".into()),
+                ..text()
+            },
+            "invalid_filter",
+        ),
+        (
+            SearchRequest {
+                text_fields: Some(vec!["nope".into()]),
+                ..text()
+            },
+            "unknown_field",
+        ),
+        (
+            SearchRequest {
+                text_fields: Some(vec!["group".into()]),
+                ..text()
+            },
+            "wrong_field_kind",
+        ),
+        (
+            SearchRequest {
+                vector_field: Some("body".into()),
+                ..SearchRequest::vector(vec![1.0, 0.0])
+            },
+            "wrong_field_kind",
+        ),
+        (
+            SearchRequest {
+                vector: Some(vec![1.0; 3]),
+                ..text()
+            },
+            "invalid_vector",
+        ),
         (SearchRequest::default(), "empty_query"),
-        (SearchRequest { image: Some("q.png".into()), ..SearchRequest::vector(vec![1.0, 0.0]) }, "conflicting_query"),
-        (SearchRequest { image: Some("q.png".into()), ..text() }, "no_clip_model"),
-        (SearchRequest { scenario: Some("ecommerce".into()), ..text() }, "plugins_unavailable"),
+        (
+            SearchRequest {
+                image: Some("q.png".into()),
+                ..SearchRequest::vector(vec![1.0, 0.0])
+            },
+            "conflicting_query",
+        ),
+        (
+            SearchRequest {
+                image: Some("q.png".into()),
+                ..text()
+            },
+            "no_clip_model",
+        ),
+        (
+            SearchRequest {
+                scenario: Some("ecommerce".into()),
+                ..text()
+            },
+            "plugins_unavailable",
+        ),
     ];
     for (req, expected) in cases {
         let what = format!("{req:?}");
         assert_eq!(code(req), expected, "{what}");
     }
     // A user mistake is the user's fault, whatever its code.
-    let err = c.search(&SearchRequest { top_k: Some(0), ..text() }).unwrap_err();
+    let err = c
+        .search(&SearchRequest {
+            top_k: Some(0),
+            ..text()
+        })
+        .unwrap_err();
     assert_eq!(err.fault(), mira_host::Fault::User);
-    assert!(matches!(err, Error::Query(mira_host::QueryError::TopK { got: 0, max: 10_000 })), "{err}");
+    assert!(
+        matches!(err, Error::Query(mira_host::QueryError::TopK { got: 0, max: 10_000 })),
+        "{err}"
+    );
 }
 
 /// A schema's `[search]` defaults are held to the bounds a request is, when the schema is

@@ -71,6 +71,110 @@ impl Drop for Server {
     }
 }
 
+/// A query or filter nested thousands deep is refused before it is parsed (it once overflowed
+/// the parser's stack and killed the server), through every route that parses one.
+#[test]
+fn deeply_nested_queries_are_refused_and_the_server_lives() {
+    let env = Env::new();
+    let s = Server::start(&env, ServerSettings::default(), PluginLimits::default());
+    shop(&s, None);
+    let deep = format!("{}dress{}", "(".repeat(2500), ")".repeat(2500));
+    let search = s.url("/v1/collections/shop/search");
+    for body in [
+        json!({"text": deep}),
+        json!({"text": "dress", "filter": format!("title:{deep}")}),
+    ] {
+        let (status, v) = call("POST", &search, None, Some(body));
+        assert_eq!(status, 400, "{v}");
+        assert_error(&v, "query_too_complex", "invalid_request");
+        assert!(v["message"].as_str().unwrap().contains("nesting depth"), "{v}");
+    }
+    let (status, v) = call(
+        "DELETE",
+        &s.url("/v1/collections/shop/documents"),
+        None,
+        Some(json!({"query": format!("title:{deep}")})),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_error(&v, "query_too_complex", "invalid_request");
+    let long = "dress ".repeat(2000);
+    let (status, v) = call("POST", &search, None, Some(json!({"text": long})));
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("limit"), "{v}");
+    // Still serving, and nothing was deleted.
+    let (status, v) = call("POST", &search, None, Some(json!({"text": "((dress))"})));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["hits"].as_array().unwrap().len(), 2);
+}
+
+/// Searches, stats and uploads while the collection is dropped and created again answer 200
+/// or 404, never a 5xx: a collection appears whole and disappears whole.
+#[test]
+fn requests_during_drop_and_create_answer_200_or_404() {
+    let env = Env::new();
+    let s = Server::start(&env, ServerSettings::default(), PluginLimits::default());
+    shop(&s, None);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|i| {
+            let (stop, search, stats) = (
+                stop.clone(),
+                s.url("/v1/collections/shop/search"),
+                s.url("/v1/collections/shop"),
+            );
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                for n in 0..400 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let (status, v) = if (n + i) % 2 == 0 {
+                        call(
+                            "POST",
+                            &search,
+                            None,
+                            Some(json!({"text": "dress", "vector": [1.0, 0.0, 0.0]})),
+                        )
+                    } else {
+                        call("GET", &stats, None, None)
+                    };
+                    seen.push((status, v));
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        let (status, v) = call("DELETE", &s.url("/v1/collections/shop"), None, None);
+        assert_eq!(status, 204, "{v}");
+        seen.push(call(
+            "POST",
+            &s.url("/v1/collections/shop/search"),
+            None,
+            Some(json!({"text": "dress"})),
+        ));
+        shop(&s, None);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        seen.extend(r.join().unwrap());
+    }
+    let odd: Vec<_> = seen.iter().filter(|(status, _)| !matches!(status, 200 | 404)).collect();
+    assert!(
+        odd.is_empty(),
+        "{} of {} requests answered neither 200 nor 404: {:?}",
+        odd.len(),
+        seen.len(),
+        &odd[..odd.len().min(3)]
+    );
+    for (status, v) in &seen {
+        if *status == 404 {
+            assert_error(v, "collection_not_found", "not_found");
+        }
+    }
+}
+
 /// Status and body of any answer, 4xx and 5xx included.
 pub(crate) fn answer(r: Result<ureq::Response, ureq::Error>) -> (u16, String, Option<String>) {
     let resp = match r {
@@ -176,8 +280,21 @@ fn every_documented_route_answers_and_every_route_is_documented() {
     let (status, v) = call("GET", &s.url("/v1/everything"), None, None);
     assert_eq!(status, 404);
     assert_error(&v, "no_route", "not_found");
-    let (status, _) = call("PUT", &s.url("/v1/collections"), None, None);
+    // Every error is JSON, axum's own rejections included.
+    let (status, v) = call("PUT", &s.url("/v1/collections"), None, None);
     assert_eq!(status, 405);
+    assert_error(&v, "method_not_allowed", "invalid_request");
+    let (status, v) = call("POST", &s.url("/v1/plugins?activate=maybe"), None, None);
+    assert_eq!(status, 400, "{v}");
+    assert_error(&v, "invalid_query_string", "invalid_request");
+    let (status, v) = call(
+        "GET",
+        &s.url("/v1/collections/shop/documents/a/image?field=1&field=2"),
+        None,
+        None,
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_error(&v, "invalid_query_string", "invalid_request");
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in [
         "SearchResponse",

@@ -45,8 +45,10 @@ impl Catalog {
         match std::fs::read_dir(&self.root) {
             Ok(entries) => {
                 for e in entries.flatten() {
-                    if e.path().join(SCHEMA_FILE).is_file() {
-                        names.push(e.file_name().to_string_lossy().into_owned());
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    // Collections being created or dropped (`.name.creating-...`) are not listed.
+                    if crate::schema::valid_collection_name(&name) && e.path().join(SCHEMA_FILE).is_file() {
+                        names.push(name);
                     }
                 }
             }
@@ -73,32 +75,69 @@ impl Catalog {
             .map(|m| (m.ino(), m.ctime(), m.ctime_nsec()))
     }
 
-    /// Creates a collection from a validated schema.
+    /// A directory beside the collections for a collection being created or dropped (hidden:
+    /// its name starts with a dot, which no collection name does).
+    fn aside(&self, name: &str, what: &str) -> PathBuf {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        self.root.join(format!(".{name}.{what}-{}-{nanos}", std::process::id()))
+    }
+
+    /// Creates a collection from a validated schema. Its files are written aside and the
+    /// directory renamed into place: other readers (this process or another) see it whole or
+    /// not at all.
     pub fn create(&self, schema: CollectionSchema) -> Result<Collection> {
         let dir = self.dir(&schema.name)?;
         if dir.exists() {
             return Err(Error::CollectionExists(schema.name));
         }
-        Collection::create(&dir, schema, self.model_retry).inspect_err(|_| {
-            let _ = std::fs::remove_dir_all(&dir);
-        })
+        let staging = self.aside(&schema.name, "creating");
+        let written = Collection::write_new(&staging, &schema).and_then(|()| {
+            // A directory of that name made meanwhile (by another process) wins: rename does
+            // not replace a directory that is not empty.
+            std::fs::rename(&staging, &dir).map_err(|e| match e.kind() {
+                std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::AlreadyExists => {
+                    Error::CollectionExists(schema.name.clone())
+                }
+                _ => Error::io(format!("moving {} into place", staging.display()), e),
+            })
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        Collection::open_with(&dir, self.model_retry)
     }
 
-    /// Opens a collection by name.
+    /// Opens a collection by name. One dropped while it opens is not found (never an index
+    /// error).
     pub fn open(&self, name: &str) -> Result<Collection> {
         let dir = self.dir(name)?;
         if !dir.join(SCHEMA_FILE).is_file() {
             return Err(Error::CollectionNotFound(name.to_owned()));
         }
-        Collection::open_with(&dir, self.model_retry)
+        Collection::open_with(&dir, self.model_retry).map_err(|e| {
+            if dir.join(SCHEMA_FILE).is_file() {
+                e
+            } else {
+                Error::CollectionNotFound(name.to_owned())
+            }
+        })
     }
 
-    /// Deletes a collection and everything in it.
+    /// Deletes a collection and everything in it: the directory is first renamed aside, so it
+    /// disappears at once and whole, then removed.
     pub fn drop_collection(&self, name: &str) -> Result<()> {
         let dir = self.dir(name)?;
         if !dir.join(SCHEMA_FILE).is_file() {
             return Err(Error::CollectionNotFound(name.to_owned()));
         }
-        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(format!("removing {}", dir.display()), e))
+        let doomed = self.aside(name, "dropping");
+        std::fs::rename(&dir, &doomed).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::CollectionNotFound(name.to_owned()),
+            _ => Error::io(format!("removing {}", dir.display()), e),
+        })?;
+        std::fs::remove_dir_all(&doomed).map_err(|e| Error::io(format!("removing {}", doomed.display()), e))
     }
 }

@@ -61,14 +61,16 @@ pub const CAPTION_MODEL_ENV: &str = ModelKind::Captioner.env_var();
 pub const RERANKER_MODEL_ENV: &str = ModelKind::Reranker.env_var();
 
 impl Collection {
-    /// Creates a collection in `dir`, which must not exist yet.
-    pub(crate) fn create(dir: &Path, schema: CollectionSchema, model_retry: Duration) -> Result<Self> {
+    /// Writes a new collection's files (schema, empty index) in `dir`, which must not exist
+    /// yet. The catalog writes them aside and renames the directory into place, so no reader
+    /// ever sees a collection half made.
+    pub(crate) fn write_new(dir: &Path, schema: &CollectionSchema) -> Result<()> {
         let io = |what: &str, e| Error::io(format!("{what} {}", dir.display()), e);
         std::fs::create_dir_all(dir.join("index")).map_err(|e| io("creating", e))?;
         std::fs::write(dir.join(SCHEMA_FILE), &schema.source).map_err(|e| io("writing schema in", e))?;
-        let fields = FieldMap::build(&schema);
+        let fields = FieldMap::build(schema);
         Index::create_in_dir(dir.join("index"), fields.schema.clone())?;
-        Self::open_with(dir, model_retry)
+        Ok(())
     }
 
     /// Opens the collection stored in `dir`, building any missing vector matrix.

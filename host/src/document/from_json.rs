@@ -50,6 +50,9 @@ impl<'a> DocumentBuilder<'a> {
         let id = match row.get(id_name) {
             Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(_)) => {
+                return Err(FieldError::field(id_name, "id must not be empty or blank"));
+            }
             Some(Value::Null) | None => {
                 return Err(FieldError::field(
                     id_name,

@@ -9,6 +9,7 @@ use crate::schema::FieldKind;
 /// Parses a filter: every term names its field (`category:dress`, `price:[10 TO 50]`,
 /// `published:>=2024-01-01T00:00:00Z`, `kind:/clothing/dresses`); terms are ANDed by default.
 pub(crate) fn parse_filter(c: &Collection, expr: &str) -> Result<Box<dyn Query>> {
+    check_complexity("filter", expr)?;
     let mut parser = QueryParser::for_index(c.index(), Vec::new());
     parser.set_conjunction_by_default();
     parser.parse_query(expr).map_err(|e| {
@@ -21,8 +22,11 @@ pub(crate) fn parse_filter(c: &Collection, expr: &str) -> Result<Box<dyn Query>>
 }
 
 /// Parses a BM25 query over the given text fields, with the schema's boosts. Syntax slips (an
-/// unbalanced quote, a stray colon) are forgiven, as a search box should; unknown fields are not.
-pub(crate) fn parse_text(c: &Collection, text: &str, fields: &[String]) -> Result<Box<dyn Query>> {
+/// unbalanced quote, a stray colon) are forgiven, as a search box should, and said in the
+/// returned note (what was wrong, and that what could be read was searched); unknown fields are
+/// not forgiven.
+pub(crate) fn parse_text(c: &Collection, text: &str, fields: &[String]) -> Result<(Box<dyn Query>, Option<String>)> {
+    check_complexity("text query", text)?;
     let mut handles = Vec::with_capacity(fields.len());
     let mut boosts = Vec::new();
     for name in fields {
@@ -60,14 +64,57 @@ pub(crate) fn parse_text(c: &Collection, text: &str, fields: &[String]) -> Resul
         }
     }
     match parser.parse_query(text) {
-        Ok(q) => Ok(q),
-        Err(QueryParserError::SyntaxError(_)) => Ok(parser.parse_query_lenient(text).0),
+        Ok(q) => Ok((q, None)),
+        Err(QueryParserError::SyntaxError(reason)) => {
+            let (q, _) = parser.parse_query_lenient(text);
+            let note =
+                format!("the text query `{text}` has a syntax error ({reason}); what could be read of it was searched");
+            Ok((q, Some(note)))
+        }
         Err(e) => Err(QueryError::Text {
             text: text.to_owned(),
             reason: describe(e),
         }
         .into()),
     }
+}
+
+/// Longest text query or filter, in bytes.
+pub const MAX_QUERY_BYTES: usize = 8192;
+/// Deepest nesting of parentheses.
+pub const MAX_QUERY_DEPTH: usize = 32;
+/// Most terms and operators.
+pub const MAX_QUERY_CLAUSES: usize = 1024;
+
+/// Refuses a query that is too long, too deeply nested or has too many clauses, before the
+/// parser (which recurses on nesting) sees it.
+fn check_complexity(what: &'static str, expr: &str) -> Result<(), QueryError> {
+    let too = |limit: &'static str, max: usize, got: usize| QueryError::TooComplex { what, limit, max, got };
+    if expr.len() > MAX_QUERY_BYTES {
+        return Err(too("bytes", MAX_QUERY_BYTES, expr.len()));
+    }
+    let (mut depth, mut deepest, mut quoted, mut escaped) = (0usize, 0usize, false, false);
+    for ch in expr.chars() {
+        match ch {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            '(' | '[' | '{' if !quoted => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | ']' | '}' if !quoted => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_QUERY_DEPTH {
+        return Err(too("nesting depth", MAX_QUERY_DEPTH, deepest));
+    }
+    let clauses = expr.split_whitespace().count();
+    if clauses > MAX_QUERY_CLAUSES {
+        return Err(too("clauses", MAX_QUERY_CLAUSES, clauses));
+    }
+    Ok(())
 }
 
 fn describe(e: QueryParserError) -> String {

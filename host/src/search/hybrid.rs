@@ -63,6 +63,7 @@ pub fn search_with_plugin(
         query_vector: retrieved.query_vector.map(str::to_owned),
         ranking: stages.plugin,
         rerank: stages.rerank,
+        warnings: plan.text.and_then(|t| t.note).into_iter().collect(),
         took_ms: started.elapsed().as_secs_f64() * 1e3,
     })
 }

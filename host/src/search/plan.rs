@@ -50,6 +50,8 @@ pub(crate) struct TextPlan<'a> {
     /// The query as typed (trimmed): what the reranker reads.
     pub query: &'a str,
     pub parsed: Box<dyn Query>,
+    /// Set when the query had a syntax error and was read leniently: what was wrong.
+    pub note: Option<String>,
 }
 
 /// The kNN retriever's query.
@@ -155,10 +157,8 @@ impl<'a> SearchPlan<'a> {
             None => None,
             Some(query) => {
                 let fields = req.text_fields.as_ref().unwrap_or(&defaults.text_fields);
-                Some(TextPlan {
-                    query,
-                    parsed: parse_text(c, query, fields)?,
-                })
+                let (parsed, note) = parse_text(c, query, fields)?;
+                Some(TextPlan { query, parsed, note })
             }
         };
         let vector = vector_plan(c, req, text.as_ref().map(|t| t.query))?;
@@ -307,7 +307,10 @@ mod tests {
         assert_eq!(check_weight("w", 0.0), Ok(0.0));
         assert_eq!(check_weight("w", 2.5), Ok(2.5));
         for bad in [-0.1, f32::NAN, f32::INFINITY] {
-            assert!(matches!(check_weight("w", bad), Err(QueryError::Weight { name: "w", .. })));
+            assert!(matches!(
+                check_weight("w", bad),
+                Err(QueryError::Weight { name: "w", .. })
+            ));
         }
     }
 }

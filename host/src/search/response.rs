@@ -26,6 +26,10 @@ pub struct SearchResponse {
     /// The reranker's part, when the collection has a reranker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rerank: Option<RerankReport>,
+    /// What the search did differently from what was asked (a text query with a syntax error,
+    /// read leniently).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub took_ms: f64,
 }
 

@@ -28,6 +28,10 @@ pub struct SearchResults {
     /// The reranker's part, when the collection has a reranker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rerank: Option<RerankReportBody>,
+    /// What the search did differently from what was asked (a text query with a syntax error,
+    /// read leniently).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub took_ms: f64,
 }
 
@@ -41,6 +45,7 @@ impl From<SearchResponse> for SearchResults {
             query_vector: r.query_vector,
             ranking: r.ranking.map(Into::into),
             rerank: r.rerank.map(Into::into),
+            warnings: r.warnings,
             took_ms: r.took_ms,
         }
     }

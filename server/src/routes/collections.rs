@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +11,7 @@ use mira_host::schema::CollectionSchema;
 
 use crate::api::CollectionStatsBody;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiBytes, has_content_type};
+use crate::extract::{ApiBytes, ApiPath, has_content_type};
 use crate::state::AppState;
 
 /// A collection in a listing.
@@ -96,7 +96,10 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/collections/{name}", tag = "collections",
     params(("name" = String, Path, description = "Collection name")),
     responses((status = 200, body = CollectionDetails), (status = 404, body = ErrorBody)))]
-pub async fn get(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<CollectionDetails>> {
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<CollectionDetails>> {
     let st = state.clone();
     let details = state
         .workers
@@ -114,7 +117,7 @@ pub async fn get(State(state): State<Arc<AppState>>, Path(name): Path<String>) -
 #[utoipa::path(delete, path = "/v1/collections/{name}", tag = "collections",
     params(("name" = String, Path, description = "Collection name")),
     responses((status = 204, description = "Dropped"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn drop(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub async fn drop(State(state): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<StatusCode> {
     let st = state.clone();
     state
         .workers

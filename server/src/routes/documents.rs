@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -17,7 +17,7 @@ use mira_host::ingest::{IngestOptions, IngestReport, MemoryRows, NoProgress, OnE
 
 use crate::api::IngestReportBody;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, has_content_type};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, has_content_type};
 use crate::state::AppState;
 use mira_host::schema::FieldKind;
 
@@ -106,7 +106,7 @@ fn parse_documents(value: Value) -> Result<(Vec<Map<String, Value>>, OnError), A
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn upsert(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     req: Request,
 ) -> ApiResult<Json<IngestReportBody>> {
     let multipart = has_content_type(&req, "multipart/form-data");
@@ -270,7 +270,7 @@ fn bind_images(
     responses((status = 200, body = Deleted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<DeleteDocuments>,
 ) -> ApiResult<Json<Deleted>> {
     let st = state.clone();
@@ -310,8 +310,8 @@ pub struct ImageParams {
     responses((status = 200, description = "The image file", content_type = "image/*"), (status = 404, body = ErrorBody)))]
 pub async fn image(
     State(state): State<Arc<AppState>>,
-    Path((name, id)): Path<(String, String)>,
-    axum::extract::Query(params): axum::extract::Query<ImageParams>,
+    ApiPath((name, id)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<ImageParams>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
     let st = state.clone();

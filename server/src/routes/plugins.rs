@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,7 +16,7 @@ use mira_host::search::search_with_plugin;
 
 use crate::api::{PluginInfoBody, SearchBody, SearchResults};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiBytes, ApiJson};
+use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 
 /// A plugin version after an upload or a change.
@@ -72,7 +72,7 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Json<Vec<PluginInfoBody
     responses((status = 201, body = PluginVersion), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn upload(
     State(state): State<Arc<AppState>>,
-    Query(params): Query<UploadParams>,
+    ApiQuery(params): ApiQuery<UploadParams>,
     ApiBytes(bytes): ApiBytes,
 ) -> ApiResult<(StatusCode, Json<PluginVersion>)> {
     let st = state.clone();
@@ -100,7 +100,10 @@ pub async fn upload(
 #[utoipa::path(post, path = "/v1/plugins/{name}/activate", tag = "plugins",
     params(("name" = String, Path, description = "Plugin name")),
     responses((status = 200, body = PluginVersion), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn activate(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<PluginVersion>> {
+pub async fn activate(
+    State(state): State<Arc<AppState>>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<PluginVersion>> {
     let st = state.clone();
     let p = state.workers.run(move || st.registry.activate_staged(&name)).await??;
     Ok(Json(version(&p, "active")))
@@ -109,7 +112,10 @@ pub async fn activate(State(state): State<Arc<AppState>>, Path(name): Path<Strin
 #[utoipa::path(post, path = "/v1/plugins/{name}/rollback", tag = "plugins",
     params(("name" = String, Path, description = "Plugin name")),
     responses((status = 200, body = PluginVersion), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn rollback(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<Json<PluginVersion>> {
+pub async fn rollback(
+    State(state): State<Arc<AppState>>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<PluginVersion>> {
     let st = state.clone();
     let p = state
         .workers
@@ -127,7 +133,7 @@ pub async fn rollback(State(state): State<Arc<AppState>>, Path(name): Path<Strin
 #[utoipa::path(delete, path = "/v1/plugins/{name}", tag = "plugins",
     params(("name" = String, Path, description = "Plugin name")),
     responses((status = 204, description = "Unloaded"), (status = 404, body = ErrorBody)))]
-pub async fn unload(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub async fn unload(State(state): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<StatusCode> {
     let st = state.clone();
     state
         .workers
@@ -195,7 +201,7 @@ pub struct ShadowComparison {
         (status = 409, body = ErrorBody)))]
 pub async fn shadow(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ShadowRequest>,
 ) -> ApiResult<Json<ShadowComparison>> {
     let live = state

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use base64::Engine;
 use serde_json::Value;
 
@@ -12,7 +12,7 @@ use mira_host::SearchRequest;
 
 use crate::api::{IllustrateBody, IllustrationBody, SearchBody, SearchResults, SearchUpload};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, has_content_type};
+use crate::extract::{ApiJson, ApiPath, has_content_type};
 use crate::state::AppState;
 
 /// Turns the JSON body ([`SearchBody`]) into a request, taking the image out of it.
@@ -109,7 +109,7 @@ fn fetch(url: &str, max_bytes: usize) -> ApiResult<Vec<u8>> {
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn search(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     req: Request,
 ) -> ApiResult<Json<SearchResults>> {
     let multipart = has_content_type(&req, "multipart/form-data");
@@ -181,7 +181,7 @@ pub async fn search(
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn illustrate(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<IllustrateBody>,
 ) -> ApiResult<Json<IllustrationBody>> {
     let request = body.into();
