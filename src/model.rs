@@ -1,5 +1,6 @@
 //! `mira model`: what operators use to check a model before pointing a collection at it.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -21,39 +22,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             device,
             max_pixels,
             json,
-        } => {
-            if text.is_empty() && image.is_empty() {
-                bail!("give at least one --text or --image");
-            }
-            let dir = resolve_model(&model, ModelKind::Clip)?;
-            let (device, dtype) = device.parse()?;
-            let clip = ClipEmbedder::load(&dir, &device, dtype)?;
-            let texts: Vec<&str> = text.iter().map(String::as_str).collect();
-            let mut rows = Vec::new();
-            for (t, v) in text.iter().zip(clip.embed_texts(&texts)?) {
-                rows.push(json!({"kind": "text", "input": t, "vector": v}));
-            }
-            let paths: Vec<&std::path::Path> = image.iter().map(|p| p.as_path()).collect();
-            for (p, v) in image.iter().zip(clip.embed_image_files(&paths, max_pixels)?) {
-                rows.push(json!({"kind": "image", "input": p, "vector": v}));
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                for r in rows {
-                    let v: Vec<f32> = serde_json::from_value(r["vector"].clone())?;
-                    let head: Vec<String> = v.iter().take(6).map(|x| format!("{x:+.4}")).collect();
-                    println!(
-                        "{:<5} {:<40} [{}, ...] ({} dims)",
-                        r["kind"].as_str().unwrap_or(""),
-                        r["input"].as_str().unwrap_or(""),
-                        head.join(", "),
-                        v.len()
-                    );
-                }
-            }
-            Ok(())
-        }
+        } => embed(&model, &text, &image, &device, max_pixels, json),
         ModelCommand::Rerank {
             model,
             instruction,
@@ -70,31 +39,83 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             device,
             max_pixels,
             json,
-        } => {
-            let dir = resolve_model(&model, ModelKind::Captioner)?;
-            let (device, dtype) = device.parse()?;
-            let blip = Captioner::load(&dir, &device, dtype)?;
-            let started = Instant::now();
-            let paths: Vec<&std::path::Path> = image.iter().map(|p| p.as_path()).collect();
-            let captions = blip.caption_image_files(&paths, max_tokens, max_pixels)?;
-            let took_ms = started.elapsed().as_secs_f64() * 1e3;
-            if json {
-                let rows: Vec<Value> = image
-                    .iter()
-                    .zip(&captions)
-                    .map(|(p, c)| json!({"image": p, "caption": c}))
-                    .collect();
-                let out = json!({"model": dir, "captions": rows, "took_ms": took_ms});
-                println!("{}", serde_json::to_string_pretty(&out)?);
-            } else {
-                for (p, c) in image.iter().zip(&captions) {
-                    println!("{}: {c}", p.display());
-                }
-                println!("({} images in {took_ms:.0} ms)", image.len());
-            }
-            Ok(())
-        }
+        } => caption(&model, &image, max_tokens, &device, max_pixels, json),
     }
+}
+
+/// `mira model embed`: CLIP vectors of texts and image files.
+fn embed(
+    model: &str,
+    text: &[String],
+    image: &[PathBuf],
+    device: &DeviceArgs,
+    max_pixels: u64,
+    json: bool,
+) -> Result<()> {
+    if text.is_empty() && image.is_empty() {
+        bail!("give at least one --text or --image");
+    }
+    let dir = resolve_model(model, ModelKind::Clip)?;
+    let (device, dtype) = device.parse()?;
+    let clip = ClipEmbedder::load(&dir, &device, dtype)?;
+    let texts: Vec<&str> = text.iter().map(String::as_str).collect();
+    let mut rows = Vec::new();
+    for (t, v) in text.iter().zip(clip.embed_texts(&texts)?) {
+        rows.push(json!({"kind": "text", "input": t, "vector": v}));
+    }
+    let paths: Vec<&std::path::Path> = image.iter().map(|p| p.as_path()).collect();
+    for (p, v) in image.iter().zip(clip.embed_image_files(&paths, max_pixels)?) {
+        rows.push(json!({"kind": "image", "input": p, "vector": v}));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    for r in rows {
+        let v: Vec<f32> = serde_json::from_value(r["vector"].clone())?;
+        let head: Vec<String> = v.iter().take(6).map(|x| format!("{x:+.4}")).collect();
+        println!(
+            "{:<5} {:<40} [{}, ...] ({} dims)",
+            r["kind"].as_str().unwrap_or(""),
+            r["input"].as_str().unwrap_or(""),
+            head.join(", "),
+            v.len()
+        );
+    }
+    Ok(())
+}
+
+/// `mira model caption`: BLIP captions of image files.
+fn caption(
+    model: &str,
+    image: &[PathBuf],
+    max_tokens: usize,
+    device: &DeviceArgs,
+    max_pixels: u64,
+    json: bool,
+) -> Result<()> {
+    let dir = resolve_model(model, ModelKind::Captioner)?;
+    let (device, dtype) = device.parse()?;
+    let blip = Captioner::load(&dir, &device, dtype)?;
+    let started = Instant::now();
+    let paths: Vec<&std::path::Path> = image.iter().map(|p| p.as_path()).collect();
+    let captions = blip.caption_image_files(&paths, max_tokens, max_pixels)?;
+    let took_ms = started.elapsed().as_secs_f64() * 1e3;
+    if json {
+        let rows: Vec<Value> = image
+            .iter()
+            .zip(&captions)
+            .map(|(p, c)| json!({"image": p, "caption": c}))
+            .collect();
+        let out = json!({"model": dir, "captions": rows, "took_ms": took_ms});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for (p, c) in image.iter().zip(&captions) {
+            println!("{}: {c}", p.display());
+        }
+        println!("({} images in {took_ms:.0} ms)", image.len());
+    }
+    Ok(())
 }
 
 fn rerank(
