@@ -667,6 +667,36 @@ fn images_upload_with_documents_and_query_by_upload_or_base64() {
         .unwrap()
         .collect();
     assert_eq!(media.len(), 2);
+    // A truncated upload (its header is fine) is refused by its own name, without a server
+    // path, and leaves no file behind.
+    let cut = red[..red.len() / 2].to_vec();
+    let (ct, body) = multipart(&[
+        (
+            "documents",
+            None,
+            "application/json",
+            json!([{"id": "t", "title": "cut", "photo": "cut.png"}])
+                .to_string()
+                .into_bytes(),
+        ),
+        ("files", Some("cut.png"), "image/png", cut),
+    ]);
+    let (status, text, _) = answer(
+        ureq::post(&s.url("/v1/collections/photos/documents"))
+            .set("Content-Type", &ct)
+            .send_bytes(&body),
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("cut.png") && !text.contains(env.data().to_str().unwrap()),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(env.data().join("collections/photos/media"))
+            .unwrap()
+            .count(),
+        2
+    );
 
     // Query by an uploaded image, and by base64: the same photo comes first at cosine 1.
     let (ct, body) = multipart(&[
@@ -688,6 +718,21 @@ fn images_upload_with_documents_and_query_by_upload_or_base64() {
     assert_eq!(v["hits"][0]["id"], "b");
     assert!((v["hits"][0]["score"].as_f64().unwrap() - 1.0).abs() < 1e-4, "{v}");
     assert_eq!(v["query_vector"], "clip image");
+    // A hit's image is its route on this server, never a path on the server's disk; the route
+    // serves the uploaded bytes.
+    let route = v["hits"][0]["fields"]["photo"].as_str().unwrap().to_owned();
+    assert_eq!(route, "/v1/collections/photos/documents/b/image?field=photo");
+    assert!(!text.contains(env.data().to_str().unwrap()), "a server path in {text}");
+    let (status, _, _) = answer(ureq::get(&s.url(&route)).call());
+    assert_eq!(status, 200);
+    let mut served = Vec::new();
+    ureq::get(&s.url(&route))
+        .call()
+        .unwrap()
+        .into_reader()
+        .read_to_end(&mut served)
+        .unwrap();
+    assert_eq!(served, blue);
     let b64 = base64::engine::general_purpose::STANDARD.encode(&red);
     let (status, v) = call(
         "POST",

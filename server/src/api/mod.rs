@@ -12,7 +12,7 @@ pub use collections::{CollectionStatsBody, VectorFieldStatsBody};
 pub use ingest::{IngestReportBody, RowErrorBody};
 pub use plugins::{PluginFailureBody, PluginInfoBody, PluginScoreBody, RankingReportBody, RankingStatusBody};
 pub use results::{
-    ContributionBody, ExplanationBody, FusionExplanationBody, HitBody, IllustrateBody, IllustrationBody,
+    ContributionBody, ExplanationBody, FusionExplanationBody, HitBody, IllustrateBody, IllustrationBody, ImageRoutes,
     ParagraphPicturesBody, PictureBody, RerankReportBody, RerankScoreBody, SearchResults, StageScoreBody,
 };
 pub use search::{FusionBody, NormalizationBody, SearchBody, SearchUpload};

@@ -51,6 +51,75 @@ impl From<SearchResponse> for SearchResults {
     }
 }
 
+/// Where a collection's images are served: a hit's image field holds the route to its image
+/// (`/v1/collections/{c}/documents/{id}/image?field=f`), never the file's path on the server.
+pub struct ImageRoutes {
+    collection: String,
+    fields: Vec<String>,
+}
+
+impl ImageRoutes {
+    /// The image fields of a collection.
+    pub fn of(c: &mira_host::Collection) -> Self {
+        ImageRoutes {
+            collection: c.name().to_owned(),
+            fields: c
+                .schema()
+                .fields
+                .iter()
+                .filter(|f| f.kind == mira_host::schema::FieldKind::Image)
+                .map(|f| f.name.clone())
+                .collect(),
+        }
+    }
+
+    /// Replaces the image fields of a document's stored fields by their routes.
+    fn apply(&self, id: &str, fields: &mut Map<String, Value>) {
+        for f in &self.fields {
+            if let Some(v) = fields.get_mut(f)
+                && !v.is_null()
+            {
+                *v = Value::String(format!(
+                    "/v1/collections/{}/documents/{}/image?field={}",
+                    self.collection,
+                    percent_encode(id),
+                    percent_encode(f)
+                ));
+            }
+        }
+    }
+}
+
+/// A path segment or query value with every byte but the unreserved ones percent-encoded.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+impl SearchResults {
+    /// The hits' image fields as routes ([`ImageRoutes`]).
+    pub fn with_image_routes(mut self, routes: &ImageRoutes) -> Self {
+        for h in &mut self.hits {
+            routes.apply(&h.id, &mut h.fields);
+        }
+        self
+    }
+}
+
+impl IllustrationBody {
+    /// The pictures' image fields as routes ([`ImageRoutes`]).
+    pub fn with_image_routes(mut self, routes: &ImageRoutes) -> Self {
+        for p in self.paragraphs.iter_mut().flat_map(|p| p.pictures.iter_mut()) {
+            routes.apply(&p.id, &mut p.fields);
+        }
+        self
+    }
+}
+
 /// One result.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = Hit)]

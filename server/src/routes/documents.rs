@@ -124,7 +124,7 @@ pub async fn upsert(
         .run(move || -> ApiResult<IngestReport> {
             let c = st.collection(&name)?;
             let media = c.dir().join("media");
-            bind_images(&c, &mut rows, &uploads, &media)?;
+            bind_images(&c, &mut rows, &uploads, &media, st.config.max_image_pixels)?;
             let lock = st.write_lock(&name);
             let _writing = lock.lock().unwrap_or_else(|p| p.into_inner());
             let opts = IngestOptions {
@@ -208,6 +208,7 @@ fn bind_images(
     rows: &mut [Map<String, Value>],
     uploads: &HashMap<String, Upload>,
     media: &std::path::Path,
+    max_pixels: u64,
 ) -> ApiResult<()> {
     let image_fields: Vec<&str> = c
         .schema()
@@ -240,6 +241,10 @@ fn bind_images(
             let path = match stored.get(&file) {
                 Some(p) => p.clone(),
                 None => {
+                    // Decoded whole before it is stored: a truncated or corrupt upload is refused
+                    // by its own name and leaves nothing behind.
+                    mira_host::image_file::decode_bytes(&upload.bytes, &file, max_pixels)
+                        .map_err(|m| ApiError::bad_request("invalid_image", m))?;
                     let hash: String = Sha256::digest(&upload.bytes)
                         .iter()
                         .map(|b| format!("{b:02x}"))

@@ -14,7 +14,7 @@ use mira_host::SearchResponse;
 use mira_host::plugin::LoadedPlugin;
 use mira_host::search::search_with_plugin;
 
-use crate::api::{PluginInfoBody, SearchBody, SearchResults};
+use crate::api::{ImageRoutes, PluginInfoBody, SearchBody, SearchResults};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -232,9 +232,10 @@ pub async fn shadow(
             let run = |p: &LoadedPlugin| search_with_plugin(&c, &request, Some(p), max);
             let (a, b) = (run(&live)?, run(&candidate)?);
             let diff = diff(&a, &b);
+            let images = ImageRoutes::of(&c);
             let side = |p: &LoadedPlugin, response: SearchResponse| ShadowSide {
                 plugin: format!("{}@{}", p.name(), p.description.version),
-                response: response.into(),
+                response: SearchResults::from(response).with_image_routes(&images),
             };
             Ok(ShadowComparison {
                 live: side(&live, a),

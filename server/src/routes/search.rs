@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use mira_host::SearchRequest;
 
-use crate::api::{IllustrateBody, IllustrationBody, SearchBody, SearchResults, SearchUpload};
+use crate::api::{IllustrateBody, IllustrationBody, ImageRoutes, SearchBody, SearchResults, SearchUpload};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, has_content_type};
 use crate::state::AppState;
@@ -156,7 +156,7 @@ pub async fn search(
     let st = state.clone();
     let resp = state
         .workers
-        .run(move || -> ApiResult<mira_host::SearchResponse> {
+        .run(move || -> ApiResult<(mira_host::SearchResponse, ImageRoutes)> {
             if let Some(image) = image {
                 let bytes = match image {
                     ImageSource::Bytes(b) => b,
@@ -167,11 +167,12 @@ pub async fn search(
                 request.image_bytes = Some(Arc::new(bytes));
             }
             let c = st.collection(&name)?;
-            Ok(c.search_with(&request, Some(&st.registry))?)
+            Ok((c.search_with(&request, Some(&st.registry))?, ImageRoutes::of(&c)))
         })
         .await??;
+    let (resp, images) = resp;
     state.metrics.search(&resp);
-    Ok(Json(resp.into()))
+    Ok(Json(SearchResults::from(resp).with_image_routes(&images)))
 }
 
 #[utoipa::path(post, path = "/v1/collections/{name}/illustrate", tag = "search",
@@ -188,10 +189,13 @@ pub async fn illustrate(
     let st = state.clone();
     let out = state
         .workers
-        .run(move || -> mira_host::Result<mira_host::illustrate::Illustration> {
-            let c = st.collection(&name)?;
-            mira_host::illustrate::illustrate(&c, &request)
-        })
+        .run(
+            move || -> mira_host::Result<(mira_host::illustrate::Illustration, ImageRoutes)> {
+                let c = st.collection(&name)?;
+                Ok((mira_host::illustrate::illustrate(&c, &request)?, ImageRoutes::of(&c)))
+            },
+        )
         .await??;
-    Ok(Json(out.into()))
+    let (out, images) = out;
+    Ok(Json(IllustrationBody::from(out).with_image_routes(&images)))
 }
