@@ -54,6 +54,16 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
     }
 
+    /// A request whose handler or engine work panicked: the server's fault, logged and counted;
+    /// the server goes on serving.
+    pub fn panicked() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_panic",
+            "the server failed on this request (a bug; it is logged and counted in mira_panics_total) and goes on serving",
+        )
+    }
+
     /// The inference queue is full.
     pub fn overloaded(retry_after: u64) -> Self {
         ApiError {

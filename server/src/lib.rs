@@ -126,6 +126,7 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), catch_panics))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state);
     (app, doc)
@@ -201,6 +202,21 @@ async fn not_found(req: Request) -> ApiError {
     )
 }
 
+/// A handler that panics answers 500 `internal_panic` (counted in `mira_panics_total`); the
+/// connection and the server live on.
+async fn catch_panics(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    use futures_util::FutureExt;
+    let what = format!("{} {}", req.method(), req.uri().path());
+    match std::panic::AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(_) => {
+            state.metrics.panics.inc();
+            tracing::error!(request = %what, "a request handler panicked");
+            axum::response::IntoResponse::into_response(ApiError::panicked())
+        }
+    }
+}
+
 /// Counts and times every request by its route pattern.
 async fn record(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -238,4 +254,62 @@ pub async fn serve(
         .await;
     refresh.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bug() -> &'static str {
+        panic!("a bug in a handler")
+    }
+
+    /// A handler that panics answers 500 with the error body, is counted, and the server answers
+    /// the next request.
+    #[test]
+    fn a_panicking_handler_answers_500_and_the_server_goes_on() {
+        let dir = std::env::temp_dir().join(format!("mira-server-panic-{}", std::process::id()));
+        let runtime = mira_host::plugin::PluginRuntime::new(Default::default(), None).unwrap();
+        let registry = Arc::new(mira_host::plugin::PluginRegistry::new(
+            runtime,
+            None,
+            Default::default(),
+            Default::default(),
+        ));
+        let state = Arc::new(AppState::new(
+            mira_host::Catalog::new(&dir),
+            ServerSettings::default(),
+            registry,
+        ));
+        let app = Router::new()
+            .route("/boom", axum::routing::get(|| async { bug() }))
+            .route("/fine", axum::routing::get(|| async { "fine" }))
+            .layer(middleware::from_fn_with_state(state.clone(), catch_panics))
+            .with_state(state.clone());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        rt.spawn(async move { axum::serve(listener, app).await });
+        let get = |path: &str| match ureq::get(&format!("http://{addr}{path}")).call() {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        };
+        for _ in 0..2 {
+            let (status, body) = get("/boom");
+            assert_eq!(status, 500);
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                (v["code"].as_str(), v["type"].as_str()),
+                (Some("internal_panic"), Some("internal"))
+            );
+        }
+        assert_eq!(get("/fine"), (200, "fine".to_owned()));
+        assert_eq!(state.metrics.panics.get(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -26,6 +26,8 @@ pub struct Metrics {
     cache_misses: IntCounter,
     queue_depth: IntGauge,
     in_flight: IntGauge,
+    /// Requests that panicked (a handler, or engine work on a worker) and answered 500.
+    pub panics: IntCounter,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -77,6 +79,10 @@ impl Metrics {
             cache_misses: counter("mira_embedding_cache_misses_total", "Embeddings the cache did not hold"),
             queue_depth: gauge("mira_worker_queue_depth", "Jobs waiting for a worker"),
             in_flight: gauge("mira_worker_in_flight", "Jobs running on workers"),
+            panics: counter(
+                "mira_panics_total",
+                "Requests that panicked in a handler or on a worker and answered 500 (the server goes on)",
+            ),
             registry: r,
         }
     }

@@ -33,12 +33,13 @@ impl AppState {
     /// The state over `catalog`, whose collections retry a failed model load after
     /// `[server] model_retry_secs`.
     pub fn new(catalog: Catalog, config: ServerSettings, registry: Arc<PluginRegistry>) -> Self {
+        let metrics = Metrics::new();
         AppState {
-            workers: Workers::new(config.worker_count(), config.queue),
+            workers: Workers::new(config.worker_count(), config.queue, metrics.panics.clone()),
             catalog: catalog.with_model_retry(config.model_retry()),
             config,
             registry,
-            metrics: Metrics::new(),
+            metrics,
             open: RwLock::new(HashMap::new()),
             writing: Mutex::new(HashMap::new()),
         }

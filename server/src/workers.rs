@@ -20,10 +20,13 @@ pub struct Workers {
     in_flight: Arc<AtomicI64>,
     /// Seconds a refused client is told to wait.
     retry_after: u64,
+    /// Counts jobs that panicked.
+    panics: prometheus::IntCounter,
 }
 
 impl Workers {
-    pub fn new(workers: usize, queue: usize) -> Self {
+    /// `panics` counts the jobs that panic (each answers 500; the worker thread lives on).
+    pub fn new(workers: usize, queue: usize, panics: prometheus::IntCounter) -> Self {
         let workers = workers.max(1);
         Workers {
             admitted: Arc::new(Semaphore::new(workers + queue)),
@@ -31,6 +34,7 @@ impl Workers {
             waiting: Arc::new(AtomicI64::new(0)),
             in_flight: Arc::new(AtomicI64::new(0)),
             retry_after: 1,
+            panics,
         }
     }
 
@@ -65,7 +69,15 @@ impl Workers {
             out
         })
         .await
-        .map_err(|e| ApiError::internal(format!("a worker failed: {e}")))
+        .map_err(|e| {
+            if e.is_panic() {
+                self.panics.inc();
+                tracing::error!(error = %e, "engine work panicked");
+                ApiError::panicked()
+            } else {
+                ApiError::internal(format!("a worker failed: {e}"))
+            }
+        })
     }
 }
 
@@ -82,5 +94,29 @@ impl Count {
 impl Drop for Count {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Engine work that panics answers 500 `internal_panic`, is counted, and the pool serves
+    /// the next job.
+    #[test]
+    fn a_panicking_job_answers_500_and_the_pool_goes_on() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let panics = prometheus::IntCounter::new("test_panics", "test").unwrap();
+        let workers = Workers::new(1, 1, panics.clone());
+        rt.block_on(async {
+            let e = workers.run(|| -> u32 { panic!("a bug") }).await.unwrap_err();
+            assert_eq!((e.status.as_u16(), e.code), (500, "internal_panic"));
+            assert_eq!(workers.run(|| 7).await.unwrap(), 7);
+        });
+        assert_eq!(panics.get(), 1);
+        assert_eq!((workers.waiting(), workers.in_flight()), (0, 0));
     }
 }
