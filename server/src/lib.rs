@@ -133,9 +133,9 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
 }
 
 /// Adds the responses every route of a kind can give, whatever its handler says: 401 and 403
-/// from the key check of every `/v1` route, 400 and 413 from the body extractors of every route
-/// that takes a body, 503 from the worker pool of every route that runs engine work (all of
-/// `/v1` but the plugin listing).
+/// from the key check of every `/v1` route, 400 for a path parameter that is not a valid name,
+/// 400, 413 and 415 from the body extractors of every route that takes a body, 503 from the
+/// worker pool of every route that runs engine work (all of `/v1` but the plugin listing).
 fn document_common_responses(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let error = |description: &str| {
@@ -174,9 +174,13 @@ fn document_common_responses(doc: &mut utoipa::openapi::OpenApi) {
                     );
                 }
             }
+            if path.contains('{') {
+                add("400", "A path parameter that is not a valid name");
+            }
             if op.request_body.is_some() {
                 add("400", "A body that does not fit the route");
                 add("413", "A body over [server] max_body_mib");
+                add("415", "A body of a content type the route does not take");
             }
         }
     }

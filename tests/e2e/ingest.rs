@@ -31,11 +31,12 @@ fn jsonl_bad_rows_are_reported_and_skipped() {
 {"id": "h", "title": "scarf", "released": "yesterday"}
 [1, 2]
 {"id": "i", "title": "silk scarf", "kind": "/accessories/scarves", "stock": 3, "on_sale": true, "released": "2024-05-01"}
+{"id": "  ", "title": "blank id"}
 "#,
     );
     let report = ingest::ingest(&c, &input, &skip(), &NoProgress).unwrap();
     assert_eq!(report.indexed, 2, "{:#?}", report.errors);
-    assert_eq!(report.skipped, 8);
+    assert_eq!(report.skipped, 9);
     let errs: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
     let path = input.display().to_string();
     let expect = [
@@ -47,6 +48,7 @@ fn jsonl_bad_rows_are_reported_and_skipped() {
         format!("{path}:8 (id `g`): field `colour`: unknown field"),
         format!("{path}:9 (id `h`): field `released`: `yesterday` is not a date"),
         format!("{path}:10: expected a JSON object"),
+        format!("{path}:12: field `id`: id must not be empty or blank"),
     ];
     for (got, want) in errs.iter().zip(&expect) {
         assert!(got.starts_with(want.as_str()), "got `{got}`, want prefix `{want}`");

@@ -7,6 +7,7 @@ mod caption;
 mod cli;
 mod common;
 mod durability;
+mod fuzz;
 mod ingest;
 mod models;
 mod plugins;

@@ -438,6 +438,22 @@ fn every_query_mistake_has_its_own_code_and_is_caught_before_retrieval() {
             },
             "invalid_filter",
         ),
+        // These parse, but cannot run on this schema (found by the fuzz test: they were 500s).
+        (
+            SearchRequest {
+                filter: Some("body:*".into()),
+                ..text()
+            },
+            "invalid_filter",
+        ),
+        (
+            SearchRequest {
+                filter: Some(">=>=''(1}-3".into()),
+                ..text()
+            },
+            "invalid_filter",
+        ),
+        (SearchRequest::text("body:*"), "invalid_text_query"),
         (
             SearchRequest {
                 text_fields: Some(vec!["nope".into()]),

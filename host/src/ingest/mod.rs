@@ -203,7 +203,8 @@ pub fn ingest_rows(
             let id = row
                 .object
                 .get(&c.schema().id_field)
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .filter(|id| !id.trim().is_empty());
             let at = RowError {
                 file: row.source,
                 line: row.line,

@@ -1,6 +1,6 @@
 //! Text queries and filters in tantivy's query syntax, parsed against a collection.
 
-use tantivy::query::{Query, QueryParser, QueryParserError};
+use tantivy::query::{EnableScoring, Query, QueryParser, QueryParserError};
 
 use crate::collection::Collection;
 use crate::error::{QueryError, Result};
@@ -12,13 +12,29 @@ pub(crate) fn parse_filter(c: &Collection, expr: &str) -> Result<Box<dyn Query>>
     check_complexity("filter", expr)?;
     let mut parser = QueryParser::for_index(c.index(), Vec::new());
     parser.set_conjunction_by_default();
-    parser.parse_query(expr).map_err(|e| {
-        QueryError::Filter {
-            expr: expr.to_owned(),
-            reason: describe(e),
-        }
-        .into()
-    })
+    let query = parser.parse_query(expr).map_err(|e| QueryError::Filter {
+        expr: expr.to_owned(),
+        reason: describe(e),
+    })?;
+    runnable(c, &*query).map_err(|reason| QueryError::Filter {
+        expr: expr.to_owned(),
+        reason,
+    })?;
+    Ok(query)
+}
+
+/// Some queries parse but cannot run on this schema (`field:*` on a field that is not a fast
+/// field, or on no field at all); binding one to the schema finds that out before any work, as
+/// the user's mistake.
+fn runnable(c: &Collection, query: &dyn Query) -> std::result::Result<(), String> {
+    query
+        .weight(EnableScoring::disabled_from_schema(&c.fields().schema))
+        .map(drop)
+        .map_err(|e| match e {
+            tantivy::TantivyError::FieldNotFound(f) => format!("unknown field `{f}`"),
+            tantivy::TantivyError::SchemaError(m) => m,
+            other => other.to_string(),
+        })
 }
 
 /// Parses a BM25 query over the given text fields, with the schema's boosts. Syntax slips (an
@@ -63,20 +79,27 @@ pub(crate) fn parse_text(c: &Collection, text: &str, fields: &[String]) -> Resul
             parser.set_field_boost(field, boost);
         }
     }
-    match parser.parse_query(text) {
-        Ok(q) => Ok((q, None)),
+    let (query, note) = match parser.parse_query(text) {
+        Ok(q) => (q, None),
         Err(QueryParserError::SyntaxError(reason)) => {
             let (q, _) = parser.parse_query_lenient(text);
             let note =
                 format!("the text query `{text}` has a syntax error ({reason}); what could be read of it was searched");
-            Ok((q, Some(note)))
+            (q, Some(note))
         }
-        Err(e) => Err(QueryError::Text {
-            text: text.to_owned(),
-            reason: describe(e),
+        Err(e) => {
+            return Err(QueryError::Text {
+                text: text.to_owned(),
+                reason: describe(e),
+            }
+            .into());
         }
-        .into()),
-    }
+    };
+    runnable(c, &*query).map_err(|reason| QueryError::Text {
+        text: text.to_owned(),
+        reason,
+    })?;
+    Ok((query, note))
 }
 
 /// Longest text query or filter, in bytes.

@@ -4,12 +4,14 @@
 
 mod collections;
 mod ingest;
+mod names;
 mod plugins;
 mod results;
 mod search;
 
 pub use collections::{CollectionStatsBody, VectorFieldStatsBody};
 pub use ingest::{IngestReportBody, RowErrorBody};
+pub use names::{CollectionName, PluginName};
 pub use plugins::{PluginFailureBody, PluginInfoBody, PluginScoreBody, RankingReportBody, RankingStatusBody};
 pub use results::{
     ContributionBody, ExplanationBody, FusionExplanationBody, HitBody, IllustrateBody, IllustrationBody, ImageRoutes,

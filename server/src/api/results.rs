@@ -307,6 +307,7 @@ impl From<RerankScore> for RerankScoreBody {
 #[serde(deny_unknown_fields)]
 pub struct IllustrateBody {
     /// The article; paragraphs are separated by blank lines.
+    #[schema(min_length = 1)]
     pub article: String,
     /// Pictures per paragraph (default 1, at most 10).
     #[schema(minimum = 1, maximum = 10)]

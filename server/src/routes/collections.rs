@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use mira_host::schema::CollectionSchema;
 
+use crate::api::CollectionName;
 use crate::api::CollectionStatsBody;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiBytes, ApiPath, has_content_type};
@@ -94,7 +95,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/collections/{name}", tag = "collections",
-    params(("name" = String, Path, description = "Collection name")),
+    params(("name" = inline(CollectionName), Path, description = "Collection name")),
     responses((status = 200, body = CollectionDetails), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
@@ -115,7 +116,7 @@ pub async fn get(
 }
 
 #[utoipa::path(delete, path = "/v1/collections/{name}", tag = "collections",
-    params(("name" = String, Path, description = "Collection name")),
+    params(("name" = inline(CollectionName), Path, description = "Collection name")),
     responses((status = 204, description = "Dropped"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn drop(State(state): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<StatusCode> {
     let st = state.clone();

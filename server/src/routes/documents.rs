@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use mira_host::ingest::{IngestOptions, IngestReport, MemoryRows, NoProgress, OnError};
 
+use crate::api::CollectionName;
 use crate::api::IngestReportBody;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, has_content_type};
@@ -25,8 +26,8 @@ use mira_host::schema::FieldKind;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Documents {
-    /// Objects whose keys are the collection's fields (`id` included).
-    #[schema(value_type = Vec<Object>)]
+    /// Objects whose keys are the collection's fields (`id` included); at least one.
+    #[schema(value_type = Vec<Object>, min_items = 1)]
     pub documents: Vec<Map<String, Value>>,
     /// `fail` (default: stop at the first bad document, roll back) or `skip` (report it, go on).
     #[serde(default)]
@@ -97,7 +98,7 @@ fn parse_documents(value: Value) -> Result<(Vec<Map<String, Value>>, OnError), A
 }
 
 #[utoipa::path(post, path = "/v1/collections/{name}/documents", tag = "documents",
-    params(("name" = String, Path, description = "Collection name")),
+    params(("name" = inline(CollectionName), Path, description = "Collection name")),
     request_body(content(
         (Documents = "application/json"),
         (DocumentsUpload = "multipart/form-data"),
@@ -270,7 +271,7 @@ fn bind_images(
 }
 
 #[utoipa::path(delete, path = "/v1/collections/{name}/documents", tag = "documents",
-    params(("name" = String, Path, description = "Collection name")),
+    params(("name" = inline(CollectionName), Path, description = "Collection name")),
     request_body = DeleteDocuments,
     responses((status = 200, body = Deleted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
@@ -311,7 +312,7 @@ pub struct ImageParams {
 }
 
 #[utoipa::path(get, path = "/v1/collections/{name}/documents/{id}/image", tag = "documents",
-    params(("name" = String, Path, description = "Collection name"), ("id" = String, Path, description = "Document id"), ImageParams),
+    params(("name" = inline(CollectionName), Path, description = "Collection name"), ("id" = String, Path, description = "Document id"), ImageParams),
     responses((status = 200, description = "The image file", content_type = "image/*"), (status = 404, body = ErrorBody)))]
 pub async fn image(
     State(state): State<Arc<AppState>>,

@@ -14,6 +14,7 @@ use mira_host::SearchResponse;
 use mira_host::plugin::LoadedPlugin;
 use mira_host::search::search_with_plugin;
 
+use crate::api::PluginName;
 use crate::api::{ImageRoutes, PluginInfoBody, SearchBody, SearchResults};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
@@ -98,7 +99,7 @@ pub async fn upload(
 }
 
 #[utoipa::path(post, path = "/v1/plugins/{name}/activate", tag = "plugins",
-    params(("name" = String, Path, description = "Plugin name")),
+    params(("name" = inline(PluginName), Path, description = "Plugin name")),
     responses((status = 200, body = PluginVersion), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn activate(
     State(state): State<Arc<AppState>>,
@@ -110,7 +111,7 @@ pub async fn activate(
 }
 
 #[utoipa::path(post, path = "/v1/plugins/{name}/rollback", tag = "plugins",
-    params(("name" = String, Path, description = "Plugin name")),
+    params(("name" = inline(PluginName), Path, description = "Plugin name")),
     responses((status = 200, body = PluginVersion), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<Arc<AppState>>,
@@ -131,7 +132,7 @@ pub async fn rollback(
 }
 
 #[utoipa::path(delete, path = "/v1/plugins/{name}", tag = "plugins",
-    params(("name" = String, Path, description = "Plugin name")),
+    params(("name" = inline(PluginName), Path, description = "Plugin name")),
     responses((status = 204, description = "Unloaded"), (status = 404, body = ErrorBody)))]
 pub async fn unload(State(state): State<Arc<AppState>>, ApiPath(name): ApiPath<String>) -> ApiResult<StatusCode> {
     let st = state.clone();
@@ -195,7 +196,7 @@ pub struct ShadowComparison {
 }
 
 #[utoipa::path(post, path = "/v1/plugins/{name}/shadow", tag = "plugins",
-    params(("name" = String, Path, description = "Plugin name: its live version against its staged one")),
+    params(("name" = inline(PluginName), Path, description = "Plugin name: its live version against its staged one")),
     request_body = ShadowRequest,
     responses((status = 200, body = ShadowComparison), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]

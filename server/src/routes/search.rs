@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use mira_host::SearchRequest;
 
+use crate::api::CollectionName;
 use crate::api::{IllustrateBody, IllustrationBody, ImageRoutes, SearchBody, SearchResults, SearchUpload};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, has_content_type};
@@ -100,7 +101,7 @@ fn fetch(url: &str, max_bytes: usize) -> ApiResult<Vec<u8>> {
 }
 
 #[utoipa::path(post, path = "/v1/collections/{name}/search", tag = "search",
-    params(("name" = String, Path, description = "Collection name")),
+    params(("name" = inline(CollectionName), Path, description = "Collection name")),
     request_body(content(
         (SearchBody = "application/json"),
         (SearchUpload = "multipart/form-data"),
@@ -176,7 +177,7 @@ pub async fn search(
 }
 
 #[utoipa::path(post, path = "/v1/collections/{name}/illustrate", tag = "search",
-    params(("name" = String, Path, description = "Collection of pictures")),
+    params(("name" = inline(CollectionName), Path, description = "Collection of pictures")),
     request_body = IllustrateBody,
     responses((status = 200, body = IllustrationBody), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]

@@ -25,7 +25,7 @@ pub struct Health {
     pub in_flight: i64,
 }
 
-#[utoipa::path(get, path = "/health", tag = "system",
+#[utoipa::path(get, path = "/health", tag = "system", security(()),
     responses((status = 200, description = "The server is up", body = Health)))]
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
     Json(Health {
@@ -38,7 +38,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
     })
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "system",
+#[utoipa::path(get, path = "/metrics", tag = "system", security(()),
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let text = state.metrics.render(state.workers.waiting(), state.workers.in_flight());
