@@ -111,7 +111,14 @@ impl From<Error> for ApiError {
             }
         };
         if status.is_server_error() {
+            // The details (paths on the server, the index's own words) go to the log, not to
+            // the client.
             tracing::error!(error = %e, "engine error");
+            return ApiError::new(
+                status,
+                e.code(),
+                format!("the engine failed on this request ({}); the details are in the server's log", e.code()),
+            );
         }
         ApiError::new(status, e.code(), e.to_string())
     }

@@ -40,7 +40,8 @@ pub struct VectorFieldStatsBody {
     pub dtype: String,
     /// Live documents that have a vector in this field.
     pub documents_with_vector: u64,
-    /// Bytes of the derived matrix files.
+    /// Bytes of the derived matrix files. They are dense (a row for every document of a
+    /// segment, with a vector or not), so a field nothing has filled yet still takes room.
     pub matrix_bytes: u64,
 }
 
