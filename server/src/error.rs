@@ -117,7 +117,10 @@ impl From<Error> for ApiError {
             return ApiError::new(
                 status,
                 e.code(),
-                format!("the engine failed on this request ({}); the details are in the server's log", e.code()),
+                format!(
+                    "the engine failed on this request ({}); the details are in the server's log",
+                    e.code()
+                ),
             );
         }
         ApiError::new(status, e.code(), e.to_string())

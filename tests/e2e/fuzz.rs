@@ -1,12 +1,12 @@
 //! Bounded, seeded fuzzing of what a client controls: text queries and filters, schema TOML,
-//! image bytes, and JSON bodies sent to a live server. Each input must either work or get a
+//! image bytes, JSON bodies sent to a live server, and what a plugin answers. Each input must either work or get a
 //! clear error; a panic fails the test, and an abort (a stack overflow) kills the test binary.
 //!
 //! `MIRA_FUZZ_ROUNDS` scales every loop (default 1; a longer run: `MIRA_FUZZ_ROUNDS=50 cargo
 //! test --workspace --test e2e fuzz`), `MIRA_FUZZ_SEED` changes the seed; a failure prints the
 //! input that caused it.
 
-use mira_host::plugin::PluginLimits;
+use mira_host::plugin::{PluginFailure, PluginLimits};
 use mira_host::{CollectionSchema, SearchRequest};
 use mira_server::ServerSettings;
 use serde_json::{Value, json};
@@ -353,4 +353,72 @@ fn mutate(v: &mut Value, rng: &mut fastrand::Rng, depth: usize) {
         }
         other => *other = junk(rng),
     }
+}
+
+/// A plugin's answers drawn at random (any length, any float, errors): the query is always
+/// served; the plugin's order is used exactly when its answer is usable, and otherwise the
+/// failure is named and the built-in order served.
+#[test]
+fn plugin_answers_never_fail_a_query() {
+    let env = Env::new();
+    let c = env.create(PLAIN);
+    let rows: String = (0..12)
+        .map(|i| {
+            format!(
+                "{{\"id\": \"{i}\", \"body\": \"apple {}\", \"n\": {i}, \"emb\": [1, {i}]}}\n",
+                "pie ".repeat(i)
+            )
+        })
+        .collect();
+    let path = env.write("rows.jsonl", &rows);
+    mira_host::ingest::ingest(&c, &path, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
+    let limits = PluginLimits {
+        quarantine_after: u32::MAX,
+        ..Default::default()
+    };
+    let r = registry(limits, None);
+    r.install(&std::fs::read(HOSTILE_PLUGIN).unwrap(), "test").unwrap();
+    let builtin = ids(&c.search(&SearchRequest::text("apple")).unwrap());
+    let mut seeds = rng(5);
+    let (mut used, mut refused) = (0, 0);
+    for _ in 0..rounds(150) {
+        let seed = seeds.u64(..);
+        let req = SearchRequest {
+            plugin: Some("hostile".into()),
+            params: [
+                ("mode".to_string(), "fuzz".to_string()),
+                ("seed".to_string(), seed.to_string()),
+            ]
+            .into(),
+            ..SearchRequest::text("apple")
+        };
+        let resp = c
+            .search_with(&req, Some(&r))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let report = resp.ranking.as_ref().unwrap();
+        match report.status {
+            mira_host::plugin::RankingStatus::Ok => {
+                used += 1;
+                assert!(
+                    resp.hits.iter().all(|h| h.score.is_finite()),
+                    "seed {seed}: {:?}",
+                    resp.hits
+                );
+                assert_eq!(resp.hits.len(), builtin.len());
+            }
+            mira_host::plugin::RankingStatus::Fallback => {
+                refused += 1;
+                let e = report.error.as_ref().unwrap();
+                assert!(
+                    matches!(e, PluginFailure::BadAnswer { .. } | PluginFailure::Refused { .. }),
+                    "seed {seed}: {e:?}"
+                );
+                assert_eq!(ids(&resp), builtin, "seed {seed}: the built-in order is served");
+            }
+        }
+    }
+    assert!(
+        used > 0 && refused > 0,
+        "{used} used, {refused} refused: the generator is not covering both"
+    );
 }
