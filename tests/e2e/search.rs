@@ -539,6 +539,47 @@ fn schema_search_defaults_are_bounded_like_requests() {
     }
 }
 
+/// A vector field nothing has filled costs no matrix rows: stats show no documents with a
+/// vector and (almost) no bytes, and once vectors arrive kNN finds them.
+#[test]
+fn an_unfilled_vector_field_takes_no_matrix_rows() {
+    let env = Env::new();
+    let c = env.create(PLAIN);
+    let rows: Vec<serde_json::Value> = (0..500)
+        .map(|i| json!({"id": format!("t{i}"), "body": "text only", "group": "a", "n": i}))
+        .collect();
+    load(&env, &c, &rows);
+    let stats = c.stats().unwrap();
+    let emb = &stats.vector_fields[0];
+    assert_eq!(emb.documents_with_vector, 0);
+    // Header and presence bitmap per segment only: 500 rows of 2 f32 would be 4000 bytes more.
+    assert!(emb.matrix_bytes < 64 * 4 * stats.segments as u64, "{emb:?}");
+    assert!(
+        c.search(&SearchRequest::vector(vec![1.0, 0.0]))
+            .unwrap()
+            .hits
+            .is_empty()
+    );
+    load(
+        &env,
+        &c,
+        &[json!({"id": "v", "body": "with a vector", "group": "b", "n": 1, "emb": [1.0, 0.0]})],
+    );
+    let stats = c.stats().unwrap();
+    assert_eq!(stats.vector_fields[0].documents_with_vector, 1);
+    assert_eq!(
+        ids(&c.search(&SearchRequest::vector(vec![1.0, 0.0])).unwrap()),
+        vec!["v"]
+    );
+    // Reopened, the compact matrices are accepted as they are.
+    drop(c);
+    let c = env.catalog().open("plain").unwrap();
+    assert_eq!(
+        ids(&c.search(&SearchRequest::vector(vec![1.0, 0.0])).unwrap()),
+        vec!["v"]
+    );
+}
+
 #[test]
 fn paging_walks_the_fused_list() {
     let env = Env::new();

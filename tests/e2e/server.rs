@@ -691,12 +691,42 @@ fn images_upload_with_documents_and_query_by_upload_or_base64() {
         text.contains("cut.png") && !text.contains(env.data().to_str().unwrap()),
         "{text}"
     );
-    assert_eq!(
+    let media_files = || {
         std::fs::read_dir(env.data().join("collections/photos/media"))
             .unwrap()
-            .count(),
-        2
-    );
+            .count()
+    };
+    assert_eq!(media_files(), 2);
+    // A good image on a row that fails for another reason (skipped), or in an upsert that
+    // fails, leaves no file either.
+    let green = png_bytes(33, 17);
+    let upsert = |docs: Value| {
+        let (ct, body) = multipart(&[
+            ("documents", None, "application/json", docs.to_string().into_bytes()),
+            ("files", Some("green.png"), "image/png", green.clone()),
+        ]);
+        answer(
+            ureq::post(&s.url("/v1/collections/photos/documents"))
+                .set("Content-Type", &ct)
+                .send_bytes(&body),
+        )
+    };
+    let (status, text, _) = upsert(json!({
+        "documents": [{"id": "bad", "title": "bad", "photo": "green.png", "price_typo": 1}],
+        "on_error": "skip",
+    }));
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"skipped\":1"), "{text}");
+    assert_eq!(media_files(), 2);
+    let (status, text, _) = upsert(json!([
+        {"id": "bad", "title": "bad", "photo": "green.png"},
+        {"id": "worse", "title": "x", "photo": "missing.png"},
+    ]));
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(media_files(), 2);
+    let (status, text, _) = upsert(json!([{"id": "bad", "title": "bad", "photo": "green.png", "typo": 1}]));
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(media_files(), 2);
 
     // Query by an uploaded image, and by base64: the same photo comes first at cosine 1.
     let (ct, body) = multipart(&[

@@ -14,7 +14,7 @@
 //! | 28 | 4 | CRC-32 of everything after the header |
 //! | 32 | 16 | segment id (first 16 hex digits) |
 //! | 64 | 8 x ceil(max_doc / 64) | presence bitmap |
-//! | padded to 64 | max_doc x dim x dtype size | rows, by doc id (zeros where absent) |
+//! | padded to 64 | max_doc x dim x dtype size | rows, by doc id (zeros where absent; no rows at all when no document has a vector) |
 //!
 //! A file whose header, size or checksum does not match is stale and gets rebuilt; nothing ever
 //! trusts a matrix file over the column it came from.
@@ -105,6 +105,11 @@ impl SegmentMatrix {
             }
             debug_assert!(bitmap_words * 8 <= rows_offset - HEADER);
         }
+        // A segment where no document has a vector in this field gets no rows at all (nothing
+        // reads a row of a matrix with none present), so an unfilled field costs a header.
+        if present == 0 {
+            buf.truncate(rows_offset);
+        }
         let crc = crc32fast::hash(&buf[HEADER..]);
         let h = &mut buf[..HEADER];
         h[0..8].copy_from_slice(MAGIC);
@@ -135,10 +140,15 @@ impl SegmentMatrix {
         // Mira never modifies a published file, it only replaces or removes it, which leaves
         // existing mappings valid.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| format!("cannot map: {e}"))?;
-        if map.len() != total {
-            return Err(format!("size {} where {total} was expected", map.len()));
+        if map.len() < HEADER {
+            return Err(format!("size {}, shorter than the header", map.len()));
         }
         let h = &map[..HEADER];
+        // With no vector present the file holds no rows (see `build`).
+        let expected = if u32_at(h, 24) == 0 { rows_offset } else { total };
+        if map.len() != expected {
+            return Err(format!("size {} where {expected} was expected", map.len()));
+        }
         if &h[0..8] != MAGIC {
             return Err("not a matrix file".into());
         }

@@ -125,7 +125,18 @@ pub async fn upsert(
         .run(move || -> ApiResult<IngestReport> {
             let c = st.collection(&name)?;
             let media = c.dir().join("media");
-            bind_images(&c, &mut rows, &uploads, &media, st.config.max_image_pixels)?;
+            let mut created = Created::new();
+            if let Err(e) = bind_images(
+                &c,
+                &mut rows,
+                &uploads,
+                &media,
+                st.config.max_image_pixels,
+                &mut created,
+            ) {
+                remove_unused(&created, None);
+                return Err(e);
+            }
             let lock = st.write_lock(&name);
             let _writing = lock.lock().unwrap_or_else(|p| p.into_inner());
             let opts = IngestOptions {
@@ -133,7 +144,9 @@ pub async fn upsert(
                 ..Default::default()
             };
             let source = Box::new(MemoryRows::new("request", media, rows));
-            Ok(mira_host::ingest::ingest_rows(&c, source, &opts, &NoProgress)?)
+            let outcome = mira_host::ingest::ingest_rows(&c, source, &opts, &NoProgress);
+            remove_unused(&created, outcome.as_ref().ok());
+            Ok(outcome?)
         })
         .await??;
     Ok(Json(report.into()))
@@ -204,12 +217,32 @@ fn parse_json_or_ndjson(text: &str) -> ApiResult<Value> {
 
 /// Replaces image field values by the stored uploads they name; a value naming no upload is an
 /// error (the server never reads a client-named path).
+/// Files this request stored in `media/`, with the 1-based positions of the rows naming them.
+type Created = Vec<(std::path::PathBuf, Vec<u64>)>;
+
+/// Removes the files this request stored that no indexed row names: all of them when the
+/// upsert failed, those of the skipped rows otherwise. (Only when the report lists every
+/// skipped row; past its cap, files are kept rather than risk removing a used one.)
+fn remove_unused(created: &Created, report: Option<&IngestReport>) {
+    let failed: std::collections::HashSet<u64> = match report {
+        None => created.iter().flat_map(|(_, rows)| rows.iter().copied()).collect(),
+        Some(r) if r.skipped as usize == r.errors.len() => r.errors.iter().filter_map(|e| e.line).collect(),
+        Some(_) => return,
+    };
+    for (path, rows) in created {
+        if rows.iter().all(|row| failed.contains(row)) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 fn bind_images(
     c: &mira_host::Collection,
     rows: &mut [Map<String, Value>],
     uploads: &HashMap<String, Upload>,
     media: &std::path::Path,
     max_pixels: u64,
+    created: &mut Created,
 ) -> ApiResult<()> {
     let image_fields: Vec<&str> = c
         .schema()
@@ -258,12 +291,16 @@ fn bind_images(
                         std::fs::write(&tmp, &upload.bytes)
                             .and_then(|_| std::fs::rename(&tmp, &path))
                             .map_err(|e| ApiError::internal(format!("storing {}: {e}", path.display())))?;
+                        created.push((path.clone(), Vec::new()));
                     }
                     let p = path.display().to_string();
                     stored.insert(file.clone(), p.clone());
                     p
                 }
             };
+            if let Some((_, rows)) = created.iter_mut().find(|(p, _)| p.display().to_string() == path) {
+                rows.push(i as u64 + 1);
+            }
             row.insert((*field).to_owned(), Value::String(path));
         }
     }
