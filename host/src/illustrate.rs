@@ -186,7 +186,7 @@ fn assign(lists: &[Vec<crate::search::Hit>], per: usize) -> Vec<Vec<Picture>> {
 /// A paragraph as a BM25 query: words only, so quotes, colons and brackets in prose are not
 /// read as query syntax.
 fn query_text(paragraph: &str) -> String {
-    paragraph
+    let text = paragraph
         .chars()
         .map(|c| {
             if c.is_alphanumeric() || c.is_whitespace() {
@@ -198,13 +198,33 @@ fn query_text(paragraph: &str) -> String {
         .collect::<String>()
         .split_whitespace()
         .filter(|w| !matches!(*w, "AND" | "OR" | "NOT" | "IN" | "TO"))
+        .take(crate::search::MAX_QUERY_CLAUSES)
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    // A long paragraph is searched by its beginning, within the query limits.
+    let mut end = text.len().min(crate::search::MAX_QUERY_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A paragraph of any length is searched by its beginning, within the query limits (a long
+    /// one would otherwise fail the whole illustration as too complex).
+    #[test]
+    fn long_paragraphs_fit_the_query_limits() {
+        for word in ["harbour", "港口夜景"] {
+            let long = vec![word; 5000].join(" ");
+            let q = query_text(&long);
+            assert!(q.len() <= crate::search::MAX_QUERY_BYTES, "{}", q.len());
+            assert!(q.split_whitespace().count() <= crate::search::MAX_QUERY_CLAUSES);
+            assert!(q.starts_with(word));
+        }
+    }
 
     #[test]
     fn paragraphs_and_queries() {

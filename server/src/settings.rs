@@ -85,6 +85,9 @@ impl ServerSettings {
 
     /// The settings with keys from the environment, when set.
     pub fn with_env(mut self) -> Self {
+        // A blank key in the file is no key (it would match an empty header).
+        self.admin_key = self.admin_key.filter(|k| !k.trim().is_empty());
+        self.search_key = self.search_key.filter(|k| !k.trim().is_empty());
         let key = |name: &str| std::env::var(name).ok().filter(|k| !k.trim().is_empty());
         if let Some(k) = key(ADMIN_KEY_ENV) {
             self.admin_key = Some(k);

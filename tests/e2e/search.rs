@@ -454,6 +454,12 @@ fn every_query_mistake_has_its_own_code_and_is_caught_before_retrieval() {
             "invalid_filter",
         ),
         (SearchRequest::text("body:*"), "invalid_text_query"),
+        // Brackets inside a quote still count: the grammar has single-quoted phrases too, in
+        // which `"` is a plain character (found in review: this passed the check and recursed).
+        (
+            SearchRequest::text(format!("'\"' {}a{} '\"'", "(".repeat(4000), ")".repeat(4000))),
+            "query_too_complex",
+        ),
         (
             SearchRequest {
                 text_fields: Some(vec!["nope".into()]),

@@ -727,6 +727,26 @@ fn images_upload_with_documents_and_query_by_upload_or_base64() {
     let (status, text, _) = upsert(json!([{"id": "bad", "title": "bad", "photo": "green.png", "typo": 1}]));
     assert_eq!(status, 400, "{text}");
     assert_eq!(media_files(), 2);
+    // When an earlier batch was committed before a bad row stopped the upsert, its images stay.
+    let schema = "name = \"batched\"\n[fields.title]\ntype = \"text\"\n[fields.photo]\ntype = \"image\"\n[ingest]\nbatch_size = 1\n";
+    assert_eq!(
+        call("POST", &s.url("/v1/collections"), None, Some(json!({"schema": schema}))).0,
+        201
+    );
+    let docs = json!([{"id": "first", "title": "ok", "photo": "green.png"}, {"id": "second", "typo": 1}]);
+    let (ct, body) = multipart(&[
+        ("documents", None, "application/json", docs.to_string().into_bytes()),
+        ("files", Some("green.png"), "image/png", png_bytes(33, 17)),
+    ]);
+    let (status, text, _) = answer(
+        ureq::post(&s.url("/v1/collections/batched/documents"))
+            .set("Content-Type", &ct)
+            .send_bytes(&body),
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("1 documents committed"), "{text}");
+    let (status, _, _) = answer(ureq::get(&s.url("/v1/collections/batched/documents/first/image")).call());
+    assert_eq!(status, 200, "the committed document keeps its image");
 
     // Query by an uploaded image, and by base64: the same photo comes first at cosine 1.
     let (ct, body) = multipart(&[

@@ -138,6 +138,26 @@ impl Catalog {
             std::io::ErrorKind::NotFound => Error::CollectionNotFound(name.to_owned()),
             _ => Error::io(format!("removing {}", dir.display()), e),
         })?;
-        std::fs::remove_dir_all(&doomed).map_err(|e| Error::io(format!("removing {}", doomed.display()), e))
+        // The collection is gone once renamed; what is left of it (this one, or earlier drops
+        // a crash or a file still being written interrupted) is removed as well as can be.
+        self.sweep_dropped();
+        Ok(())
+    }
+
+    /// Removes the directories of dropped collections (`.name.dropping-...`); one that cannot
+    /// be removed now is left for the next drop, with a warning.
+    fn sweep_dropped(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.')
+                && name.contains(".dropping-")
+                && let Err(err) = std::fs::remove_dir_all(e.path())
+            {
+                tracing::warn!(dir = %e.path().display(), error = %err, "a dropped collection is not fully removed yet");
+            }
+        }
     }
 }

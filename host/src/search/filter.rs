@@ -116,17 +116,16 @@ fn check_complexity(what: &'static str, expr: &str) -> Result<(), QueryError> {
     if expr.len() > MAX_QUERY_BYTES {
         return Err(too("bytes", MAX_QUERY_BYTES, expr.len()));
     }
-    let (mut depth, mut deepest, mut quoted, mut escaped) = (0usize, 0usize, false, false);
+    // Every bracket counts, quoted or not: the grammar has more than one kind of quote, and
+    // over-counting a phrase's brackets is safe where under-counting real nesting is not.
+    let (mut depth, mut deepest) = (0usize, 0usize);
     for ch in expr.chars() {
         match ch {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '"' => quoted = !quoted,
-            '(' | '[' | '{' if !quoted => {
+            '(' | '[' | '{' => {
                 depth += 1;
                 deepest = deepest.max(depth);
             }
-            ')' | ']' | '}' if !quoted => depth = depth.saturating_sub(1),
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }

@@ -21,6 +21,7 @@ mod to_plugin;
 
 pub use candidate::{CAPTION_FIELD, TAGS_FIELD};
 pub(crate) use filter::parse_filter;
+pub use filter::{MAX_QUERY_BYTES, MAX_QUERY_CLAUSES, MAX_QUERY_DEPTH};
 pub use fusion::{Contribution, Fused, FusionMethod, Normalization, RankedList, fuse};
 pub use hybrid::{search, search_with, search_with_plugin};
 pub(crate) use plan::check_weight;

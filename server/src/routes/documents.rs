@@ -125,6 +125,10 @@ pub async fn upsert(
         .run(move || -> ApiResult<IngestReport> {
             let c = st.collection(&name)?;
             let media = c.dir().join("media");
+            // Images are stored, indexed and (when unused) removed under the collection's write
+            // lock, so another upsert of the same image never sees a file this one removes.
+            let lock = st.write_lock(&name);
+            let _writing = lock.lock().unwrap_or_else(|p| p.into_inner());
             let mut created = Created::new();
             if let Err(e) = bind_images(
                 &c,
@@ -134,18 +138,24 @@ pub async fn upsert(
                 st.config.max_image_pixels,
                 &mut created,
             ) {
-                remove_unused(&created, None);
+                remove_unused(&created, Stored::Unused);
                 return Err(e);
             }
-            let lock = st.write_lock(&name);
-            let _writing = lock.lock().unwrap_or_else(|p| p.into_inner());
             let opts = IngestOptions {
                 on_error,
                 ..Default::default()
             };
             let source = Box::new(MemoryRows::new("request", media, rows));
             let outcome = mira_host::ingest::ingest_rows(&c, source, &opts, &NoProgress);
-            remove_unused(&created, outcome.as_ref().ok());
+            let stored = match &outcome {
+                Ok(report) => Stored::Report(report),
+                // Nothing was committed: no document names any of them.
+                Err(mira_host::Error::IngestAborted { committed: 0, .. }) => Stored::Unused,
+                // Earlier batches may be committed (or the failure came after the commit): a
+                // file kept is better than a document without its image.
+                Err(_) => Stored::Keep,
+            };
+            remove_unused(&created, stored);
             Ok(outcome?)
         })
         .await??;
@@ -220,14 +230,24 @@ fn parse_json_or_ndjson(text: &str) -> ApiResult<Value> {
 /// Files this request stored in `media/`, with the 1-based positions of the rows naming them.
 type Created = Vec<(std::path::PathBuf, Vec<u64>)>;
 
-/// Removes the files this request stored that no indexed row names: all of them when the
-/// upsert failed, those of the skipped rows otherwise. (Only when the report lists every
-/// skipped row; past its cap, files are kept rather than risk removing a used one.)
-fn remove_unused(created: &Created, report: Option<&IngestReport>) {
-    let failed: std::collections::HashSet<u64> = match report {
-        None => created.iter().flat_map(|(_, rows)| rows.iter().copied()).collect(),
-        Some(r) if r.skipped as usize == r.errors.len() => r.errors.iter().filter_map(|e| e.line).collect(),
-        Some(_) => return,
+/// What became of the rows that name the files a request stored.
+enum Stored<'a> {
+    /// No row was committed.
+    Unused,
+    /// The ingest finished: the report says which rows were skipped.
+    Report(&'a IngestReport),
+    /// Unknown: keep every file.
+    Keep,
+}
+
+/// Removes the files this request stored that no indexed row names: all of them when nothing
+/// was committed, those of the skipped rows after an ingest that finished (only when the report
+/// lists every skipped row; past its cap, files are kept rather than risk removing a used one).
+fn remove_unused(created: &Created, stored: Stored<'_>) {
+    let failed: std::collections::HashSet<u64> = match stored {
+        Stored::Unused => created.iter().flat_map(|(_, rows)| rows.iter().copied()).collect(),
+        Stored::Report(r) if r.skipped as usize == r.errors.len() => r.errors.iter().filter_map(|e| e.line).collect(),
+        Stored::Report(_) | Stored::Keep => return,
     };
     for (path, rows) in created {
         if rows.iter().all(|row| failed.contains(row)) {
@@ -287,7 +307,7 @@ fn bind_images(
                         .map_err(|e| ApiError::internal(format!("creating {}: {e}", media.display())))?;
                     let path = media.join(format!("{hash}.{}", upload.extension));
                     if !path.exists() {
-                        let tmp = media.join(format!(".{hash}.tmp"));
+                        let tmp = media.join(format!(".{hash}.{}.tmp", std::process::id()));
                         std::fs::write(&tmp, &upload.bytes)
                             .and_then(|_| std::fs::rename(&tmp, &path))
                             .map_err(|e| ApiError::internal(format!("storing {}: {e}", path.display())))?;
