@@ -230,6 +230,39 @@ fn failing_plugins_are_quarantined_until_replaced() {
     assert_eq!(hostile_search(&c, &r, "none").status, RankingStatus::Ok);
 }
 
+/// A component refused at load leaves no compiled artifact in the cache; one that loads is
+/// cached (and the cache serves its next load).
+#[test]
+fn refused_components_leave_no_compiled_artifact() {
+    let env = Env::new();
+    let cache = env.path().join("plugin-cache");
+    let artifacts = || {
+        std::fs::read_dir(&cache)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let runtime = PluginRuntime::new(PluginLimits::default(), Some(&cache)).unwrap();
+    let r = PluginRegistry::new(
+        runtime,
+        Some(env.path().join("plugins")),
+        Default::default(),
+        Default::default(),
+    );
+    for refused in [BROKEN_PLUGIN, SNEAKY_PLUGIN] {
+        assert!(r.install(&read(refused), "test").is_err());
+        assert!(r.persist(&read(refused)).is_err());
+        assert_eq!(artifacts(), 0, "{refused} left a compiled artifact");
+    }
+    r.install(&read(SWAP_A_PLUGIN), "test").unwrap();
+    assert_eq!(artifacts(), 1);
+    r.install(&read(SWAP_A_PLUGIN), "test").unwrap();
+    assert_eq!(artifacts(), 1);
+}
+
 #[test]
 fn bad_components_are_refused_at_load_with_reasons() {
     let r = registry(PluginLimits::default(), None);

@@ -87,7 +87,9 @@ impl LoadedPlugin {
         configs: &HashMap<String, HashMap<String, String>>,
     ) -> Result<Arc<LoadedPlugin>, PluginFailure> {
         let (component, hash) = runtime.compile(bytes)?;
-        LoadedPlugin::new(runtime.clone(), &component, hash, origin, configs).map(Arc::new)
+        LoadedPlugin::new(runtime.clone(), &component, hash.clone(), origin, configs)
+            .map(Arc::new)
+            .inspect_err(|_| runtime.forget(&hash))
     }
 
     pub(crate) fn new(

@@ -256,7 +256,10 @@ impl PluginRegistry {
         // Validated before anything is written; its origin is where it is about to be stored.
         let (component, hash) = self.runtime.compile(bytes).map_err(Error::Plugin)?;
         let mut plugin =
-            LoadedPlugin::new(self.runtime.clone(), &component, hash, "", &self.configs).map_err(Error::Plugin)?;
+            LoadedPlugin::new(self.runtime.clone(), &component, hash.clone(), "", &self.configs).map_err(|e| {
+                self.runtime.forget(&hash);
+                Error::Plugin(e)
+            })?;
         let name = plugin.name().to_owned();
         plugin.origin = dir.join(format!("{name}.wasm")).display().to_string();
         let plugin = Arc::new(plugin);

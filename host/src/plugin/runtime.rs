@@ -91,7 +91,7 @@ impl PluginRuntime {
     /// compiled before by this engine.
     pub(crate) fn compile(&self, bytes: &[u8]) -> Result<(Component, String), PluginFailure> {
         let hash = hex(&Sha256::digest(bytes));
-        let cached = self.cache_dir.as_ref().map(|d| d.join(format!("{hash}.cwasm")));
+        let cached = self.artifact(&hash);
         if let Some(path) = &cached
             && path.is_file()
         {
@@ -124,6 +124,21 @@ impl PluginRuntime {
             }
         }
         Ok((component, hash))
+    }
+}
+
+impl PluginRuntime {
+    /// Where the compiled artifact of the component with this hash is cached.
+    fn artifact(&self, hash: &str) -> Option<PathBuf> {
+        self.cache_dir.as_ref().map(|d| d.join(format!("{hash}.cwasm")))
+    }
+
+    /// Removes the cached artifact of a component that failed its load (tens of MB for a
+    /// Python or JavaScript build), so refused uploads leave nothing behind.
+    pub(crate) fn forget(&self, hash: &str) {
+        if let Some(path) = self.artifact(hash) {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
