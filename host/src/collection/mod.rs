@@ -183,9 +183,10 @@ impl Collection {
         };
         let dir = root.join("embedding-cache");
         let key = format!("{}|{fingerprint}", dir.display());
-        Ok(shared(&key, self.model_retry, || {
+        shared(&key, self.model_retry, || {
             EmbeddingCache::open(&dir, fingerprint, dim).map_err(crate::models::ModelError::Files)
-        })?)
+        })
+        .map_err(|e| Error::model_load(e, self.model_retry))
     }
 
     /// The model of `kind` for this collection: once resolved (environment, then schema), kept;

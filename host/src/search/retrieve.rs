@@ -1,6 +1,8 @@
 //! The first stage: BM25 and kNN under one filter (or the filter alone), fused into one list of
 //! [`Candidate`] records, best first.
 
+use std::borrow::Cow;
+
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query};
 use tantivy::{DocAddress, Searcher};
@@ -116,9 +118,10 @@ pub(crate) fn retrieve(c: &Collection, searcher: &Searcher, plan: &SearchPlan<'_
 
 /// The kNN query vector, prepared for the field: given, or embedded by CLIP. `None` when the
 /// text would be embedded but no CLIP model is configured (the search stays BM25).
-fn query_vector_of(c: &Collection, source: &VectorSource<'_>, field: &str) -> Result<Option<Vec<f32>>> {
+/// A given vector is borrowed from the plan, which already prepared it.
+fn query_vector_of<'p>(c: &Collection, source: &'p VectorSource<'_>, field: &str) -> Result<Option<Cow<'p, [f32]>>> {
     let embedded = match source {
-        VectorSource::Given(v) => return Ok(Some(v.clone())),
+        VectorSource::Given(v) => return Ok(Some(Cow::Borrowed(v))),
         VectorSource::ClipText(text) => match c.clip()? {
             Some(clip) => clip.embed_texts(&[text])?,
             None => return Ok(None),
@@ -141,10 +144,12 @@ fn query_vector_of(c: &Collection, source: &VectorSource<'_>, field: &str) -> Re
         return Ok(None);
     };
     let spec = c.schema().vector_field(field)?;
-    codec::prepare(&v, &spec).map(Some).map_err(|message| Error::Vector {
-        field: field.to_owned(),
-        message,
-    })
+    codec::prepare(&v, &spec)
+        .map(|v| Some(Cow::Owned(v)))
+        .map_err(|message| Error::Vector {
+            field: field.to_owned(),
+            message,
+        })
 }
 
 /// Adds a filter to a scored query without changing its scores.
