@@ -35,10 +35,16 @@ pub struct SearchResults {
     pub took_ms: f64,
 }
 
-impl From<SearchResponse> for SearchResults {
-    fn from(r: SearchResponse) -> Self {
+impl SearchResults {
+    /// The response for a client: the engine's, with the hits' image fields as their routes
+    /// ([`ImageRoutes`]), so no conversion can forget to hide a server path.
+    pub fn new(r: SearchResponse, routes: &ImageRoutes) -> Self {
+        let mut hits: Vec<HitBody> = r.hits.into_iter().map(Into::into).collect();
+        for h in &mut hits {
+            routes.apply(&h.id, &mut h.fields);
+        }
         SearchResults {
-            hits: r.hits.into_iter().map(Into::into).collect(),
+            hits,
             candidates: r.candidates,
             retrievers: r.retrievers,
             fusion: r.fusion,
@@ -98,26 +104,6 @@ fn percent_encode(s: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
-}
-
-impl SearchResults {
-    /// The hits' image fields as routes ([`ImageRoutes`]).
-    pub fn with_image_routes(mut self, routes: &ImageRoutes) -> Self {
-        for h in &mut self.hits {
-            routes.apply(&h.id, &mut h.fields);
-        }
-        self
-    }
-}
-
-impl IllustrationBody {
-    /// The pictures' image fields as routes ([`ImageRoutes`]).
-    pub fn with_image_routes(mut self, routes: &ImageRoutes) -> Self {
-        for p in self.paragraphs.iter_mut().flat_map(|p| p.pictures.iter_mut()) {
-            routes.apply(&p.id, &mut p.fields);
-        }
-        self
-    }
 }
 
 /// One result.
@@ -348,10 +334,15 @@ pub struct IllustrationBody {
     pub took_ms: f64,
 }
 
-impl From<Illustration> for IllustrationBody {
-    fn from(i: Illustration) -> Self {
+impl IllustrationBody {
+    /// The illustration for a client, the pictures' image fields as their routes.
+    pub fn new(i: Illustration, routes: &ImageRoutes) -> Self {
+        let mut paragraphs: Vec<ParagraphPicturesBody> = i.paragraphs.into_iter().map(Into::into).collect();
+        for p in paragraphs.iter_mut().flat_map(|p| p.pictures.iter_mut()) {
+            routes.apply(&p.id, &mut p.fields);
+        }
         IllustrationBody {
-            paragraphs: i.paragraphs.into_iter().map(Into::into).collect(),
+            paragraphs,
             instruction: i.instruction,
             reranked: i.reranked,
             took_ms: i.took_ms,

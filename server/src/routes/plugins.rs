@@ -236,7 +236,7 @@ pub async fn shadow(
             let images = ImageRoutes::of(&c);
             let side = |p: &LoadedPlugin, response: SearchResponse| ShadowSide {
                 plugin: format!("{}@{}", p.name(), p.description.version),
-                response: SearchResults::from(response).with_image_routes(&images),
+                response: SearchResults::new(response, &images),
             };
             Ok(ShadowComparison {
                 live: side(&live, a),

@@ -173,7 +173,7 @@ pub async fn search(
         .await??;
     let (resp, images) = resp;
     state.metrics.search(&resp);
-    Ok(Json(SearchResults::from(resp).with_image_routes(&images)))
+    Ok(Json(SearchResults::new(resp, &images)))
 }
 
 #[utoipa::path(post, path = "/v1/collections/{name}/illustrate", tag = "search",
@@ -198,5 +198,5 @@ pub async fn illustrate(
         )
         .await??;
     let (out, images) = out;
-    Ok(Json(IllustrationBody::from(out).with_image_routes(&images)))
+    Ok(Json(IllustrationBody::new(out, &images)))
 }
