@@ -5,7 +5,9 @@ use std::path::Path;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::field::{Analyzer, FieldKind, FieldSpec, Metric, VectorDtype, VectorSpec};
+use super::field::{
+    Analyzer, FieldKind, FieldSpec, HnswParams, IndexKind, Metric, Quantization, VectorDtype, VectorIndex, VectorSpec,
+};
 use crate::error::{Error, QueryError, Result};
 use crate::search::{FusionMethod, MAX_CANDIDATES, MAX_RERANK_WINDOW, MAX_TOP_K, Normalization};
 
@@ -132,6 +134,17 @@ struct RawSchema {
     ingest: RawIngest,
     #[serde(default)]
     models: RawModels,
+    #[serde(default)]
+    vectors: RawVectors,
+}
+
+/// `[vectors]`: collection-wide defaults of vector fields.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVectors {
+    /// The index of vector fields that do not name one. Absent: `flat`, which is how every
+    /// collection created before HNSW reads; new collections get `hnsw` written here.
+    index: Option<IndexKind>,
 }
 
 fn default_id_field() -> String {
@@ -165,6 +178,13 @@ struct RawField {
     dim: Option<usize>,
     dtype: Option<VectorDtype>,
     metric: Option<Metric>,
+    /// `flat` or `hnsw` (default: `[vectors] index`).
+    index: Option<IndexKind>,
+    m: Option<usize>,
+    ef_construction: Option<usize>,
+    ef_search: Option<usize>,
+    quantization: Option<Quantization>,
+    exact_below: Option<usize>,
     /// `clip-image` or `clip-text`: the vector is computed at ingest.
     source: Option<String>,
     /// The fields the source reads (an image field, or text fields).
@@ -264,7 +284,8 @@ impl CollectionSchema {
                 top: f.top.take(),
                 max_tokens: f.max_tokens.take(),
             };
-            fields.push(validate_field(&name, f, &raw.id_field).map_err(|m| err(format!("field `{name}`: {m}")))?);
+            let default_index = raw.vectors.index.unwrap_or(IndexKind::Flat);
+            fields.push(validate_field(&name, f, &raw.id_field, default_index).map_err(|m| err(format!("field `{name}`: {m}")))?);
             sources.push((name, source));
         }
         let mut computed_fields = Vec::new();
@@ -342,7 +363,50 @@ impl CollectionSchema {
     }
 }
 
-fn validate_field(name: &str, f: RawField, id_field: &str) -> Result<FieldSpec, String> {
+/// Bounds of the graph parameters (beyond them builds or searches cost without helping).
+pub const MAX_HNSW_M: usize = 128;
+pub const MAX_EF: usize = 4096;
+
+fn validate_index(f: &RawField, default: IndexKind) -> Result<VectorIndex, String> {
+    let graph_option = f.m.is_some()
+        || f.ef_construction.is_some()
+        || f.ef_search.is_some()
+        || f.quantization.is_some()
+        || f.exact_below.is_some();
+    match f.index.unwrap_or(default) {
+        IndexKind::Flat if graph_option && f.index.is_some() => {
+            Err("`m`, `ef_construction`, `ef_search`, `quantization` and `exact_below` apply only to `index = \"hnsw\"`".into())
+        }
+        IndexKind::Flat if !graph_option => Ok(VectorIndex::Flat),
+        // Graph options without `index` ask for a graph even where the default is flat.
+        _ => {
+            let d = HnswParams::default();
+            let p = HnswParams {
+                m: f.m.unwrap_or(d.m),
+                ef_construction: f.ef_construction.unwrap_or(d.ef_construction),
+                ef_search: f.ef_search.unwrap_or(d.ef_search),
+                quantization: f.quantization.unwrap_or(d.quantization),
+                exact_below: f.exact_below.unwrap_or(d.exact_below),
+            };
+            if !(2..=MAX_HNSW_M).contains(&p.m) {
+                return Err(format!("m must be between 2 and {MAX_HNSW_M}, got {}", p.m));
+            }
+            for (what, v) in [("ef_construction", p.ef_construction), ("ef_search", p.ef_search)] {
+                if !(1..=MAX_EF).contains(&v) {
+                    return Err(format!("{what} must be between 1 and {MAX_EF}, got {v}"));
+                }
+            }
+            Ok(VectorIndex::Hnsw(p))
+        }
+    }
+}
+
+fn validate_field(
+    name: &str,
+    f: RawField,
+    id_field: &str,
+    default_index: IndexKind,
+) -> Result<FieldSpec, String> {
     if !valid_name(name, false) {
         return Err("names must start with a letter and hold only letters, digits and `_` (at most 64)".into());
     }
@@ -365,6 +429,13 @@ fn validate_field(name: &str, f: RawField, id_field: &str) -> Result<FieldSpec, 
     only(f.dim.is_some() && !is_vector, "dim", "vector")?;
     only(f.dtype.is_some() && !is_vector, "dtype", "vector")?;
     only(f.metric.is_some() && !is_vector, "metric", "vector")?;
+    let graph_keys = f.index.is_some()
+        || f.m.is_some()
+        || f.ef_construction.is_some()
+        || f.ef_search.is_some()
+        || f.quantization.is_some()
+        || f.exact_below.is_some();
+    only(graph_keys && !is_vector, "index", "vector")?;
     only(f.stored.is_some() && is_vector, "stored", "non-vector")?;
     let kind = match f.ty {
         RawType::Text => {
@@ -394,6 +465,7 @@ fn validate_field(name: &str, f: RawField, id_field: &str) -> Result<FieldSpec, 
                 dim,
                 dtype: f.dtype.unwrap_or_default(),
                 metric: f.metric.unwrap_or_default(),
+                index: validate_index(&f, default_index)?,
             })
         }
     };

@@ -55,12 +55,69 @@ pub enum Metric {
     Dot,
 }
 
-/// A vector field's shape.
+/// A vector field's shape and how it is searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct VectorSpec {
     pub dim: usize,
     pub dtype: VectorDtype,
     pub metric: Metric,
+    pub index: VectorIndex,
+}
+
+/// How a vector field's segments are searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum VectorIndex {
+    /// Exact scan of every vector (recall 1, cost linear in the segment).
+    Flat,
+    /// A navigable small-world graph per segment (approximate; see `crate::vector::hnsw`).
+    Hnsw(HnswParams),
+}
+
+/// Graph parameters of an `index = "hnsw"` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HnswParams {
+    /// Links per node on the upper layers (twice as many on the bottom layer).
+    pub m: usize,
+    /// Beam width while building.
+    pub ef_construction: usize,
+    /// Beam width while searching, unless the request sets `ef_search`.
+    pub ef_search: usize,
+    /// Codes the walk reads: `none` (the stored vectors) or `i8` (then rescored exactly).
+    pub quantization: Quantization,
+    /// Segments with fewer vectors are scanned exactly (no graph is built for them).
+    pub exact_below: usize,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construction: 128,
+            ef_search: 64,
+            quantization: Quantization::I8,
+            exact_below: 4096,
+        }
+    }
+}
+
+/// What the graph walk reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantization {
+    /// The stored vectors themselves.
+    None,
+    /// 7-bit per-dimension scalar codes (a quarter of f32), with exact rescoring.
+    #[default]
+    I8,
+}
+
+/// The `index = ...` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexKind {
+    Flat,
+    Hnsw,
 }
 
 impl VectorSpec {

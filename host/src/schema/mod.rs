@@ -11,5 +11,7 @@ mod field_map;
 pub use collection_schema::{
     CollectionSchema, ComputedField, IngestDefaults, ModelSettings, SearchDefaults, SourceKind, valid_collection_name,
 };
-pub use field::{Analyzer, FieldKind, FieldSpec, Metric, VectorDtype, VectorSpec};
+pub use field::{
+    Analyzer, FieldKind, FieldSpec, HnswParams, IndexKind, Metric, Quantization, VectorDtype, VectorIndex, VectorSpec,
+};
 pub use field_map::FieldMap;

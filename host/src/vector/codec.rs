@@ -56,7 +56,12 @@ mod tests {
     use super::*;
 
     fn spec(dim: usize, dtype: VectorDtype, metric: Metric) -> VectorSpec {
-        VectorSpec { dim, dtype, metric }
+        VectorSpec {
+            dim,
+            dtype,
+            metric,
+            index: crate::schema::VectorIndex::Flat,
+        }
     }
 
     #[test]

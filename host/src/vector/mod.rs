@@ -10,9 +10,11 @@
 
 pub mod codec;
 mod collector;
+pub mod hnsw;
 pub mod kernel;
 mod knn;
 mod matrix;
+pub mod quant;
 mod store;
 
 pub use collector::{KnnCollector, KnnSegmentCollector};
