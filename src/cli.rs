@@ -284,7 +284,13 @@ pub struct SearchArgs {
     /// Candidates per retriever before fusion.
     #[arg(long)]
     pub candidates: Option<usize>,
-    /// Show how each hit was scored.
+    /// Beam of graph walks on `hnsw` vector fields (default: the field's `ef_search`).
+    #[arg(long)]
+    pub ef_search: Option<usize>,
+    /// Scan every vector exactly, graphs or not.
+    #[arg(long)]
+    pub exact: bool,
+    /// Show how each hit was scored and which vector index answered each segment.
     #[arg(long)]
     pub explain: bool,
     /// Fused candidates the reranker reads (0: no reranking; default: the plugin's depth, else

@@ -142,6 +142,12 @@ fn index(catalog: &Catalog, args: cli::IndexArgs) -> Result<()> {
     };
     let bar = progress::IngestBar::new();
     let report = ingest::ingest(&c, &args.path, &opts, &bar)?;
+    drop(bar);
+    // Graphs are built in the background; a one-shot command waits for them so the next
+    // process finds them on disk (searches never wait: they scan until a graph is ready).
+    let graphs = progress::GraphBar::new();
+    c.wait_for_vector_indexes(&mut |b| graphs.show(b))?;
+    graphs.finish();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -193,6 +199,8 @@ fn search(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, args: cli::
         top_k: args.top_k,
         offset: args.offset,
         candidates: args.candidates,
+        ef_search: args.ef_search,
+        exact: args.exact,
         explain: args.explain,
         rerank_window: args.rerank_window,
         instruction: args.instruction,
@@ -205,7 +213,7 @@ fn search(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, args: cli::
     if args.json {
         println!("{}", serde_json::to_string_pretty(&resp)?);
     } else {
-        output::print_hits(&resp, args.offset, c.schema());
+        output::print_hits(&resp, args.offset, c.schema(), args.explain);
     }
     Ok(())
 }

@@ -75,7 +75,7 @@ pub fn run(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, products: 
             ..SearchRequest::text(*text)
         };
         let resp = c.search(&req)?;
-        output::print_hits(&resp, 0, c.schema());
+        output::print_hits(&resp, 0, c.schema(), false);
         if clip && *text == "red dresses" {
             image_query(&c, &resp)?;
         }
@@ -91,7 +91,7 @@ pub fn run(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, products: 
             rerank_window: Some(DEMO_RERANK_WINDOW),
             ..SearchRequest::text(text)
         };
-        output::print_hits(&c.search_with(&req, Some(&registry))?, 0, c.schema());
+        output::print_hits(&c.search_with(&req, Some(&registry))?, 0, c.schema(), false);
     }
     println!();
     println!("Try your own: mira search {DEMO_COLLECTION} \"blue wool\" --filter 'price:[0 TO 60]' --explain");
@@ -183,6 +183,6 @@ fn image_query(c: &Collection, resp: &mira_host::SearchResponse) -> Result<()> {
         top_k: Some(5),
         ..Default::default()
     };
-    output::print_hits(&c.search(&req)?, 0, c.schema());
+    output::print_hits(&c.search(&req)?, 0, c.schema(), false);
     Ok(())
 }

@@ -11,7 +11,7 @@ fn show(v: &Value) -> String {
 }
 
 /// Prints hits: rank, id, score, the first text field, then a line of the scalar fields.
-pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchema) {
+pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchema, explain: bool) {
     println!(
         "{} hit(s) of {} candidate(s) in {:.1} ms [{}; fusion {}]",
         resp.hits.len(),
@@ -25,6 +25,16 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
     }
     for w in &resp.warnings {
         println!("note: {w}");
+    }
+    if let Some(v) = resp.vector_search.as_ref().filter(|_| explain) {
+        for s in &v.segments {
+            let ef = s.ef_search.map(|ef| format!(" ef_search {ef}")).unwrap_or_default();
+            let why = s.reason.map(|r| format!(" ({r})")).unwrap_or_default();
+            println!(
+                "knn {} segment {}: {}{ef}, {} of {} vectors scored{why}",
+                v.field, s.segment, s.index, s.scored, s.vectors
+            );
+        }
     }
     if let Some(r) = &resp.ranking {
         match &r.error {

@@ -67,3 +67,37 @@ impl Progress for IngestBar {
         self.bar.finish_and_clear();
     }
 }
+
+/// Progress of the vector graphs built after ingest.
+pub struct GraphBar {
+    bar: ProgressBar,
+}
+
+impl GraphBar {
+    pub fn new() -> Self {
+        let bar = ProgressBar::hidden();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} vectors {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        GraphBar { bar }
+    }
+
+    /// Shows the graph being built (nothing while only verifying).
+    pub fn show(&self, build: Option<&mira_host::vector::GraphBuild>) {
+        if let Some(b) = build {
+            if self.bar.is_hidden() {
+                self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                self.bar.enable_steady_tick(Duration::from_millis(200));
+            }
+            self.bar.set_length(b.nodes as u64);
+            self.bar.set_position(b.inserted as u64);
+            self.bar.set_message(format!("building the `{}` graph", b.field));
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

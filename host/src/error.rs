@@ -34,6 +34,9 @@ pub enum QueryError {
     /// `offset + top_k` or `candidates` over the largest candidate list.
     #[error("offset + top_k and candidates must stay within {max}, got {got}")]
     Candidates { got: usize, max: usize },
+    /// `ef_search` outside 1..=max.
+    #[error("ef_search must be between 1 and {max}, got {got}")]
+    EfSearch { got: usize, max: usize },
     /// `rerank_window` over the largest window.
     #[error("rerank_window must be at most {max}, got {got}")]
     RerankWindow { got: usize, max: usize },
@@ -116,6 +119,7 @@ impl QueryError {
             QueryError::TopK { .. } => "invalid_top_k",
             QueryError::Candidates { .. } => "invalid_candidates",
             QueryError::RerankWindow { .. } => "invalid_rerank_window",
+            QueryError::EfSearch { .. } => "invalid_ef_search",
             QueryError::Weight { .. } => "invalid_weight",
             QueryError::Fusion(_) => "invalid_fusion",
             QueryError::Filter { .. } => "invalid_filter",

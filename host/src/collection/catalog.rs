@@ -88,6 +88,7 @@ impl Catalog {
     /// directory renamed into place: other readers (this process or another) see it whole or
     /// not at all.
     pub fn create(&self, schema: CollectionSchema) -> Result<Collection> {
+        let schema = with_creation_defaults(schema)?;
         let dir = self.dir(&schema.name)?;
         if dir.exists() {
             return Err(Error::CollectionExists(schema.name));
@@ -161,3 +162,29 @@ impl Catalog {
         }
     }
 }
+/// What a new collection is written with beyond its declaration: vector fields that name no
+/// index get a graph (`[vectors] index = "hnsw"`), written into its `collection.toml` so the
+/// choice is visible and stays put. Collections made before graphs existed have no such line and
+/// keep scanning (`flat`) until a field or `[vectors]` says otherwise.
+fn with_creation_defaults(schema: CollectionSchema) -> Result<CollectionSchema> {
+    let declared = schema
+        .source
+        .parse::<toml::Table>()
+        .map(|t| t.contains_key("vectors"))
+        .unwrap_or(true);
+    if declared || schema.vector_fields().next().is_none() {
+        return Ok(schema);
+    }
+    let mut source = schema.source.clone();
+    if !source.ends_with('\n') {
+        source.push('\n');
+    }
+    source.push_str(
+        "\n# Written by Mira at creation: vector fields that name no `index` get a graph per segment.\n\
+         [vectors]\nindex = \"hnsw\"\n",
+    );
+    CollectionSchema::from_toml(&source, SCHEMA_ORIGIN)
+}
+
+/// How schema errors of a collection being created name it.
+const SCHEMA_ORIGIN: &str = "collection.toml";

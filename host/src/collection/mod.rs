@@ -111,6 +111,15 @@ impl Collection {
         self.sync_vectors()
     }
 
+    /// Picks up the latest commit and waits until every segment's derived vector files are
+    /// verified and its graphs built (searches meanwhile scan exactly), calling `progress` with
+    /// the graph being built about twice a second.
+    pub fn wait_for_vector_indexes(&self, progress: &mut dyn FnMut(Option<&crate::vector::GraphBuild>)) -> Result<()> {
+        self.refresh()?;
+        self.vectors.wait_idle(progress);
+        Ok(())
+    }
+
     fn sync_vectors(&self) -> Result<()> {
         let searcher = self.reader.searcher();
         let fields: Vec<_> = self

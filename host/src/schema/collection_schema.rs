@@ -285,7 +285,10 @@ impl CollectionSchema {
                 max_tokens: f.max_tokens.take(),
             };
             let default_index = raw.vectors.index.unwrap_or(IndexKind::Flat);
-            fields.push(validate_field(&name, f, &raw.id_field, default_index).map_err(|m| err(format!("field `{name}`: {m}")))?);
+            fields.push(
+                validate_field(&name, f, &raw.id_field, default_index)
+                    .map_err(|m| err(format!("field `{name}`: {m}")))?,
+            );
             sources.push((name, source));
         }
         let mut computed_fields = Vec::new();
@@ -374,9 +377,10 @@ fn validate_index(f: &RawField, default: IndexKind) -> Result<VectorIndex, Strin
         || f.quantization.is_some()
         || f.exact_below.is_some();
     match f.index.unwrap_or(default) {
-        IndexKind::Flat if graph_option && f.index.is_some() => {
-            Err("`m`, `ef_construction`, `ef_search`, `quantization` and `exact_below` apply only to `index = \"hnsw\"`".into())
-        }
+        IndexKind::Flat if graph_option && f.index.is_some() => Err(
+            "`m`, `ef_construction`, `ef_search`, `quantization` and `exact_below` apply only to `index = \"hnsw\"`"
+                .into(),
+        ),
         IndexKind::Flat if !graph_option => Ok(VectorIndex::Flat),
         // Graph options without `index` ask for a graph even where the default is flat.
         _ => {
@@ -401,12 +405,7 @@ fn validate_index(f: &RawField, default: IndexKind) -> Result<VectorIndex, Strin
     }
 }
 
-fn validate_field(
-    name: &str,
-    f: RawField,
-    id_field: &str,
-    default_index: IndexKind,
-) -> Result<FieldSpec, String> {
+fn validate_field(name: &str, f: RawField, id_field: &str, default_index: IndexKind) -> Result<FieldSpec, String> {
     if !valid_name(name, false) {
         return Err("names must start with a letter and hold only letters, digits and `_` (at most 64)".into());
     }

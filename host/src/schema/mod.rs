@@ -9,7 +9,8 @@ mod field;
 mod field_map;
 
 pub use collection_schema::{
-    CollectionSchema, ComputedField, IngestDefaults, ModelSettings, SearchDefaults, SourceKind, valid_collection_name,
+    CollectionSchema, ComputedField, IngestDefaults, MAX_EF, MAX_HNSW_M, ModelSettings, SearchDefaults, SourceKind,
+    valid_collection_name,
 };
 pub use field::{
     Analyzer, FieldKind, FieldSpec, HnswParams, IndexKind, Metric, Quantization, VectorDtype, VectorIndex, VectorSpec,

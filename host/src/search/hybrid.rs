@@ -61,6 +61,7 @@ pub fn search_with_plugin(
         retrievers: retrieved.lists.iter().map(|l| (*l).to_owned()).collect(),
         fusion: retrieved.combination.describe(),
         query_vector: retrieved.query_vector.map(str::to_owned),
+        vector_search: retrieved.knn.clone(),
         ranking: stages.plugin,
         rerank: stages.rerank,
         warnings: plan.text.and_then(|t| t.note).into_iter().collect(),

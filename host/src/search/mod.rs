@@ -27,4 +27,4 @@ pub use hybrid::{search, search_with, search_with_plugin};
 pub(crate) use plan::check_weight;
 pub use ranking::{MAX_RERANK_WINDOW, RerankReport, RerankScore};
 pub use request::{MAX_CANDIDATES, MAX_TOP_K, SearchRequest};
-pub use response::{Explanation, FusionExplanation, Hit, SearchResponse, StageScore};
+pub use response::{Explanation, FusionExplanation, Hit, SearchResponse, StageScore, VectorSearchReport};

@@ -18,7 +18,7 @@ use crate::error::{QueryError, Result};
 use crate::plugin::LoadedPlugin;
 use crate::rerank::DEFAULT_INSTRUCTION;
 use crate::schema::SearchDefaults;
-use crate::vector::codec;
+use crate::vector::{KnnOptions, codec};
 
 /// Everything a search does, decided.
 pub(crate) struct SearchPlan<'a> {
@@ -58,6 +58,7 @@ pub(crate) struct TextPlan<'a> {
 pub(crate) struct VectorPlan<'a> {
     pub field: &'a str,
     pub source: VectorSource<'a>,
+    pub options: KnnOptions,
 }
 
 /// Where the kNN query vector comes from.
@@ -252,6 +253,19 @@ fn vector_plan<'a>(c: &'a Collection, req: &'a SearchRequest, text: Option<&'a s
     };
     let field = field.ok_or_else(|| QueryError::NoVectorField(c.name().to_owned()))?;
     let spec = c.schema().vector_field(field)?;
+    if let Some(ef) = req.ef_search
+        && !(1..=crate::schema::MAX_EF).contains(&ef)
+    {
+        return Err(QueryError::EfSearch {
+            got: ef,
+            max: crate::schema::MAX_EF,
+        }
+        .into());
+    }
+    let options = KnnOptions {
+        ef_search: req.ef_search,
+        exact: req.exact,
+    };
     let source = match source {
         VectorSource::Given(v) => {
             VectorSource::Given(
@@ -263,7 +277,7 @@ fn vector_plan<'a>(c: &'a Collection, req: &'a SearchRequest, text: Option<&'a s
         }
         other => other,
     };
-    Ok(Some(VectorPlan { field, source }))
+    Ok(Some(VectorPlan { field, source, options }))
 }
 
 #[cfg(test)]

@@ -41,6 +41,11 @@ pub struct SearchRequest {
     pub offset: usize,
     /// Candidates each retriever contributes before fusion.
     pub candidates: Option<usize>,
+    /// The beam of graph walks (`hnsw` fields; default: the field's `ef_search`): larger is
+    /// slower and finds more of the true nearest neighbours.
+    pub ef_search: Option<usize>,
+    /// Scan every vector exactly, graphs or not (recall 1; for checking an index).
+    pub exact: bool,
     /// Attach a per-stage explanation to each hit.
     pub explain: bool,
     /// Fused candidates the reranker reads (default: the plugin's rerank depth, else the

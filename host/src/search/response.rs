@@ -20,6 +20,9 @@ pub struct SearchResponse {
     /// Where the kNN query vector came from: `given`, `clip image`, `clip text`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query_vector: Option<String>,
+    /// How the kNN retriever searched each segment, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector_search: Option<VectorSearchReport>,
     /// The ranking plugin's part, when one was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ranking: Option<RankingReport>,
@@ -31,6 +34,14 @@ pub struct SearchResponse {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub took_ms: f64,
+}
+
+/// How the kNN retriever searched.
+#[derive(Debug, Clone, Serialize)]
+pub struct VectorSearchReport {
+    pub field: String,
+    /// One entry per segment: which index answered and what it scored.
+    pub segments: Vec<crate::vector::SegmentKnn>,
 }
 
 /// One result.

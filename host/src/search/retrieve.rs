@@ -10,6 +10,7 @@ use tantivy::{DocAddress, Searcher};
 use super::candidate::Candidate;
 use super::fusion::{FusionMethod, Normalization, RankedList, fuse};
 use super::plan::{SearchPlan, VectorSource};
+use super::response::VectorSearchReport;
 use crate::collection::Collection;
 use crate::error::{Error, QueryError, Result};
 use crate::vector::{KnnCollector, codec};
@@ -47,6 +48,8 @@ pub(crate) struct Retrieved {
     pub combination: Combination,
     /// Where the kNN query vector came from, when kNN ran.
     pub query_vector: Option<&'static str>,
+    /// How each segment answered the kNN query, when it ran.
+    pub knn: Option<VectorSearchReport>,
 }
 
 /// Runs the retrievers of `plan` and fuses their lists.
@@ -62,6 +65,7 @@ pub(crate) fn retrieve(c: &Collection, searcher: &Searcher, plan: &SearchPlan<'_
         });
     }
     let mut query_vector = None;
+    let mut knn_report = None;
     if let Some(vector) = &plan.vector
         && let Some(query) = query_vector_of(c, &vector.source, vector.field)?
     {
@@ -72,11 +76,17 @@ pub(crate) fn retrieve(c: &Collection, searcher: &Searcher, plan: &SearchPlan<'_
             &query,
             plan.candidates,
             plan.filter.as_deref(),
+            vector.options,
         )?;
+        let (items, segments) = knn.search(searcher)?;
         lists.push(RankedList {
             name: VECTOR.into(),
             weight: plan.vector_weight,
-            items: knn.search(searcher)?,
+            items,
+        });
+        knn_report = Some(VectorSearchReport {
+            field: vector.field.to_owned(),
+            segments,
         });
         query_vector = Some(vector.source.name());
     }
@@ -113,6 +123,7 @@ pub(crate) fn retrieve(c: &Collection, searcher: &Searcher, plan: &SearchPlan<'_
         lists: names,
         combination,
         query_vector,
+        knn: knn_report,
     })
 }
 

@@ -8,13 +8,15 @@
 //! bitset, with the block kernels. The index behind each segment is a [`SegmentVectorIndex`]
 //! (the exact [`FlatScan`] today), so other index kinds plug in here.
 
+use serde::Serialize;
 use tantivy::query::{EnableScoring, Query, Weight};
 use tantivy::{DocAddress, DocId, Searcher, SegmentOrdinal, SegmentReader};
 
-use super::{DocFilter, FlatScan, ScoredDoc, SegmentVectorIndex, merge_top_k};
+use super::hnsw::GraphSearch;
+use super::{DocFilter, FlatScan, GraphState, ScoredDoc, SegmentVectorIndex, merge_top_k};
 use crate::collection::Collection;
 use crate::error::Result;
-use crate::schema::VectorSpec;
+use crate::schema::{VectorIndex, VectorSpec};
 
 /// The `k` nearest documents to a query vector in one vector field, under an optional filter.
 pub struct KnnCollector<'a> {
@@ -25,6 +27,37 @@ pub struct KnnCollector<'a> {
     query: &'a [f32],
     k: usize,
     filter: Option<Box<dyn Weight>>,
+    options: KnnOptions,
+}
+
+/// Per-request choices of how kNN runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KnnOptions {
+    /// The bottom-layer beam of graph walks (default: the field's `ef_search`).
+    pub ef_search: Option<usize>,
+    /// Scan every segment exactly, graphs or not.
+    pub exact: bool,
+}
+
+/// How one segment answered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentKnn {
+    /// The segment (tantivy's short id).
+    pub segment: String,
+    /// Documents with a vector in it (deleted ones included).
+    pub vectors: u32,
+    /// `hnsw`, `flat` (every live vector scanned) or `filtered-flat` (the filter's documents
+    /// scanned).
+    pub index: &'static str,
+    /// The beam of the graph walk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ef_search: Option<usize>,
+    /// Vectors scored.
+    pub scored: usize,
+    /// Why the segment was scanned although its field has a graph (`exact requested`, `below
+    /// exact_below`, `graph not ready`, `filter too selective`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 /// One segment's part of a kNN search.
@@ -32,9 +65,8 @@ pub struct KnnSegmentCollector<'a> {
     ordinal: SegmentOrdinal,
     reader: &'a SegmentReader,
     matrix: std::sync::Arc<super::SegmentMatrix>,
-    query: &'a [f32],
-    k: usize,
-    filter: Option<&'a dyn Weight>,
+    graph: GraphState,
+    collector: &'a KnnCollector<'a>,
 }
 
 impl<'a> KnnCollector<'a> {
@@ -46,6 +78,7 @@ impl<'a> KnnCollector<'a> {
         query: &'a [f32],
         k: usize,
         filter: Option<&dyn Query>,
+        options: KnnOptions,
     ) -> Result<Self> {
         let spec = collection.schema().vector_field(field)?;
         let filter = filter
@@ -58,6 +91,7 @@ impl<'a> KnnCollector<'a> {
             query,
             k,
             filter,
+            options,
         })
     }
 
@@ -67,13 +101,19 @@ impl<'a> KnnCollector<'a> {
         ordinal: SegmentOrdinal,
         reader: &'a SegmentReader,
     ) -> Result<KnnSegmentCollector<'a>> {
+        let store = self.collection.vectors();
+        let matrix = store.matrix(reader, self.field, &self.spec)?;
+        let graph = if self.options.exact {
+            GraphState::Small
+        } else {
+            store.graph(reader, self.field, &self.spec, &matrix)
+        };
         Ok(KnnSegmentCollector {
             ordinal,
             reader,
-            matrix: self.collection.vectors().matrix(reader, self.field, &self.spec)?,
-            query: self.query,
-            k: self.k,
-            filter: self.filter.as_deref(),
+            matrix,
+            graph,
+            collector: self,
         })
     }
 
@@ -85,31 +125,131 @@ impl<'a> KnnCollector<'a> {
             .collect()
     }
 
-    /// Runs the search over every segment of the snapshot.
-    pub fn search(&self, searcher: &Searcher) -> Result<Vec<(DocAddress, f32)>> {
+    /// Runs the search over every segment of the snapshot; with how each segment answered.
+    pub fn search(&self, searcher: &Searcher) -> Result<(Vec<(DocAddress, f32)>, Vec<SegmentKnn>)> {
         let mut fruits = Vec::with_capacity(searcher.segment_readers().len());
+        let mut reports = Vec::with_capacity(fruits.capacity());
         for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
-            fruits.push(self.for_segment(ordinal as SegmentOrdinal, reader)?.harvest()?);
+            let (fruit, report) = self.for_segment(ordinal as SegmentOrdinal, reader)?.harvest()?;
+            fruits.push(fruit);
+            reports.push(report);
         }
-        Ok(self.merge_fruits(fruits))
+        Ok((self.merge_fruits(fruits), reports))
+    }
+}
+
+/// A set of documents as bits, for membership tests during a walk.
+struct DocSet(Vec<u64>);
+
+impl DocSet {
+    fn of(docs: &[DocId], max_doc: u32) -> Self {
+        let mut bits = vec![0u64; (max_doc as usize).div_ceil(64)];
+        for d in docs {
+            bits[*d as usize / 64] |= 1 << (d % 64);
+        }
+        DocSet(bits)
+    }
+
+    #[inline]
+    fn contains(&self, doc: DocId) -> bool {
+        self.0.get(doc as usize / 64).is_some_and(|w| w >> (doc % 64) & 1 == 1)
     }
 }
 
 impl KnnSegmentCollector<'_> {
     /// The segment's top k among the live documents the filter allows.
-    pub fn harvest(self) -> Result<Vec<(SegmentOrdinal, ScoredDoc)>> {
-        let index = FlatScan(&self.matrix);
-        let found = match self.filter {
-            None => index.search(self.query, self.k, &DocFilter::All(self.reader.alive_bitset())),
+    pub fn harvest(self) -> Result<(Vec<(SegmentOrdinal, ScoredDoc)>, SegmentKnn)> {
+        let c = self.collector;
+        let (query, k) = (c.query, c.k);
+        let alive = self.reader.alive_bitset();
+        let allowed = match c.filter.as_deref() {
+            None => None,
             Some(weight) => {
                 let mut allowed: Vec<DocId> = Vec::new();
                 weight.for_each_no_score(self.reader, &mut |docs| allowed.extend_from_slice(docs))?;
-                if let Some(alive) = self.reader.alive_bitset() {
+                if let Some(alive) = alive {
                     allowed.retain(|d| alive.is_alive(*d));
                 }
-                index.search(self.query, self.k, &DocFilter::Only(&allowed))
+                Some(allowed)
             }
         };
-        Ok(found.into_iter().map(|s| (self.ordinal, s)).collect())
+        let mut report = SegmentKnn {
+            segment: self.reader.segment_id().short_uuid_string(),
+            vectors: self.matrix.present(),
+            index: "flat",
+            ef_search: None,
+            scored: 0,
+            reason: None,
+        };
+        let flat = FlatScan(&self.matrix);
+        let scan = |report: &mut SegmentKnn, reason: Option<&'static str>| {
+            report.reason = reason.or(report.reason);
+            match &allowed {
+                None => {
+                    report.index = "flat";
+                    report.scored += self.matrix.present() as usize;
+                    flat.search(query, k, &DocFilter::All(alive))
+                }
+                Some(docs) => {
+                    report.index = "filtered-flat";
+                    report.scored += docs.len();
+                    flat.search(query, k, &DocFilter::Only(docs))
+                }
+            }
+        };
+        let graph_field = matches!(c.spec.index, VectorIndex::Hnsw(_));
+        let found = match (&self.graph, c.spec.index) {
+            (GraphState::Ready(graph), VectorIndex::Hnsw(params)) => {
+                // What passes: the filter's live documents, or the live ones.
+                let passing = match &allowed {
+                    Some(docs) => docs.len(),
+                    None => self.reader.num_docs() as usize,
+                };
+                if passing <= params.exact_below.max(k) {
+                    scan(
+                        &mut report,
+                        Some(if allowed.is_some() {
+                            "filter too selective"
+                        } else {
+                            "mostly deleted"
+                        }),
+                    )
+                } else {
+                    let ef = c.options.ef_search.unwrap_or(params.ef_search);
+                    let search = GraphSearch {
+                        graph,
+                        matrix: &self.matrix,
+                        ef,
+                    };
+                    let set = allowed.as_ref().map(|docs| DocSet::of(docs, self.reader.max_doc()));
+                    let accept = |doc: DocId| match (&set, alive) {
+                        (Some(set), _) => set.contains(doc),
+                        (None, Some(alive)) => alive.is_alive(doc),
+                        (None, None) => true,
+                    };
+                    // A walk costlier than scanning what passes gives way to the scan.
+                    let budget = if allowed.is_some() || alive.is_some() {
+                        passing
+                    } else {
+                        usize::MAX
+                    };
+                    let walk = search.search(query, k, &accept, budget);
+                    report.scored = walk.visited;
+                    if walk.over_budget || walk.hits.len() < k.min(passing) {
+                        scan(&mut report, Some("graph walk gave way to the scan"))
+                    } else {
+                        report.index = "hnsw";
+                        report.ef_search = Some(ef.max(k));
+                        walk.hits
+                    }
+                }
+            }
+            (GraphState::Pending, _) => scan(&mut report, Some("graph not ready")),
+            (GraphState::Failed, _) => scan(&mut report, Some("graph build failed")),
+            _ if graph_field && c.options.exact => scan(&mut report, Some("exact requested")),
+            _ if graph_field => scan(&mut report, Some("below exact_below")),
+            _ => scan(&mut report, None),
+        };
+        Ok((found.into_iter().map(|s| (self.ordinal, s)).collect(), report))
     }
 }

@@ -113,9 +113,7 @@ pub fn prefetch(p: *const u8, bytes: usize) {
         while line < bytes {
             // SAFETY: prefetching is a hint; any address is allowed and none is dereferenced.
             unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    p.wrapping_add(line) as *const i8
-                )
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.wrapping_add(line) as *const i8)
             };
             line += 64;
         }

@@ -17,7 +17,8 @@
 //! | padded to 64 | max_doc x dim x dtype size | rows, by doc id (zeros where absent; no rows at all when no document has a vector) |
 //!
 //! A file whose header, size or checksum does not match is stale and gets rebuilt; nothing ever
-//! trusts a matrix file over the column it came from.
+//! trusts a matrix file over the column it came from. The header and size are checked at open,
+//! the checksum in the background ([`super::VectorStore`]).
 
 use std::fs::File;
 use std::io::Write;
@@ -130,8 +131,9 @@ impl SegmentMatrix {
         write().map_err(|e| Error::io(format!("writing vector matrix {}", path.display()), e))
     }
 
-    /// Maps a matrix file and checks it against the segment it should describe. `Err` carries the
-    /// reason the file cannot be used (the caller rebuilds it).
+    /// Maps a matrix file and checks its header and size against the segment it should
+    /// describe (cheap: the checksum is [`Self::verify`]'s, run off the query path). `Err`
+    /// carries the reason the file cannot be used (the caller rebuilds it).
     pub fn open(path: &Path, reader: &SegmentReader, spec: &VectorSpec) -> Result<Self, String> {
         let max_doc = reader.max_doc();
         let (_, rows_offset, total) = layout(max_doc, spec);
@@ -161,9 +163,6 @@ impl SegmentMatrix {
         if h[32..48] != reader.segment_id().uuid_string().as_bytes()[..16] {
             return Err("written for another segment".into());
         }
-        if crc32fast::hash(&map[HEADER..]) != u32_at(h, 28) {
-            return Err("checksum mismatch (corrupt file)".into());
-        }
         #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::WillNeed);
         Ok(SegmentMatrix {
@@ -173,6 +172,16 @@ impl SegmentMatrix {
             max_doc,
             rows_offset,
         })
+    }
+
+    /// Reads the whole file against its checksum.
+    pub fn verify(&self) -> Result<(), String> {
+        let b = self.bytes();
+        if b.len() >= HEADER && crc32fast::hash(&b[HEADER..]) == u32_at(b, 28) {
+            Ok(())
+        } else {
+            Err("checksum mismatch (corrupt file)".into())
+        }
     }
 
     /// The field's shape.

@@ -17,7 +17,7 @@ mod matrix;
 pub mod quant;
 mod store;
 
-pub use collector::{KnnCollector, KnnSegmentCollector};
+pub use collector::{KnnCollector, KnnOptions, KnnSegmentCollector, SegmentKnn};
 pub use knn::{DocFilter, FlatScan, ScoredDoc, SegmentVectorIndex, merge_top_k};
 pub use matrix::SegmentMatrix;
-pub use store::{VectorStore, VectorStoreStats};
+pub use store::{GraphBuild, GraphState, VectorStore, VectorStoreStats};

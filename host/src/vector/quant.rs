@@ -85,7 +85,10 @@ impl Quantizer {
         let w: Vec<f32> = q.iter().zip(&self.step).map(|(q, s)| q * s).collect();
         let max = w.iter().fold(0f32, |m, v| m.max(v.abs()));
         let scale = if max > 0.0 { max / LEVELS } else { 1.0 };
-        let codes = w.iter().map(|v| (v / scale).round().clamp(-LEVELS, LEVELS) as i8).collect();
+        let codes = w
+            .iter()
+            .map(|v| (v / scale).round().clamp(-LEVELS, LEVELS) as i8)
+            .collect();
         QuantizedQuery { codes, bias, scale }
     }
 }

@@ -1,16 +1,25 @@
-//! The per-collection registry of segment matrices: finds, validates, builds and garbage-collects
-//! the files under `<collection>/vectors/`, and caches the open mappings.
+//! The per-collection registry of derived vector files under `<collection>/vectors/`: segment
+//! matrices and graphs. It finds, validates, builds and garbage-collects them, and caches the
+//! open mappings.
+//!
+//! Opening stays cheap at any scale: a file found on disk is checked by its header and size
+//! only, and its checksum is read in full by a background worker (one per collection) that also
+//! builds the graphs. A matrix serves at once (its rows are plain numbers; if its checksum then
+//! fails it is rebuilt from the column and replaced); a graph serves only once verified or freshly
+//! built. Until then, and for segments below the field's `exact_below`, queries scan exactly.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Condvar, Mutex};
 
 use tantivy::index::SegmentId;
 use tantivy::{Searcher, SegmentReader};
 
 use super::SegmentMatrix;
+use super::hnsw::{SegmentGraph, build};
 use crate::error::{Error, Result};
-use crate::schema::VectorSpec;
+use crate::schema::{HnswParams, VectorIndex, VectorSpec};
 
 /// Counts of what the store did, for logs and stats.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -21,13 +30,79 @@ pub struct VectorStoreStats {
     pub rebuilt_stale: usize,
     /// Files removed because their segment is gone.
     pub removed: usize,
+    /// Graph files built.
+    pub graphs_built: usize,
+    /// Of those, files that existed but were stale or corrupt.
+    pub graphs_rebuilt_stale: usize,
+    /// Graph files found on disk and verified.
+    pub graphs_verified: usize,
 }
 
-/// Matrix files of one collection.
-pub struct VectorStore {
+/// Whether a segment's graph can serve a query.
+pub enum GraphState {
+    Ready(Arc<SegmentGraph>),
+    /// Being verified or built in the background.
+    Pending,
+    /// The segment has fewer vectors than the field's `exact_below`.
+    Small,
+    /// Building failed (logged); the segment is scanned.
+    Failed,
+}
+
+/// The graph being built right now, for progress displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphBuild {
+    pub field: String,
+    pub nodes: usize,
+    pub inserted: usize,
+}
+
+type Key = (SegmentId, String);
+
+enum Slot {
+    Pending,
+    Ready(Arc<SegmentGraph>),
+    Failed,
+}
+
+enum Job {
+    /// Read a matrix found on disk against its checksum; rebuild it if it fails.
+    VerifyMatrix {
+        reader: SegmentReader,
+        field: String,
+        spec: VectorSpec,
+    },
+    /// Verify the graph on disk, else build it.
+    Graph {
+        reader: SegmentReader,
+        field: String,
+        spec: VectorSpec,
+        params: HnswParams,
+    },
+}
+
+struct Inner {
     dir: PathBuf,
-    cache: Mutex<HashMap<(SegmentId, String), Arc<SegmentMatrix>>>,
+    matrices: Mutex<HashMap<Key, Arc<SegmentMatrix>>>,
+    graphs: Mutex<HashMap<Key, Slot>>,
+    /// Jobs queued or running; `idle` is signalled when it drops to zero.
+    jobs: Mutex<usize>,
+    idle: Condvar,
+    building: Mutex<Option<GraphBuild>>,
     stats: Mutex<VectorStoreStats>,
+}
+
+/// The derived vector files of one collection.
+pub struct VectorStore {
+    inner: Arc<Inner>,
+    worker: Mutex<Option<Sender<Job>>>,
+}
+
+impl Drop for VectorStore {
+    fn drop(&mut self) {
+        // Closing the channel ends the worker after its current job.
+        self.worker.lock().map(|mut w| w.take()).ok();
+    }
 }
 
 impl VectorStore {
@@ -35,69 +110,118 @@ impl VectorStore {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         Ok(VectorStore {
-            dir: dir.to_owned(),
-            cache: Mutex::new(HashMap::new()),
-            stats: Mutex::new(VectorStoreStats::default()),
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                matrices: Mutex::new(HashMap::new()),
+                graphs: Mutex::new(HashMap::new()),
+                jobs: Mutex::new(0),
+                idle: Condvar::new(),
+                building: Mutex::new(None),
+                stats: Mutex::new(VectorStoreStats::default()),
+            }),
+            worker: Mutex::new(None),
         })
     }
 
-    /// The directory holding the matrix files.
+    /// The directory holding the files.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.inner.dir
     }
 
-    fn path(&self, segment: SegmentId, field: &str) -> PathBuf {
-        self.dir.join(format!("{}.{field}.mvec", segment.uuid_string()))
-    }
-
-    /// The matrix of `field` for one segment: cached, else mapped from disk, else (re)built.
+    /// The matrix of `field` for one segment: cached, else mapped from disk (and queued for
+    /// verification), else (re)built.
     pub fn matrix(&self, reader: &SegmentReader, field: &str, spec: &VectorSpec) -> Result<Arc<SegmentMatrix>> {
-        let key = (reader.segment_id(), field.to_owned());
-        let mut cache = self.cache.lock().expect("vector cache lock");
-        if let Some(m) = cache.get(&key) {
-            return Ok(m.clone());
+        let (matrix, from_disk) = self.inner.matrix(reader, field, spec)?;
+        if from_disk {
+            self.submit(Job::VerifyMatrix {
+                reader: reader.clone(),
+                field: field.to_owned(),
+                spec: *spec,
+            });
         }
-        let path = self.path(reader.segment_id(), field);
-        let matrix = match SegmentMatrix::open(&path, reader, spec) {
-            Ok(m) => m,
-            Err(reason) => {
-                let existed = path.exists();
-                if existed {
-                    tracing::warn!(file = %path.display(), %reason, "rebuilding vector matrix");
-                }
-                SegmentMatrix::build(reader, field, spec, &path)?;
-                let mut stats = self.stats.lock().expect("stats lock");
-                stats.built += 1;
-                stats.rebuilt_stale += usize::from(existed);
-                SegmentMatrix::open(&path, reader, spec).map_err(|reason| {
-                    Error::io(
-                        format!("vector matrix {}", path.display()),
-                        std::io::Error::other(format!("freshly built file is unusable: {reason}")),
-                    )
-                })?
-            }
-        };
-        let matrix = Arc::new(matrix);
-        cache.insert(key, matrix.clone());
         Ok(matrix)
     }
 
+    /// The graph of `field` for one segment, or why there is none to use yet. The first call
+    /// for a segment queues its verification or build.
+    pub fn graph(&self, reader: &SegmentReader, field: &str, spec: &VectorSpec, matrix: &SegmentMatrix) -> GraphState {
+        let VectorIndex::Hnsw(params) = spec.index else {
+            return GraphState::Small;
+        };
+        if (matrix.present() as usize) < params.exact_below.max(1) {
+            return GraphState::Small;
+        }
+        let key = (reader.segment_id(), field.to_owned());
+        let mut graphs = self.inner.graphs.lock().expect("graph slots");
+        match graphs.get(&key) {
+            Some(Slot::Ready(g)) => return GraphState::Ready(g.clone()),
+            Some(Slot::Pending) => return GraphState::Pending,
+            Some(Slot::Failed) => return GraphState::Failed,
+            None => {}
+        }
+        graphs.insert(key, Slot::Pending);
+        drop(graphs);
+        self.submit(Job::Graph {
+            reader: reader.clone(),
+            field: field.to_owned(),
+            spec: *spec,
+            params,
+        });
+        GraphState::Pending
+    }
+
+    fn submit(&self, job: Job) {
+        *self.inner.jobs.lock().expect("job count") += 1;
+        let mut worker = self.worker.lock().expect("worker");
+        let sender = worker.get_or_insert_with(|| {
+            let (tx, rx) = channel::<Job>();
+            let inner = self.inner.clone();
+            std::thread::Builder::new()
+                .name("mira-vector-index".into())
+                .spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        inner.run(job);
+                        let mut jobs = inner.jobs.lock().expect("job count");
+                        *jobs -= 1;
+                        if *jobs == 0 {
+                            inner.idle.notify_all();
+                        }
+                    }
+                })
+                .expect("spawning the vector index worker");
+            tx
+        });
+        if let Err(e) = sender.send(job) {
+            // The worker is gone (it panicked): run the job here rather than lose it.
+            self.inner.run(e.0);
+            *self.inner.jobs.lock().expect("job count") -= 1;
+        }
+    }
+
     /// Brings the store in line with a searcher: every segment gets its matrices (built if
-    /// needed), and files and cache entries of segments that are gone are removed.
+    /// needed) and its graphs queued, and files and cache entries of segments that are gone are
+    /// removed.
     pub fn sync(&self, searcher: &Searcher, fields: &[(&str, VectorSpec)]) -> Result<()> {
         let live: HashSet<SegmentId> = searcher.segment_readers().iter().map(|r| r.segment_id()).collect();
-        self.cache
+        self.inner
+            .matrices
             .lock()
             .expect("vector cache lock")
             .retain(|(seg, _), _| live.contains(seg));
+        self.inner
+            .graphs
+            .lock()
+            .expect("graph slots")
+            .retain(|(seg, _), _| live.contains(seg));
         for reader in searcher.segment_readers() {
             for (field, spec) in fields {
-                self.matrix(reader, field, spec)?;
+                let matrix = self.matrix(reader, field, spec)?;
+                self.graph(reader, field, spec, &matrix);
             }
         }
         let live_names: HashSet<String> = live.iter().map(|s| s.uuid_string()).collect();
-        let entries =
-            std::fs::read_dir(&self.dir).map_err(|e| Error::io(format!("listing {}", self.dir.display()), e))?;
+        let entries = std::fs::read_dir(&self.inner.dir)
+            .map_err(|e| Error::io(format!("listing {}", self.inner.dir.display()), e))?;
         let mut removed = 0;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -113,22 +237,223 @@ impl VectorStore {
                 removed += 1;
             }
         }
-        self.stats.lock().expect("stats lock").removed += removed;
+        self.inner.stats.lock().expect("stats lock").removed += removed;
         Ok(())
+    }
+
+    /// Blocks until every queued verification and graph build is done, calling `progress`
+    /// about twice a second with the graph being built.
+    pub fn wait_idle(&self, progress: &mut dyn FnMut(Option<&GraphBuild>)) {
+        let mut jobs = self.inner.jobs.lock().expect("job count");
+        while *jobs > 0 {
+            jobs = self
+                .inner
+                .idle
+                .wait_timeout(jobs, std::time::Duration::from_millis(500))
+                .expect("job count")
+                .0;
+            progress(self.inner.building.lock().expect("progress").as_ref());
+        }
+    }
+
+    /// Verifications and builds queued or running.
+    pub fn pending_jobs(&self) -> usize {
+        *self.inner.jobs.lock().expect("job count")
     }
 
     /// What the store has done since it was opened.
     pub fn stats(&self) -> VectorStoreStats {
-        *self.stats.lock().expect("stats lock")
+        *self.inner.stats.lock().expect("stats lock")
     }
 
     /// Bytes taken by the mapped matrices.
     pub fn mapped_bytes(&self) -> usize {
-        self.cache
+        self.inner
+            .matrices
             .lock()
             .expect("vector cache lock")
             .values()
             .map(|m| m.file_bytes())
             .sum()
+    }
+
+    /// The ready graphs' bytes: links with the node map, and codes.
+    pub fn graph_bytes(&self) -> (usize, usize) {
+        let graphs = self.inner.graphs.lock().expect("graph slots");
+        graphs.values().fold((0, 0), |(l, c), s| match s {
+            Slot::Ready(g) => (l + g.link_bytes(), c + g.file_bytes() - g.link_bytes()),
+            _ => (l, c),
+        })
+    }
+}
+
+impl Inner {
+    fn matrix_path(&self, segment: SegmentId, field: &str) -> PathBuf {
+        self.dir.join(format!("{}.{field}.mvec", segment.uuid_string()))
+    }
+
+    fn graph_path(&self, segment: SegmentId, field: &str) -> PathBuf {
+        self.dir.join(format!("{}.{field}.hnsw", segment.uuid_string()))
+    }
+
+    /// The cached, mapped or (re)built matrix, and whether it came unverified from disk.
+    fn matrix(&self, reader: &SegmentReader, field: &str, spec: &VectorSpec) -> Result<(Arc<SegmentMatrix>, bool)> {
+        let key = (reader.segment_id(), field.to_owned());
+        let mut cache = self.matrices.lock().expect("vector cache lock");
+        if let Some(m) = cache.get(&key) {
+            return Ok((m.clone(), false));
+        }
+        let path = self.matrix_path(reader.segment_id(), field);
+        let (matrix, from_disk) = match SegmentMatrix::open(&path, reader, spec) {
+            Ok(m) => (m, true),
+            Err(reason) => (self.rebuild_matrix(reader, field, spec, &path, &reason)?, false),
+        };
+        let matrix = Arc::new(matrix);
+        cache.insert(key, matrix.clone());
+        Ok((matrix, from_disk))
+    }
+
+    fn rebuild_matrix(
+        &self,
+        reader: &SegmentReader,
+        field: &str,
+        spec: &VectorSpec,
+        path: &Path,
+        reason: &str,
+    ) -> Result<SegmentMatrix> {
+        let existed = path.exists();
+        if existed {
+            tracing::warn!(file = %path.display(), %reason, "rebuilding vector matrix");
+        }
+        SegmentMatrix::build(reader, field, spec, path)?;
+        let mut stats = self.stats.lock().expect("stats lock");
+        stats.built += 1;
+        stats.rebuilt_stale += usize::from(existed);
+        drop(stats);
+        SegmentMatrix::open(path, reader, spec).map_err(|reason| {
+            Error::io(
+                format!("vector matrix {}", path.display()),
+                std::io::Error::other(format!("freshly built file is unusable: {reason}")),
+            )
+        })
+    }
+
+    fn run(&self, job: Job) {
+        match job {
+            Job::VerifyMatrix { reader, field, spec } => {
+                let key = (reader.segment_id(), field.clone());
+                let Some(m) = self.matrices.lock().expect("vector cache lock").get(&key).cloned() else {
+                    return;
+                };
+                if let Err(reason) = m.verify() {
+                    let path = self.matrix_path(reader.segment_id(), &field);
+                    match self.rebuild_matrix(&reader, &field, &spec, &path, &reason) {
+                        Ok(fresh) => {
+                            self.matrices
+                                .lock()
+                                .expect("vector cache lock")
+                                .insert(key, Arc::new(fresh));
+                        }
+                        Err(e) => tracing::error!(file = %path.display(), error = %e, "rebuilding vector matrix"),
+                    }
+                }
+            }
+            Job::Graph {
+                reader,
+                field,
+                spec,
+                params,
+            } => {
+                let key = (reader.segment_id(), field.clone());
+                // A segment merged away since the job was queued needs no graph.
+                if !self.graphs.lock().expect("graph slots").contains_key(&key) {
+                    return;
+                }
+                let slot = match self.graph(&reader, &field, &spec, &params) {
+                    Ok(g) => Slot::Ready(Arc::new(g)),
+                    Err(e) => {
+                        tracing::error!(field = %field, error = %e, "building vector graph; the segment is scanned exactly");
+                        Slot::Failed
+                    }
+                };
+                let mut graphs = self.graphs.lock().expect("graph slots");
+                // Only a segment still live keeps its slot (sync removes the others).
+                if graphs.contains_key(&key) {
+                    graphs.insert(key, slot);
+                }
+            }
+        }
+    }
+
+    /// The verified graph on disk, else a fresh one.
+    fn graph(
+        &self,
+        reader: &SegmentReader,
+        field: &str,
+        spec: &VectorSpec,
+        params: &HnswParams,
+    ) -> Result<SegmentGraph> {
+        let path = self.graph_path(reader.segment_id(), field);
+        let existed = path.exists();
+        match SegmentGraph::open(&path, reader, spec, params).and_then(|g| g.verify().map(|()| g)) {
+            Ok(g) => {
+                self.stats.lock().expect("stats lock").graphs_verified += 1;
+                return Ok(g);
+            }
+            Err(reason) if existed => tracing::warn!(file = %path.display(), %reason, "rebuilding vector graph"),
+            Err(_) => {}
+        }
+        let (matrix, _) = self.matrix(reader, field, spec)?;
+        // Build on a verified matrix: a corrupt one would be rebuilt under the graph.
+        let matrix = match matrix.verify() {
+            Ok(()) => matrix,
+            Err(reason) => {
+                let fresh = Arc::new(self.rebuild_matrix(
+                    reader,
+                    field,
+                    spec,
+                    &self.matrix_path(reader.segment_id(), field),
+                    &reason,
+                )?);
+                self.matrices
+                    .lock()
+                    .expect("vector cache lock")
+                    .insert((reader.segment_id(), field.to_owned()), fresh.clone());
+                fresh
+            }
+        };
+        let nodes = matrix.present() as usize;
+        *self.building.lock().expect("progress") = Some(GraphBuild {
+            field: field.to_owned(),
+            nodes,
+            inserted: 0,
+        });
+        let seed = u64::from(crc32fast::hash(reader.segment_id().uuid_string().as_bytes()));
+        let started = std::time::Instant::now();
+        let built = build(&matrix, params, seed, &|inserted| {
+            if let Some(b) = self.building.lock().expect("progress").as_mut() {
+                b.inserted = inserted;
+            }
+        });
+        let written = SegmentGraph::write(&built, reader, spec.dim, &path);
+        *self.building.lock().expect("progress") = None;
+        written?;
+        tracing::info!(
+            field,
+            nodes,
+            seconds = started.elapsed().as_secs_f64(),
+            "built vector graph"
+        );
+        let mut stats = self.stats.lock().expect("stats lock");
+        stats.graphs_built += 1;
+        stats.graphs_rebuilt_stale += usize::from(existed);
+        drop(stats);
+        let graph = SegmentGraph::open(&path, reader, spec, params).map_err(|reason| {
+            Error::io(
+                format!("vector graph {}", path.display()),
+                std::io::Error::other(format!("freshly built file is unusable: {reason}")),
+            )
+        })?;
+        Ok(graph)
     }
 }

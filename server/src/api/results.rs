@@ -1,7 +1,9 @@
 //! What a search and an illustration return.
 
 use mira_host::illustrate::{IllustrateRequest, Illustration, ParagraphPictures, Picture};
-use mira_host::search::{Contribution, Explanation, FusionExplanation, RerankReport, RerankScore, StageScore};
+use mira_host::search::{
+    Contribution, Explanation, FusionExplanation, RerankReport, RerankScore, StageScore, VectorSearchReport,
+};
 use mira_host::{Hit, SearchResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -22,6 +24,9 @@ pub struct SearchResults {
     /// Where the kNN query vector came from: `given`, `clip image`, `clip text`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query_vector: Option<String>,
+    /// How the kNN retriever searched each segment, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector_search: Option<VectorSearchBody>,
     /// The ranking plugin's part, when one was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ranking: Option<RankingReportBody>,
@@ -49,6 +54,7 @@ impl SearchResults {
             retrievers: r.retrievers,
             fusion: r.fusion,
             query_vector: r.query_vector,
+            vector_search: r.vector_search.map(Into::into),
             ranking: r.ranking.map(Into::into),
             rerank: r.rerank.map(Into::into),
             warnings: r.warnings,
@@ -243,6 +249,55 @@ pub struct RerankReportBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
     pub took_ms: f64,
+}
+
+/// How the kNN retriever searched.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = VectorSearchReport)]
+pub struct VectorSearchBody {
+    pub field: String,
+    /// One entry per segment.
+    pub segments: Vec<SegmentKnnBody>,
+}
+
+/// How one segment answered a kNN query.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SegmentKnn)]
+pub struct SegmentKnnBody {
+    /// The segment (short id).
+    pub segment: String,
+    /// Documents with a vector in it (deleted ones included).
+    pub vectors: u32,
+    /// `hnsw`, `flat` (every live vector scanned) or `filtered-flat` (the filter's documents).
+    pub index: &'static str,
+    /// The beam of the graph walk, when a graph answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ef_search: Option<usize>,
+    /// Vectors scored.
+    pub scored: usize,
+    /// Why a field with a graph was scanned in this segment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+impl From<VectorSearchReport> for VectorSearchBody {
+    fn from(r: VectorSearchReport) -> Self {
+        VectorSearchBody {
+            field: r.field,
+            segments: r
+                .segments
+                .into_iter()
+                .map(|s| SegmentKnnBody {
+                    segment: s.segment,
+                    vectors: s.vectors,
+                    index: s.index,
+                    ef_search: s.ef_search,
+                    scored: s.scored,
+                    reason: s.reason,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl From<RerankReport> for RerankReportBody {

@@ -39,6 +39,13 @@ pub struct SearchBody {
     pub offset: usize,
     /// Candidates each retriever contributes before fusion.
     pub candidates: Option<usize>,
+    /// The beam of graph walks on `hnsw` fields (default: the field's `ef_search`); larger is
+    /// slower and finds more of the true nearest neighbours.
+    #[schema(minimum = 1, maximum = 4096)]
+    pub ef_search: Option<usize>,
+    /// Scan every vector exactly, graphs or not (recall 1).
+    #[serde(default)]
+    pub exact: bool,
     /// Attach a per-stage explanation to each hit.
     #[serde(default)]
     pub explain: bool,
@@ -124,6 +131,8 @@ impl SearchBody {
             top_k: self.top_k,
             offset: self.offset,
             candidates: self.candidates,
+            ef_search: self.ef_search,
+            exact: self.exact,
             explain: self.explain,
             rerank_window: self.rerank_window,
             instruction: self.instruction,

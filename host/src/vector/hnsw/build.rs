@@ -289,8 +289,11 @@ fn quantize(source: &Source<'_>, n: usize) -> (Quantizer, Vec<u8>) {
     let span = [lo, hi];
     let quantizer = Quantizer::train(dim, span.iter().map(|r| r.as_slice()).take(if n == 0 { 0 } else { 2 }));
     let mut codes = vec![0u8; n * dim];
-    codes.par_chunks_mut(dim.max(1)).enumerate().for_each_init(Vec::new, |buf, (i, out)| {
-        quantizer.encode(source.vector(i as u32, buf), out);
-    });
+    codes
+        .par_chunks_mut(dim.max(1))
+        .enumerate()
+        .for_each_init(Vec::new, |buf, (i, out)| {
+            quantizer.encode(source.vector(i as u32, buf), out);
+        });
     (quantizer, codes)
 }

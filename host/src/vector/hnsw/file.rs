@@ -198,7 +198,12 @@ impl SegmentGraph {
             return Err(format!("format version {} (current: {VERSION})", u32_at(h, 8)));
         }
         let codes = u32_at(h, 12) & FLAG_CODES != 0;
-        let (dim, nodes, m, top) = (u32_at(h, 16) as usize, u32_at(h, 24), u32_at(h, 28) as usize, u32_at(h, 40) as usize);
+        let (dim, nodes, m, top) = (
+            u32_at(h, 16) as usize,
+            u32_at(h, 24),
+            u32_at(h, 28) as usize,
+            u32_at(h, 40) as usize,
+        );
         if dim != spec.dim || u32_at(h, 20) != reader.max_doc() {
             return Err("header does not match the field or the segment".into());
         }

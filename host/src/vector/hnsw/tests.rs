@@ -88,7 +88,15 @@ fn written(f: &Fixture, spec: &VectorSpec, params: &HnswParams) -> SegmentGraph 
 
 /// Mean recall@k of the graph against the exact scan over `queries`, with `accept` applied to
 /// both.
-fn recall(f: &Fixture, g: &SegmentGraph, queries: &[Vec<f32>], spec: &VectorSpec, k: usize, ef: usize, allowed: Option<&[u32]>) -> f64 {
+fn recall(
+    f: &Fixture,
+    g: &SegmentGraph,
+    queries: &[Vec<f32>],
+    spec: &VectorSpec,
+    k: usize,
+    ef: usize,
+    allowed: Option<&[u32]>,
+) -> f64 {
     let search = GraphSearch {
         graph: g,
         matrix: &f.matrix,
@@ -103,7 +111,10 @@ fn recall(f: &Fixture, g: &SegmentGraph, queries: &[Vec<f32>], spec: &VectorSpec
         };
         let accept = |d: u32| allowed.is_none_or(|a| a.binary_search(&d).is_ok());
         let walk = search.search(&q, k, &accept, usize::MAX);
-        assert!(walk.hits.iter().all(|h| accept(h.doc)), "a rejected document was returned");
+        assert!(
+            walk.hits.iter().all(|h| accept(h.doc)),
+            "a rejected document was returned"
+        );
         let found: std::collections::HashSet<u32> = walk.hits.iter().map(|h| h.doc).collect();
         let hit = exact.iter().filter(|e| found.contains(&e.doc)).count();
         total += hit as f64 / exact.len().max(1) as f64;
@@ -190,8 +201,18 @@ fn damaged_files_are_refused_or_stay_in_bounds() {
     let _ = search.search(&q, 5, &|_| true, usize::MAX);
     // Truncated, or built with other parameters: refused at open.
     std::fs::write(&f.path, &bytes[..bytes.len() - 1]).unwrap();
-    assert!(SegmentGraph::open(&f.path, seg, &spec, &params).err().unwrap().contains("size"));
+    assert!(
+        SegmentGraph::open(&f.path, seg, &spec, &params)
+            .err()
+            .unwrap()
+            .contains("size")
+    );
     std::fs::write(&f.path, &bytes).unwrap();
     let other = HnswParams { m: 8, ..params };
-    assert!(SegmentGraph::open(&f.path, seg, &spec, &other).err().unwrap().contains("parameters"));
+    assert!(
+        SegmentGraph::open(&f.path, seg, &spec, &other)
+            .err()
+            .unwrap()
+            .contains("parameters")
+    );
 }
