@@ -5,12 +5,14 @@
 //!
 //! ```text
 //! cargo run --release -p mira-bench -- search      # kNN, BM25, ingest
+//! cargo run --release -p mira-bench -- ann         # HNSW recall/throughput (peers: benches/peers)
 //! cargo run --release -p mira-bench -- plugins     # the plugin boundary
 //! cargo run --release -p mira-bench -- models      # CLIP and Qwen3-Reranker throughput
 //! cargo run --release -p mira-bench -- caption     # BLIP captions
 //! cargo run --release -p mira-bench -- server      # HTTP load test with a hot swap
 //! ```
 
+mod ann;
 mod caption;
 mod models;
 mod plugins;
@@ -29,6 +31,9 @@ use clap::{Parser, ValueEnum};
 pub enum BenchSuite {
     /// kNN scans, BM25 and ingest.
     Search,
+    /// Approximate kNN (HNSW, f32 and i8) on low-intrinsic-dimension data, with the files
+    /// `benches/peers/ann.py` runs FAISS and hnswlib on.
+    Ann,
     /// The plugin stage against the same logic in native Rust, and per-call set-up.
     Plugins,
     /// CLIP embedding throughput (ViT-B/32-shaped) and Qwen3-Reranker pairs/s (0.6B-shaped),
@@ -139,7 +144,18 @@ fn run(args: BenchArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("mira-bench-{}", std::process::id())));
     let cleanup = args.dir.is_none();
-    let result = search::run_in(&args, &dir);
+    let result = if args.suite == BenchSuite::Ann {
+        ann::run_in(&args, &dir).and_then(|r| {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                ann::print(&r);
+            }
+            Ok(())
+        })
+    } else {
+        search::run_in(&args, &dir)
+    };
     if cleanup {
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -59,6 +59,8 @@ fn deleted_or_corrupted_matrix_files_are_rebuilt() {
     std::fs::write(dir.join("vectors/0123456789abcdef0123456789abcdef.emb.mvec"), b"junk").unwrap();
 
     let c = env.catalog().open("d").unwrap();
+    // Headers are checked at open, checksums in the background.
+    c.wait_for_vector_indexes(&mut |_| {}).unwrap();
     let stats = c.vectors().stats();
     assert_eq!(stats.built, files.len());
     assert_eq!(stats.rebuilt_stale, 1);

@@ -1,6 +1,7 @@
 //! End-to-end tests: real collections on disk in temp dirs, the library and the `mira` binary.
 //! One test binary, one module per area (fewer links, shared helpers).
 
+mod ann;
 mod api_contract;
 mod auth;
 mod caption;

@@ -88,6 +88,16 @@ impl<'a> CollectionWriter<'a> {
         Ok(())
     }
 
+    /// Merges every segment into one and publishes it (what a static collection, or a benchmark
+    /// against single-index libraries, wants); the merged segment's graph is then built anew.
+    pub fn merge_all(&mut self) -> Result<()> {
+        let ids = self.c.index().searchable_segment_ids()?;
+        if ids.len() > 1 {
+            self.writer.merge(&ids).wait()?;
+        }
+        self.c.refresh()
+    }
+
     /// Commits, waits for background merges, and refreshes so the merged segments' vector
     /// matrices are built now rather than at the first query.
     pub fn finish(mut self) -> Result<()> {

@@ -1,0 +1,323 @@
+//! `mira-bench ann`: approximate kNN on vectors of low intrinsic dimension (as real embeddings
+//! are), written to files the peer scripts (`benches/peers/ann.py`: FAISS, hnswlib) read, so
+//! every library searches the same vectors with the same queries and the same ground truth.
+//!
+//! Files in `<dir>/ann-data/`: `base.f32` and `queries.f32` (row-major little-endian f32,
+//! L2-normalised), `gt.u32` (the exact top 10 per query, by Mira's exact scan) and `mira.json`.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+use mira_host::document::DocumentBuilder;
+use mira_host::vector::{KnnCollector, KnnOptions, codec};
+use mira_host::{Catalog, Collection, CollectionSchema, SearchRequest};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::BenchArgs;
+
+/// Neighbours asked for and scored (recall@10).
+const K: usize = 10;
+/// Beam widths swept.
+const EFS: &[usize] = &[10, 16, 24, 32, 48, 64, 96, 128, 192, 256];
+
+#[derive(Serialize)]
+pub struct Point {
+    pub ef: usize,
+    pub recall: f64,
+    pub qps: f64,
+}
+
+#[derive(Serialize)]
+pub struct Variant {
+    pub name: String,
+    /// Ingest (documents committed, one segment after merging), seconds.
+    pub ingest_secs: f64,
+    /// Graph build after the last commit, seconds (every core).
+    pub build_secs: f64,
+    pub segments: usize,
+    /// Bytes per vector: links and node map, codes, full-precision matrix.
+    pub graph_bytes_per_vector: f64,
+    pub code_bytes_per_vector: f64,
+    pub matrix_bytes_per_vector: f64,
+    pub points: Vec<Point>,
+}
+
+#[derive(Serialize)]
+pub struct Filtered {
+    pub selectivity: f64,
+    pub recall: f64,
+    pub ms_per_query: f64,
+    /// How the segment answered (`hnsw`, `filtered-flat`).
+    pub index: String,
+}
+
+#[derive(Serialize)]
+pub struct Report {
+    pub docs: usize,
+    pub dim: usize,
+    pub queries: usize,
+    pub threads: usize,
+    pub exact_qps: f64,
+    pub variants: Vec<Variant>,
+    pub filtered: Vec<Filtered>,
+}
+
+/// Low-intrinsic-dimension data: 16 latent factors mapped up to `dim`, a little noise.
+fn embeddings(n: usize, dim: usize, seed: u64, basis: &[f32]) -> Vec<Vec<f32>> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let latent = basis.len() / dim;
+    (0..n)
+        .map(|_| {
+            let z: Vec<f32> = (0..latent).map(|_| rng.f32() * 2.0 - 1.0).collect();
+            let mut v: Vec<f32> = (0..dim)
+                .map(|j| (0..latent).map(|i| z[i] * basis[i * dim + j]).sum::<f32>() + 0.1 * (rng.f32() - 0.5))
+                .collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            v.iter_mut().for_each(|x| *x /= norm);
+            v
+        })
+        .collect()
+}
+
+fn write_f32(path: &Path, rows: &[Vec<f32>]) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for r in rows {
+        for x in r {
+            out.write_all(&x.to_le_bytes())?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn schema(name: &str, dim: usize, quantization: &str) -> String {
+    format!(
+        r#"name = "{name}"
+[fields.bucket]
+type = "u64"
+[fields.emb]
+type = "vector"
+dim = {dim}
+index = "hnsw"
+m = 16
+ef_construction = 128
+quantization = "{quantization}"
+[ingest]
+batch_size = 100000
+"#
+    )
+}
+
+fn load(c: &Collection, base: &[Vec<f32>], dir: &Path) -> Result<f64> {
+    let started = Instant::now();
+    let builder = DocumentBuilder::new(c.schema(), c.fields());
+    let mut w = c.writer()?;
+    for (i, v) in base.iter().enumerate() {
+        let mut row = Map::new();
+        row.insert("id".into(), Value::from(i.to_string()));
+        row.insert("bucket".into(), Value::from(i % 1000));
+        row.insert("emb".into(), Value::from(v.clone()));
+        w.upsert(builder.build(&row, dir).map_err(|e| anyhow::anyhow!("{e:?}"))?)?;
+    }
+    w.commit()?;
+    w.merge_all()?;
+    w.finish()?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The kNN retriever alone (no stored fields read), on this thread.
+fn knn(c: &Collection, q: &[f32], options: KnnOptions) -> Result<Vec<u32>> {
+    let searcher = c.searcher();
+    let spec = c.schema().vector_field("emb")?;
+    let q = codec::prepare(q, &spec).map_err(anyhow::Error::msg)?;
+    let (hits, _) = KnnCollector::new(c, &searcher, "emb", &q, K, None, options)?.search(&searcher)?;
+    Ok(hits.into_iter().map(|(a, _)| a.doc_id).collect())
+}
+
+fn recall(found: &[Vec<u32>], truth: &[Vec<u32>]) -> f64 {
+    let hit: usize = found
+        .iter()
+        .zip(truth)
+        .map(|(f, t)| f.iter().filter(|d| t.contains(d)).count())
+        .sum();
+    hit as f64 / (truth.len() * K) as f64
+}
+
+pub fn run_in(args: &BenchArgs, dir: &Path) -> Result<Report> {
+    let log = |m: &str| eprintln!("bench ann: {m}");
+    let data = dir.join("ann-data");
+    std::fs::create_dir_all(&data)?;
+    let (n, dim, nq) = (args.docs, args.dim, args.queries.max(200));
+    let mut rng = fastrand::Rng::with_seed(11);
+    let basis: Vec<f32> = (0..16 * dim).map(|_| rng.f32() * 2.0 - 1.0).collect();
+    log(&format!("generating {n} x {dim} vectors and {nq} queries"));
+    let base = embeddings(n, dim, 1, &basis);
+    let queries = embeddings(nq, dim, 2, &basis);
+    write_f32(&data.join("base.f32"), &base)?;
+    write_f32(&data.join("queries.f32"), &queries)?;
+
+    let catalog = Catalog::new(&dir.join("ann-catalog"));
+    let mut variants = Vec::new();
+    let mut truth: Vec<Vec<u32>> = Vec::new();
+    let mut exact_qps = 0.0;
+    let mut filtered = Vec::new();
+    for quantization in ["i8", "none"] {
+        let name = format!("ann_{quantization}");
+        let c = catalog.create(CollectionSchema::from_toml(&schema(&name, dim, quantization), "bench")?)?;
+        log(&format!("{name}: ingesting"));
+        let ingest_secs = load(&c, &base, dir)?;
+        let started = Instant::now();
+        c.wait_for_vector_indexes(&mut |_| {})?;
+        let build_secs = started.elapsed().as_secs_f64();
+        let segments = c.searcher().segment_readers().len();
+        log(&format!(
+            "{name}: ingest {ingest_secs:.1} s, graph {build_secs:.1} s, {segments} segment(s)"
+        ));
+        if truth.is_empty() {
+            let started = Instant::now();
+            let exact = KnnOptions {
+                exact: true,
+                ..KnnOptions::default()
+            };
+            for q in &queries {
+                truth.push(knn(&c, q, exact)?);
+            }
+            exact_qps = nq as f64 / started.elapsed().as_secs_f64();
+            let mut out = std::io::BufWriter::new(std::fs::File::create(data.join("gt.u32"))?);
+            for t in &truth {
+                for d in t {
+                    out.write_all(&d.to_le_bytes())?;
+                }
+            }
+            out.flush()?;
+        }
+        let mut points = Vec::new();
+        for &ef in EFS {
+            let options = KnnOptions {
+                ef_search: Some(ef),
+                exact: false,
+            };
+            // One warm-up pass, then the timed one.
+            for q in queries.iter().take(20) {
+                knn(&c, q, options)?;
+            }
+            let started = Instant::now();
+            let mut found = Vec::with_capacity(nq);
+            for q in &queries {
+                found.push(knn(&c, q, options)?);
+            }
+            let qps = nq as f64 / started.elapsed().as_secs_f64();
+            points.push(Point {
+                ef,
+                recall: recall(&found, &truth),
+                qps,
+            });
+        }
+        let (links, codes) = c.vectors().graph_bytes();
+        let matrix = c.vectors().mapped_bytes();
+        if quantization == "i8" {
+            filtered = filtered_runs(&c, &queries)?;
+        }
+        variants.push(Variant {
+            name,
+            ingest_secs,
+            build_secs,
+            segments,
+            graph_bytes_per_vector: links as f64 / n as f64,
+            code_bytes_per_vector: codes as f64 / n as f64,
+            matrix_bytes_per_vector: matrix as f64 / n as f64,
+            points,
+        });
+    }
+    let report = Report {
+        docs: n,
+        dim,
+        queries: nq,
+        threads: rayon_threads(),
+        exact_qps,
+        variants,
+        filtered,
+    };
+    std::fs::write(data.join("mira.json"), serde_json::to_string_pretty(&report)?)?;
+    Ok(report)
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Filtered kNN through the whole search pipeline, against the exact answer under the same
+/// filter.
+fn filtered_runs(c: &Collection, queries: &[Vec<f32>]) -> Result<Vec<Filtered>> {
+    let mut out = Vec::new();
+    for (selectivity, upto) in [(0.001, 0), (0.01, 9), (0.1, 99), (0.5, 499)] {
+        let request = |q: &Vec<f32>, exact: bool| SearchRequest {
+            filter: Some(format!("bucket:[0 TO {upto}]")),
+            top_k: Some(K),
+            candidates: Some(K),
+            exact,
+            ..SearchRequest::vector(q.clone())
+        };
+        let ids = |r: mira_host::SearchResponse| -> Vec<String> { r.hits.into_iter().map(|h| h.id).collect() };
+        let mut truth = Vec::new();
+        for q in queries.iter().take(100) {
+            truth.push(ids(c.search(&request(q, true))?));
+        }
+        let started = Instant::now();
+        let mut hit = 0usize;
+        let mut total = 0usize;
+        let mut index = String::new();
+        for (q, t) in queries.iter().take(100).zip(&truth) {
+            let r = c.search(&request(q, false))?;
+            if let Some(v) = &r.vector_search {
+                index = v.segments.iter().map(|s| s.index).collect::<Vec<_>>().join(",");
+            }
+            let got = ids(r);
+            hit += got.iter().filter(|g| t.contains(g)).count();
+            total += t.len();
+        }
+        let ms = started.elapsed().as_secs_f64() * 1000.0 / truth.len() as f64;
+        out.push(Filtered {
+            selectivity,
+            recall: hit as f64 / total.max(1) as f64,
+            ms_per_query: ms,
+            index,
+        });
+    }
+    Ok(out)
+}
+
+pub fn print(r: &Report) {
+    println!(
+        "ann: {} x {} vectors, {} queries, recall@{K}; exact scan {:.0} q/s (1 thread)",
+        r.docs, r.dim, r.queries, r.exact_qps
+    );
+    for v in &r.variants {
+        println!(
+            "  {}: ingest {:.1} s, graph build {:.1} s ({} threads), {} segment(s); bytes/vector: graph {:.0}, codes {:.0}, matrix {:.0}",
+            v.name,
+            v.ingest_secs,
+            v.build_secs,
+            r.threads,
+            v.segments,
+            v.graph_bytes_per_vector,
+            v.code_bytes_per_vector,
+            v.matrix_bytes_per_vector
+        );
+        for p in &v.points {
+            println!("    ef {:>4}: recall {:.4}, {:>7.0} q/s", p.ef, p.recall, p.qps);
+        }
+    }
+    for f in &r.filtered {
+        println!(
+            "  filtered {:>5.1}%: recall {:.4}, {:.2} ms/query ({})",
+            f.selectivity * 100.0,
+            f.recall,
+            f.ms_per_query,
+            f.index
+        );
+    }
+}
