@@ -188,7 +188,20 @@ fn missing_corrupt_or_half_written_graphs_are_rebuilt_with_the_same_answers() {
         ef_search: Some(400),
         ..query(q, None, false)
     };
-    let before: Vec<Vec<String>> = (0..10).map(|q| ids(&c.search(&wide(q)).unwrap())).collect();
+    // A wide beam finds the exact answers, before and after the rebuild (a parallel build does
+    // not link the same graph twice, so the comparison is with the exact scan).
+    let same_as_exact = |c: &Collection| -> usize {
+        (0..10)
+            .map(|q| {
+                let exact: HashSet<String> = ids(&c.search(&query(q, None, true)).unwrap()).into_iter().collect();
+                ids(&c.search(&wide(q)).unwrap())
+                    .iter()
+                    .filter(|i| exact.contains(*i))
+                    .count()
+            })
+            .sum()
+    };
+    assert!(same_as_exact(&c) >= 99);
     let dir = c.dir().join("vectors");
     drop(c);
     let mut graphs: Vec<_> = std::fs::read_dir(&dir)
@@ -218,8 +231,7 @@ fn missing_corrupt_or_half_written_graphs_are_rebuilt_with_the_same_answers() {
     let stats = c.vectors().stats();
     assert_eq!(stats.graphs_built, graphs.len(), "{stats:?}");
     assert_eq!(stats.graphs_rebuilt_stale, 1, "{stats:?}");
-    let after: Vec<Vec<String>> = (0..10).map(|q| ids(&c.search(&wide(q)).unwrap())).collect();
-    assert_eq!(after, before);
+    assert!(same_as_exact(&c) >= 99);
     let r = c.search(&query(0, None, false)).unwrap();
     assert!(r.vector_search.unwrap().segments.iter().any(|s| s.index == "hnsw"));
 }

@@ -3,10 +3,12 @@
 //! open mappings.
 //!
 //! Opening stays cheap at any scale: a file found on disk is checked by its header and size
-//! only, and its checksum is read in full by a background worker (one per collection) that also
-//! builds the graphs. A matrix serves at once (its rows are plain numbers; if its checksum then
-//! fails it is rebuilt from the column and replaced); a graph serves only once verified or freshly
-//! built. Until then, and for segments below the field's `exact_below`, queries scan exactly.
+//! only, and serves at once; its checksum is read in full by a background worker (one per
+//! collection) that also builds the graphs, and a file that fails is rebuilt and replaced.
+//! Serving before verification cannot give a wrong answer, only a worse one: a graph only
+//! proposes candidates (bounds-checked, so damage cannot make a walk read outside the file) and
+//! every hit is scored on the matrix; matrix rows are plain numbers. Until a segment's graph is
+//! built, and for segments below the field's `exact_below`, queries scan exactly.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -72,7 +74,14 @@ enum Job {
         field: String,
         spec: VectorSpec,
     },
-    /// Verify the graph on disk, else build it.
+    /// Read a graph found on disk (already serving) against its checksum; rebuild it if it fails.
+    VerifyGraph {
+        reader: SegmentReader,
+        field: String,
+        spec: VectorSpec,
+        params: HnswParams,
+    },
+    /// Build the graph.
     Graph {
         reader: SegmentReader,
         field: String,
@@ -159,14 +168,35 @@ impl VectorStore {
             Some(Slot::Failed) => return GraphState::Failed,
             None => {}
         }
+        let path = self.inner.graph_path(reader.segment_id(), field);
+        let job = match SegmentGraph::open(&path, reader, spec, &params) {
+            Ok(g) => {
+                let g = Arc::new(g);
+                graphs.insert(key, Slot::Ready(g.clone()));
+                drop(graphs);
+                self.submit(Job::VerifyGraph {
+                    reader: reader.clone(),
+                    field: field.to_owned(),
+                    spec: *spec,
+                    params,
+                });
+                return GraphState::Ready(g);
+            }
+            Err(reason) => {
+                if path.exists() {
+                    tracing::warn!(file = %path.display(), %reason, "rebuilding vector graph");
+                }
+                Job::Graph {
+                    reader: reader.clone(),
+                    field: field.to_owned(),
+                    spec: *spec,
+                    params,
+                }
+            }
+        };
         graphs.insert(key, Slot::Pending);
         drop(graphs);
-        self.submit(Job::Graph {
-            reader: reader.clone(),
-            field: field.to_owned(),
-            spec: *spec,
-            params,
-        });
+        self.submit(job);
         GraphState::Pending
     }
 
@@ -358,6 +388,35 @@ impl Inner {
                     }
                 }
             }
+            Job::VerifyGraph {
+                reader,
+                field,
+                spec,
+                params,
+            } => {
+                let key = (reader.segment_id(), field.clone());
+                let serving = match self.graphs.lock().expect("graph slots").get(&key) {
+                    Some(Slot::Ready(g)) => g.clone(),
+                    _ => return,
+                };
+                match serving.verify() {
+                    Ok(()) => self.stats.lock().expect("stats lock").graphs_verified += 1,
+                    Err(reason) => {
+                        let path = self.graph_path(reader.segment_id(), &field);
+                        tracing::warn!(file = %path.display(), %reason, "rebuilding vector graph");
+                        // Scanned meanwhile: the damaged graph stops serving now.
+                        if let Some(slot) = self.graphs.lock().expect("graph slots").get_mut(&key) {
+                            *slot = Slot::Pending;
+                        }
+                        self.run(Job::Graph {
+                            reader,
+                            field,
+                            spec,
+                            params,
+                        });
+                    }
+                }
+            }
             Job::Graph {
                 reader,
                 field,
@@ -385,7 +444,7 @@ impl Inner {
         }
     }
 
-    /// The verified graph on disk, else a fresh one.
+    /// A fresh graph, built and written.
     fn graph(
         &self,
         reader: &SegmentReader,
@@ -395,14 +454,6 @@ impl Inner {
     ) -> Result<SegmentGraph> {
         let path = self.graph_path(reader.segment_id(), field);
         let existed = path.exists();
-        match SegmentGraph::open(&path, reader, spec, params).and_then(|g| g.verify().map(|()| g)) {
-            Ok(g) => {
-                self.stats.lock().expect("stats lock").graphs_verified += 1;
-                return Ok(g);
-            }
-            Err(reason) if existed => tracing::warn!(file = %path.display(), %reason, "rebuilding vector graph"),
-            Err(_) => {}
-        }
         let (matrix, _) = self.matrix(reader, field, spec)?;
         // Build on a verified matrix: a corrupt one would be rebuilt under the graph.
         let matrix = match matrix.verify() {
