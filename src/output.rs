@@ -132,12 +132,15 @@ pub fn print_stats(s: &CollectionStats) {
     println!("  index      {:.1} MiB", s.index_bytes as f64 / 1048576.0);
     for v in &s.vector_fields {
         println!(
-            "  vector     {} ({}-d {}): {} documents, matrices {:.1} MiB",
+            "  vector     {} ({}-d {}, {}): {} documents, matrices {:.1} MiB, graphs {:.1} MiB in {} segment(s)",
             v.field,
             v.dim,
             v.dtype,
+            v.index,
             v.documents_with_vector,
-            v.matrix_bytes as f64 / 1048576.0
+            v.matrix_bytes as f64 / 1048576.0,
+            v.graph_bytes as f64 / 1048576.0,
+            v.segments_with_graph
         );
     }
 }

@@ -63,6 +63,11 @@ pub struct Report {
     pub exact_qps: f64,
     pub variants: Vec<Variant>,
     pub filtered: Vec<Filtered>,
+    /// Hybrid (BM25 + kNN + RRF) through the search pipeline, ms.
+    pub hybrid_p50_ms: f64,
+    pub hybrid_p99_ms: f64,
+    /// Ingest plus graph build of the i8 variant, seconds.
+    pub time_to_searchable_secs: f64,
 }
 
 /// Low-intrinsic-dimension data: 16 latent factors mapped up to `dim`, a little noise.
@@ -96,6 +101,9 @@ fn write_f32(path: &Path, rows: &[Vec<f32>]) -> Result<()> {
 fn schema(name: &str, dim: usize, quantization: &str) -> String {
     format!(
         r#"name = "{name}"
+[fields.title]
+type = "text"
+analyzer = "english"
 [fields.bucket]
 type = "u64"
 [fields.emb]
@@ -111,6 +119,22 @@ batch_size = 100000
     )
 }
 
+const WORDS: &[&str] = &[
+    "silk", "scarf", "red", "dress", "leather", "boots", "linen", "shirt", "wool", "coat", "summer", "winter",
+    "cotton", "blue", "black", "white", "denim", "jacket", "running", "shoes", "canvas", "bag", "gold", "ring",
+    "silver", "necklace", "floral", "skirt", "striped", "sweater", "vintage", "watch", "green", "hat", "knit",
+    "gloves", "rain", "umbrella", "travel", "backpack",
+];
+
+/// A short product text (5 words) for document or query `i`.
+fn title(i: usize, seed: u64) -> String {
+    let mut rng = fastrand::Rng::with_seed(seed.wrapping_mul(7_919).wrapping_add(i as u64));
+    (0..5)
+        .map(|_| WORDS[rng.usize(..WORDS.len())])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn load(c: &Collection, base: &[Vec<f32>], dir: &Path) -> Result<f64> {
     let started = Instant::now();
     let builder = DocumentBuilder::new(c.schema(), c.fields());
@@ -118,6 +142,7 @@ fn load(c: &Collection, base: &[Vec<f32>], dir: &Path) -> Result<f64> {
     for (i, v) in base.iter().enumerate() {
         let mut row = Map::new();
         row.insert("id".into(), Value::from(i.to_string()));
+        row.insert("title".into(), Value::from(title(i, 1)));
         row.insert("bucket".into(), Value::from(i % 1000));
         row.insert("emb".into(), Value::from(v.clone()));
         w.upsert(builder.build(&row, dir).map_err(|e| anyhow::anyhow!("{e:?}"))?)?;
@@ -128,13 +153,31 @@ fn load(c: &Collection, base: &[Vec<f32>], dir: &Path) -> Result<f64> {
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// The kNN retriever alone (no stored fields read), on this thread.
-fn knn(c: &Collection, q: &[f32], options: KnnOptions) -> Result<Vec<u32>> {
+/// The kNN retriever alone (no stored fields read), on this thread: the base rows found.
+fn knn(c: &Collection, rows: &[u32], q: &[f32], options: KnnOptions) -> Result<Vec<u32>> {
     let searcher = c.searcher();
     let spec = c.schema().vector_field("emb")?;
     let q = codec::prepare(q, &spec).map_err(anyhow::Error::msg)?;
     let (hits, _) = KnnCollector::new(c, &searcher, "emb", &q, K, None, options)?.search(&searcher)?;
-    Ok(hits.into_iter().map(|(a, _)| a.doc_id).collect())
+    Ok(hits.into_iter().map(|(a, _)| rows[a.doc_id as usize]).collect())
+}
+
+/// The base row (its id) of every document of the collection's single segment.
+fn rows_of(c: &Collection) -> Result<Vec<u32>> {
+    let searcher = c.searcher();
+    anyhow::ensure!(searcher.segment_readers().len() == 1, "expected one merged segment");
+    let max_doc = searcher.segment_readers()[0].max_doc();
+    (0..max_doc)
+        .map(|d| {
+            let doc: tantivy::TantivyDocument = searcher.doc(tantivy::DocAddress::new(0, d))?;
+            use tantivy::schema::Value as _;
+            let id = doc
+                .get_first(c.fields().id)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            Ok(id.parse()?)
+        })
+        .collect()
 }
 
 fn recall(found: &[Vec<u32>], truth: &[Vec<u32>]) -> f64 {
@@ -158,12 +201,17 @@ pub fn run_in(args: &BenchArgs, dir: &Path) -> Result<Report> {
     let queries = embeddings(nq, dim, 2, &basis);
     write_f32(&data.join("base.f32"), &base)?;
     write_f32(&data.join("queries.f32"), &queries)?;
+    let lines = |seed, n| (0..n).map(|i| title(i, seed)).collect::<Vec<_>>().join("\n");
+    std::fs::write(data.join("texts.txt"), lines(1, n))?;
+    std::fs::write(data.join("query_texts.txt"), lines(2, nq))?;
 
     let catalog = Catalog::new(&dir.join("ann-catalog"));
     let mut variants = Vec::new();
     let mut truth: Vec<Vec<u32>> = Vec::new();
     let mut exact_qps = 0.0;
     let mut filtered = Vec::new();
+    let mut hybrid = (0.0, 0.0);
+    let mut time_to_searchable_secs = 0.0;
     for quantization in ["i8", "none"] {
         let name = format!("ann_{quantization}");
         let c = catalog.create(CollectionSchema::from_toml(&schema(&name, dim, quantization), "bench")?)?;
@@ -173,6 +221,7 @@ pub fn run_in(args: &BenchArgs, dir: &Path) -> Result<Report> {
         c.wait_for_vector_indexes(&mut |_| {})?;
         let build_secs = started.elapsed().as_secs_f64();
         let segments = c.searcher().segment_readers().len();
+        let rows = rows_of(&c)?;
         log(&format!(
             "{name}: ingest {ingest_secs:.1} s, graph {build_secs:.1} s, {segments} segment(s)"
         ));
@@ -183,7 +232,7 @@ pub fn run_in(args: &BenchArgs, dir: &Path) -> Result<Report> {
                 ..KnnOptions::default()
             };
             for q in &queries {
-                truth.push(knn(&c, q, exact)?);
+                truth.push(knn(&c, &rows, q, exact)?);
             }
             exact_qps = nq as f64 / started.elapsed().as_secs_f64();
             let mut out = std::io::BufWriter::new(std::fs::File::create(data.join("gt.u32"))?);
@@ -202,12 +251,12 @@ pub fn run_in(args: &BenchArgs, dir: &Path) -> Result<Report> {
             };
             // One warm-up pass, then the timed one.
             for q in queries.iter().take(20) {
-                knn(&c, q, options)?;
+                knn(&c, &rows, q, options)?;
             }
             let started = Instant::now();
             let mut found = Vec::with_capacity(nq);
             for q in &queries {
-                found.push(knn(&c, q, options)?);
+                found.push(knn(&c, &rows, q, options)?);
             }
             let qps = nq as f64 / started.elapsed().as_secs_f64();
             points.push(Point {
@@ -220,6 +269,8 @@ pub fn run_in(args: &BenchArgs, dir: &Path) -> Result<Report> {
         let matrix = c.vectors().mapped_bytes();
         if quantization == "i8" {
             filtered = filtered_runs(&c, &queries)?;
+            hybrid = hybrid_run(&c, &queries)?;
+            time_to_searchable_secs = ingest_secs + build_secs;
         }
         variants.push(Variant {
             name,
@@ -240,6 +291,9 @@ pub fn run_in(args: &BenchArgs, dir: &Path) -> Result<Report> {
         exact_qps,
         variants,
         filtered,
+        hybrid_p50_ms: hybrid.0,
+        hybrid_p99_ms: hybrid.1,
+        time_to_searchable_secs,
     };
     std::fs::write(data.join("mira.json"), serde_json::to_string_pretty(&report)?)?;
     Ok(report)
@@ -247,6 +301,25 @@ pub fn run_in(args: &BenchArgs, dir: &Path) -> Result<Report> {
 
 fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Hybrid queries (the query's text and vector, RRF) through the whole pipeline: p50 and p99 ms.
+fn hybrid_run(c: &Collection, queries: &[Vec<f32>]) -> Result<(f64, f64)> {
+    let mut ms = Vec::with_capacity(queries.len());
+    for (i, q) in queries.iter().enumerate() {
+        let req = SearchRequest {
+            text: Some(title(i, 2)),
+            top_k: Some(K),
+            ..SearchRequest::vector(q.clone())
+        };
+        let started = Instant::now();
+        let r = c.search(&req)?;
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(r.retrievers.len() == 2, "a hybrid query ran {:?}", r.retrievers);
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
+    Ok((at(0.5), at(0.99)))
 }
 
 /// Filtered kNN through the whole search pipeline, against the exact answer under the same
@@ -311,6 +384,10 @@ pub fn print(r: &Report) {
             println!("    ef {:>4}: recall {:.4}, {:>7.0} q/s", p.ef, p.recall, p.qps);
         }
     }
+    println!(
+        "  hybrid (BM25 + kNN + RRF, top {K}): p50 {:.2} ms, p99 {:.2} ms; time to searchable {:.1} s",
+        r.hybrid_p50_ms, r.hybrid_p99_ms, r.time_to_searchable_secs
+    );
     for f in &r.filtered {
         println!(
             "  filtered {:>5.1}%: recall {:.4}, {:.2} ms/query ({})",
@@ -320,4 +397,100 @@ pub fn print(r: &Report) {
             f.index
         );
     }
+}
+
+#[derive(Serialize)]
+pub struct Growth {
+    pub docs: usize,
+    pub batch: usize,
+    /// From the first document to every graph built (commits, merges, graphs).
+    pub total_secs: f64,
+    pub ingest_secs: f64,
+    /// Waiting for the background graphs after the last commit.
+    pub graph_wait_secs: f64,
+    pub segments: usize,
+    pub graphs_built: usize,
+    /// Nodes inserted over all builds, per vector ingested.
+    pub nodes_per_vector: f64,
+    /// Opening the collection again, and its first two queries.
+    pub open_ms: f64,
+    pub first_query_ms: f64,
+    pub second_query_ms: f64,
+}
+
+/// Ingest in batches (a commit each) through the normal path: background graph builds, merges
+/// rebuilding their segment's graph. Then reopening: open time and first-query latency.
+pub fn growth(args: &BenchArgs, dir: &Path) -> Result<Growth> {
+    let (n, dim, batch) = (args.docs, args.dim, args.batch);
+    let mut rng = fastrand::Rng::with_seed(11);
+    let basis: Vec<f32> = (0..16 * dim).map(|_| rng.f32() * 2.0 - 1.0).collect();
+    let catalog = Catalog::new(&dir.join("growth-catalog"));
+    let c = catalog.create(CollectionSchema::from_toml(&schema("growth", dim, "i8"), "bench")?)?;
+    let builder = DocumentBuilder::new(c.schema(), c.fields());
+    let started = Instant::now();
+    let mut w = c.writer()?;
+    for first in (0..n).step_by(batch) {
+        let rows = embeddings(batch.min(n - first), dim, 1000 + first as u64, &basis);
+        for (j, v) in rows.into_iter().enumerate() {
+            let i = first + j;
+            let mut row = Map::new();
+            row.insert("id".into(), Value::from(i.to_string()));
+            row.insert("title".into(), Value::from(title(i, 1)));
+            row.insert("bucket".into(), Value::from(i % 1000));
+            row.insert("emb".into(), Value::from(v));
+            w.upsert(builder.build(&row, dir).map_err(|e| anyhow::anyhow!("{e:?}"))?)?;
+        }
+        w.commit()?;
+        eprintln!(
+            "bench ann-growth: {} documents in {:.0} s, {} graph(s) built so far",
+            first + batch.min(n - first),
+            started.elapsed().as_secs_f64(),
+            c.vectors().stats().graphs_built
+        );
+    }
+    w.finish()?;
+    let ingest_secs = started.elapsed().as_secs_f64();
+    c.wait_for_vector_indexes(&mut |_| {})?;
+    let total_secs = started.elapsed().as_secs_f64();
+    let stats = c.vectors().stats();
+    let segments = c.searcher().segment_readers().len();
+    drop(c);
+    let started = Instant::now();
+    let c = catalog.open("growth")?;
+    let open_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let q = embeddings(2, dim, 5, &basis);
+    let timed = |v: &Vec<f32>| -> Result<f64> {
+        let t = Instant::now();
+        c.search(&SearchRequest {
+            top_k: Some(K),
+            ..SearchRequest::vector(v.clone())
+        })?;
+        Ok(t.elapsed().as_secs_f64() * 1000.0)
+    };
+    let first_query_ms = timed(&q[0])?;
+    let second_query_ms = timed(&q[1])?;
+    Ok(Growth {
+        docs: n,
+        batch,
+        total_secs,
+        ingest_secs,
+        graph_wait_secs: total_secs - ingest_secs,
+        segments,
+        graphs_built: stats.graphs_built,
+        nodes_per_vector: stats.graph_nodes_built as f64 / n as f64,
+        open_ms,
+        first_query_ms,
+        second_query_ms,
+    })
+}
+
+pub fn print_growth(g: &Growth) {
+    println!(
+        "ann-growth: {} vectors in batches of {}: {:.0} s to searchable (ingest {:.0} s, then graphs {:.0} s); {} segment(s); {} graphs built, {:.2} nodes inserted per vector",
+        g.docs, g.batch, g.total_secs, g.ingest_secs, g.graph_wait_secs, g.segments, g.graphs_built, g.nodes_per_vector
+    );
+    println!(
+        "  reopen: {:.1} ms; first query {:.2} ms, second {:.2} ms",
+        g.open_ms, g.first_query_ms, g.second_query_ms
+    );
 }

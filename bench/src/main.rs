@@ -34,6 +34,9 @@ pub enum BenchSuite {
     /// Approximate kNN (HNSW, f32 and i8) on low-intrinsic-dimension data, with the files
     /// `benches/peers/ann.py` runs FAISS and hnswlib on.
     Ann,
+    /// Ingest in batches with background graph builds (how graph cost grows under merges), then
+    /// open time and first-query latency.
+    AnnGrowth,
     /// The plugin stage against the same logic in native Rust, and per-call set-up.
     Plugins,
     /// CLIP embedding throughput (ViT-B/32-shaped) and Qwen3-Reranker pairs/s (0.6B-shaped),
@@ -68,6 +71,9 @@ pub struct BenchArgs {
     /// Documents in the ingest measurement (JSONL with vectors, through `mira index`'s path).
     #[arg(long, default_value_t = 20_000)]
     pub ingest_docs: usize,
+    /// Documents per commit in `ann-growth`.
+    #[arg(long, default_value_t = 50_000)]
+    pub batch: usize,
     /// Searches in the server load test.
     #[arg(long, default_value_t = 2000)]
     pub requests: usize,
@@ -144,7 +150,16 @@ fn run(args: BenchArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("mira-bench-{}", std::process::id())));
     let cleanup = args.dir.is_none();
-    let result = if args.suite == BenchSuite::Ann {
+    let result = if args.suite == BenchSuite::AnnGrowth {
+        ann::growth(&args, &dir).and_then(|g| {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&g)?);
+            } else {
+                ann::print_growth(&g);
+            }
+            Ok(())
+        })
+    } else if args.suite == BenchSuite::Ann {
         ann::run_in(&args, &dir).and_then(|r| {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);

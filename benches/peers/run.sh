@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The vector-index comparison in one command: Mira's HNSW (mira-bench ann) and FAISS / hnswlib
-# (benches/peers/ann.py) on the same vectors, queries and ground truth, in one run.
+# (benches/peers/ann.py), and LanceDB hybrid search (benches/peers/hybrid.py), on the same
+# vectors, texts, queries and ground truth, in one run.
 #   benches/peers/run.sh [DOCS] [DIM]      (default 100000 512)
 # Python packages go to a venv outside the repository ($MIRA_PEERS_VENV, default
 # /tmp/mira-peers-venv).
@@ -18,3 +19,4 @@ fi
 rm -rf "$work"
 (cd "$root" && cargo run --release -p mira-bench -- ann --docs "$docs" --dim "$dim" --queries 1000 --dir "$work")
 "$venv/bin/python" "$here/ann.py" "$work/ann-data"
+"$venv/bin/python" "$here/hybrid.py" "$work/ann-data"

@@ -6,6 +6,8 @@ use serde::Serialize;
 
 use super::Collection;
 use crate::error::Result;
+use crate::schema::VectorIndex;
+use crate::vector::GraphState;
 
 /// A collection's size and shape.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +33,12 @@ pub struct VectorFieldStats {
     /// Bytes of the derived matrix files. They are dense (a row for every document of a
     /// segment, with a vector or not), so a field nothing has filled yet still takes room.
     pub matrix_bytes: u64,
+    /// `flat` or `hnsw`.
+    pub index: &'static str,
+    /// Segments answered by a graph now (others are small, or their graph is being built).
+    pub segments_with_graph: usize,
+    /// Bytes of the graph files (links, node map and, with `i8`, codes).
+    pub graph_bytes: u64,
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -53,10 +61,14 @@ impl Collection {
         let readers = searcher.segment_readers();
         let mut vector_fields = Vec::new();
         for (field, spec) in self.schema().vector_fields() {
-            let (mut with_vector, mut bytes) = (0u64, 0u64);
+            let (mut with_vector, mut bytes, mut graphs, mut graph_bytes) = (0u64, 0u64, 0usize, 0u64);
             for r in readers {
                 let m = self.vectors().matrix(r, &field.name, &spec)?;
                 bytes += m.file_bytes() as u64;
+                if let GraphState::Ready(g) = self.vectors().graph(r, &field.name, &spec, &m) {
+                    graphs += 1;
+                    graph_bytes += g.file_bytes() as u64;
+                }
                 with_vector += (0..r.max_doc()).filter(|d| m.has(*d) && !r.is_deleted(*d)).count() as u64;
             }
             vector_fields.push(VectorFieldStats {
@@ -65,6 +77,12 @@ impl Collection {
                 dtype: format!("{:?}", spec.dtype).to_lowercase(),
                 documents_with_vector: with_vector,
                 matrix_bytes: bytes,
+                index: match spec.index {
+                    VectorIndex::Flat => "flat",
+                    VectorIndex::Hnsw(_) => "hnsw",
+                },
+                segments_with_graph: graphs,
+                graph_bytes,
             });
         }
         Ok(CollectionStats {

@@ -121,7 +121,7 @@ impl SegmentMatrix {
         h[24..28].copy_from_slice(&present.to_le_bytes());
         h[28..32].copy_from_slice(&crc.to_le_bytes());
         h[32..48].copy_from_slice(reader.segment_id().uuid_string().as_bytes()[..16].as_ref());
-        let tmp = path.with_extension("tmp");
+        let tmp = super::temp_path(path);
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(&buf)?;

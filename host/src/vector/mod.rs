@@ -21,3 +21,18 @@ pub use collector::{KnnCollector, KnnOptions, KnnSegmentCollector, SegmentKnn};
 pub use knn::{DocFilter, FlatScan, ScoredDoc, SegmentVectorIndex, merge_top_k};
 pub use matrix::SegmentMatrix;
 pub use store::{GraphBuild, GraphState, VectorStore, VectorStoreStats};
+
+/// A temporary name beside `path`, unique to this process and call, so two writers of the same
+/// derived file (two handles on one collection, two processes) never write into one file; the
+/// rename publishes whichever finishes last, and both are whole.
+pub(crate) fn temp_path(path: &std::path::Path) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(
+        ".{}-{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    path.with_file_name(name)
+}

@@ -32,6 +32,11 @@ impl QuantizedQuery {
     pub fn similarity(&self, dot: i32) -> f32 {
         self.bias + self.scale * dot as f32
     }
+
+    /// `(bias, scale)`: `similarity(dot) = bias + scale * dot`.
+    pub fn parts(&self) -> (f32, f32) {
+        (self.bias, self.scale)
+    }
 }
 
 impl Quantizer {

@@ -36,6 +36,9 @@ pub struct VectorStoreStats {
     pub graphs_built: usize,
     /// Of those, files that existed but were stale or corrupt.
     pub graphs_rebuilt_stale: usize,
+    /// Nodes inserted by those builds (their sum over the vectors ingested is the graphs'
+    /// write amplification under merges).
+    pub graph_nodes_built: usize,
     /// Graph files found on disk and verified.
     pub graphs_verified: usize,
 }
@@ -497,6 +500,7 @@ impl Inner {
         );
         let mut stats = self.stats.lock().expect("stats lock");
         stats.graphs_built += 1;
+        stats.graph_nodes_built += nodes;
         stats.graphs_rebuilt_stale += usize::from(existed);
         drop(stats);
         let graph = SegmentGraph::open(&path, reader, spec, params).map_err(|reason| {

@@ -43,6 +43,12 @@ pub struct VectorFieldStatsBody {
     /// Bytes of the derived matrix files. They are dense (a row for every document of a
     /// segment, with a vector or not), so a field nothing has filled yet still takes room.
     pub matrix_bytes: u64,
+    /// `flat` or `hnsw`.
+    pub index: &'static str,
+    /// Segments answered by a graph now (others are small, or their graph is being built).
+    pub segments_with_graph: usize,
+    /// Bytes of the graph files (links, node map and, with `i8`, codes).
+    pub graph_bytes: u64,
 }
 
 impl From<VectorFieldStats> for VectorFieldStatsBody {
@@ -53,6 +59,9 @@ impl From<VectorFieldStats> for VectorFieldStatsBody {
             dtype: v.dtype,
             documents_with_vector: v.documents_with_vector,
             matrix_bytes: v.matrix_bytes,
+            index: v.index,
+            segments_with_graph: v.segments_with_graph,
+            graph_bytes: v.graph_bytes,
         }
     }
 }

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::{Layer, Scored, Visited, random_level, search_layer};
 use crate::schema::{HnswParams, Quantization, VectorDtype};
 use crate::vector::SegmentMatrix;
-use crate::vector::kernel::{dot_f16, dot_f32, prefetch};
+use crate::vector::kernel::{dot_codes, prefetch};
 use crate::vector::quant::Quantizer;
 
 /// A graph ready to be written: nodes are the segment's documents that have a vector, in doc
@@ -33,53 +33,41 @@ impl BuiltGraph {
     }
 }
 
-/// The segment's vectors, addressed by node.
-struct Source<'a> {
-    matrix: &'a SegmentMatrix,
-    node_doc: &'a [u32],
+/// The segment's vectors as the build reads them: every node's 7-bit codes, and every node as a
+/// quantized query (its i8 codes, bias and scale), so each similarity the build needs, node
+/// against node, is one integer dot product over a quarter of the f32 bytes. The graph only
+/// needs the order of neighbours to be about right; searches rescore on the stored vectors.
+struct Source {
+    dim: usize,
+    codes: Vec<u8>,
+    query_codes: Vec<i8>,
+    bias: Vec<f32>,
+    scale: Vec<f32>,
 }
 
-impl Source<'_> {
-    /// The vector of `node` as f32 (borrowed for f32 fields, widened into `buf` for f16).
-    fn vector<'b>(&'b self, node: u32, buf: &'b mut Vec<f32>) -> &'b [f32] {
-        let doc = self.node_doc[node as usize];
-        match self.matrix.spec().dtype {
-            VectorDtype::F32 => self.matrix.row_f32(doc),
-            VectorDtype::F16 => {
-                buf.clear();
-                buf.extend(self.matrix.row_f16(doc).iter().map(|v| v.to_f32()));
-                buf
-            }
-        }
-    }
-
+impl Source {
+    /// The similarity of node `b` to node `a` (as a query).
     #[inline]
-    fn score(&self, q: &[f32], node: u32) -> f32 {
-        let doc = self.node_doc[node as usize];
-        match self.matrix.spec().dtype {
-            VectorDtype::F32 => dot_f32(q, self.matrix.row_f32(doc)),
-            VectorDtype::F16 => dot_f16(q, self.matrix.row_f16(doc)),
-        }
+    fn score(&self, a: u32, b: u32) -> f32 {
+        let d = self.dim;
+        let (a, b) = (a as usize, b as usize);
+        let dot = dot_codes(&self.codes[b * d..(b + 1) * d], &self.query_codes[a * d..(a + 1) * d]);
+        self.bias[a] + self.scale[a] * dot as f32
     }
 
     #[inline]
     fn prefetch(&self, node: u32) {
-        let doc = self.node_doc[node as usize];
-        let bytes = self.matrix.spec().row_bytes();
-        let p = match self.matrix.spec().dtype {
-            VectorDtype::F32 => self.matrix.row_f32(doc).as_ptr().cast::<u8>(),
-            VectorDtype::F16 => self.matrix.row_f16(doc).as_ptr().cast::<u8>(),
-        };
-        prefetch(p, bytes);
+        prefetch(self.codes[node as usize * self.dim..].as_ptr(), self.dim);
     }
 }
 
 /// One layer of the graph under construction, as a walk reads it.
 struct BuildLayer<'a> {
-    source: &'a Source<'a>,
+    source: &'a Source,
     links: &'a [Vec<Mutex<Vec<u32>>>],
     level: usize,
-    query: &'a [f32],
+    /// The node being inserted.
+    query: u32,
 }
 
 impl Layer for BuildLayer<'_> {
@@ -98,13 +86,6 @@ impl Layer for BuildLayer<'_> {
     }
 }
 
-/// Per-thread scratch space.
-struct Scratch {
-    visited: Visited,
-    query: Vec<f32>,
-    other: Vec<f32>,
-}
-
 /// Builds the graph of every vector present in `matrix`. `progress` is called now and then with
 /// the number of nodes inserted so far (from any thread).
 pub fn build(matrix: &SegmentMatrix, params: &HnswParams, seed: u64, progress: &(dyn Fn(usize) + Sync)) -> BuiltGraph {
@@ -121,20 +102,14 @@ pub fn build(matrix: &SegmentMatrix, params: &HnswParams, seed: u64, progress: &
                 .collect()
         })
         .collect();
-    let source = Source {
-        matrix,
-        node_doc: &node_doc,
-    };
+    let (quantizer, codes) = quantize(matrix, &node_doc);
+    let source = encode_queries(&quantizer, matrix, &node_doc, codes);
     let entry = RwLock::new((0u32, levels.first().copied().unwrap_or(0)));
     let done = AtomicUsize::new(n.min(1));
     (1..n as u32).into_par_iter().for_each_init(
-        || Scratch {
-            visited: Visited::new(n),
-            query: Vec::new(),
-            other: Vec::new(),
-        },
-        |scratch, x| {
-            insert(&source, &links, &levels, &entry, params, x, scratch);
+        || Visited::new(n),
+        |visited, x| {
+            insert(&source, &links, &levels, &entry, params, x, visited);
             let d = done.fetch_add(1, AtomicOrdering::Relaxed) + 1;
             if d.is_multiple_of(4096) {
                 progress(d);
@@ -142,7 +117,7 @@ pub fn build(matrix: &SegmentMatrix, params: &HnswParams, seed: u64, progress: &
         },
     );
     progress(n);
-    let codes = (params.quantization == Quantization::I8).then(|| quantize(&source, n));
+    let codes = (params.quantization == Quantization::I8).then(|| (quantizer, source.codes));
     let (entry, top) = *entry.read().expect("entry lock");
     BuiltGraph {
         links: links
@@ -158,22 +133,19 @@ pub fn build(matrix: &SegmentMatrix, params: &HnswParams, seed: u64, progress: &
 }
 
 fn insert(
-    source: &Source<'_>,
+    source: &Source,
     links: &[Vec<Mutex<Vec<u32>>>],
     levels: &[usize],
     entry: &RwLock<(u32, usize)>,
     params: &HnswParams,
     x: u32,
-    scratch: &mut Scratch,
+    visited: &mut Visited,
 ) {
-    let Scratch { visited, query, other } = scratch;
-    let mut own = std::mem::take(query);
-    let q = source.vector(x, &mut own).to_vec();
-    *query = own;
+    let q = x;
     let level = levels[x as usize];
     let (ep, top) = *entry.read().expect("entry lock");
     let mut current = Scored {
-        score: source.score(&q, ep),
+        score: source.score(q, ep),
         node: ep,
     };
     // Greedy descent through the layers above the new node's top.
@@ -186,7 +158,7 @@ fn insert(
             }
             let mut improved = false;
             for &nb in &buf {
-                let s = source.score(&q, nb);
+                let s = source.score(q, nb);
                 if s > current.score {
                     current = Scored { score: s, node: nb };
                     improved = true;
@@ -208,7 +180,7 @@ fn insert(
             source,
             links,
             level: lc,
-            query: &q,
+            query: q,
         };
         let found = search_layer(
             &mut layer,
@@ -219,9 +191,29 @@ fn insert(
             usize::MAX,
         );
         let candidates: Vec<Scored> = found.best.iter().copied().filter(|s| s.node != x).collect();
-        let chosen = select(source, &candidates, params.m, other);
-        *links[x as usize][lc].lock().expect("link lock") = chosen.clone();
+        let chosen = select(source, &candidates, params.m);
         let cap = if lc == 0 { params.m * 2 } else { params.m };
+        {
+            // Others may already link back to `x` on this layer (they found it on the layer
+            // above): keep those links beside the chosen ones, shrinking like any full list.
+            let mut own = links[x as usize][lc].lock().expect("link lock");
+            let earlier: Vec<u32> = own.iter().copied().filter(|l| !chosen.contains(l)).collect();
+            own.clone_from(&chosen);
+            if !earlier.is_empty() {
+                own.extend(earlier);
+                if own.len() > cap {
+                    let mut scored: Vec<Scored> = own
+                        .iter()
+                        .map(|&o| Scored {
+                            score: source.score(q, o),
+                            node: o,
+                        })
+                        .collect();
+                    scored.sort_unstable_by(|a, b| b.cmp(a));
+                    *own = select(source, &scored, cap);
+                }
+            }
+        }
         for &nb in &chosen {
             let mut list = links[nb as usize][lc].lock().expect("link lock");
             if list.contains(&x) {
@@ -231,18 +223,16 @@ fn insert(
                 list.push(x);
             } else {
                 // Over capacity: keep the most diverse `cap` of its links and the new one.
-                let mut own = Vec::new();
-                let v = source.vector(nb, &mut own);
                 let mut scored: Vec<Scored> = list
                     .iter()
                     .chain(std::iter::once(&x))
                     .map(|&o| Scored {
-                        score: source.score(v, o),
+                        score: source.score(nb, o),
                         node: o,
                     })
                     .collect();
                 scored.sort_unstable_by(|a, b| b.cmp(a));
-                *list = select(source, &scored, cap, other);
+                *list = select(source, &scored, cap);
             }
         }
         if !found.best.is_empty() {
@@ -259,41 +249,83 @@ fn insert(
 
 /// The diversity heuristic: walking `candidates` best first, keep one only if it is closer to
 /// the query than to every neighbour kept so far, up to `m`.
-fn select(source: &Source<'_>, candidates: &[Scored], m: usize, buf: &mut Vec<f32>) -> Vec<u32> {
+fn select(source: &Source, candidates: &[Scored], m: usize) -> Vec<u32> {
     let mut kept: Vec<u32> = Vec::with_capacity(m);
     for c in candidates {
         if kept.len() >= m {
             break;
         }
-        let v = source.vector(c.node, buf);
-        if kept.iter().all(|&k| source.score(v, k) < c.score) {
+        if kept.iter().all(|&k| source.score(c.node, k) < c.score) {
             kept.push(c.node);
         }
     }
     kept
 }
 
-fn quantize(source: &Source<'_>, n: usize) -> (Quantizer, Vec<u8>) {
-    let dim = source.matrix.spec().dim;
+/// The vector of the node at `doc`, as f32 (borrowed for f32 fields, widened into `buf`).
+fn vector<'b>(matrix: &'b SegmentMatrix, doc: u32, buf: &'b mut Vec<f32>) -> &'b [f32] {
+    match matrix.spec().dtype {
+        VectorDtype::F32 => matrix.row_f32(doc),
+        VectorDtype::F16 => {
+            buf.clear();
+            buf.extend(matrix.row_f16(doc).iter().map(|v| v.to_f32()));
+            buf
+        }
+    }
+}
+
+/// Trains the per-dimension ranges and encodes every node (in parallel).
+fn quantize(matrix: &SegmentMatrix, node_doc: &[u32]) -> (Quantizer, Vec<u8>) {
+    let dim = matrix.spec().dim;
     // The per-dimension range is all training needs: fold it here (f16 rows are widened one
     // at a time), then train on the two rows that span it.
     let mut lo = vec![f32::INFINITY; dim];
     let mut hi = vec![f32::NEG_INFINITY; dim];
     let mut buf = Vec::new();
-    for i in 0..n as u32 {
-        for ((l, h), v) in lo.iter_mut().zip(hi.iter_mut()).zip(source.vector(i, &mut buf)) {
+    for &doc in node_doc {
+        for ((l, h), v) in lo.iter_mut().zip(hi.iter_mut()).zip(vector(matrix, doc, &mut buf)) {
             *l = l.min(*v);
             *h = h.max(*v);
         }
     }
     let span = [lo, hi];
-    let quantizer = Quantizer::train(dim, span.iter().map(|r| r.as_slice()).take(if n == 0 { 0 } else { 2 }));
-    let mut codes = vec![0u8; n * dim];
+    let quantizer = Quantizer::train(
+        dim,
+        span.iter()
+            .map(|r| r.as_slice())
+            .take(if node_doc.is_empty() { 0 } else { 2 }),
+    );
+    let mut codes = vec![0u8; node_doc.len() * dim];
     codes
         .par_chunks_mut(dim.max(1))
-        .enumerate()
-        .for_each_init(Vec::new, |buf, (i, out)| {
-            quantizer.encode(source.vector(i as u32, buf), out);
+        .zip(node_doc.par_iter())
+        .for_each_init(Vec::new, |buf, (out, &doc)| {
+            quantizer.encode(vector(matrix, doc, buf), out);
         });
     (quantizer, codes)
+}
+
+/// Every node prepared as a query against the codes.
+fn encode_queries(quantizer: &Quantizer, matrix: &SegmentMatrix, node_doc: &[u32], codes: Vec<u8>) -> Source {
+    let dim = matrix.spec().dim;
+    let n = node_doc.len();
+    let mut query_codes = vec![0i8; n * dim];
+    let mut bias = vec![0f32; n];
+    let mut scale = vec![0f32; n];
+    query_codes
+        .par_chunks_mut(dim.max(1))
+        .zip(bias.par_iter_mut().zip(scale.par_iter_mut()))
+        .zip(node_doc.par_iter())
+        .for_each_init(Vec::new, |buf, ((out, (b, s)), &doc)| {
+            let q = quantizer.query(vector(matrix, doc, buf));
+            out.copy_from_slice(&q.codes);
+            (*b, *s) = q.parts();
+        });
+    Source {
+        dim,
+        codes,
+        query_codes,
+        bias,
+        scale,
+    }
 }

@@ -173,7 +173,7 @@ impl SegmentGraph {
         put(&mut buf, 40, graph.top as u32);
         put(&mut buf, 44, crc);
         buf[48..64].copy_from_slice(&reader.segment_id().uuid_string().as_bytes()[..16]);
-        let tmp = path.with_extension("hnsw.tmp");
+        let tmp = crate::vector::temp_path(path);
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(&buf)?;

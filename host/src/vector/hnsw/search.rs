@@ -83,6 +83,9 @@ impl GraphSearch<'_> {
         let mut count = 1;
         for l in (1..=g.top()).rev() {
             layer.layer = l;
+            // Each layer is walked afresh: a node seen on the layer above is not seen here.
+            visited.clear();
+            current.iter().for_each(|c| _ = visited.insert(c.node));
             let found = search_layer(&mut layer, &current, 1, &mut visited, &|_| true, usize::MAX);
             count += found.visited - current.len();
             if !found.best.is_empty() {
@@ -90,6 +93,8 @@ impl GraphSearch<'_> {
             }
         }
         layer.layer = 0;
+        visited.clear();
+        current.iter().for_each(|c| _ = visited.insert(c.node));
         let accept_node = |node: u32| accept(g.doc(node));
         let found = search_layer(&mut layer, &current, self.ef.max(k), &mut visited, &accept_node, budget);
         count += found.visited - current.len();

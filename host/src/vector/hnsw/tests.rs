@@ -216,3 +216,30 @@ fn damaged_files_are_refused_or_stay_in_bounds() {
             .contains("parameters")
     );
 }
+
+#[test]
+fn every_node_is_reachable_from_the_entry_on_the_bottom_layer() {
+    let data = embeddings(4000, 32, 8);
+    let (spec, params) = spec(32, VectorDtype::F32, Quantization::None);
+    let f = fixture(&data, &spec, false);
+    let g = written(&f, &spec, &params);
+    let n = g.nodes() as usize;
+    let mut seen = vec![false; n];
+    let mut stack = vec![g.entry()];
+    seen[g.entry() as usize] = true;
+    let mut out = Vec::new();
+    while let Some(x) = stack.pop() {
+        out.clear();
+        g.links(0, x, &mut out);
+        assert!(out.len() <= 2 * params.m);
+        for &o in &out {
+            if !seen[o as usize] {
+                seen[o as usize] = true;
+                stack.push(o);
+            }
+        }
+    }
+    let reached = seen.iter().filter(|s| **s).count();
+    // The diversity heuristic may orphan a rare node; more than that means broken linking.
+    assert!(reached * 1000 >= n * 999, "{reached} of {n} reachable");
+}
