@@ -52,7 +52,7 @@ pub enum Command {
     /// Delete documents by id or by filter.
     Delete(DeleteArgs),
     /// Search a collection with text, a vector, or both.
-    Search(SearchArgs),
+    Search(Box<SearchArgs>),
     /// Manage ranking plugins (WebAssembly components) in the plugin directory.
     #[command(subcommand)]
     Plugin(PluginCommand),

@@ -69,7 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("deleted {found} document(s) from `{}`", args.collection);
             Ok(())
         }
-        Command::Search(args) => search(&catalog, &cli.data_dir, cli.config.as_deref(), args),
+        Command::Search(args) => search(&catalog, &cli.data_dir, cli.config.as_deref(), *args),
         Command::Plugin(cmd) => plugin(&cli.data_dir, cli.config.as_deref(), cmd),
         Command::Model(cmd) => crate::model::run(cmd),
         Command::Serve(args) => crate::serve::run(&cli.data_dir, cli.config.as_deref(), args),

@@ -51,11 +51,13 @@ type = "vector"
 dim = {dim}
 dtype = "f32"
 metric = "dot"
+index = "flat"
 [fields.emb16]
 type = "vector"
 dim = {dim}
 dtype = "f16"
 metric = "dot"
+index = "flat"
 [ingest]
 batch_size = 50000
 "#

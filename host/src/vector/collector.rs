@@ -30,6 +30,9 @@ pub struct KnnCollector<'a> {
     options: KnnOptions,
 }
 
+/// The merged nearest documents with their similarities, best first.
+pub type KnnHits = Vec<(DocAddress, f32)>;
+
 /// Per-request choices of how kNN runs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KnnOptions {
@@ -126,7 +129,7 @@ impl<'a> KnnCollector<'a> {
     }
 
     /// Runs the search over every segment of the snapshot; with how each segment answered.
-    pub fn search(&self, searcher: &Searcher) -> Result<(Vec<(DocAddress, f32)>, Vec<SegmentKnn>)> {
+    pub fn search(&self, searcher: &Searcher) -> Result<(KnnHits, Vec<SegmentKnn>)> {
         let mut fruits = Vec::with_capacity(searcher.segment_readers().len());
         let mut reports = Vec::with_capacity(fruits.capacity());
         for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {

@@ -117,7 +117,7 @@ pub fn build(matrix: &SegmentMatrix, params: &HnswParams, seed: u64, progress: &
         },
     );
     progress(n);
-    let codes = (params.quantization == Quantization::I8).then(|| (quantizer, source.codes));
+    let codes = (params.quantization == Quantization::I8).then_some((quantizer, source.codes));
     let (entry, top) = *entry.read().expect("entry lock");
     BuiltGraph {
         links: links
