@@ -154,7 +154,11 @@ pub fn run_in(args: &BenchArgs, dir: &Path) -> Result<()> {
         floors.push((field.to_string(), floor, bytes as f64 / floor / 1e6));
         let scan = time_ms(queries.len(), |i| {
             for (m, r) in matrices.iter().zip(searcher.segment_readers()) {
-                black_box(FlatScan(m).search(&queries[i], 10, &DocFilter::All(r.alive_bitset())));
+                black_box(
+                    FlatScan(m)
+                        .search(&queries[i], 10, &DocFilter::All(r.alive_bitset()))
+                        .hits,
+                );
             }
         });
         let baseline = format!("memory floor {floor:.2} ms ({:.1} GB/s)", bytes as f64 / floor / 1e6);

@@ -325,6 +325,7 @@ fn new_collections_default_to_graphs_and_old_ones_keep_scanning_until_redeclared
         ("index = \"hnsw\"\nm = 1\n", "m must be between 2"),
         ("ef_search = 0\n", "ef_search must be between 1"),
         ("index = \"ivf\"\n", "unknown variant"),
+        ("m = 32\nef_construction = 16\n", "must be at least m"),
     ] {
         let text = schema("bad", "f32", "").replace("exact_below = 300\nm = 12\nef_construction = 64\n", bad);
         let err = mira_host::CollectionSchema::from_toml(&text, "t")

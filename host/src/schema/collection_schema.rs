@@ -395,6 +395,12 @@ fn validate_index(f: &RawField, default: IndexKind) -> Result<VectorIndex, Strin
             if !(2..=MAX_HNSW_M).contains(&p.m) {
                 return Err(format!("m must be between 2 and {MAX_HNSW_M}, got {}", p.m));
             }
+            if p.ef_construction < p.m {
+                return Err(format!(
+                    "ef_construction ({}) must be at least m ({}): links are chosen from that many candidates",
+                    p.ef_construction, p.m
+                ));
+            }
             for (what, v) in [("ef_construction", p.ef_construction), ("ef_search", p.ef_search)] {
                 if !(1..=MAX_EF).contains(&v) {
                     return Err(format!("{what} must be between 1 and {MAX_EF}, got {v}"));

@@ -5,8 +5,8 @@
 //!
 //! It mirrors the trait instead of implementing it because an unfiltered search must not walk a
 //! query's doc set at all: it scans the whole matrix, skipping deleted rows through the alive
-//! bitset, with the block kernels. The index behind each segment is a [`SegmentVectorIndex`]
-//! (the exact [`FlatScan`] today), so other index kinds plug in here.
+//! bitset, with the block kernels. The index behind each segment is a [`SegmentVectorIndex`]:
+//! the segment's graph when its field has one and it is ready, else the exact [`FlatScan`].
 
 use serde::Serialize;
 use tantivy::query::{EnableScoring, Query, Weight};
@@ -141,24 +141,6 @@ impl<'a> KnnCollector<'a> {
     }
 }
 
-/// A set of documents as bits, for membership tests during a walk.
-struct DocSet(Vec<u64>);
-
-impl DocSet {
-    fn of(docs: &[DocId], max_doc: u32) -> Self {
-        let mut bits = vec![0u64; (max_doc as usize).div_ceil(64)];
-        for d in docs {
-            bits[*d as usize / 64] |= 1 << (d % 64);
-        }
-        DocSet(bits)
-    }
-
-    #[inline]
-    fn contains(&self, doc: DocId) -> bool {
-        self.0.get(doc as usize / 64).is_some_and(|w| w >> (doc % 64) & 1 == 1)
-    }
-}
-
 impl KnnSegmentCollector<'_> {
     /// The segment's top k among the live documents the filter allows.
     pub fn harvest(self) -> Result<(Vec<(SegmentOrdinal, ScoredDoc)>, SegmentKnn)> {
@@ -176,83 +158,39 @@ impl KnnSegmentCollector<'_> {
                 Some(allowed)
             }
         };
-        let mut report = SegmentKnn {
+        let filter = match &allowed {
+            None => DocFilter::All(alive),
+            Some(docs) => DocFilter::Only(docs),
+        };
+        let answer = match (&self.graph, c.spec.index) {
+            (GraphState::Ready(graph), VectorIndex::Hnsw(params)) => GraphSearch {
+                graph,
+                matrix: &self.matrix,
+                ef: c.options.ef_search.unwrap_or(params.ef_search),
+                exact_below: params.exact_below,
+            }
+            .search(query, k, &filter),
+            (state, index) => {
+                let mut answer = FlatScan(&self.matrix).search(query, k, &filter);
+                answer.reason = match (state, index) {
+                    (_, VectorIndex::Flat) => None,
+                    (GraphState::Pending, _) => Some("graph not ready"),
+                    (GraphState::Failed, _) => Some("graph build failed"),
+                    _ if c.options.exact => Some("exact requested"),
+                    _ => Some("below exact_below"),
+                };
+                answer
+            }
+        };
+        let report = SegmentKnn {
             segment: self.reader.segment_id().short_uuid_string(),
             vectors: self.matrix.present(),
-            index: "flat",
-            ef_search: None,
-            scored: 0,
-            reason: None,
+            index: answer.index,
+            ef_search: answer.ef_search,
+            scored: answer.scored,
+            reason: answer.reason,
         };
-        let flat = FlatScan(&self.matrix);
-        let scan = |report: &mut SegmentKnn, reason: Option<&'static str>| {
-            report.reason = reason.or(report.reason);
-            match &allowed {
-                None => {
-                    report.index = "flat";
-                    report.scored += self.matrix.present() as usize;
-                    flat.search(query, k, &DocFilter::All(alive))
-                }
-                Some(docs) => {
-                    report.index = "filtered-flat";
-                    report.scored += docs.len();
-                    flat.search(query, k, &DocFilter::Only(docs))
-                }
-            }
-        };
-        let graph_field = matches!(c.spec.index, VectorIndex::Hnsw(_));
-        let found = match (&self.graph, c.spec.index) {
-            (GraphState::Ready(graph), VectorIndex::Hnsw(params)) => {
-                // What passes: the filter's live documents, or the live ones.
-                let passing = match &allowed {
-                    Some(docs) => docs.len(),
-                    None => self.reader.num_docs() as usize,
-                };
-                if passing <= params.exact_below.max(k) {
-                    scan(
-                        &mut report,
-                        Some(if allowed.is_some() {
-                            "filter too selective"
-                        } else {
-                            "mostly deleted"
-                        }),
-                    )
-                } else {
-                    let ef = c.options.ef_search.unwrap_or(params.ef_search);
-                    let search = GraphSearch {
-                        graph,
-                        matrix: &self.matrix,
-                        ef,
-                    };
-                    let set = allowed.as_ref().map(|docs| DocSet::of(docs, self.reader.max_doc()));
-                    let accept = |doc: DocId| match (&set, alive) {
-                        (Some(set), _) => set.contains(doc),
-                        (None, Some(alive)) => alive.is_alive(doc),
-                        (None, None) => true,
-                    };
-                    // A walk costlier than scanning what passes gives way to the scan.
-                    let budget = if allowed.is_some() || alive.is_some() {
-                        passing
-                    } else {
-                        usize::MAX
-                    };
-                    let walk = search.search(query, k, &accept, budget);
-                    report.scored = walk.visited;
-                    if walk.over_budget || walk.hits.len() < k.min(passing) {
-                        scan(&mut report, Some("graph walk gave way to the scan"))
-                    } else {
-                        report.index = "hnsw";
-                        report.ef_search = Some(ef.max(k));
-                        walk.hits
-                    }
-                }
-            }
-            (GraphState::Pending, _) => scan(&mut report, Some("graph not ready")),
-            (GraphState::Failed, _) => scan(&mut report, Some("graph build failed")),
-            _ if graph_field && c.options.exact => scan(&mut report, Some("exact requested")),
-            _ if graph_field => scan(&mut report, Some("below exact_below")),
-            _ => scan(&mut report, None),
-        };
+        let found = answer.hits;
         Ok((found.into_iter().map(|s| (self.ordinal, s)).collect(), report))
     }
 }

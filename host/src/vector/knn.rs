@@ -1,8 +1,9 @@
 //! Per-segment k-nearest-neighbour search, the way Lucene does it: each segment answers its own
 //! top k, restricted to the documents a filter lets through, and the per-segment lists are merged.
 //!
-//! [`SegmentVectorIndex`] is the seam for other index kinds (an HNSW graph per segment, say):
-//! callers only see "top k of this segment among these documents".
+//! [`SegmentVectorIndex`] is the seam between the kNN collector and the index kinds: the exact
+//! [`FlatScan`] here and the graph walk ([`super::hnsw::GraphSearch`]); callers only see "top k
+//! of this segment among these documents", and what answered.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -33,7 +34,22 @@ pub enum DocFilter<'a> {
 pub trait SegmentVectorIndex: Send + Sync {
     /// The `k` most similar documents allowed by `filter`, best first. `query` is already
     /// validated and normalised for the field's metric.
-    fn search(&self, query: &[f32], k: usize, filter: &DocFilter<'_>) -> Vec<ScoredDoc>;
+    fn search(&self, query: &[f32], k: usize, filter: &DocFilter<'_>) -> SegmentAnswer;
+}
+
+/// What one segment's index answered, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentAnswer {
+    /// Best first.
+    pub hits: Vec<ScoredDoc>,
+    /// `hnsw`, `flat` (every live vector) or `filtered-flat` (the filter's documents).
+    pub index: &'static str,
+    /// Vectors scored.
+    pub scored: usize,
+    /// The beam of a graph walk.
+    pub ef_search: Option<usize>,
+    /// Why an index with a graph scanned instead.
+    pub reason: Option<&'static str>,
 }
 
 /// Exact search: scores every allowed document with the SIMD kernels.
@@ -98,7 +114,23 @@ impl TopK {
 const BLOCK: u32 = 256;
 
 impl SegmentVectorIndex for FlatScan<'_> {
-    fn search(&self, query: &[f32], k: usize, filter: &DocFilter<'_>) -> Vec<ScoredDoc> {
+    fn search(&self, query: &[f32], k: usize, filter: &DocFilter<'_>) -> SegmentAnswer {
+        let (index, scored) = match filter {
+            DocFilter::All(_) => ("flat", self.0.present() as usize),
+            DocFilter::Only(docs) => ("filtered-flat", docs.len()),
+        };
+        SegmentAnswer {
+            hits: self.scan(query, k, filter),
+            index,
+            scored,
+            ef_search: None,
+            reason: None,
+        }
+    }
+}
+
+impl FlatScan<'_> {
+    fn scan(&self, query: &[f32], k: usize, filter: &DocFilter<'_>) -> Vec<ScoredDoc> {
         let m = self.0;
         if k == 0 || m.present() == 0 {
             return Vec::new();

@@ -18,7 +18,7 @@ pub mod quant;
 mod store;
 
 pub use collector::{KnnCollector, KnnOptions, KnnSegmentCollector, SegmentKnn};
-pub use knn::{DocFilter, FlatScan, ScoredDoc, SegmentVectorIndex, merge_top_k};
+pub use knn::{DocFilter, FlatScan, ScoredDoc, SegmentAnswer, SegmentVectorIndex, merge_top_k};
 pub use matrix::SegmentMatrix;
 pub use store::{GraphBuild, GraphState, VectorStore, VectorStoreStats};
 

@@ -102,6 +102,8 @@ struct Inner {
     idle: Condvar,
     building: Mutex<Option<GraphBuild>>,
     stats: Mutex<VectorStoreStats>,
+    /// Set when the store is dropped: queued jobs are skipped.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// The derived vector files of one collection.
@@ -112,7 +114,8 @@ pub struct VectorStore {
 
 impl Drop for VectorStore {
     fn drop(&mut self) {
-        // Closing the channel ends the worker after its current job.
+        // The worker finishes its current job and drops the rest of the queue.
+        self.inner.closed.store(true, std::sync::atomic::Ordering::Relaxed);
         self.worker.lock().map(|mut w| w.take()).ok();
     }
 }
@@ -130,6 +133,7 @@ impl VectorStore {
                 idle: Condvar::new(),
                 building: Mutex::new(None),
                 stats: Mutex::new(VectorStoreStats::default()),
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
             worker: Mutex::new(None),
         })
@@ -160,7 +164,8 @@ impl VectorStore {
         let VectorIndex::Hnsw(params) = spec.index else {
             return GraphState::Small;
         };
-        if (matrix.present() as usize) < params.exact_below.max(1) {
+        // Searches scan a segment where no more than `exact_below` documents pass: no graph.
+        if matrix.present() == 0 || matrix.present() as usize <= params.exact_below {
             return GraphState::Small;
         }
         let key = (reader.segment_id(), field.to_owned());
@@ -213,21 +218,19 @@ impl VectorStore {
                 .name("mira-vector-index".into())
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
-                        inner.run(job);
-                        let mut jobs = inner.jobs.lock().expect("job count");
-                        *jobs -= 1;
-                        if *jobs == 0 {
-                            inner.idle.notify_all();
+                        let _done = JobDone(&inner);
+                        if !inner.closed.load(std::sync::atomic::Ordering::Relaxed) {
+                            inner.run_guarded(job);
                         }
                     }
                 })
                 .expect("spawning the vector index worker");
             tx
         });
-        if let Err(e) = sender.send(job) {
-            // The worker is gone (it panicked): run the job here rather than lose it.
-            self.inner.run(e.0);
-            *self.inner.jobs.lock().expect("job count") -= 1;
+        if sender.send(job).is_err() {
+            // Unreachable while the store lives (the worker only stops when its sender is
+            // dropped, and it survives panicking jobs); never leave the count up.
+            let _done = JobDone(&self.inner);
         }
     }
 
@@ -277,15 +280,20 @@ impl VectorStore {
     /// Blocks until every queued verification and graph build is done, calling `progress`
     /// about twice a second with the graph being built.
     pub fn wait_idle(&self, progress: &mut dyn FnMut(Option<&GraphBuild>)) {
-        let mut jobs = self.inner.jobs.lock().expect("job count");
-        while *jobs > 0 {
-            jobs = self
-                .inner
-                .idle
-                .wait_timeout(jobs, std::time::Duration::from_millis(500))
-                .expect("job count")
-                .0;
-            progress(self.inner.building.lock().expect("progress").as_ref());
+        loop {
+            let jobs = self.inner.jobs.lock().expect("job count");
+            if *jobs == 0 {
+                return;
+            }
+            drop(
+                self.inner
+                    .idle
+                    .wait_timeout(jobs, std::time::Duration::from_millis(500))
+                    .expect("job count"),
+            );
+            // No lock is held while the caller draws.
+            let building = self.inner.building.lock().expect("progress").clone();
+            progress(building.as_ref());
         }
     }
 
@@ -320,7 +328,40 @@ impl VectorStore {
     }
 }
 
+/// Counts a job as done when dropped, however the job ended.
+struct JobDone<'a>(&'a Inner);
+
+impl Drop for JobDone<'_> {
+    fn drop(&mut self) {
+        let mut jobs = self.0.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        *jobs = jobs.saturating_sub(1);
+        if *jobs == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
+
 impl Inner {
+    /// Runs a job; one that panics (a bug, or memory) marks its graph failed instead of taking
+    /// the worker down, so the segment is scanned and later jobs still run.
+    fn run_guarded(&self, job: Job) {
+        let key = match &job {
+            Job::Graph { reader, field, .. } | Job::VerifyGraph { reader, field, .. } => {
+                Some((reader.segment_id(), field.clone()))
+            }
+            Job::VerifyMatrix { .. } => None,
+        };
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(job))).is_err() {
+            tracing::error!("a vector index job panicked; the segment is scanned exactly");
+            *self.building.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            if let Some(key) = key
+                && let Some(slot) = self.graphs.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&key)
+            {
+                *slot = Slot::Failed;
+            }
+        }
+    }
+
     fn matrix_path(&self, segment: SegmentId, field: &str) -> PathBuf {
         self.dir.join(format!("{}.{field}.mvec", segment.uuid_string()))
     }

@@ -104,7 +104,10 @@ pub fn build(matrix: &SegmentMatrix, params: &HnswParams, seed: u64, progress: &
         .collect();
     let (quantizer, codes) = quantize(matrix, &node_doc);
     let source = encode_queries(&quantizer, matrix, &node_doc, codes);
-    let entry = RwLock::new((0u32, levels.first().copied().unwrap_or(0)));
+    let entry = Entry {
+        node: RwLock::new((0u32, levels.first().copied().unwrap_or(0))),
+        raising: Mutex::new(()),
+    };
     let done = AtomicUsize::new(n.min(1));
     (1..n as u32).into_par_iter().for_each_init(
         || Visited::new(n),
@@ -118,7 +121,7 @@ pub fn build(matrix: &SegmentMatrix, params: &HnswParams, seed: u64, progress: &
     );
     progress(n);
     let codes = (params.quantization == Quantization::I8).then_some((quantizer, source.codes));
-    let (entry, top) = *entry.read().expect("entry lock");
+    let (entry, top) = *entry.node.read().expect("entry lock");
     BuiltGraph {
         links: links
             .into_iter()
@@ -132,18 +135,27 @@ pub fn build(matrix: &SegmentMatrix, params: &HnswParams, seed: u64, progress: &
     }
 }
 
+/// The entry point (node, its top layer), and the lock a node taller than the graph holds for
+/// its whole insertion, so two such nodes never both link against a stale top (hnswlib's rule).
+struct Entry {
+    node: RwLock<(u32, usize)>,
+    raising: Mutex<()>,
+}
+
 fn insert(
     source: &Source,
     links: &[Vec<Mutex<Vec<u32>>>],
     levels: &[usize],
-    entry: &RwLock<(u32, usize)>,
+    entry: &Entry,
     params: &HnswParams,
     x: u32,
     visited: &mut Visited,
 ) {
     let q = x;
     let level = levels[x as usize];
-    let (ep, top) = *entry.read().expect("entry lock");
+    let _raising =
+        (level > entry.node.read().expect("entry lock").1).then(|| entry.raising.lock().expect("raise lock"));
+    let (ep, top) = *entry.node.read().expect("entry lock");
     let mut current = Scored {
         score: source.score(q, ep),
         node: ep,
@@ -240,7 +252,7 @@ fn insert(
         }
     }
     if level > top {
-        let mut e = entry.write().expect("entry lock");
+        let mut e = entry.node.write().expect("entry lock");
         if level > e.1 {
             *e = (x, level);
         }

@@ -241,6 +241,12 @@ impl SegmentGraph {
             quantizer: None,
             pool: Mutex::new(Vec::new()),
         };
+        // Nodes map to distinct documents of this segment, in increasing order (as written): a
+        // damaged map would otherwise name documents that do not exist or twice the same.
+        let docs = graph.node_docs();
+        if docs.windows(2).any(|w| w[0] >= w[1]) || docs.last().is_some_and(|d| *d >= reader.max_doc()) {
+            return Err("node -> document map out of order or out of range".into());
+        }
         if let Some((lo, step, _)) = graph.layout.codes {
             let floats = |at: usize| -> Vec<f32> {
                 (0..dim)
@@ -256,7 +262,12 @@ impl SegmentGraph {
 
     /// Reads the whole file against its checksum.
     pub fn verify(&self) -> Result<(), String> {
-        if crc32fast::hash(&self.map[HEADER..]) == u32_at(&self.map, 44) {
+        #[cfg(unix)]
+        let _ = self.map.advise(memmap2::Advice::Sequential);
+        let sum = crc32fast::hash(&self.map[HEADER..]);
+        #[cfg(unix)]
+        let _ = self.map.advise(memmap2::Advice::Random);
+        if sum == u32_at(&self.map, 44) {
             Ok(())
         } else {
             Err("checksum mismatch (corrupt file)".into())

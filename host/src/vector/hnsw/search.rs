@@ -6,7 +6,28 @@ use super::{Layer, Scored, SegmentGraph, search_layer};
 use crate::schema::VectorDtype;
 use crate::vector::kernel::{dot_codes, dot_f16, dot_f32, prefetch};
 use crate::vector::quant::QuantizedQuery;
+use crate::vector::{DocFilter, FlatScan, SegmentAnswer, SegmentVectorIndex};
 use crate::vector::{ScoredDoc, SegmentMatrix};
+
+/// A set of documents as bits, for membership tests during a walk.
+struct DocSet(Vec<u64>);
+
+impl DocSet {
+    fn of(docs: &[DocId], max_doc: u32) -> Self {
+        let mut bits = vec![0u64; (max_doc as usize).div_ceil(64)];
+        for d in docs {
+            if let Some(w) = bits.get_mut(*d as usize / 64) {
+                *w |= 1 << (d % 64);
+            }
+        }
+        DocSet(bits)
+    }
+
+    #[inline]
+    fn contains(&self, doc: DocId) -> bool {
+        self.0.get(doc as usize / 64).is_some_and(|w| w >> (doc % 64) & 1 == 1)
+    }
+}
 
 /// A kNN walk over one segment's graph.
 pub struct GraphSearch<'a> {
@@ -15,6 +36,8 @@ pub struct GraphSearch<'a> {
     pub matrix: &'a SegmentMatrix,
     /// Beam width on the bottom layer (at least `k` is used).
     pub ef: usize,
+    /// When no more documents than this pass (or than `k`), scanning them is cheaper.
+    pub exact_below: usize,
 }
 
 /// What a walk found.
@@ -55,7 +78,7 @@ impl GraphSearch<'_> {
 
     /// The `k` best documents that `accept` lets through. The walk gives up once it has scored
     /// more than `budget` nodes (`Walk::over_budget`).
-    pub fn search(&self, query: &[f32], k: usize, accept: &dyn Fn(DocId) -> bool, budget: usize) -> Walk {
+    pub fn walk(&self, query: &[f32], k: usize, accept: &dyn Fn(DocId) -> bool, budget: usize) -> Walk {
         let g = self.graph;
         if k == 0 || g.nodes() == 0 {
             return Walk {
@@ -95,7 +118,11 @@ impl GraphSearch<'_> {
         layer.layer = 0;
         visited.clear();
         current.iter().for_each(|c| _ = visited.insert(c.node));
-        let accept_node = |node: u32| accept(g.doc(node));
+        let max_doc = self.matrix.max_doc();
+        let accept_node = |node: u32| {
+            let doc = g.doc(node);
+            doc < max_doc && accept(doc)
+        };
         let found = search_layer(&mut layer, &current, self.ef.max(k), &mut visited, &accept_node, budget);
         count += found.visited - current.len();
         g.give_visited(visited);
@@ -122,6 +149,58 @@ impl GraphSearch<'_> {
     }
 }
 
+/// The graph walk behind the collector's seam: the filter (or the alive bitset) applies during
+/// the walk; when few documents pass, or the walk would cost more than scanning them, the
+/// passing documents are scanned exactly instead, so k hits come back whenever k pass.
+impl SegmentVectorIndex for GraphSearch<'_> {
+    fn search(&self, query: &[f32], k: usize, filter: &DocFilter<'_>) -> SegmentAnswer {
+        let (passing, set, alive) = match filter {
+            DocFilter::All(alive) => (
+                alive.map_or(self.matrix.present() as usize, |a| a.num_alive_docs()),
+                None,
+                *alive,
+            ),
+            DocFilter::Only(docs) => (docs.len(), Some(DocSet::of(docs, self.matrix.max_doc())), None),
+        };
+        let scan = |reason: &'static str, walked: usize| {
+            let mut answer = FlatScan(self.matrix).search(query, k, filter);
+            answer.reason = Some(reason);
+            answer.scored += walked;
+            answer
+        };
+        if passing <= self.exact_below.max(k) {
+            let reason = match filter {
+                DocFilter::Only(_) => "filter too selective",
+                DocFilter::All(Some(_)) => "mostly deleted",
+                DocFilter::All(None) => "k covers the segment",
+            };
+            return scan(reason, 0);
+        }
+        let accept = |doc: DocId| match (&set, alive) {
+            (Some(set), _) => set.contains(doc),
+            (None, Some(alive)) => alive.is_alive(doc),
+            (None, None) => true,
+        };
+        // A walk costlier than scanning what passes gives way to the scan.
+        let budget = if set.is_some() || alive.is_some() {
+            passing
+        } else {
+            usize::MAX
+        };
+        let walk = self.walk(query, k, &accept, budget);
+        if walk.over_budget || walk.hits.len() < k.min(passing) {
+            return scan("graph walk gave way to the scan", walk.visited);
+        }
+        SegmentAnswer {
+            hits: walk.hits,
+            index: "hnsw",
+            scored: walk.visited,
+            ef_search: Some(self.ef.max(k)),
+            reason: None,
+        }
+    }
+}
+
 impl Layer for QueryLayer<'_> {
     #[inline]
     fn links(&self, node: u32, out: &mut Vec<u32>) {
@@ -144,6 +223,9 @@ impl Layer for QueryLayer<'_> {
             Scorer::Full { .. } => {
                 let m = self.search.matrix;
                 let doc = g.doc(node);
+                if doc >= m.max_doc() {
+                    return;
+                }
                 let p = match m.spec().dtype {
                     VectorDtype::F32 => m.row_f32(doc).as_ptr().cast::<u8>(),
                     VectorDtype::F16 => m.row_f16(doc).as_ptr().cast::<u8>(),

@@ -101,16 +101,17 @@ fn recall(
         graph: g,
         matrix: &f.matrix,
         ef,
+        exact_below: 0,
     };
     let mut total = 0.0;
     for q in queries {
         let q = crate::vector::codec::prepare(q, spec).unwrap();
         let exact = match allowed {
-            None => FlatScan(&f.matrix).search(&q, k, &DocFilter::All(None)),
-            Some(docs) => FlatScan(&f.matrix).search(&q, k, &DocFilter::Only(docs)),
+            None => FlatScan(&f.matrix).search(&q, k, &DocFilter::All(None)).hits,
+            Some(docs) => FlatScan(&f.matrix).search(&q, k, &DocFilter::Only(docs)).hits,
         };
         let accept = |d: u32| allowed.is_none_or(|a| a.binary_search(&d).is_ok());
-        let walk = search.search(&q, k, &accept, usize::MAX);
+        let walk = search.walk(&q, k, &accept, usize::MAX);
         assert!(
             walk.hits.iter().all(|h| accept(h.doc)),
             "a rejected document was returned"
@@ -165,10 +166,11 @@ fn a_walk_over_budget_says_so() {
         graph: &g,
         matrix: &f.matrix,
         ef: 32,
+        exact_below: 0,
     };
     let q = crate::vector::codec::prepare(&data[0], &spec).unwrap();
     // Only one document passes: the beam never fills, so the walk runs into its budget.
-    let walk = search.search(&q, 10, &|d| d == 1999, 300);
+    let walk = search.walk(&q, 10, &|d| d == 1999, 300);
     assert!(walk.over_budget);
     assert!(walk.visited > 300);
 }
@@ -197,8 +199,22 @@ fn damaged_files_are_refused_or_stay_in_bounds() {
         graph: &g,
         matrix: &f.matrix,
         ef: 16,
+        exact_below: 0,
     };
-    let _ = search.search(&q, 5, &|_| true, usize::MAX);
+    let _ = search.walk(&q, 5, &|_| true, usize::MAX);
+    // A node -> document map naming a document past the segment: refused at open (queries
+    // would index the matrix and the alive bitset with it before verification).
+    let mut mapped = bytes.clone();
+    // The map starts right after the header and the per-layer counts, at the next 64 bytes.
+    let at = (128 + 4 * (g.top() + 1)).next_multiple_of(64);
+    mapped[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    std::fs::write(&f.path, &mapped).unwrap();
+    assert!(
+        SegmentGraph::open(&f.path, seg, &spec, &params)
+            .err()
+            .unwrap()
+            .contains("document map")
+    );
     // Truncated, or built with other parameters: refused at open.
     std::fs::write(&f.path, &bytes[..bytes.len() - 1]).unwrap();
     assert!(
