@@ -21,7 +21,6 @@
 //! the checksum in the background ([`super::VectorStore`]).
 
 use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use half::f16;
@@ -121,14 +120,8 @@ impl SegmentMatrix {
         h[24..28].copy_from_slice(&present.to_le_bytes());
         h[28..32].copy_from_slice(&crc.to_le_bytes());
         h[32..48].copy_from_slice(reader.segment_id().uuid_string().as_bytes()[..16].as_ref());
-        let tmp = super::temp_path(path);
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&buf)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| Error::io(format!("writing vector matrix {}", path.display()), e))
+        super::write_atomically(path, &buf)
+            .map_err(|e| Error::io(format!("writing vector matrix {}", path.display()), e))
     }
 
     /// Maps a matrix file and checks its header and size against the segment it should

@@ -36,3 +36,25 @@ pub(crate) fn temp_path(path: &std::path::Path) -> std::path::PathBuf {
     ));
     path.with_file_name(name)
 }
+
+/// Publishes `bytes` at `path` whole or not at all: written under a [`temp_path`], fsynced,
+/// renamed over `path`, and the directory fsynced so the rename survives a crash. A failed
+/// write leaves no temporary file behind.
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = temp_path(path);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}

@@ -29,7 +29,6 @@
 //! so even a file corrupted after verification cannot make a walk read outside it.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -173,14 +172,8 @@ impl SegmentGraph {
         put(&mut buf, 40, graph.top as u32);
         put(&mut buf, 44, crc);
         buf[48..64].copy_from_slice(&reader.segment_id().uuid_string().as_bytes()[..16]);
-        let tmp = crate::vector::temp_path(path);
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&buf)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| Error::io(format!("writing vector graph {}", path.display()), e))
+        crate::vector::write_atomically(path, &buf)
+            .map_err(|e| Error::io(format!("writing vector graph {}", path.display()), e))
     }
 
     /// Maps a graph file and checks its header and size against the segment and the field's
