@@ -241,7 +241,7 @@ fn sigkill_during_a_graph_build_leaves_an_index_that_opens_and_answers() {
     let env = Env::new();
     let schema = schema("k", "f32", "").replace("batch_size = 1000", "batch_size = 100000");
     drop(env.create(&schema));
-    let input = env.write("k.jsonl", &rows(0..40_000));
+    let input = env.write("k.jsonl", &rows(0..60_000));
     let mut child = Command::new(env!("CARGO_BIN_EXE_mira"))
         .arg("--data-dir")
         .arg(env.data())
@@ -263,7 +263,7 @@ fn sigkill_during_a_graph_build_leaves_an_index_that_opens_and_answers() {
             })
             .unwrap_or(0);
         if matrices > 0 {
-            std::thread::sleep(Duration::from_millis(300));
+            std::thread::sleep(Duration::from_millis(50));
             killed_while_running = child.try_wait().unwrap().is_none();
             break;
         }
