@@ -135,17 +135,27 @@ fn title(i: usize, seed: u64) -> String {
         .join(" ")
 }
 
+/// Document `i` of the benchmark: its id, text, filter bucket and vector.
+fn document(
+    builder: &DocumentBuilder<'_>,
+    i: usize,
+    v: Vec<f32>,
+    dir: &Path,
+) -> Result<mira_host::document::BuiltDocument> {
+    let mut row = Map::new();
+    row.insert("id".into(), Value::from(i.to_string()));
+    row.insert("title".into(), Value::from(title(i, 1)));
+    row.insert("bucket".into(), Value::from(i % 1000));
+    row.insert("emb".into(), Value::from(v));
+    builder.build(&row, dir).map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
 fn load(c: &Collection, base: &[Vec<f32>], dir: &Path) -> Result<f64> {
     let started = Instant::now();
     let builder = DocumentBuilder::new(c.schema(), c.fields());
     let mut w = c.writer()?;
     for (i, v) in base.iter().enumerate() {
-        let mut row = Map::new();
-        row.insert("id".into(), Value::from(i.to_string()));
-        row.insert("title".into(), Value::from(title(i, 1)));
-        row.insert("bucket".into(), Value::from(i % 1000));
-        row.insert("emb".into(), Value::from(v.clone()));
-        w.upsert(builder.build(&row, dir).map_err(|e| anyhow::anyhow!("{e:?}"))?)?;
+        w.upsert(document(&builder, i, v.clone(), dir)?)?;
     }
     w.commit()?;
     w.merge_all()?;
@@ -435,12 +445,7 @@ pub fn growth(args: &BenchArgs, dir: &Path) -> Result<Growth> {
         let rows = embeddings(batch.min(n - first), dim, 1000 + first as u64, &basis);
         for (j, v) in rows.into_iter().enumerate() {
             let i = first + j;
-            let mut row = Map::new();
-            row.insert("id".into(), Value::from(i.to_string()));
-            row.insert("title".into(), Value::from(title(i, 1)));
-            row.insert("bucket".into(), Value::from(i % 1000));
-            row.insert("emb".into(), Value::from(v));
-            w.upsert(builder.build(&row, dir).map_err(|e| anyhow::anyhow!("{e:?}"))?)?;
+            w.upsert(document(&builder, i, v, dir)?)?;
         }
         w.commit()?;
         eprintln!(

@@ -370,12 +370,19 @@ impl CollectionSchema {
 pub const MAX_HNSW_M: usize = 128;
 pub const MAX_EF: usize = 4096;
 
+impl RawField {
+    /// Whether any of the HNSW options (not `index` itself) is set.
+    fn has_graph_options(&self) -> bool {
+        self.m.is_some()
+            || self.ef_construction.is_some()
+            || self.ef_search.is_some()
+            || self.quantization.is_some()
+            || self.exact_below.is_some()
+    }
+}
+
 fn validate_index(f: &RawField, default: IndexKind) -> Result<VectorIndex, String> {
-    let graph_option = f.m.is_some()
-        || f.ef_construction.is_some()
-        || f.ef_search.is_some()
-        || f.quantization.is_some()
-        || f.exact_below.is_some();
+    let graph_option = f.has_graph_options();
     match f.index.unwrap_or(default) {
         IndexKind::Flat if graph_option && f.index.is_some() => Err(
             "`m`, `ef_construction`, `ef_search`, `quantization` and `exact_below` apply only to `index = \"hnsw\"`"
@@ -434,13 +441,11 @@ fn validate_field(name: &str, f: RawField, id_field: &str, default_index: IndexK
     only(f.dim.is_some() && !is_vector, "dim", "vector")?;
     only(f.dtype.is_some() && !is_vector, "dtype", "vector")?;
     only(f.metric.is_some() && !is_vector, "metric", "vector")?;
-    let graph_keys = f.index.is_some()
-        || f.m.is_some()
-        || f.ef_construction.is_some()
-        || f.ef_search.is_some()
-        || f.quantization.is_some()
-        || f.exact_below.is_some();
-    only(graph_keys && !is_vector, "index", "vector")?;
+    only(
+        (f.index.is_some() || f.has_graph_options()) && !is_vector,
+        "index",
+        "vector",
+    )?;
     only(f.stored.is_some() && is_vector, "stored", "non-vector")?;
     let kind = match f.ty {
         RawType::Text => {

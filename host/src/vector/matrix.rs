@@ -42,6 +42,8 @@ pub struct SegmentMatrix {
     max_doc: u32,
     present: u32,
     rows_offset: usize,
+    /// The checksum was read once and matched (or the file was just written): never read again.
+    verified: std::sync::atomic::AtomicBool,
 }
 
 fn layout(max_doc: u32, spec: &VectorSpec) -> (usize, usize, usize) {
@@ -164,17 +166,28 @@ impl SegmentMatrix {
             spec: *spec,
             max_doc,
             rows_offset,
+            verified: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// Reads the whole file against its checksum.
     pub fn verify(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        if self.verified.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let b = self.bytes();
         if b.len() >= HEADER && crc32fast::hash(&b[HEADER..]) == u32_at(b, 28) {
+            self.verified.store(true, Ordering::Relaxed);
             Ok(())
         } else {
             Err("checksum mismatch (corrupt file)".into())
         }
+    }
+
+    /// Records that this mapping is of a file just written from the column (nothing to verify).
+    pub(crate) fn mark_verified(&self) {
+        self.verified.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The field's shape.

@@ -404,12 +404,15 @@ impl Inner {
         stats.built += 1;
         stats.rebuilt_stale += usize::from(existed);
         drop(stats);
-        SegmentMatrix::open(path, reader, spec).map_err(|reason| {
+        let fresh = SegmentMatrix::open(path, reader, spec).map_err(|reason| {
             Error::io(
                 format!("vector matrix {}", path.display()),
                 std::io::Error::other(format!("freshly built file is unusable: {reason}")),
             )
-        })
+        })?;
+        // Written from the column just now: a graph build need not read it again.
+        fresh.mark_verified();
+        Ok(fresh)
     }
 
     fn run(&self, job: Job) {
