@@ -50,6 +50,8 @@ pub struct Filtered {
     pub selectivity: f64,
     pub recall: f64,
     pub ms_per_query: f64,
+    /// The same filtered search with `exact = true` (the baseline).
+    pub exact_ms_per_query: f64,
     /// How the segment answered (`hnsw`, `filtered-flat`).
     pub index: String,
 }
@@ -346,9 +348,11 @@ fn filtered_runs(c: &Collection, queries: &[Vec<f32>]) -> Result<Vec<Filtered>> 
         };
         let ids = |r: mira_host::SearchResponse| -> Vec<String> { r.hits.into_iter().map(|h| h.id).collect() };
         let mut truth = Vec::new();
+        let started = Instant::now();
         for q in queries.iter().take(100) {
             truth.push(ids(c.search(&request(q, true))?));
         }
+        let exact_ms = started.elapsed().as_secs_f64() * 1000.0 / truth.len() as f64;
         let started = Instant::now();
         let mut hit = 0usize;
         let mut total = 0usize;
@@ -367,6 +371,7 @@ fn filtered_runs(c: &Collection, queries: &[Vec<f32>]) -> Result<Vec<Filtered>> 
             selectivity,
             recall: hit as f64 / total.max(1) as f64,
             ms_per_query: ms,
+            exact_ms_per_query: exact_ms,
             index,
         });
     }
@@ -400,11 +405,13 @@ pub fn print(r: &Report) {
     );
     for f in &r.filtered {
         println!(
-            "  filtered {:>5.1}%: recall {:.4}, {:.2} ms/query ({})",
+            "  filtered {:>5.1}%: recall {:.4}, {:.2} ms/query ({}), {:.2}x the exact filtered search ({:.2} ms)",
             f.selectivity * 100.0,
             f.recall,
             f.ms_per_query,
-            f.index
+            f.index,
+            f.ms_per_query / f.exact_ms_per_query,
+            f.exact_ms_per_query
         );
     }
 }

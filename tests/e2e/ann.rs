@@ -177,6 +177,14 @@ fn exact_requests_equal_the_flat_index_and_explain_says_who_answered() {
         })
         .unwrap_err();
     assert!(err.to_string().contains("ef_search"), "{err}");
+    // Refused before any work even when no kNN would run.
+    let err = graph
+        .search(&SearchRequest {
+            ef_search: Some(5000),
+            ..SearchRequest::text("doc")
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("ef_search"), "{err}");
 }
 
 #[test]

@@ -144,6 +144,16 @@ impl<'a> SearchPlan<'a> {
     ) -> Result<Self> {
         let defaults = &c.schema().search;
         let (top_k, candidates) = sizes(req, defaults)?;
+        // Checked whether or not kNN runs: a bad value is the client's mistake either way.
+        if let Some(ef) = req.ef_search
+            && !(1..=crate::schema::MAX_EF).contains(&ef)
+        {
+            return Err(QueryError::EfSearch {
+                got: ef,
+                max: crate::schema::MAX_EF,
+            }
+            .into());
+        }
         let fusion = req.fusion_method(defaults.fusion).map_err(QueryError::Fusion)?;
         let bm25_weight = check_weight("bm25_weight", req.bm25_weight.unwrap_or(defaults.bm25_weight))?;
         let vector_weight = check_weight("vector_weight", req.vector_weight.unwrap_or(defaults.vector_weight))?;
@@ -253,15 +263,6 @@ fn vector_plan<'a>(c: &'a Collection, req: &'a SearchRequest, text: Option<&'a s
     };
     let field = field.ok_or_else(|| QueryError::NoVectorField(c.name().to_owned()))?;
     let spec = c.schema().vector_field(field)?;
-    if let Some(ef) = req.ef_search
-        && !(1..=crate::schema::MAX_EF).contains(&ef)
-    {
-        return Err(QueryError::EfSearch {
-            got: ef,
-            max: crate::schema::MAX_EF,
-        }
-        .into());
-    }
     let options = KnnOptions {
         ef_search: req.ef_search,
         exact: req.exact,
