@@ -153,8 +153,10 @@ fn insert(
 ) {
     let q = x;
     let level = levels[x as usize];
-    let _raising =
-        (level > entry.node.read().expect("entry lock").1).then(|| entry.raising.lock().expect("raise lock"));
+    // The read guard must be gone before waiting for the raise lock: its holder takes the write
+    // lock at the end of its insertion (holding both here deadlocked two inserting threads).
+    let top_now = entry.node.read().expect("entry lock").1;
+    let _raising = (level > top_now).then(|| entry.raising.lock().expect("raise lock"));
     let (ep, top) = *entry.node.read().expect("entry lock");
     let mut current = Scored {
         score: source.score(q, ep),
