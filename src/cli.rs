@@ -309,6 +309,30 @@ pub struct SearchArgs {
     /// Parameter for the plugin, KEY=VALUE (repeatable).
     #[arg(long = "param", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
+    /// Least BM25 score: weaker text matches are cut before fusion.
+    #[arg(long)]
+    pub min_bm25: Option<f32>,
+    /// Least vector similarity: farther neighbours are cut before fusion.
+    #[arg(long)]
+    pub min_similarity: Option<f32>,
+    /// Least final score (P(yes) when reranked, the plugin's, else the fused score).
+    #[arg(long)]
+    pub min_score: Option<f32>,
+    /// Count a facet over the matching documents (repeatable): `brand`, `brand:size=20`,
+    /// `kind:path=/clothing`, `price:ranges=..20,20..50,50..`, `price:interval=10`,
+    /// `published:interval=month`.
+    #[arg(long = "facet", value_parser = mira_host::search::facets::FacetRequest::parse_cli)]
+    pub facets: Vec<mira_host::search::facets::FacetRequest>,
+    /// Tick a facet value, FIELD=VALUE (repeatable; values of one field are ORed): `brand=acme`,
+    /// `price=20..50`, `kind=/clothing/dresses`.
+    #[arg(long = "refine", value_parser = parse_param)]
+    pub refine: Vec<(String, String)>,
+    /// Keyword field to group hits by (at most --group-size per value; -k counts groups).
+    #[arg(long)]
+    pub group_by: Option<String>,
+    /// Hits per group (default 1).
+    #[arg(long)]
+    pub group_size: Option<usize>,
     #[arg(long)]
     pub json: bool,
 }

@@ -208,12 +208,28 @@ fn search(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, args: cli::
         plugin: args.plugin,
         params: args.params.into_iter().collect(),
         now: None,
+        min_score: mira_host::search::MinScore {
+            bm25: args.min_bm25,
+            vector: args.min_similarity,
+            final_score: args.min_score,
+        },
+        facets: args.facets,
+        facet_filters: {
+            let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            for (field, value) in args.refine {
+                m.entry(field).or_default().push(value);
+            }
+            m
+        },
+        group_by: args.group_by,
+        group_size: args.group_size,
     };
     let resp = c.search_with(&req, registry.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&resp)?);
     } else {
         output::print_hits(&resp, args.offset, c.schema(), args.explain);
+        output::print_facets(&resp);
     }
     Ok(())
 }

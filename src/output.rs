@@ -46,6 +46,18 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
         }
         println!("plugin instruction: {}", r.instruction);
     }
+    if let Some(c) = resp.cuts.as_ref().filter(|_| explain) {
+        println!(
+            "min_score cut {} bm25 and {} vector candidate(s) before fusion, {} hit(s) after ranking",
+            c.bm25, c.vector, c.final_score
+        );
+    }
+    if let Some(i) = &resp.instruction {
+        println!("instruction {} ({})", i.hash, i.source);
+    }
+    if let Some(n) = resp.groups {
+        println!("{n} group(s)");
+    }
     if let Some(r) = &resp.rerank {
         match &r.skipped {
             None => println!(
@@ -66,7 +78,14 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
         let title = title_field
             .and_then(|f| hit.fields.get(&f.name))
             .map_or_else(String::new, show);
-        println!("{:>3}. {:<12} {:>9.4}  {}", offset + i + 1, hit.id, hit.score, title);
+        let group = hit.group.as_ref().map(|g| format!("  [{g}]")).unwrap_or_default();
+        println!(
+            "{:>3}. {:<12} {:>9.4}  {}{group}",
+            offset + i + 1,
+            hit.id,
+            hit.score,
+            title
+        );
         let facts: Vec<String> = fact_fields
             .iter()
             .filter_map(|name| hit.fields.get(*name).map(|v| format!("{name}={}", show(v))))
@@ -94,6 +113,29 @@ pub fn print_hits(resp: &SearchResponse, offset: usize, schema: &CollectionSchem
                 );
             }
         }
+    }
+}
+
+/// Prints facet counts: one line per facet, its buckets as `value (count)`, ticked ones starred.
+pub fn print_facets(resp: &SearchResponse) {
+    if let Some(m) = resp.matching {
+        println!("{m} matching document(s)");
+    }
+    for f in &resp.facets {
+        let buckets: Vec<String> = f
+            .buckets
+            .iter()
+            .map(|b| {
+                let name = b.label.as_deref().unwrap_or(&b.value);
+                format!("{}{name} ({})", if b.selected { "*" } else { "" }, b.count)
+            })
+            .collect();
+        let other = if f.other > 0 {
+            format!(", other ({})", f.other)
+        } else {
+            String::new()
+        };
+        println!("facet {}: {}{other}", f.field, buckets.join(", "));
     }
 }
 

@@ -106,6 +106,16 @@ pub enum QueryError {
     /// A folder of images given to a collection with no image field.
     #[error("collection `{0}` has no image field, so it cannot take a folder of images")]
     NoImageField(String),
+    /// A relevance floor that is not a finite number.
+    #[error("min_score.{which} must be a finite number, got {got}")]
+    MinScore { which: &'static str, got: f32 },
+    /// A facet request that cannot be counted (unknown field, wrong kind, bad ranges or
+    /// interval, too many buckets), or a facet filter that cannot be applied.
+    #[error("{0}")]
+    Facet(String),
+    /// A `group_by` on a field that cannot group, or a `group_size` out of bounds.
+    #[error("{0}")]
+    GroupBy(String),
     /// An illustration request out of bounds (`per_paragraph`, an empty article, too many
     /// paragraphs).
     #[error("{0}")]
@@ -139,6 +149,9 @@ impl QueryError {
             QueryError::InputFormat(_) => "unknown_input_format",
             QueryError::NoImageField(_) => "no_image_field",
             QueryError::Article(_) => "invalid_article",
+            QueryError::MinScore { .. } => "invalid_min_score",
+            QueryError::Facet(_) => "invalid_facet",
+            QueryError::GroupBy(_) => "invalid_group_by",
         }
     }
 }

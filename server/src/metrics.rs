@@ -14,6 +14,10 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Distinct instruction hashes counted apart; later ones are counted as `other` (a client
+/// sending a new instruction with every request cannot grow the exposition without bound).
+pub const MAX_INSTRUCTION_SERIES: usize = 1000;
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -26,6 +30,9 @@ pub struct Metrics {
     cache_misses: IntCounter,
     queue_depth: IntGauge,
     in_flight: IntGauge,
+    instruction_queries: IntCounterVec,
+    /// The instruction hashes with a series of their own (at most [`MAX_INSTRUCTION_SERIES`]).
+    instruction_hashes: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Requests that panicked (a handler, or engine work on a worker) and answered 500.
     pub panics: IntCounter,
 }
@@ -79,6 +86,12 @@ impl Metrics {
             cache_misses: counter("mira_embedding_cache_misses_total", "Embeddings the cache did not hold"),
             queue_depth: gauge("mira_worker_queue_depth", "Jobs waiting for a worker"),
             in_flight: gauge("mira_worker_in_flight", "Jobs running on workers"),
+            instruction_queries: counter_vec(
+                "mira_search_instruction_queries_total",
+                "Searches by the short hash of the instruction the reranker or plugin used, and its source",
+                &["instruction", "source"],
+            ),
+            instruction_hashes: Default::default(),
             panics: counter(
                 "mira_panics_total",
                 "Requests that panicked in a handler or on a worker and answered 500 (the server goes on)",
@@ -108,6 +121,16 @@ impl Metrics {
         }
         if resp.rerank.as_ref().is_some_and(|r| r.reranked > 0) {
             stage("rerank", rerank_ms);
+        }
+        if let Some(i) = &resp.instruction {
+            let mut known = self.instruction_hashes.lock().unwrap_or_else(|e| e.into_inner());
+            let label = if known.contains(&i.hash) || known.len() < MAX_INSTRUCTION_SERIES {
+                known.insert(i.hash.clone());
+                i.hash.as_str()
+            } else {
+                "other"
+            };
+            self.instruction_queries.with_label_values(&[label, i.source]).inc();
         }
         if let Some(r) = &resp.ranking
             && r.status == RankingStatus::Fallback

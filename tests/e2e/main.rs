@@ -8,6 +8,7 @@ mod caption;
 mod cli;
 mod common;
 mod durability;
+mod facets;
 mod fuzz;
 mod ingest;
 mod models;

@@ -32,6 +32,8 @@ pub(crate) struct Candidate {
     pub plugin_score: Option<f32>,
     /// The score of the final order (the plugin's, else P("yes"), else the retrieval score).
     pub score: f32,
+    /// The value of the `group_by` field, when the search groups.
+    pub group: Option<String>,
 }
 
 /// What the reranker said of a candidate.
@@ -54,6 +56,7 @@ impl Candidate {
             retrieval_rank: rank,
             rerank: None,
             plugin_score: None,
+            group: None,
         }
     }
 

@@ -3,13 +3,15 @@
 
 use std::time::Instant;
 
-use tantivy::Searcher;
+use tantivy::{DocAddress, Searcher};
 
 use super::candidate::Candidate;
+use super::facets;
+use super::grouping;
 use super::plan::SearchPlan;
 use super::ranking;
 use super::retrieve::{BM25, Combination, VECTOR, retrieve};
-use super::{Explanation, FusionExplanation, Hit, SearchRequest, SearchResponse, StageScore};
+use super::{Cuts, Explanation, FusionExplanation, Hit, InstructionUsed, SearchRequest, SearchResponse, StageScore};
 use crate::collection::Collection;
 use crate::document::stored_to_json;
 use crate::error::{QueryError, Result};
@@ -48,13 +50,44 @@ pub fn search_with_plugin(
     let retrieved = retrieve(c, &searcher, &plan)?;
     let total = retrieved.candidates.len();
     let mut cands = retrieved.candidates;
+    if let Some(group) = &plan.group {
+        grouping::assign(&searcher, &group.field, &mut cands)?;
+        grouping::limit(&mut cands, group.size);
+    }
     let stages = ranking::rank(c, &searcher, &plan, &mut cands)?;
-    let hits = cands
+    let mut cut_final = 0;
+    if let Some(floor) = plan.min_score.final_score {
+        let before = cands.len();
+        cands.retain(|cand| cand.score >= floor);
+        cut_final = before - cands.len();
+    }
+    let explain = plan.explain.then_some(&retrieved.combination);
+    let (page, groups): (Vec<Candidate>, Option<usize>) = match &plan.group {
+        None => (cands.into_iter().skip(plan.offset).take(plan.top_k).collect(), None),
+        Some(_) => {
+            let groups = grouping::gather(cands);
+            let n = groups.len();
+            let page = groups
+                .into_iter()
+                .skip(plan.offset)
+                .take(plan.top_k)
+                .flatten()
+                .collect();
+            (page, Some(n))
+        }
+    };
+    let hits = page
         .into_iter()
-        .skip(plan.offset)
-        .take(plan.top_k)
-        .map(|cand| hit(c, &searcher, cand, plan.explain.then_some(&retrieved.combination)))
+        .map(|cand| hit(c, &searcher, cand, explain))
         .collect::<Result<_>>()?;
+    let (facets, matching) = match plan.facets.is_empty() {
+        true => (Vec::new(), None),
+        false => {
+            let (f, m) = facet_counts(c, &searcher, &plan, retrieved.vector.as_ref())?;
+            (f, Some(m))
+        }
+    };
+    let instruction = instruction_used(&stages);
     Ok(SearchResponse {
         hits,
         candidates: total,
@@ -64,9 +97,70 @@ pub fn search_with_plugin(
         vector_search: retrieved.knn.clone(),
         ranking: stages.plugin,
         rerank: stages.rerank,
+        instruction,
+        facets,
+        matching,
+        groups,
+        cuts: plan.min_score.any().then_some(Cuts {
+            bm25: retrieved.cut_bm25,
+            vector: retrieved.cut_vector,
+            final_score: cut_final,
+        }),
         warnings: plan.text.and_then(|t| t.note).into_iter().collect(),
         took_ms: started.elapsed().as_secs_f64() * 1e3,
     })
+}
+
+/// The instruction the reranker read, else the plugin's (when it answered).
+fn instruction_used(stages: &ranking::StageReports) -> Option<InstructionUsed> {
+    if let Some(r) = &stages.rerank {
+        return Some(InstructionUsed::new(r.instruction.clone(), r.instruction_source));
+    }
+    stages
+        .plugin
+        .as_ref()
+        .filter(|p| p.error.is_none())
+        .map(|p| InstructionUsed::new(p.instruction.clone(), "plugin"))
+}
+
+/// Every facet's counts, and the size of the matching set under every filter. A field with
+/// facet filters is counted over the set found without its own (the kNN candidates searched
+/// again under that filter).
+fn facet_counts(
+    c: &Collection,
+    searcher: &Searcher,
+    plan: &SearchPlan<'_>,
+    vector: Option<&(Vec<f32>, Vec<DocAddress>)>,
+) -> Result<(Vec<facets::FacetCounts>, u64)> {
+    let text = plan.text.as_ref().map(|t| &*t.parsed);
+    let set_under = |filter: Option<&dyn tantivy::query::Query>, fresh_knn: bool| -> Result<facets::DocSets> {
+        let hits = match vector {
+            None => None,
+            Some((_, found)) if !fresh_knn => Some(found.clone()),
+            Some((query, _)) => {
+                let (mut items, _) = super::retrieve::knn(c, searcher, plan, query, filter)?;
+                super::retrieve::cut(&mut items, plan.min_score.vector);
+                Some(items.into_iter().map(|(a, _)| a).collect())
+            }
+        };
+        facets::matching_docs(searcher, text, plan.min_score.bm25, filter, hits.as_deref())
+    };
+    let all = set_under(plan.filter.as_deref(), false)?;
+    let mut out = Vec::with_capacity(plan.facets.len());
+    for spec in &plan.facets {
+        let own = plan.refinements.iter().find(|r| r.field == spec.field);
+        let selected: &[String] = own.map_or(&[], |r| &r.values);
+        let counts = match own {
+            None => facets::count(searcher, spec, &all, selected, false)?,
+            Some(r) => {
+                let looser = facets::combine(plan.user_filter.as_deref(), &plan.refinements, Some(&r.field));
+                let set = set_under(looser.as_deref(), true)?;
+                facets::count(searcher, spec, &set, selected, true)?
+            }
+        };
+        out.push(counts);
+    }
+    Ok((out, all.len()))
 }
 
 /// A hit from its record, with its explanation when asked.
@@ -78,6 +172,7 @@ fn hit(c: &Collection, searcher: &Searcher, mut cand: Candidate, explain: Option
         id,
         score: cand.score,
         fields,
+        group: cand.group.take(),
         explain: explain.map(|combination| explanation(&cand, combination)),
     })
 }

@@ -9,22 +9,27 @@
 //! 4. `hybrid`: the page of hits, each able to explain its score.
 
 mod candidate;
+pub mod facets;
 mod filter;
 mod fusion;
+mod grouping;
 mod hybrid;
 mod plan;
 mod ranking;
 mod request;
 mod response;
-mod retrieve;
+pub(crate) mod retrieve;
 mod to_plugin;
 
 pub use candidate::{CAPTION_FIELD, TAGS_FIELD};
 pub(crate) use filter::parse_filter;
 pub use filter::{MAX_QUERY_BYTES, MAX_QUERY_CLAUSES, MAX_QUERY_DEPTH};
 pub use fusion::{Contribution, Fused, FusionMethod, Normalization, RankedList, fuse};
+pub use grouping::MAX_GROUP_SIZE;
 pub use hybrid::{search, search_with, search_with_plugin};
 pub(crate) use plan::check_weight;
 pub use ranking::{MAX_RERANK_WINDOW, RerankReport, RerankScore};
-pub use request::{MAX_CANDIDATES, MAX_TOP_K, SearchRequest};
-pub use response::{Explanation, FusionExplanation, Hit, SearchResponse, StageScore, VectorSearchReport};
+pub use request::{MAX_CANDIDATES, MAX_TOP_K, MinScore, SearchRequest};
+pub use response::{
+    Cuts, Explanation, FusionExplanation, Hit, InstructionUsed, SearchResponse, StageScore, VectorSearchReport,
+};

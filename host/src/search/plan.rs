@@ -8,11 +8,13 @@ use std::path::Path;
 
 use tantivy::query::Query;
 
-use super::SearchRequest;
+use super::facets::{self, FacetSpec, Refinement};
 use super::filter::{parse_filter, parse_text};
 use super::fusion::FusionMethod;
+use super::grouping::{self, GroupPlan};
 use super::ranking::MAX_RERANK_WINDOW;
 use super::request::{MAX_CANDIDATES, MAX_TOP_K};
+use super::{MinScore, SearchRequest};
 use crate::collection::Collection;
 use crate::error::{QueryError, Result};
 use crate::plugin::LoadedPlugin;
@@ -31,8 +33,19 @@ pub(crate) struct SearchPlan<'a> {
     pub fusion: FusionMethod,
     pub bm25_weight: f32,
     pub vector_weight: f32,
-    /// The filter, parsed; applied to every retriever.
+    /// The request's filter and its facet filters, parsed and ANDed; applied to every
+    /// retriever.
     pub filter: Option<Box<dyn Query>>,
+    /// The request's filter alone (facet counts put the facet filters back one field at a time).
+    pub user_filter: Option<Box<dyn Query>>,
+    /// The facet filters, one per field.
+    pub refinements: Vec<Refinement>,
+    /// The facets to count.
+    pub facets: Vec<FacetSpec>,
+    /// Relevance floors, checked finite.
+    pub min_score: MinScore,
+    /// `group_by`, when asked.
+    pub group: Option<GroupPlan>,
     /// The BM25 query, parsed over its fields.
     pub text: Option<TextPlan<'a>>,
     /// The kNN query: its field and where its vector comes from.
@@ -158,12 +171,17 @@ impl<'a> SearchPlan<'a> {
         let bm25_weight = check_weight("bm25_weight", req.bm25_weight.unwrap_or(defaults.bm25_weight))?;
         let vector_weight = check_weight("vector_weight", req.vector_weight.unwrap_or(defaults.vector_weight))?;
 
-        let filter = req
+        let min_score = check_min_score(req.min_score)?;
+        let user_filter = req
             .filter
             .as_deref()
             .filter(|f| !f.trim().is_empty())
             .map(|f| parse_filter(c, f))
             .transpose()?;
+        let refinements = facets::refinements(c, &req.facet_filters)?;
+        let filter = facets::combine(user_filter.as_deref(), &refinements, None);
+        let facets = facets::resolve(c, &req.facets)?;
+        let group = grouping::resolve(c, req)?;
         let text = match req.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             None => None,
             Some(query) => {
@@ -191,6 +209,11 @@ impl<'a> SearchPlan<'a> {
             bm25_weight,
             vector_weight,
             filter,
+            user_filter,
+            refinements,
+            facets,
+            min_score,
+            group,
             text,
             vector,
             rerank: RerankPlan {
@@ -206,6 +229,18 @@ impl<'a> SearchPlan<'a> {
             now,
         })
     }
+}
+
+/// Floors must be finite numbers (any sign: BM25 is positive, a similarity may be negative).
+fn check_min_score(m: MinScore) -> Result<MinScore, QueryError> {
+    for (which, v) in [("bm25", m.bm25), ("vector", m.vector), ("final", m.final_score)] {
+        if let Some(got) = v
+            && !got.is_finite()
+        {
+            return Err(QueryError::MinScore { which, got });
+        }
+    }
+    Ok(m)
 }
 
 /// The page size and the candidates each retriever contributes, within their bounds; the

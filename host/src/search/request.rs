@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::FusionMethod;
+use super::facets::FacetRequest;
 use super::fusion::Normalization;
 
 /// Largest page a request may ask for.
@@ -61,6 +62,37 @@ pub struct SearchRequest {
     pub params: BTreeMap<String, String>,
     /// The request time in seconds since 1970 (default: now); plugins use it for recency.
     pub now: Option<i64>,
+    /// Relevance floors: candidates below them are cut (retrievers' before fusion).
+    pub min_score: MinScore,
+    /// Facets to count over the matching documents.
+    pub facets: Vec<FacetRequest>,
+    /// Ticked facet values, field -> values (ORed within a field, ANDed across fields and with
+    /// `filter`); counted by the disjunctive rule.
+    pub facet_filters: BTreeMap<String, Vec<String>>,
+    /// A keyword field: at most `group_size` hits per value, paged by group.
+    pub group_by: Option<String>,
+    /// Hits per group (default 1).
+    pub group_size: Option<usize>,
+}
+
+/// Relevance floors. A retriever's floor cuts its list before fusion (and the matching set that
+/// facets count); the final floor cuts hits by their final score (P("yes") when reranked, the
+/// plugin's score, else the fused score).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MinScore {
+    /// Least BM25 score.
+    pub bm25: Option<f32>,
+    /// Least vector similarity (cosine or dot product, as the field's metric).
+    pub vector: Option<f32>,
+    /// Least final score.
+    pub final_score: Option<f32>,
+}
+
+impl MinScore {
+    /// Whether any floor is set.
+    pub fn any(&self) -> bool {
+        self.bm25.is_some() || self.vector.is_some() || self.final_score.is_some()
+    }
 }
 
 impl SearchRequest {

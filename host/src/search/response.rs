@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::Contribution;
+use super::facets::FacetCounts;
 use super::ranking::{RerankReport, RerankScore};
 use crate::plugin::{PluginScore, RankingReport};
 
@@ -29,11 +30,65 @@ pub struct SearchResponse {
     /// The reranker's part, when the collection has a reranker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rerank: Option<RerankReport>,
+    /// The instruction the reranker (or the plugin) used, and its short hash, when either ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<InstructionUsed>,
+    /// Facet counts over the matching documents, when facets were asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub facets: Vec<FacetCounts>,
+    /// Documents in the matching set (under every filter), when facets were asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matching: Option<u64>,
+    /// Groups the candidates formed, when the search groups (`offset` and `top_k` count them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<usize>,
+    /// What the relevance floors cut, when any was set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cuts: Option<Cuts>,
     /// What the search did differently from what was asked (a text query with a syntax error,
     /// read leniently).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub took_ms: f64,
+}
+
+/// An instruction and its identity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstructionUsed {
+    pub text: String,
+    /// The first 12 hex digits of the SHA-256 of the text: what metrics count queries by.
+    pub hash: String,
+    /// `request`, `plugin` or `default`.
+    pub source: &'static str,
+}
+
+impl InstructionUsed {
+    pub fn new(text: String, source: &'static str) -> Self {
+        InstructionUsed {
+            hash: instruction_hash(&text),
+            text,
+            source,
+        }
+    }
+}
+
+/// The short hash of an instruction.
+pub fn instruction_hash(text: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Candidates the relevance floors cut.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Cuts {
+    /// From the BM25 list, before fusion.
+    pub bm25: usize,
+    /// From the kNN list, before fusion.
+    pub vector: usize,
+    /// From the final order.
+    #[serde(rename = "final")]
+    pub final_score: usize,
 }
 
 /// How the kNN retriever searched.
@@ -51,6 +106,9 @@ pub struct Hit {
     pub score: f32,
     /// The document's stored fields.
     pub fields: Map<String, Value>,
+    /// The hit's `group_by` value, when the search groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Explanation>,
 }

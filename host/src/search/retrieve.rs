@@ -50,35 +50,38 @@ pub(crate) struct Retrieved {
     pub query_vector: Option<&'static str>,
     /// How each segment answered the kNN query, when it ran.
     pub knn: Option<VectorSearchReport>,
+    /// The kNN query vector and the candidates it found (above the floor), when kNN ran: what
+    /// facet counting needs to find them again under another filter.
+    pub vector: Option<(Vec<f32>, Vec<DocAddress>)>,
+    /// Candidates each retriever's floor cut.
+    pub cut_bm25: usize,
+    pub cut_vector: usize,
 }
 
 /// Runs the retrievers of `plan` and fuses their lists.
 pub(crate) fn retrieve(c: &Collection, searcher: &Searcher, plan: &SearchPlan<'_>) -> Result<Retrieved> {
     let mut lists = Vec::new();
+    let (mut cut_bm25, mut cut_vector) = (0, 0);
     if let Some(text) = &plan.text {
         let query = with_filter(text.parsed.box_clone(), plan.filter.as_deref());
         let top = searcher.search(&query, &TopDocs::with_limit(plan.candidates).order_by_score())?;
+        let mut items: Vec<(DocAddress, f32)> = top.into_iter().map(|(s, a)| (a, s)).collect();
+        cut_bm25 = cut(&mut items, plan.min_score.bm25);
         lists.push(RankedList {
             name: BM25.into(),
             weight: plan.bm25_weight,
-            items: top.into_iter().map(|(s, a)| (a, s)).collect(),
+            items,
         });
     }
     let mut query_vector = None;
     let mut knn_report = None;
+    let mut vector_found = None;
     if let Some(vector) = &plan.vector
         && let Some(query) = query_vector_of(c, &vector.source, vector.field)?
     {
-        let knn = KnnCollector::new(
-            c,
-            searcher,
-            vector.field,
-            &query,
-            plan.candidates,
-            plan.filter.as_deref(),
-            vector.options,
-        )?;
-        let (items, segments) = knn.search(searcher)?;
+        let (mut items, segments) = knn(c, searcher, plan, &query, plan.filter.as_deref())?;
+        cut_vector = cut(&mut items, plan.min_score.vector);
+        vector_found = Some((query.into_owned(), items.iter().map(|(a, _)| *a).collect()));
         lists.push(RankedList {
             name: VECTOR.into(),
             weight: plan.vector_weight,
@@ -124,7 +127,40 @@ pub(crate) fn retrieve(c: &Collection, searcher: &Searcher, plan: &SearchPlan<'_
         combination,
         query_vector,
         knn: knn_report,
+        vector: vector_found,
+        cut_bm25,
+        cut_vector,
     })
+}
+
+/// The kNN candidates of `query` under `filter`, with how each segment answered.
+pub(crate) fn knn(
+    c: &Collection,
+    searcher: &Searcher,
+    plan: &SearchPlan<'_>,
+    query: &[f32],
+    filter: Option<&dyn Query>,
+) -> Result<(Vec<(DocAddress, f32)>, Vec<crate::vector::SegmentKnn>)> {
+    let vector = plan.vector.as_ref().expect("a kNN plan");
+    let knn = KnnCollector::new(
+        c,
+        searcher,
+        vector.field,
+        query,
+        plan.candidates,
+        filter,
+        vector.options,
+    )?;
+    knn.search(searcher)
+}
+
+/// Drops the items of a best-first list under `floor`; how many it dropped.
+pub(crate) fn cut(items: &mut Vec<(DocAddress, f32)>, floor: Option<f32>) -> usize {
+    let before = items.len();
+    if let Some(floor) = floor {
+        items.retain(|(_, s)| *s >= floor);
+    }
+    before - items.len()
 }
 
 /// The kNN query vector, prepared for the field: given, or embedded by CLIP. `None` when the
@@ -164,7 +200,7 @@ fn query_vector_of<'p>(c: &Collection, source: &'p VectorSource<'_>, field: &str
 }
 
 /// Adds a filter to a scored query without changing its scores.
-fn with_filter(query: Box<dyn Query>, filter: Option<&dyn Query>) -> Box<dyn Query> {
+pub(crate) fn with_filter(query: Box<dyn Query>, filter: Option<&dyn Query>) -> Box<dyn Query> {
     match filter {
         None => query,
         Some(f) => Box::new(BooleanQuery::new(vec![

@@ -33,11 +33,98 @@ pub struct SearchResults {
     /// The reranker's part, when the collection has a reranker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rerank: Option<RerankReportBody>,
+    /// The instruction the reranker (or the plugin) used and its short hash, when either ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<InstructionBody>,
+    /// Facet counts over the matching documents, when facets were asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub facets: Vec<FacetCountsBody>,
+    /// Documents in the matching set, under every filter, when facets were asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matching: Option<u64>,
+    /// Groups the candidates formed, when the search groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<usize>,
+    /// What the relevance floors cut, when any was set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cuts: Option<CutsBody>,
     /// What the search did differently from what was asked (a text query with a syntax error,
     /// read leniently).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub took_ms: f64,
+}
+
+/// An instruction and its identity.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = InstructionUsed)]
+pub struct InstructionBody {
+    pub text: String,
+    /// The first 12 hex digits of the text's SHA-256 (what `/metrics` counts queries by).
+    pub hash: String,
+    /// `request`, `plugin` or `default`.
+    pub source: &'static str,
+}
+
+/// Candidates the relevance floors cut.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Cuts)]
+pub struct CutsBody {
+    /// From the BM25 list, before fusion.
+    pub bm25: usize,
+    /// From the kNN list, before fusion.
+    pub vector: usize,
+    /// From the final order.
+    #[serde(rename = "final")]
+    pub final_score: usize,
+}
+
+/// The counts of one facet.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = FacetCounts)]
+pub struct FacetCountsBody {
+    pub field: String,
+    /// `values`, `children`, `ranges`, `histogram` or `calendar`.
+    pub kind: &'static str,
+    pub buckets: Vec<FacetBucketBody>,
+    /// Counts of the values past `size`, summed.
+    pub other: u64,
+    /// Counted as if this field's own facet filters were off.
+    pub disjunctive: bool,
+}
+
+/// A facet value and how many matching documents have it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = FacetBucket)]
+pub struct FacetBucketBody {
+    /// What `facet_filters` takes back.
+    pub value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub count: u64,
+    /// The request's facet filters tick this value.
+    pub selected: bool,
+}
+
+impl From<mira_host::search::facets::FacetCounts> for FacetCountsBody {
+    fn from(f: mira_host::search::facets::FacetCounts) -> Self {
+        FacetCountsBody {
+            field: f.field,
+            kind: f.kind,
+            buckets: f
+                .buckets
+                .into_iter()
+                .map(|b| FacetBucketBody {
+                    value: b.value,
+                    label: b.label,
+                    count: b.count,
+                    selected: b.selected,
+                })
+                .collect(),
+            other: f.other,
+            disjunctive: f.disjunctive,
+        }
+    }
 }
 
 impl SearchResults {
@@ -57,6 +144,19 @@ impl SearchResults {
             vector_search: r.vector_search.map(Into::into),
             ranking: r.ranking.map(Into::into),
             rerank: r.rerank.map(Into::into),
+            instruction: r.instruction.map(|i| InstructionBody {
+                text: i.text,
+                hash: i.hash,
+                source: i.source,
+            }),
+            facets: r.facets.into_iter().map(Into::into).collect(),
+            matching: r.matching,
+            groups: r.groups,
+            cuts: r.cuts.map(|c| CutsBody {
+                bm25: c.bm25,
+                vector: c.vector,
+                final_score: c.final_score,
+            }),
             warnings: r.warnings,
             took_ms: r.took_ms,
         }
@@ -121,6 +221,9 @@ pub struct HitBody {
     /// The document's stored fields.
     #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
+    /// The hit's `group_by` value, when the search groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<ExplanationBody>,
 }
@@ -131,6 +234,7 @@ impl From<Hit> for HitBody {
             id: h.id,
             score: h.score,
             fields: h.fields,
+            group: h.group,
             explain: h.explain.map(Into::into),
         }
     }

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use mira_host::SearchRequest;
-use mira_host::search::Normalization;
+use mira_host::search::facets::{FacetRange, FacetRequest};
+use mira_host::search::{MinScore, Normalization};
 use serde::Deserialize;
 
 /// A search. Every field is optional; unset ones take the collection's `[search]` defaults.
@@ -67,6 +68,120 @@ pub struct SearchBody {
     pub image_base64: Option<String>,
     /// The query image by URL, fetched only from hosts in `[server] image_url_allowlist`.
     pub image_url: Option<String>,
+    /// Relevance floors: a retriever's cuts its list before fusion, `final` cuts hits by their
+    /// final score.
+    pub min_score: Option<MinScoreBody>,
+    /// Facets to count over the matching documents (at most 20).
+    #[serde(default)]
+    pub facets: Vec<FacetBody>,
+    /// Ticked facet values, field -> values (a bucket's `value` sent back as it is); values of
+    /// one field are ORed, fields ANDed with each other and with `filter`. A field's own facet
+    /// counts are taken as if its facet filters were off.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub facet_filters: BTreeMap<String, Vec<Scalar>>,
+    /// A keyword field: at most `group_size` hits per value; `top_k` and `offset` count groups.
+    pub group_by: Option<String>,
+    /// Hits per group (default 1, at most 100).
+    #[schema(minimum = 1, maximum = 100)]
+    pub group_size: Option<usize>,
+}
+
+/// Relevance floors.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = MinScore)]
+#[serde(deny_unknown_fields)]
+pub struct MinScoreBody {
+    /// Least BM25 score.
+    pub bm25: Option<f32>,
+    /// Least vector similarity.
+    pub vector: Option<f32>,
+    /// Least final score (P("yes") when reranked, the plugin's score, else the fused score).
+    #[serde(rename = "final")]
+    pub final_score: Option<f32>,
+}
+
+/// A facet to count.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = FacetRequest)]
+#[serde(deny_unknown_fields)]
+pub struct FacetBody {
+    /// A keyword, facet, numeric, date or bool field.
+    pub field: String,
+    /// Values to return, most frequent first (default 10, at most 1000).
+    pub size: Option<usize>,
+    /// Facet fields: count the children of this path (default `/`).
+    pub path: Option<String>,
+    /// Numeric and date fields: ranges to count, `from` inclusive, `to` exclusive.
+    #[serde(default)]
+    pub ranges: Vec<FacetRangeBody>,
+    /// Numeric fields: histogram bucket width; date fields: `hour`, `day`, `week`, `month`
+    /// or `year`.
+    #[schema(value_type = Option<String>)]
+    pub interval: Option<Scalar>,
+}
+
+/// A range of a facet: numbers, or dates (`2024-05-01`, RFC 3339); either end may be left out.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = FacetRange)]
+#[serde(deny_unknown_fields)]
+pub struct FacetRangeBody {
+    #[schema(value_type = Option<String>)]
+    pub from: Option<Scalar>,
+    #[schema(value_type = Option<String>)]
+    pub to: Option<Scalar>,
+}
+
+/// A number, a string or a bool, taken as its text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Number(serde_json::Number),
+    Text(String),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn text(self) -> String {
+        match self {
+            Scalar::Number(n) => n.to_string(),
+            Scalar::Text(s) => s,
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+impl utoipa::PartialSchema for Scalar {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                utoipa::openapi::schema::Type::String,
+                utoipa::openapi::schema::Type::Number,
+                utoipa::openapi::schema::Type::Boolean,
+            ]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Scalar {}
+
+impl From<FacetBody> for FacetRequest {
+    fn from(b: FacetBody) -> Self {
+        FacetRequest {
+            field: b.field,
+            size: b.size,
+            path: b.path,
+            ranges: b
+                .ranges
+                .into_iter()
+                .map(|r| FacetRange {
+                    from: r.from.map(Scalar::text),
+                    to: r.to.map(Scalar::text),
+                })
+                .collect(),
+            interval: b.interval.map(Scalar::text),
+        }
+    }
 }
 
 /// A fusion method.
@@ -140,6 +255,22 @@ impl SearchBody {
             plugin: self.plugin,
             params: self.params,
             now: self.now,
+            min_score: self
+                .min_score
+                .map(|m| MinScore {
+                    bm25: m.bm25,
+                    vector: m.vector,
+                    final_score: m.final_score,
+                })
+                .unwrap_or_default(),
+            facets: self.facets.into_iter().map(Into::into).collect(),
+            facet_filters: self
+                .facet_filters
+                .into_iter()
+                .map(|(k, v)| (k, v.into_iter().map(Scalar::text).collect()))
+                .collect(),
+            group_by: self.group_by,
+            group_size: self.group_size,
         }
     }
 }
