@@ -53,6 +53,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Search a collection with text, a vector, or both.
     Search(Box<SearchArgs>),
+    /// Score judged queries (nDCG@k, MRR, recall@k, P@k), or compare two configurations.
+    Eval(EvalArgs),
     /// Manage ranking plugins (WebAssembly components) in the plugin directory.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -333,6 +335,36 @@ pub struct SearchArgs {
     /// Hits per group (default 1).
     #[arg(long)]
     pub group_size: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    pub collection: String,
+    /// Judged queries, JSONL: {"id": "q1", "query": "red dress", "relevance": {"doc-1": 3, "doc-7": 0}}
+    /// (also "image", "vector", "scenario", "plugin", "filter", "params").
+    pub judgments: PathBuf,
+    /// TREC qrels (`qid 0 docid grade`) giving the grades of the judged queries by id.
+    #[arg(long)]
+    pub qrels: Option<PathBuf>,
+    /// Cutoff of nDCG@k, recall@k and P@k (the hits each query asks for).
+    #[arg(long, short = 'k', default_value_t = 10)]
+    pub k: usize,
+    /// A setting of every run, KEY=VALUE (repeatable): bm25_weight=2, rerank_window=20,
+    /// instruction=..., param.max_price=80...
+    #[arg(long = "set", value_parser = parse_param)]
+    pub set: Vec<(String, String)>,
+    /// Compare with a run that also has this setting, KEY=VALUE (repeatable).
+    #[arg(long = "against", value_parser = parse_param)]
+    pub against: Vec<(String, String)>,
+    /// Compare with this plugin component (a .wasm file) ordering every query, against the
+    /// version of the same name that serves now.
+    #[arg(long)]
+    pub against_plugin: Option<PathBuf>,
+    /// Print each query's nDCG (and the difference, when comparing).
+    #[arg(long)]
+    pub per_query: bool,
     #[arg(long)]
     pub json: bool,
 }

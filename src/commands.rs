@@ -58,6 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Index(args) => index(&catalog, args),
+        Command::Eval(args) => crate::eval::run(&catalog, &cli.data_dir, cli.config.as_deref(), args),
         Command::Delete(args) => {
             let c = catalog.open(&args.collection)?;
             let mut w = c.writer()?;

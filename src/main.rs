@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod demo;
+mod eval;
 mod model;
 mod output;
 mod plugins;

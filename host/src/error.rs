@@ -116,6 +116,12 @@ pub enum QueryError {
     /// A `group_by` on a field that cannot group, or a `group_size` out of bounds.
     #[error("{0}")]
     GroupBy(String),
+    /// A judgment or qrels file that cannot be read as judged queries (names file and line).
+    #[error("{0}")]
+    Judgments(String),
+    /// An evaluation setting (`KEY=VALUE`) that is unknown or has a bad value.
+    #[error("{0}")]
+    Setting(String),
     /// An illustration request out of bounds (`per_paragraph`, an empty article, too many
     /// paragraphs).
     #[error("{0}")]
@@ -151,6 +157,8 @@ impl QueryError {
             QueryError::Article(_) => "invalid_article",
             QueryError::MinScore { .. } => "invalid_min_score",
             QueryError::Facet(_) => "invalid_facet",
+            QueryError::Judgments(_) => "invalid_judgments",
+            QueryError::Setting(_) => "invalid_setting",
             QueryError::GroupBy(_) => "invalid_group_by",
         }
     }

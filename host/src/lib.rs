@@ -73,6 +73,7 @@ pub mod demo;
 pub mod document;
 pub mod embed;
 mod error;
+pub mod eval;
 pub mod illustrate;
 pub mod image_file;
 pub mod ingest;

@@ -99,6 +99,7 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(plugins::rollback))
         .routes(routes!(plugins::unload))
         .routes(routes!(plugins::shadow))
+        .routes(routes!(search::eval))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::admin_key));
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(open)

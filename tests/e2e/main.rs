@@ -8,6 +8,7 @@ mod caption;
 mod cli;
 mod common;
 mod durability;
+mod eval;
 mod facets;
 mod fuzz;
 mod ingest;

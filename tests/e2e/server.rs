@@ -267,6 +267,7 @@ fn every_documented_route_answers_and_every_route_is_documented() {
         "GET /v1/collections/{name}/documents/{id}/image",
         "POST /v1/collections/{name}/search",
         "POST /v1/collections/{name}/illustrate",
+        "POST /v1/collections/{name}/eval",
         "GET /v1/plugins",
         "POST /v1/plugins",
         "DELETE /v1/plugins/{name}",
@@ -303,6 +304,10 @@ fn every_documented_route_answers_and_every_route_is_documented() {
         "IngestReport",
         "PluginInfo",
         "Explanation",
+        "FacetCounts",
+        "FacetRequest",
+        "EvalRequest",
+        "EvalReport",
     ] {
         assert!(schemas.contains_key(name), "{name} missing from components");
     }

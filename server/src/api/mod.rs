@@ -3,6 +3,7 @@
 //! nothing of HTTP or OpenAPI), so a change on one side is a compile error on the other.
 
 mod collections;
+mod eval;
 mod ingest;
 mod names;
 mod plugins;
@@ -10,6 +11,7 @@ mod results;
 mod search;
 
 pub use collections::{CollectionStatsBody, VectorFieldStatsBody};
+pub use eval::{AgainstBody, EvalBody, EvalResults};
 pub use ingest::{IngestReportBody, RowErrorBody};
 pub use names::{CollectionName, PluginName};
 pub use plugins::{PluginFailureBody, PluginInfoBody, PluginScoreBody, RankingReportBody, RankingStatusBody};

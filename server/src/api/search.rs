@@ -142,7 +142,7 @@ pub enum Scalar {
 }
 
 impl Scalar {
-    fn text(self) -> String {
+    pub fn text(self) -> String {
         match self {
             Scalar::Number(n) => n.to_string(),
             Scalar::Text(s) => s,

@@ -11,7 +11,9 @@ use serde_json::Value;
 use mira_host::SearchRequest;
 
 use crate::api::CollectionName;
-use crate::api::{IllustrateBody, IllustrationBody, ImageRoutes, SearchBody, SearchResults, SearchUpload};
+use crate::api::{
+    EvalBody, EvalResults, IllustrateBody, IllustrationBody, ImageRoutes, SearchBody, SearchResults, SearchUpload,
+};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, has_content_type};
 use crate::state::AppState;
@@ -199,4 +201,62 @@ pub async fn illustrate(
         .await??;
     let (out, images) = out;
     Ok(Json(IllustrationBody::new(out, &images)))
+}
+
+/// Most judged queries one evaluation request may run (each is a search per run).
+pub const MAX_EVAL_QUERIES: usize = 1000;
+
+#[utoipa::path(post, path = "/v1/collections/{name}/eval", tag = "search",
+    params(("name" = inline(CollectionName), Path, description = "Collection name")),
+    request_body = EvalBody,
+    responses((status = 200, body = EvalResults), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn eval(
+    State(state): State<Arc<AppState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<EvalBody>,
+) -> ApiResult<Json<EvalResults>> {
+    let queries = mira_host::eval::load(
+        &body.judgments,
+        "judgments",
+        body.qrels.as_deref().map(|q| (q, "qrels")),
+    )
+    .map_err(|e| ApiError::bad_request("invalid_judgments", e.to_string()))?;
+    if queries.len() > MAX_EVAL_QUERIES {
+        return Err(ApiError::bad_request(
+            "invalid_judgments",
+            format!(
+                "at most {MAX_EVAL_QUERIES} judged queries per request, got {} (use `mira eval` for more)",
+                queries.len()
+            ),
+        ));
+    }
+    let against = body.against.unwrap_or_default();
+    let candidate = match &against.staged_plugin {
+        None => None,
+        Some(plugin) => Some(state.registry.staged(plugin).ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "no_staged_version",
+                format!("no version of `{plugin}` is staged: upload one with POST /v1/plugins?activate=false"),
+            )
+        })?),
+    };
+    let runs = mira_host::eval::RunSpec::runs(
+        Some(&state.registry),
+        EvalBody::settings(body.settings),
+        EvalBody::settings(against.settings),
+        candidate,
+        "staged",
+    );
+    let k = body.k.unwrap_or(10);
+    let st = state.clone();
+    let report = state
+        .workers
+        .run(move || -> mira_host::Result<mira_host::eval::EvalReport> {
+            let c = st.collection(&name)?;
+            mira_host::eval::run(&c, Some(&st.registry), &queries, None, &runs, k)
+        })
+        .await??;
+    Ok(Json(report.into()))
 }
