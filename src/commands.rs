@@ -103,6 +103,16 @@ fn plugin(data_dir: &Path, config: Option<&Path>, cmd: cli::PluginCommand) -> Re
         }
         cli::PluginCommand::Load { path } => {
             let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            if let Some(gate) = &config.plugins.gate {
+                let staged = registry
+                    .stage(&bytes, &path.display().to_string())
+                    .map_err(mira_host::Error::Plugin)?;
+                let verdict = mira_host::eval::check_gate(&Catalog::new(data_dir), gate, &registry, staged)?;
+                if !verdict.passed {
+                    return Err(mira_host::Error::PluginConflict(format!("not loaded: {}", verdict.summary)).into());
+                }
+                println!("gate passed: {}", verdict.summary);
+            }
             let p = registry
                 .persist(&bytes)
                 .with_context(|| format!("loading {}", path.display()))?;

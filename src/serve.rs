@@ -58,7 +58,9 @@ pub fn run(data_dir: &Path, config: Option<&Path>, args: ServeArgs) -> Result<()
             settings.worker_count(),
             settings.queue
         );
-        let state = Arc::new(AppState::new(Catalog::new(data_dir), settings, registry));
+        let state = Arc::new(
+            AppState::new(Catalog::new(data_dir), settings, registry).with_gate(engine.plugins.gate.clone()),
+        );
         mira_server::serve(listener, state, shutdown()).await?;
         println!("mira: stopped");
         Ok(())

@@ -39,6 +39,8 @@ pub struct PluginSettings {
     pub files: Vec<PathBuf>,
     #[serde(flatten)]
     pub limits: PluginLimits,
+    /// A judgment set a new plugin version must not lose on before it is activated.
+    pub gate: Option<GateConfig>,
 }
 
 impl Default for PluginSettings {
@@ -47,8 +49,40 @@ impl Default for PluginSettings {
             dir: PathBuf::from("plugins"),
             files: Vec::new(),
             limits: PluginLimits::default(),
+            gate: None,
         }
     }
+}
+
+/// `[plugins.gate]`: before a new version of a plugin is activated (`mira plugin load`,
+/// `POST /v1/plugins/{name}/activate`), its judged queries run with the live version and with
+/// the new one; the new one is refused if its mean `metric` is more than `max_loss` below.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    /// The collection the judged queries search.
+    pub collection: String,
+    /// Judged queries (JSONL, as `mira eval` reads), relative to the data directory unless
+    /// absolute.
+    pub judgments: PathBuf,
+    /// TREC qrels with the grades, when the JSONL has none.
+    pub qrels: Option<PathBuf>,
+    #[serde(default = "default_gate_k")]
+    pub k: usize,
+    /// `ndcg`, `mrr`, `recall` or `precision`.
+    #[serde(default = "default_gate_metric")]
+    pub metric: String,
+    /// How much lower the new version's mean may be (default 0: it must not lose).
+    #[serde(default)]
+    pub max_loss: f64,
+}
+
+fn default_gate_k() -> usize {
+    10
+}
+
+fn default_gate_metric() -> String {
+    "ndcg".into()
 }
 
 /// The whole configuration.
@@ -74,6 +108,17 @@ impl EngineConfig {
         })?;
         let config: EngineConfig =
             toml::from_str(&text).map_err(|e| Error::schema(path.display().to_string(), e.to_string().trim_end()))?;
+        if let Some(g) = &config.plugins.gate
+            && !["ndcg", "mrr", "recall", "precision"].contains(&g.metric.as_str())
+        {
+            return Err(Error::schema(
+                path.display().to_string(),
+                format!(
+                    "[plugins.gate] metric `{}` is not ndcg, mrr, recall or precision",
+                    g.metric
+                ),
+            ));
+        }
         let l = &config.plugins.limits;
         if l.time_ms == 0 || l.memory_mib == 0 || l.quarantine_after == 0 || l.max_candidates == 0 {
             return Err(Error::schema(

@@ -22,6 +22,8 @@ pub struct AppState {
     pub registry: Arc<PluginRegistry>,
     pub workers: Workers,
     pub metrics: Metrics,
+    /// `[plugins.gate]`: the judgment set a staged version must not lose on to be activated.
+    pub gate: Option<mira_host::config::GateConfig>,
     /// Collections opened so far (opening reads the schema and maps the vector files), with
     /// the incarnation they were opened as.
     open: RwLock<HashMap<String, OpenCollection>>,
@@ -40,9 +42,16 @@ impl AppState {
             config,
             registry,
             metrics,
+            gate: None,
             open: RwLock::new(HashMap::new()),
             writing: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The state with an activation gate.
+    pub fn with_gate(mut self, gate: Option<mira_host::config::GateConfig>) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// An open collection: the one on disk now. A cached one whose directory was dropped or

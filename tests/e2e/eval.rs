@@ -213,3 +213,36 @@ fn the_api_evaluates_and_compares_a_staged_plugin() {
     let (status, v) = call("POST", &url, None, Some(json!({"judgments": many})));
     assert_eq!(status, 400, "{v}");
 }
+
+/// `[plugins.gate]`: `mira plugin load` refuses a version that loses on the judgment set (here
+/// one that must win by 0.1 and only ties), and loads it when it does not lose.
+#[test]
+fn the_gate_refuses_a_version_that_loses() {
+    let env = Env::new();
+    texts(&env);
+    env.write("data/gate.jsonl", JUDGMENTS);
+    let config = |max_loss: &str| {
+        env.write(
+            "data/mira.toml",
+            &format!(
+                "[plugins.gate]\ncollection = \"texts\"\njudgments = \"gate.jsonl\"\nk = 3\nmax_loss = {max_loss}\n"
+            ),
+        );
+    };
+    config("-0.1");
+    let out = env.mira(&["plugin", "load", SWAP_A_PLUGIN]);
+    assert!(out.status.success(), "nothing live to lose to: {}", stderr(&out));
+    let out = env.mira(&["plugin", "load", SWAP_B_PLUGIN]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not loaded") && err.contains("swapper@2.0.0") && err.contains("ndcg@3"),
+        "{err}"
+    );
+    let out = env.mira(&["plugin", "list", "--json"]);
+    assert!(stdout(&out).contains("1.0.0"), "{}", stdout(&out));
+    config("0");
+    let out = env.mira(&["plugin", "load", SWAP_B_PLUGIN]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("gate passed"), "{}", stdout(&out));
+}

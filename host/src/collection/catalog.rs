@@ -17,6 +17,11 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The data directory (the collections live in its `collections/`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.root.parent().unwrap_or(&self.root)
+    }
+
     /// A catalog over a data directory (created on first write).
     pub fn new(data_dir: &Path) -> Self {
         Catalog {

@@ -4,12 +4,14 @@
 //! swapping a ranking plugin or changing fusion weights; `[plugins] gate` runs it before every
 //! activation.
 
+mod gate;
 mod judgments;
 mod metrics;
 mod run;
 mod settings;
 mod significance;
 
+pub use gate::{GateVerdict, check_gate};
 pub use judgments::{
     JudgedQuery, JudgmentError, MAX_GRADE, MAX_ID_BYTES, MAX_JUDGMENTS_PER_QUERY, MAX_QUERIES, Qrels, apply_qrels,
     check, load, parse_jsonl, parse_trec_qrels,

@@ -106,7 +106,23 @@ pub async fn activate(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<PluginVersion>> {
     let st = state.clone();
-    let p = state.workers.run(move || st.registry.activate_staged(&name)).await??;
+    let p = state
+        .workers
+        .run(move || -> ApiResult<_> {
+            if let (Some(gate), Some(staged)) = (&st.gate, st.registry.staged(&name)) {
+                let verdict = mira_host::eval::check_gate(&st.catalog, gate, &st.registry, staged)?;
+                tracing::info!(plugin = %name, passed = verdict.passed, "activation gate: {}", verdict.summary);
+                if !verdict.passed {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "gate_failed",
+                        format!("not activated: {}", verdict.summary),
+                    ));
+                }
+            }
+            Ok(st.registry.activate_staged(&name)?)
+        })
+        .await??;
     Ok(Json(version(&p, "active")))
 }
 
