@@ -1293,6 +1293,34 @@ fn the_search_page_renders_text_and_image_results_in_a_browser() {
         "the page shows the API's hits in the API's order"
     );
 
+    // Facets: the counts render as checkboxes; a ticked brand (from a link) filters the hits as
+    // the API's facet filters do, and stays ticked.
+    assert!(dom.contains("data-facet=\"brand\""), "facet checkboxes: {dom}");
+    let brand = api["hits"][0]["fields"]["brand"].as_str().unwrap().to_owned();
+    let refined = s.url(&format!(
+        "/?collection=products&q=dress&refine=brand:{}",
+        urlencode(&brand)
+    ));
+    let dom = browser_dom(&refined, &env.path().join("profile-3")).unwrap();
+    let (_, api) = call(
+        "POST",
+        &s.url("/v1/collections/products/search"),
+        None,
+        Some(json!({"text": "dress", "top_k": 24, "explain": true, "facet_filters": {"brand": [brand]}})),
+    );
+    let api_ids: Vec<&str> = api["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(rendered_ids(&dom), api_ids, "the ticked brand filters the page's hits");
+    assert!(
+        dom.contains(&format!("data-value=\"{brand}\" checked"))
+            || dom.contains(&format!("checked=\"\" data-facet=\"brand\" data-value=\"{brand}\"")),
+        "the brand stays ticked: {dom}"
+    );
+
     let b64 = base64::engine::general_purpose::STANDARD.encode(&photo);
     let image_url = s.url(&format!(
         "/?collection=products&image=data:image/png;base64,{}",
