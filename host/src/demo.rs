@@ -212,6 +212,19 @@ pub fn generate(dir: &Path, n: usize, seed: u64) -> Result<DemoData> {
         draw(cat.shape, rgb, &mut rng)
             .save(images.join(&file))
             .map_err(|e| Error::io(format!("writing demo image {file}"), std::io::Error::other(e)))?;
+        // Every third product has a second photo (the same item, shifted and shaded): several
+        // images per document, each embedded; kNN matches a product by its closest photo.
+        let photos = if i % 3 == 0 {
+            let second = format!("{id}-2.png");
+            let mut own = fastrand::Rng::with_seed(seed ^ (i as u64).wrapping_mul(0x9e37_79b9));
+            let dim = rgb.map(|c| (u16::from(c) * 3 / 4) as u8);
+            draw(cat.shape, dim, &mut own)
+                .save(images.join(&second))
+                .map_err(|e| Error::io(format!("writing demo image {second}"), std::io::Error::other(e)))?;
+            json!([format!("images/{file}"), format!("images/{second}")])
+        } else {
+            json!(format!("images/{file}"))
+        };
         let row = json!({
             "id": id,
             "title": format!("{brand} {style} {color} {material} {}", cat.en),
@@ -230,7 +243,7 @@ pub fn generate(dir: &Path, n: usize, seed: u64) -> Result<DemoData> {
             "reviews": rng.u64(..5000),
             "in_stock": rng.f32() < 0.8,
             "released": format!("{}-{:02}-{:02}", 2022 + rng.u32(..4), 1 + rng.u32(..12), 1 + rng.u32(..28)),
-            "image": format!("images/{file}"),
+            "image": photos,
         });
         writeln!(out, "{row}").map_err(|e| io("writing in", e))?;
     }

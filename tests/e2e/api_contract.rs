@@ -257,6 +257,24 @@ fn hint(f: &Fixture, schema: &str, property: &str) -> Option<Vec<(Value, Map<Str
             json!({"ids": null}).as_object().unwrap().clone(),
         )]),
         ("ShadowRequest", "collection") => plain(json!("shop")),
+        ("SearchBody", "facets") => plain(json!([
+            {"field": "category", "size": 5},
+            {"field": "price", "ranges": [{"to": 50}, {"from": 50}]},
+            {"field": "price", "interval": 25}
+        ])),
+        ("SearchBody", "facet_filters") => plain(json!({"category": ["dress"], "price": ["0..100"]})),
+        ("SearchBody", "group_by") => plain(json!("category")),
+        ("SearchBody", "group_size") => Some(vec![(
+            json!(2),
+            json!({"group_by": "category"}).as_object().unwrap().clone(),
+        )]),
+        ("EvalRequest", "judgments") => plain(json!(
+            "{\"id\": \"q1\", \"query\": \"dress\", \"relevance\": {\"a\": 2, \"b\": 0}}\n"
+        )),
+        ("EvalRequest", "qrels") => plain(json!("q1 0 a 1\n")),
+        ("EvalRequest", "settings") => plain(json!({"bm25_weight": 2, "rerank_window": 0})),
+        ("EvalAgainst", "settings") => plain(json!({"candidates": 50})),
+        ("EvalAgainst", "staged_plugin") => plain(json!("swapper")),
         _ => None,
     }
 }

@@ -38,7 +38,8 @@ fn level(route: &str) -> Level {
         | "DELETE /v1/plugins/{name}"
         | "POST /v1/plugins/{name}/activate"
         | "POST /v1/plugins/{name}/rollback"
-        | "POST /v1/plugins/{name}/shadow" => Level::Admin,
+        | "POST /v1/plugins/{name}/shadow"
+        | "POST /v1/collections/{name}/eval" => Level::Admin,
         other => panic!("{other} is documented but has no expected access level in this test"),
     }
 }

@@ -13,6 +13,7 @@ mod facets;
 mod fuzz;
 mod ingest;
 mod models;
+mod multi_vector;
 mod plugins;
 mod rerank;
 mod schema;

@@ -1260,7 +1260,8 @@ fn the_search_page_renders_text_and_image_results_in_a_browser() {
         mira_host::ingest::ingest(&c, &data.jsonl, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
     assert_eq!(report.indexed, 60);
     let first = c.search(&mira_host::SearchRequest::text("dress")).unwrap().hits[0].clone();
-    let photo = std::fs::read(first.fields["image"].as_str().unwrap()).unwrap();
+    let image = &first.fields["image"];
+    let photo = std::fs::read(image.as_str().or_else(|| image[0].as_str()).unwrap()).unwrap();
     drop(c);
     let s = Server::start(&env, ServerSettings::default(), PluginLimits::default());
 
@@ -1439,6 +1440,9 @@ fn the_example_applications_run() {
                 "query vector: clip image",
                 "plugin ecommerce",
                 "reranked",
+                "p00003 1.0000  matched photo 2",
+                "ticked brand",
+                "*",
             ],
         ),
         ("article-illustration", vec!["none used twice", "instruction:"]),

@@ -130,21 +130,52 @@ fn add_value(
     schema: &CollectionSchema,
 ) -> Result<(), String> {
     if let FieldKind::Vector(v) = &spec.kind {
-        let values = match value {
-            Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, x)| {
-                    x.as_f64()
-                        .map(|f| f as f32)
-                        .ok_or_else(|| format!("element {i} is {}, not a number", kind(x)))
-                })
-                .collect::<Result<Vec<f32>, String>>()?,
-            Value::String(s) => parse_vector_text(s)?,
-            other => return Err(format!("expected an array of {} numbers, got {}", v.dim, kind(other))),
+        // One vector, or a list of them (one per image of a product, say): kNN scores the
+        // document by its closest.
+        let several = matches!(value, Value::Array(items) if items.first().is_some_and(Value::is_array));
+        let vectors: Vec<&Value> = if several {
+            each(value).iter().collect()
+        } else {
+            vec![value]
         };
-        doc.add_bytes(field, &codec::encode(&values, v)?);
+        if vectors.len() > codec::MAX_VECTORS_PER_DOC {
+            return Err(format!(
+                "{} vectors where at most {} are taken",
+                vectors.len(),
+                codec::MAX_VECTORS_PER_DOC
+            ));
+        }
+        for (n, value) in vectors.into_iter().enumerate() {
+            let at = |m: String| if several { format!("vector {n}: {m}") } else { m };
+            let values = match value {
+                Value::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| {
+                        x.as_f64()
+                            .map(|f| f as f32)
+                            .ok_or_else(|| at(format!("element {i} is {}, not a number", kind(x))))
+                    })
+                    .collect::<Result<Vec<f32>, String>>()?,
+                Value::String(s) => parse_vector_text(s).map_err(at)?,
+                other => {
+                    return Err(at(format!(
+                        "expected an array of {} numbers (or a list of such arrays), got {}",
+                        v.dim,
+                        kind(other)
+                    )));
+                }
+            };
+            doc.add_bytes(field, &codec::encode_nth(&values, v, n).map_err(at)?);
+        }
         return Ok(());
+    }
+    if spec.kind == FieldKind::Image && each(value).len() > codec::MAX_VECTORS_PER_DOC {
+        return Err(format!(
+            "{} images where at most {} are taken",
+            each(value).len(),
+            codec::MAX_VECTORS_PER_DOC
+        ));
     }
     for item in each(value) {
         match (&spec.kind, item) {

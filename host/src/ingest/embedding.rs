@@ -24,9 +24,9 @@ use crate::vector::codec;
 /// One batch's pass over the targets.
 #[derive(Default)]
 struct Pass {
-    /// Each row's image is read, hashed and (on a cache miss) decoded once, however many
-    /// targets (vector, tags, caption) read it.
-    sources: HashMap<(usize, Field), ImageSource>,
+    /// Each row's images are read, hashed and (on a cache miss) decoded once, however many
+    /// targets (vector, tags, caption) read them.
+    sources: HashMap<(usize, Field, u16), ImageSource>,
     /// Rows that failed, with why; later targets skip them.
     failed: Vec<(usize, RowError)>,
 }
@@ -172,15 +172,20 @@ impl Embedder {
                 .collect();
             let vectors = match &t.input {
                 Input::Image(field) => self.image_vectors(t, *field, rows, &todo, &mut pass, counts)?,
-                Input::Text(fields) => self.text_vectors(t, fields, rows, &todo, counts)?,
+                Input::Text(fields) => self
+                    .text_vectors(t, fields, rows, &todo, counts)?
+                    .into_iter()
+                    .map(|(i, v)| ((i, 0), v))
+                    .collect(),
             };
             self.write(t, rows, vectors)?;
         }
         Ok(pass.failed)
     }
 
-    /// The target's vectors of the rows' images (from the cache, else computed), recording
-    /// the rows whose image cannot be read or decoded as failed.
+    /// The target's vectors of the rows' images, each keyed by (row, the image's position in
+    /// the row's image list) (from the cache, else computed), recording the rows with an image
+    /// that cannot be read or decoded as failed.
     fn image_vectors(
         &self,
         t: &Target,
@@ -189,7 +194,7 @@ impl Embedder {
         todo: &[usize],
         pass: &mut Pass,
         counts: &mut EmbedCounts,
-    ) -> Result<Vec<(usize, Vec<f32>)>> {
+    ) -> Result<Vec<(Slot, Vec<f32>)>> {
         let Pass { sources, failed } = pass;
         let mut fail = |i: usize, message: String| {
             failed.push((
@@ -205,41 +210,59 @@ impl Embedder {
         // Inputs the cache lacks: (row, key); their images are decoded here.
         let mut miss = Vec::new();
         for &i in todo {
-            let Some(path) = rows[i].0.doc.get_first(field).and_then(|v| v.as_str()) else {
-                continue;
-            };
-            let source = match sources.entry((i, field)) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => match std::fs::read(path) {
-                    Ok(bytes) => e.insert(ImageSource {
-                        key: image_key(&bytes),
-                        bytes,
-                        image: None,
-                    }),
-                    Err(err) => {
-                        fail(i, format!("cannot open image {path}: {err}"));
-                        continue;
-                    }
-                },
-            };
-            match t.cache.get(&source.key) {
-                Some(v) => {
-                    counts.cached += 1;
-                    vectors.push((i, v));
+            let paths: Vec<&str> = rows[i].0.doc.get_all(field).filter_map(|v| v.as_str()).collect();
+            let mut found = Vec::with_capacity(paths.len());
+            let mut broken = false;
+            for (n, path) in paths.into_iter().enumerate() {
+                let slot = (i, n as u16);
+                let source = match sources.entry((i, field, slot.1)) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => match std::fs::read(path) {
+                        Ok(bytes) => e.insert(ImageSource {
+                            key: image_key(&bytes),
+                            bytes,
+                            image: None,
+                        }),
+                        Err(err) => {
+                            fail(i, format!("cannot open image {path}: {err}"));
+                            broken = true;
+                            break;
+                        }
+                    },
+                };
+                match t.cache.get(&source.key) {
+                    Some(v) => found.push(Found::Cached(slot, v)),
+                    None if source.image.is_some() => found.push(Found::Miss(slot, source.key)),
+                    None => match crate::image_file::decode_bytes(&source.bytes, path, self.max_pixels) {
+                        Ok(img) => {
+                            source.image = Some(img);
+                            found.push(Found::Miss(slot, source.key));
+                        }
+                        Err(message) => {
+                            fail(i, message);
+                            broken = true;
+                            break;
+                        }
+                    },
                 }
-                None if source.image.is_some() => miss.push((i, source.key)),
-                None => match crate::image_file::decode_bytes(&source.bytes, path, self.max_pixels) {
-                    Ok(img) => {
-                        source.image = Some(img);
-                        miss.push((i, source.key));
+            }
+            // A row with an image that cannot be read fails whole: none of its images count.
+            if broken {
+                continue;
+            }
+            for f in found {
+                match f {
+                    Found::Cached(slot, v) => {
+                        counts.cached += 1;
+                        vectors.push((slot, v));
                     }
-                    Err(message) => fail(i, message),
-                },
+                    Found::Miss(slot, key) => miss.push((slot, key)),
+                }
             }
         }
         let images: Vec<&DynamicImage> = miss
             .iter()
-            .map(|(i, _)| sources[&(*i, field)].image.as_ref().expect("decoded above"))
+            .map(|((i, n), _)| sources[&(*i, field, *n)].image.as_ref().expect("decoded above"))
             .collect();
         let computed = match &t.output {
             Output::Caption { max_tokens } => self
@@ -290,13 +313,20 @@ impl Embedder {
         Ok(vectors)
     }
 
-    /// Writes the target's outputs into the rows' documents: the vector, the closest tags, or
-    /// the decoded caption.
-    fn write(&self, t: &Target, rows: &mut [(BuiltDocument, RowError)], vectors: Vec<(usize, Vec<f32>)>) -> Result<()> {
-        for (i, v) in vectors {
+    /// Writes the target's outputs into the rows' documents: the vector of each image, the
+    /// closest tags of each (once per document), or each image's decoded caption.
+    fn write(
+        &self,
+        t: &Target,
+        rows: &mut [(BuiltDocument, RowError)],
+        mut vectors: Vec<(Slot, Vec<f32>)>,
+    ) -> Result<()> {
+        // In image order, so a row's values keep its images' order.
+        vectors.sort_by_key(|(slot, _)| *slot);
+        for ((i, n), v) in vectors {
             match &t.output {
                 Output::Vector(spec) => {
-                    let bytes = codec::encode(&v, spec).map_err(|message| Error::Vector {
+                    let bytes = codec::encode_nth(&v, spec, n as usize).map_err(|message| Error::Vector {
                         field: t.field_name.clone(),
                         message,
                     })?;
@@ -304,7 +334,10 @@ impl Embedder {
                 }
                 Output::Tags { words, embeddings, top } => {
                     for tag in closest(&v, words, embeddings, *top) {
-                        rows[i].0.doc.add_text(t.field, tag);
+                        let doc = &mut rows[i].0.doc;
+                        if !doc.get_all(t.field).any(|x| x.as_str() == Some(tag)) {
+                            doc.add_text(t.field, tag);
+                        }
                     }
                 }
                 Output::Caption { .. } => {
@@ -388,13 +421,13 @@ fn text_embeddings(clip: &ClipEmbedder, cache: &EmbeddingCache, texts: &[String]
 }
 
 /// Stores freshly computed values in `cache` and adds them to `out`.
-fn remember(
+fn remember<S>(
     cache: &EmbeddingCache,
-    keys: impl Iterator<Item = (usize, ContentKey)>,
+    keys: impl Iterator<Item = (S, ContentKey)>,
     computed: Vec<Vec<f32>>,
-    out: &mut Vec<(usize, Vec<f32>)>,
+    out: &mut Vec<(S, Vec<f32>)>,
 ) -> u64 {
-    let keyed: Vec<(usize, ContentKey, Vec<f32>)> = keys.zip(computed).map(|((i, k), v)| (i, k, v)).collect();
+    let keyed: Vec<(S, ContentKey, Vec<f32>)> = keys.zip(computed).map(|((i, k), v)| (i, k, v)).collect();
     let items: Vec<(ContentKey, &[f32])> = keyed.iter().map(|(_, k, v)| (*k, v.as_slice())).collect();
     if let Err(e) = cache.put(&items) {
         // The cache only saves time; indexing goes on without it.
@@ -415,6 +448,15 @@ fn caption_to_vector(ids: &[u32], max_tokens: usize) -> Vec<f32> {
 /// The token ids of a cached caption.
 fn vector_to_caption(v: &[f32]) -> Vec<u32> {
     v.iter().take_while(|x| **x >= 0.0).map(|&x| x as u32).collect()
+}
+
+/// A row and the position of one of its images (0 for a text input).
+type Slot = (usize, u16);
+
+/// What the cache said of one image of a row.
+enum Found {
+    Cached(Slot, Vec<f32>),
+    Miss(Slot, ContentKey),
 }
 
 /// A row's image file: its content key, its bytes, and the decoded image once a target needed

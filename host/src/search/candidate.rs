@@ -34,6 +34,9 @@ pub(crate) struct Candidate {
     pub score: f32,
     /// The value of the `group_by` field, when the search groups.
     pub group: Option<String>,
+    /// Which of the document's vectors the kNN query matched best, when not its first (an
+    /// image list's position).
+    pub matched: Option<u16>,
 }
 
 /// What the reranker said of a candidate.
@@ -57,6 +60,7 @@ impl Candidate {
             rerank: None,
             plugin_score: None,
             group: None,
+            matched: None,
         }
     }
 
@@ -93,7 +97,8 @@ pub(crate) enum StoredValue {
 pub(crate) struct CandidateFields {
     pub fields: Vec<(String, StoredValue)>,
     pub tags: Vec<String>,
-    pub caption: Option<String>,
+    /// One caption per image (an image list has several).
+    pub captions: Vec<String>,
     pub has_image: bool,
 }
 
@@ -125,7 +130,7 @@ impl CandidateFields {
                 let Some(value) = value else { continue };
                 match value {
                     StoredValue::Text(s) | StoredValue::Keyword(s) if is_tags => out.tags.push(s),
-                    StoredValue::Text(s) if is_caption => out.caption = Some(s),
+                    StoredValue::Text(s) if is_caption => out.captions.push(s),
                     value => out.fields.push((spec.name.clone(), value)),
                 }
             }
@@ -155,8 +160,14 @@ impl CandidateFields {
         if !self.tags.is_empty() {
             lines.push(format!("tags: {}", self.tags.join(", ")));
         }
-        if let Some(caption) = &self.caption {
-            lines.push(format!("caption: {caption}"));
+        match self.captions.as_slice() {
+            [] => {}
+            [one] => lines.push(format!("caption: {one}")),
+            several => {
+                for (i, caption) in several.iter().enumerate() {
+                    lines.push(format!("caption {}: {caption}", i + 1));
+                }
+            }
         }
         lines.join("\n")
     }
@@ -178,12 +189,22 @@ mod tests {
                 ("taken".into(), StoredValue::Date(0)),
             ],
             tags: vec!["night".into(), "boat".into()],
-            caption: Some("boats in a harbour".into()),
+            captions: vec!["boats in a harbour".into()],
             has_image: true,
         };
         assert_eq!(
             c.render(),
             "title: Quay\nplace: boat\nyear: 1954\ntaken: 1970-01-01\ntags: night, boat\ncaption: boats in a harbour"
+        );
+        let several = CandidateFields {
+            captions: vec!["a red dress".into(), "the dress from behind".into()],
+            tags: vec!["dress".into(), "red".into(), "back".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            several.render(),
+            "tags: dress, red, back\ncaption 1: a red dress\ncaption 2: the dress from behind",
+            "every image's caption, and the tags of all"
         );
     }
 }

@@ -11,7 +11,9 @@ use super::grouping;
 use super::plan::SearchPlan;
 use super::ranking;
 use super::retrieve::{BM25, Combination, VECTOR, retrieve};
-use super::{Cuts, Explanation, FusionExplanation, Hit, InstructionUsed, SearchRequest, SearchResponse, StageScore};
+use super::{
+    Cuts, Explanation, FusionExplanation, Hit, InstructionUsed, SearchRequest, SearchResponse, StageScore, VectorMatch,
+};
 use crate::collection::Collection;
 use crate::document::stored_to_json;
 use crate::error::{QueryError, Result};
@@ -76,9 +78,16 @@ pub fn search_with_plugin(
             (page, Some(n))
         }
     };
+    let searched = plan.vector.as_ref().map(|v| {
+        let image_field = match c.schema().computed_field(v.field).map(|s| &s.kind) {
+            Some(crate::schema::SourceKind::ClipImage { image_field }) => Some(image_field.clone()),
+            _ => None,
+        };
+        (v.field.to_owned(), image_field)
+    });
     let hits = page
         .into_iter()
-        .map(|cand| hit(c, &searcher, cand, explain))
+        .map(|cand| hit(c, &searcher, cand, explain, searched.as_ref()))
         .collect::<Result<_>>()?;
     let (facets, matching) = match plan.facets.is_empty() {
         true => (Vec::new(), None),
@@ -138,7 +147,7 @@ fn facet_counts(
             None => None,
             Some((_, found)) if !fresh_knn => Some(found.clone()),
             Some((query, _)) => {
-                let (mut items, _) = super::retrieve::knn(c, searcher, plan, query, filter)?;
+                let (mut items, _, _) = super::retrieve::knn(c, searcher, plan, query, filter)?;
                 super::retrieve::cut(&mut items, plan.min_score.vector);
                 Some(items.into_iter().map(|(a, _)| a).collect())
             }
@@ -164,7 +173,13 @@ fn facet_counts(
 }
 
 /// A hit from its record, with its explanation when asked.
-fn hit(c: &Collection, searcher: &Searcher, mut cand: Candidate, explain: Option<&Combination>) -> Result<Hit> {
+fn hit(
+    c: &Collection,
+    searcher: &Searcher,
+    mut cand: Candidate,
+    explain: Option<&Combination>,
+    searched: Option<&(String, Option<String>)>,
+) -> Result<Hit> {
     let doc = cand.doc(searcher)?;
     let id = c.fields().id_of(doc);
     let fields = stored_to_json(doc, c.fields());
@@ -173,6 +188,13 @@ fn hit(c: &Collection, searcher: &Searcher, mut cand: Candidate, explain: Option
         score: cand.score,
         fields,
         group: cand.group.take(),
+        matched: searched
+            .filter(|_| cand.stage(VECTOR).is_some())
+            .map(|(field, image_field)| VectorMatch {
+                field: field.clone(),
+                position: cand.matched.map_or(0, usize::from),
+                image_field: image_field.clone(),
+            }),
         explain: explain.map(|combination| explanation(&cand, combination)),
     })
 }

@@ -31,5 +31,6 @@ pub(crate) use plan::check_weight;
 pub use ranking::{MAX_RERANK_WINDOW, RerankReport, RerankScore};
 pub use request::{MAX_CANDIDATES, MAX_TOP_K, MinScore, SearchRequest};
 pub use response::{
-    Cuts, Explanation, FusionExplanation, Hit, InstructionUsed, SearchResponse, StageScore, VectorSearchReport,
+    Cuts, Explanation, FusionExplanation, Hit, InstructionUsed, SearchResponse, StageScore, VectorMatch,
+    VectorSearchReport,
 };

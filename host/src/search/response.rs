@@ -109,8 +109,24 @@ pub struct Hit {
     /// The hit's `group_by` value, when the search groups.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Which of the hit's vectors the kNN query matched, when kNN found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched: Option<VectorMatch>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Explanation>,
+}
+
+/// The vector of a hit that matched the kNN query best.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VectorMatch {
+    /// The vector field searched.
+    pub field: String,
+    /// Which of the document's vectors (0-based): for a field computed from an image list, the
+    /// image's position in it.
+    pub position: usize,
+    /// The image field the vectors were computed from, when they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_field: Option<String>,
 }
 
 /// How a hit got its score.

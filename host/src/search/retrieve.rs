@@ -76,10 +76,12 @@ pub(crate) fn retrieve(c: &Collection, searcher: &Searcher, plan: &SearchPlan<'_
     let mut query_vector = None;
     let mut knn_report = None;
     let mut vector_found = None;
+    let mut matched = Matched::new();
     if let Some(vector) = &plan.vector
         && let Some(query) = query_vector_of(c, &vector.source, vector.field)?
     {
-        let (mut items, segments) = knn(c, searcher, plan, &query, plan.filter.as_deref())?;
+        let (mut items, found_matched, segments) = knn(c, searcher, plan, &query, plan.filter.as_deref())?;
+        matched = found_matched;
         cut_vector = cut(&mut items, plan.min_score.vector);
         vector_found = Some((query.into_owned(), items.iter().map(|(a, _)| *a).collect()));
         lists.push(RankedList {
@@ -121,7 +123,11 @@ pub(crate) fn retrieve(c: &Collection, searcher: &Searcher, plan: &SearchPlan<'_
         candidates: fused
             .into_iter()
             .enumerate()
-            .map(|(i, f)| Candidate::new(f, i + 1))
+            .map(|(i, f)| {
+                let mut cand = Candidate::new(f, i + 1);
+                cand.matched = matched.get(&cand.address).copied();
+                cand
+            })
             .collect(),
         lists: names,
         combination,
@@ -133,14 +139,18 @@ pub(crate) fn retrieve(c: &Collection, searcher: &Searcher, plan: &SearchPlan<'_
     })
 }
 
-/// The kNN candidates of `query` under `filter`, with how each segment answered.
+/// Which vector of a kNN candidate matched, where it is not the document's first.
+pub(crate) type Matched = std::collections::HashMap<DocAddress, u16>;
+
+/// The kNN candidates of `query` under `filter`, with which of their vectors matched and how
+/// each segment answered.
 pub(crate) fn knn(
     c: &Collection,
     searcher: &Searcher,
     plan: &SearchPlan<'_>,
     query: &[f32],
     filter: Option<&dyn Query>,
-) -> Result<(Vec<(DocAddress, f32)>, Vec<crate::vector::SegmentKnn>)> {
+) -> Result<(Vec<(DocAddress, f32)>, Matched, Vec<crate::vector::SegmentKnn>)> {
     let vector = plan.vector.as_ref().expect("a kNN plan");
     let knn = KnnCollector::new(
         c,
@@ -151,7 +161,14 @@ pub(crate) fn knn(
         filter,
         vector.options,
     )?;
-    knn.search(searcher)
+    let (hits, segments) = knn.search_matched(searcher)?;
+    let items = hits.iter().map(|(a, s, _)| (*a, *s)).collect();
+    let matched = hits
+        .into_iter()
+        .filter(|(_, _, p)| *p > 0)
+        .map(|(a, _, p)| (a, p))
+        .collect();
+    Ok((items, matched, segments))
 }
 
 /// Drops the items of a best-first list under `floor`; how many it dropped.

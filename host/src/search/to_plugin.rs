@@ -56,7 +56,7 @@ pub(crate) fn candidate(id: String, fields: &CandidateFields, c: &Candidate) -> 
             rerank: c.rerank.as_ref().map(|r| r.p_yes),
         },
         tags: fields.tags.clone(),
-        caption: fields.caption.clone(),
+        caption: (!fields.captions.is_empty()).then(|| fields.captions.join("\n")),
         has_image: fields.has_image,
     }
 }

@@ -37,6 +37,35 @@ pub fn encode(values: &[f32], spec: &VectorSpec) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Most vectors one document may hold in a field (one per image of an image list).
+pub const MAX_VECTORS_PER_DOC: usize = 256;
+
+/// The column value of a document's `index`-th vector (0-based): the first is stored as its
+/// bytes alone (so single-vector documents are as they always were), the others behind a
+/// little-endian u16 index, so the matrix can tell which image a vector came from whatever
+/// order the column's dictionary keeps them in.
+pub fn encode_nth(values: &[f32], spec: &VectorSpec, index: usize) -> Result<Vec<u8>, String> {
+    if index >= MAX_VECTORS_PER_DOC {
+        return Err(format!("at most {MAX_VECTORS_PER_DOC} vectors per document"));
+    }
+    let bytes = encode(values, spec)?;
+    Ok(match index {
+        0 => bytes,
+        i => [(i as u16).to_le_bytes().as_slice(), &bytes].concat(),
+    })
+}
+
+/// A column value as (index, vector bytes); `None` when its length fits neither form.
+pub fn split_nth(value: &[u8], row_bytes: usize) -> Option<(u16, &[u8])> {
+    if value.len() == row_bytes {
+        Some((0, value))
+    } else if value.len() == row_bytes + 2 {
+        Some((u16::from_le_bytes([value[0], value[1]]), &value[2..]))
+    } else {
+        None
+    }
+}
+
 /// Decodes column bytes back to f32 (used by tests and tools; the scan reads the matrix directly).
 pub fn decode(bytes: &[u8], dtype: VectorDtype) -> Vec<f32> {
     match dtype {

@@ -122,14 +122,26 @@ impl<'a> KnnCollector<'a> {
 
     /// Merges the segments' lists into the `k` best, best first (ties: lower address first).
     pub fn merge_fruits(&self, fruits: Vec<Vec<(SegmentOrdinal, ScoredDoc)>>) -> Vec<(DocAddress, f32)> {
+        self.merge_matched(fruits).into_iter().map(|(a, s, _)| (a, s)).collect()
+    }
+
+    /// As [`Self::merge_fruits`], with which of each document's vectors matched.
+    fn merge_matched(&self, fruits: Vec<Vec<(SegmentOrdinal, ScoredDoc)>>) -> Vec<(DocAddress, f32, u16)> {
         merge_top_k(fruits.into_iter().flatten().collect(), self.k)
             .into_iter()
-            .map(|(segment, s)| (DocAddress::new(segment, s.doc), s.score))
+            .map(|(segment, s)| (DocAddress::new(segment, s.doc), s.score, s.position))
             .collect()
     }
 
     /// Runs the search over every segment of the snapshot; with how each segment answered.
     pub fn search(&self, searcher: &Searcher) -> Result<(KnnHits, Vec<SegmentKnn>)> {
+        let (hits, reports) = self.search_matched(searcher)?;
+        Ok((hits.into_iter().map(|(a, s, _)| (a, s)).collect(), reports))
+    }
+
+    /// As [`Self::search`], each hit with the position of its closest vector (0 for a
+    /// document's first; an image's position in its document's image list).
+    pub fn search_matched(&self, searcher: &Searcher) -> Result<(Vec<(DocAddress, f32, u16)>, Vec<SegmentKnn>)> {
         let mut fruits = Vec::with_capacity(searcher.segment_readers().len());
         let mut reports = Vec::with_capacity(fruits.capacity());
         for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
@@ -137,7 +149,7 @@ impl<'a> KnnCollector<'a> {
             fruits.push(fruit);
             reports.push(report);
         }
-        Ok((self.merge_fruits(fruits), reports))
+        Ok((self.merge_matched(fruits), reports))
     }
 }
 
@@ -184,7 +196,7 @@ impl KnnSegmentCollector<'_> {
         };
         let report = SegmentKnn {
             segment: self.reader.segment_id().short_uuid_string(),
-            vectors: self.matrix.present(),
+            vectors: self.matrix.present() + self.matrix.extras(),
             index: answer.index,
             ef_search: answer.ef_search,
             scored: answer.scored,

@@ -15,11 +15,14 @@ use super::SegmentMatrix;
 use super::kernel::{dot_f16, dot_f16_block, dot_f32, dot_f32_block};
 use crate::schema::VectorDtype;
 
-/// A document of one segment with its similarity to the query.
+/// A document of one segment with its similarity to the query: that of its closest vector
+/// (max-sim, for a document with several), and which of its vectors that is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoredDoc {
     pub doc: DocId,
     pub score: f32,
+    /// 0 for a document's first vector; for an image list, the matching image's position.
+    pub position: u16,
 }
 
 /// Which documents of a segment may be returned.
@@ -93,14 +96,15 @@ impl TopK {
     }
 
     #[inline]
-    fn push(&mut self, doc: DocId, score: f32) {
+    fn push(&mut self, doc: DocId, score: f32, position: u16) {
+        let entry = Entry(ScoredDoc { doc, score, position });
         if self.heap.len() < self.k {
-            self.heap.push(Entry(ScoredDoc { doc, score }));
+            self.heap.push(entry);
         } else if let Some(worst) = self.heap.peek()
             && (score > worst.0.score || (score == worst.0.score && doc < worst.0.doc))
         {
             self.heap.pop();
-            self.heap.push(Entry(ScoredDoc { doc, score }));
+            self.heap.push(entry);
         }
     }
 
@@ -116,7 +120,7 @@ const BLOCK: u32 = 256;
 impl SegmentVectorIndex for FlatScan<'_> {
     fn search(&self, query: &[f32], k: usize, filter: &DocFilter<'_>) -> SegmentAnswer {
         let (index, scored) = match filter {
-            DocFilter::All(_) => ("flat", self.0.present() as usize),
+            DocFilter::All(_) => ("flat", (self.0.present() + self.0.extras()) as usize),
             DocFilter::Only(docs) => ("filtered-flat", docs.len()),
         };
         SegmentAnswer {
@@ -136,10 +140,18 @@ impl FlatScan<'_> {
             return Vec::new();
         }
         let mut top = TopK::new(k);
-        let score_one = |doc: DocId| match m.spec().dtype {
-            VectorDtype::F32 => dot_f32(query, m.row_f32(doc)),
-            VectorDtype::F16 => dot_f16(query, m.row_f16(doc)),
+        let score_row = |row: u32| match m.spec().dtype {
+            VectorDtype::F32 => dot_f32(query, m.vector_f32(row)),
+            VectorDtype::F16 => dot_f16(query, m.vector_f16(row)),
         };
+        // Max-sim: a document with several vectors scores as its closest one.
+        let best_of = |doc: DocId, first: f32| {
+            m.extra_rows(doc).fold((first, 0u16), |(best, at), row| {
+                let s = score_row(row);
+                if s > best { (s, m.position_of(row)) } else { (best, at) }
+            })
+        };
+        let has_extras = m.extras() > 0;
         match filter {
             DocFilter::All(alive) => {
                 // Sequential blocks: the scan streams the matrix at memory bandwidth; absent and
@@ -155,7 +167,8 @@ impl FlatScan<'_> {
                     }
                     for (doc, score) in (first..).zip(out.iter()) {
                         if m.has(doc) && alive.is_none_or(|a| a.is_alive(doc)) {
-                            top.push(doc, *score);
+                            let (score, position) = if has_extras { best_of(doc, *score) } else { (*score, 0) };
+                            top.push(doc, score, position);
                         }
                     }
                     first += count;
@@ -164,7 +177,8 @@ impl FlatScan<'_> {
             DocFilter::Only(docs) => {
                 for &doc in docs.iter() {
                     if m.has(doc) {
-                        top.push(doc, score_one(doc));
+                        let (score, position) = best_of(doc, score_row(doc));
+                        top.push(doc, score, position);
                     }
                 }
             }
@@ -193,7 +207,7 @@ mod tests {
     fn top_k_keeps_the_best_in_order() {
         let mut t = TopK::new(3);
         for (d, s) in [(0, 0.1), (1, 0.9), (2, 0.5), (3, 0.9), (4, -1.0), (5, 0.7)] {
-            t.push(d, s);
+            t.push(d, s, 0);
         }
         let got: Vec<_> = t.into_sorted().iter().map(|s| s.doc).collect();
         assert_eq!(got, vec![1, 3, 5]);

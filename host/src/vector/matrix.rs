@@ -14,7 +14,15 @@
 //! | 28 | 4 | CRC-32 of everything after the header |
 //! | 32 | 16 | segment id (first 16 hex digits) |
 //! | 64 | 8 x ceil(max_doc / 64) | presence bitmap |
-//! | padded to 64 | max_doc x dim x dtype size | rows, by doc id (zeros where absent; no rows at all when no document has a vector) |
+//! | 48 | 4 | extra vectors E: a document's vectors past its first (several images) |
+//! | padded to 64 | max_doc x dim x dtype size | rows, by doc id: each document's first vector (zeros where absent; no rows at all when no document has a vector) |
+//! | padded to 64 | 4 x E | the document of each extra vector, in increasing order |
+//! | after | 2 x E | which of the document's vectors it is (its image's position) |
+//! | padded to 64 | E x dim x dtype size | the extra vectors |
+//!
+//! Rows are addressed as one range: `0..max_doc` the first vectors (row = doc id), then
+//! `max_doc..max_doc + E` the extra ones ([`SegmentMatrix::vector_f32`], [`SegmentMatrix::doc_of`]),
+//! so a graph's node can be any vector of any document.
 //!
 //! A file whose header, size or checksum does not match is stale and gets rebuilt; nothing ever
 //! trusts a matrix file over the column it came from. The header and size are checked at open,
@@ -32,7 +40,7 @@ use crate::schema::{VectorDtype, VectorSpec};
 
 const MAGIC: &[u8; 8] = b"MIRAVEC\0";
 /// Bump when the layout changes: old files are then rebuilt on open.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const HEADER: usize = 64;
 
 /// One segment's vectors for one field.
@@ -42,6 +50,12 @@ pub struct SegmentMatrix {
     max_doc: u32,
     present: u32,
     rows_offset: usize,
+    /// Vectors past each document's first.
+    extras: u32,
+    /// Where the extra vectors' documents, positions and rows start.
+    extra_docs_offset: usize,
+    extra_images_offset: usize,
+    extra_rows_offset: usize,
     /// The checksum was read once and matched (or the file was just written): never read again.
     verified: std::sync::atomic::AtomicBool,
 }
@@ -53,11 +67,33 @@ fn layout(max_doc: u32, spec: &VectorSpec) -> (usize, usize, usize) {
     (bitmap_words, rows_offset, total)
 }
 
+/// Offsets of the extra section (documents, positions, rows) and the file's full size, for
+/// `extras` extra vectors after a main part of `total` bytes.
+fn extras_layout(total: usize, extras: usize, spec: &VectorSpec) -> (usize, usize, usize, usize) {
+    if extras == 0 {
+        return (total, total, total, total);
+    }
+    let docs = total.next_multiple_of(64);
+    let images = docs + 4 * extras;
+    let rows = (images + 2 * extras).next_multiple_of(64);
+    (docs, images, rows, rows + extras * spec.row_bytes())
+}
+
 fn dtype_code(d: VectorDtype) -> u32 {
     match d {
         VectorDtype::F32 => 0,
         VectorDtype::F16 => 1,
     }
+}
+
+/// The first `i` in `0..n` where `below(i)` turns false (`below` is true, then false).
+fn partition(n: u32, below: impl Fn(u32) -> bool) -> u32 {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) { lo = mid + 1 } else { hi = mid }
+    }
+    lo
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -73,37 +109,45 @@ impl SegmentMatrix {
         let (bitmap_words, rows_offset, total) = layout(max_doc, spec);
         let mut buf = vec![0u8; total];
         let mut present = 0u32;
+        // (doc, position, bytes) of every vector past a document's first.
+        let mut extra: Vec<(u32, u16, Vec<u8>)> = Vec::new();
         if let Some(column) = reader.fast_fields().bytes(field)? {
             // Ordinals index the column's sorted dictionary; stream it once into a flat table
             // instead of a dictionary lookup per document.
-            let mut values = Vec::with_capacity(column.num_terms() * row_bytes);
+            let mut values: Vec<(u16, Vec<u8>)> = Vec::with_capacity(column.num_terms());
             let mut stream = column
                 .dictionary()
                 .stream()
                 .map_err(|e| Error::io(format!("reading vector column `{field}`"), e))?;
             while stream.advance() {
-                if stream.key().len() != row_bytes {
-                    return Err(Error::io(
+                let (index, bytes) = super::codec::split_nth(stream.key(), row_bytes).ok_or_else(|| {
+                    Error::io(
                         format!("vector column `{field}`"),
                         std::io::Error::other(format!(
                             "a value of {} bytes where {row_bytes} were expected",
                             stream.key().len()
                         )),
-                    ));
-                }
-                values.extend_from_slice(stream.key());
+                    )
+                })?;
+                values.push((index, bytes.to_vec()));
             }
             let (bitmap, rows) = buf[HEADER..].split_at_mut(rows_offset - HEADER);
+            let mut mine: Vec<&(u16, Vec<u8>)> = Vec::new();
             for doc in 0..max_doc {
-                if let Some(ord) = column.term_ords(doc).next() {
-                    let src = &values[ord as usize * row_bytes..][..row_bytes];
-                    rows[doc as usize * row_bytes..][..row_bytes].copy_from_slice(src);
-                    let word = doc as usize / 64;
-                    let bits = u64::from_le_bytes(bitmap[word * 8..word * 8 + 8].try_into().expect("8 bytes"))
-                        | 1u64 << (doc % 64);
-                    bitmap[word * 8..word * 8 + 8].copy_from_slice(&bits.to_le_bytes());
-                    present += 1;
+                mine.clear();
+                mine.extend(column.term_ords(doc).map(|ord| &values[ord as usize]));
+                if mine.is_empty() {
+                    continue;
                 }
+                mine.sort_by_key(|(index, _)| *index);
+                let src = &mine[0].1;
+                rows[doc as usize * row_bytes..][..row_bytes].copy_from_slice(src);
+                let word = doc as usize / 64;
+                let bits = u64::from_le_bytes(bitmap[word * 8..word * 8 + 8].try_into().expect("8 bytes"))
+                    | 1u64 << (doc % 64);
+                bitmap[word * 8..word * 8 + 8].copy_from_slice(&bits.to_le_bytes());
+                present += 1;
+                extra.extend(mine[1..].iter().map(|(index, bytes)| (doc, *index, bytes.clone())));
             }
             debug_assert!(bitmap_words * 8 <= rows_offset - HEADER);
         }
@@ -111,6 +155,13 @@ impl SegmentMatrix {
         // reads a row of a matrix with none present), so an unfilled field costs a header.
         if present == 0 {
             buf.truncate(rows_offset);
+        }
+        let (docs_at, images_at, rows_at, end) = extras_layout(buf.len(), extra.len(), spec);
+        buf.resize(end, 0);
+        for (i, (doc, index, bytes)) in extra.iter().enumerate() {
+            buf[docs_at + 4 * i..][..4].copy_from_slice(&doc.to_le_bytes());
+            buf[images_at + 2 * i..][..2].copy_from_slice(&index.to_le_bytes());
+            buf[rows_at + row_bytes * i..][..row_bytes].copy_from_slice(bytes);
         }
         let crc = crc32fast::hash(&buf[HEADER..]);
         let h = &mut buf[..HEADER];
@@ -122,6 +173,7 @@ impl SegmentMatrix {
         h[24..28].copy_from_slice(&present.to_le_bytes());
         h[28..32].copy_from_slice(&crc.to_le_bytes());
         h[32..48].copy_from_slice(reader.segment_id().uuid_string().as_bytes()[..16].as_ref());
+        h[48..52].copy_from_slice(&(extra.len() as u32).to_le_bytes());
         super::write_atomically(path, &buf)
             .map_err(|e| Error::io(format!("writing vector matrix {}", path.display()), e))
     }
@@ -142,7 +194,13 @@ impl SegmentMatrix {
         }
         let h = &map[..HEADER];
         // With no vector present the file holds no rows (see `build`).
-        let expected = if u32_at(h, 24) == 0 { rows_offset } else { total };
+        let main = if u32_at(h, 24) == 0 { rows_offset } else { total };
+        let extras = u32_at(h, 48);
+        if extras as usize > super::codec::MAX_VECTORS_PER_DOC * max_doc as usize {
+            return Err(format!("{extras} extra vectors for {max_doc} documents"));
+        }
+        let (extra_docs_offset, extra_images_offset, extra_rows_offset, expected) =
+            extras_layout(main, extras as usize, spec);
         if map.len() != expected {
             return Err(format!("size {} where {expected} was expected", map.len()));
         }
@@ -160,14 +218,29 @@ impl SegmentMatrix {
         }
         #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::WillNeed);
-        Ok(SegmentMatrix {
+        let m = SegmentMatrix {
             present: u32_at(h, 24),
             map: Some(map),
             spec: *spec,
             max_doc,
             rows_offset,
+            extras,
+            extra_docs_offset,
+            extra_images_offset,
+            extra_rows_offset,
             verified: std::sync::atomic::AtomicBool::new(false),
-        })
+        };
+        // Every extra vector's document is in range and in order, so lookups cannot leave the
+        // file (a checksum failure found later rebuilds it; this keeps reads in bounds until then).
+        let mut last = 0;
+        for i in 0..extras {
+            let doc = m.extra_doc(i);
+            if doc >= max_doc || doc < last {
+                return Err(format!("extra vector {i} names document {doc} out of order or range"));
+            }
+            last = doc;
+        }
+        Ok(m)
     }
 
     /// Reads the whole file against its checksum.
@@ -256,6 +329,87 @@ impl SegmentMatrix {
         let bytes = self.rows_region(first, count);
         // SAFETY: as for `rows_f32`, with 2-byte alignment and any bit pattern a valid f16.
         unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f16>(), count * self.spec.dim) }
+    }
+
+    /// Vectors past each document's first, in all.
+    pub fn extras(&self) -> u32 {
+        self.extras
+    }
+
+    /// The addressable rows: `0..max_doc` (each document's first vector), then the extras.
+    pub fn rows(&self) -> u32 {
+        self.max_doc + self.extras
+    }
+
+    fn extra_doc(&self, i: u32) -> DocId {
+        u32_at(self.bytes(), self.extra_docs_offset + 4 * i as usize)
+    }
+
+    /// Whether row `r` holds a vector.
+    #[inline]
+    pub fn has_row(&self, r: u32) -> bool {
+        if r < self.max_doc { self.has(r) } else { r < self.rows() }
+    }
+
+    /// The document of row `r` (`r` < [`Self::rows`]).
+    #[inline]
+    pub fn doc_of(&self, r: u32) -> DocId {
+        if r < self.max_doc {
+            r
+        } else {
+            self.extra_doc(r - self.max_doc)
+        }
+    }
+
+    /// Which of its document's vectors row `r` is (0 for the first; the image's position for an
+    /// image list).
+    #[inline]
+    pub fn position_of(&self, r: u32) -> u16 {
+        if r < self.max_doc {
+            return 0;
+        }
+        let at = self.extra_images_offset + 2 * (r - self.max_doc) as usize;
+        u16::from_le_bytes([self.bytes()[at], self.bytes()[at + 1]])
+    }
+
+    /// The rows of `doc`'s vectors past its first (empty for most documents).
+    pub fn extra_rows(&self, doc: DocId) -> std::ops::Range<u32> {
+        if self.extras == 0 {
+            return 0..0;
+        }
+        let lo = partition(self.extras, |i| self.extra_doc(i) < doc);
+        let hi = lo + partition(self.extras - lo, |i| self.extra_doc(lo + i) <= doc);
+        self.max_doc + lo..self.max_doc + hi
+    }
+
+    fn extra_region(&self, r: u32) -> &[u8] {
+        let at = self.extra_rows_offset + (r - self.max_doc) as usize * self.spec.row_bytes();
+        &self.bytes()[at..at + self.spec.row_bytes()]
+    }
+
+    /// Row `r` as f32 (a first vector or an extra one); the field must be f32.
+    #[inline]
+    pub fn vector_f32(&self, r: u32) -> &[f32] {
+        if r < self.max_doc {
+            return self.row_f32(r);
+        }
+        assert_eq!(self.spec.dtype, VectorDtype::F32);
+        let bytes = self.extra_region(r);
+        // SAFETY: the extra rows start at a 64-byte multiple of a page-aligned mapping and
+        // rows are whole f32s, so the pointer is aligned; any bit pattern is a valid f32.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), self.spec.dim) }
+    }
+
+    /// Row `r` as f16; the field must be f16.
+    #[inline]
+    pub fn vector_f16(&self, r: u32) -> &[f16] {
+        if r < self.max_doc {
+            return self.row_f16(r);
+        }
+        assert_eq!(self.spec.dtype, VectorDtype::F16);
+        let bytes = self.extra_region(r);
+        // SAFETY: as for `vector_f32`, with 2-byte alignment.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f16>(), self.spec.dim) }
     }
 
     /// The raw rows region, for bandwidth baselines in benchmarks.

@@ -177,7 +177,7 @@ impl VectorStore {
             None => {}
         }
         let path = self.inner.graph_path(reader.segment_id(), field);
-        let job = match SegmentGraph::open(&path, reader, spec, &params) {
+        let job = match SegmentGraph::open(&path, reader, spec, &params, matrix.rows()) {
             Ok(g) => {
                 let g = Arc::new(g);
                 graphs.insert(key, Slot::Ready(g.clone()));
@@ -520,7 +520,7 @@ impl Inner {
                 fresh
             }
         };
-        let nodes = matrix.present() as usize;
+        let nodes = (matrix.present() + matrix.extras()) as usize;
         *self.building.lock().expect("progress") = Some(GraphBuild {
             field: field.to_owned(),
             nodes,
@@ -547,7 +547,7 @@ impl Inner {
         stats.graph_nodes_built += nodes;
         stats.graphs_rebuilt_stale += usize::from(existed);
         drop(stats);
-        let graph = SegmentGraph::open(&path, reader, spec, params).map_err(|reason| {
+        let graph = SegmentGraph::open(&path, reader, spec, params, matrix.rows()).map_err(|reason| {
             Error::io(
                 format!("vector graph {}", path.display()),
                 std::io::Error::other(format!("freshly built file is unusable: {reason}")),

@@ -134,6 +134,11 @@ impl SearchResults {
         let mut hits: Vec<HitBody> = r.hits.into_iter().map(Into::into).collect();
         for h in &mut hits {
             routes.apply(&h.id, &mut h.fields);
+            if let Some(m) = &mut h.matched
+                && let Some(field) = &m.image_field
+            {
+                m.image = Some(routes.route(&h.id, field, m.position));
+            }
         }
         SearchResults {
             hits,
@@ -185,20 +190,35 @@ impl ImageRoutes {
         }
     }
 
-    /// Replaces the image fields of a document's stored fields by their routes.
+    /// Replaces the image fields of a document's stored fields by their routes (a list of
+    /// images by a list of routes).
     fn apply(&self, id: &str, fields: &mut Map<String, Value>) {
         for f in &self.fields {
-            if let Some(v) = fields.get_mut(f)
-                && !v.is_null()
-            {
-                *v = Value::String(format!(
-                    "/v1/collections/{}/documents/{}/image?field={}",
-                    self.collection,
-                    percent_encode(id),
-                    percent_encode(f)
-                ));
+            match fields.get_mut(f) {
+                Some(Value::Array(items)) => {
+                    for (i, v) in items.iter_mut().enumerate() {
+                        *v = Value::String(self.route(id, f, i));
+                    }
+                }
+                Some(v) if !v.is_null() => *v = Value::String(self.route(id, f, 0)),
+                _ => {}
             }
         }
+    }
+
+    /// The route of a document's image: the `index`-th of its image field (0: the first).
+    fn route(&self, id: &str, field: &str, index: usize) -> String {
+        let at = if index > 0 {
+            format!("&index={index}")
+        } else {
+            String::new()
+        };
+        format!(
+            "/v1/collections/{}/documents/{}/image?field={}{at}",
+            self.collection,
+            percent_encode(id),
+            percent_encode(field)
+        )
     }
 }
 
@@ -224,8 +244,27 @@ pub struct HitBody {
     /// The hit's `group_by` value, when the search groups.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Which of the hit's vectors (which image) the kNN query matched, when kNN found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched: Option<VectorMatchBody>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<ExplanationBody>,
+}
+
+/// The vector of a hit that matched the kNN query best.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = VectorMatch)]
+pub struct VectorMatchBody {
+    /// The vector field searched.
+    pub field: String,
+    /// Which of the document's vectors (0-based): for an image list, the image's position.
+    pub position: usize,
+    /// The image field the vectors were computed from, when they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_field: Option<String>,
+    /// The route of the matching image, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 impl From<Hit> for HitBody {
@@ -235,6 +274,12 @@ impl From<Hit> for HitBody {
             score: h.score,
             fields: h.fields,
             group: h.group,
+            matched: h.matched.map(|m| VectorMatchBody {
+                field: m.field,
+                position: m.position,
+                image_field: m.image_field,
+                image: None,
+            }),
             explain: h.explain.map(Into::into),
         }
     }

@@ -366,6 +366,8 @@ pub async fn delete(
 pub struct ImageParams {
     /// The image field (default: the collection's first).
     pub field: Option<String>,
+    /// Which image of an image list (0-based; default 0).
+    pub index: Option<usize>,
 }
 
 #[utoipa::path(get, path = "/v1/collections/{name}/documents/{id}/image", tag = "documents",
@@ -403,10 +405,16 @@ pub async fn image(
             let doc = c
                 .document(&id)?
                 .ok_or_else(|| ApiError::not_found("document_not_found", format!("no document `{id}` in `{name}`")))?;
-            let path = doc
-                .get(&field)
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .ok_or_else(|| ApiError::not_found("no_image", format!("document `{id}` has no `{field}`")))?;
+            let index = params.index.unwrap_or(0);
+            let path = match doc.get(&field) {
+                Some(serde_json::Value::Array(items)) => items.get(index).and_then(|v| v.as_str()),
+                Some(v) if index == 0 => v.as_str(),
+                _ => None,
+            }
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::not_found("no_image", format!("document `{id}` has no `{field}` image {index}"))
+            })?;
             let bytes = std::fs::read(&path)
                 .map_err(|e| ApiError::not_found("no_image", format!("the image of `{id}` cannot be read: {e}")))?;
             let mime = match image::guess_format(&bytes) {

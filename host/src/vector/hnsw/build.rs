@@ -89,7 +89,11 @@ impl Layer for BuildLayer<'_> {
 /// Builds the graph of every vector present in `matrix`. `progress` is called now and then with
 /// the number of nodes inserted so far (from any thread).
 pub fn build(matrix: &SegmentMatrix, params: &HnswParams, seed: u64, progress: &(dyn Fn(usize) + Sync)) -> BuiltGraph {
-    let node_doc: Vec<u32> = (0..matrix.max_doc()).filter(|d| matrix.has(*d)).collect();
+    // Every vector is a node: each document's first (rows by doc id), then the extra ones.
+    let node_doc: Vec<u32> = (0..matrix.max_doc())
+        .filter(|d| matrix.has(*d))
+        .chain(matrix.max_doc()..matrix.rows())
+        .collect();
     let n = node_doc.len();
     let (m, m0) = (params.m, params.m * 2);
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -276,13 +280,14 @@ fn select(source: &Source, candidates: &[Scored], m: usize) -> Vec<u32> {
     kept
 }
 
-/// The vector of the node at `doc`, as f32 (borrowed for f32 fields, widened into `buf`).
-fn vector<'b>(matrix: &'b SegmentMatrix, doc: u32, buf: &'b mut Vec<f32>) -> &'b [f32] {
+/// The vector of the node at matrix row `row`, as f32 (borrowed for f32 fields, widened into
+/// `buf`).
+fn vector<'b>(matrix: &'b SegmentMatrix, row: u32, buf: &'b mut Vec<f32>) -> &'b [f32] {
     match matrix.spec().dtype {
-        VectorDtype::F32 => matrix.row_f32(doc),
+        VectorDtype::F32 => matrix.vector_f32(row),
         VectorDtype::F16 => {
             buf.clear();
-            buf.extend(matrix.row_f16(doc).iter().map(|v| v.to_f32()));
+            buf.extend(matrix.vector_f16(row).iter().map(|v| v.to_f32()));
             buf
         }
     }

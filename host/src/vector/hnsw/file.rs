@@ -178,7 +178,13 @@ impl SegmentGraph {
 
     /// Maps a graph file and checks its header and size against the segment and the field's
     /// parameters. `Err` is the reason it cannot be used (the caller rebuilds it).
-    pub fn open(path: &Path, reader: &SegmentReader, spec: &VectorSpec, params: &HnswParams) -> Result<Self, String> {
+    pub fn open(
+        path: &Path,
+        reader: &SegmentReader,
+        spec: &VectorSpec,
+        params: &HnswParams,
+        rows: u32,
+    ) -> Result<Self, String> {
         let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
         // SAFETY: graph files are written once under a temporary name and renamed into place;
         // Mira never modifies a published file, only replaces or removes it.
@@ -209,7 +215,7 @@ impl SegmentGraph {
         {
             return Err("built with other graph parameters".into());
         }
-        if nodes > reader.max_doc() || top > super::MAX_LEVEL || map.len() < HEADER + 4 * (top + 1) {
+        if nodes > rows || top > super::MAX_LEVEL || map.len() < HEADER + 4 * (top + 1) {
             return Err("header out of range".into());
         }
         let counts: Vec<usize> = (0..=top).map(|l| u32_at(&map, HEADER + 4 * l) as usize).collect();
@@ -234,10 +240,11 @@ impl SegmentGraph {
             quantizer: None,
             pool: Mutex::new(Vec::new()),
         };
-        // Nodes map to distinct documents of this segment, in increasing order (as written): a
-        // damaged map would otherwise name documents that do not exist or twice the same.
+        // Nodes map to distinct rows of the segment's matrix (`rows`: each document's first
+        // vector, then the extra ones), in increasing order (as written): a damaged map would
+        // otherwise name rows that do not exist or twice the same.
         let docs = graph.node_docs();
-        if docs.windows(2).any(|w| w[0] >= w[1]) || docs.last().is_some_and(|d| *d >= reader.max_doc()) {
+        if docs.windows(2).any(|w| w[0] >= w[1]) || docs.last().is_some_and(|d| *d >= rows) {
             return Err("node -> document map out of order or out of range".into());
         }
         if let Some((lo, step, _)) = graph.layout.codes {
@@ -301,7 +308,8 @@ impl SegmentGraph {
         unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<u32>(), len) }
     }
 
-    /// The document of `node`.
+    /// The matrix row of `node` (its document's id for a document's first vector; see
+    /// [`crate::vector::SegmentMatrix::doc_of`]).
     #[inline]
     pub fn doc(&self, node: u32) -> u32 {
         self.u32s(self.layout.node_doc + 4 * node as usize, 1)[0]

@@ -65,14 +65,22 @@ struct QueryLayer<'a> {
 }
 
 impl GraphSearch<'_> {
+    /// The bottom layer's beam: `max(ef, k)` documents' worth of nodes (a document with
+    /// several vectors can fill several places in it, and is returned once).
+    fn beam(&self, k: usize) -> usize {
+        let m = self.matrix;
+        let per_doc = f64::from(m.present() + m.extras()) / f64::from(m.present().max(1));
+        (self.ef.max(k) as f64 * per_doc).ceil() as usize
+    }
+
     fn exact(&self, query: &[f32], node: u32) -> f32 {
-        let doc = self.graph.doc(node);
-        if doc >= self.matrix.max_doc() {
+        let row = self.graph.doc(node);
+        if row >= self.matrix.rows() {
             return f32::NEG_INFINITY;
         }
         match self.matrix.spec().dtype {
-            VectorDtype::F32 => dot_f32(query, self.matrix.row_f32(doc)),
-            VectorDtype::F16 => dot_f16(query, self.matrix.row_f16(doc)),
+            VectorDtype::F32 => dot_f32(query, self.matrix.vector_f32(row)),
+            VectorDtype::F16 => dot_f16(query, self.matrix.vector_f16(row)),
         }
     }
 
@@ -118,12 +126,12 @@ impl GraphSearch<'_> {
         layer.layer = 0;
         visited.clear();
         current.iter().for_each(|c| _ = visited.insert(c.node));
-        let max_doc = self.matrix.max_doc();
+        let (m, rows) = (self.matrix, self.matrix.rows());
         let accept_node = |node: u32| {
-            let doc = g.doc(node);
-            doc < max_doc && accept(doc)
+            let row = g.doc(node);
+            row < rows && accept(m.doc_of(row))
         };
-        let found = search_layer(&mut layer, &current, self.ef.max(k), &mut visited, &accept_node, budget);
+        let found = search_layer(&mut layer, &current, self.beam(k), &mut visited, &accept_node, budget);
         count += found.visited - current.len();
         g.give_visited(visited);
         let mut best = found.best;
@@ -134,15 +142,23 @@ impl GraphSearch<'_> {
             }
             best.sort_unstable_by(|a, b| b.cmp(a));
         }
-        best.truncate(k);
-        Walk {
-            hits: best
-                .into_iter()
-                .map(|s| ScoredDoc {
-                    doc: g.doc(s.node),
+        // A document with several vectors may be in the beam more than once: its best counts.
+        let mut seen = std::collections::HashSet::new();
+        let hits: Vec<ScoredDoc> = best
+            .into_iter()
+            .filter_map(|s| {
+                let row = g.doc(s.node);
+                let doc = m.doc_of(row);
+                seen.insert(doc).then(|| ScoredDoc {
+                    doc,
                     score: s.score,
+                    position: m.position_of(row),
                 })
-                .collect(),
+            })
+            .take(k)
+            .collect();
+        Walk {
+            hits,
             visited: count,
             over_budget: found.over_budget,
         }
@@ -181,9 +197,11 @@ impl SegmentVectorIndex for GraphSearch<'_> {
             (None, Some(alive)) => alive.is_alive(doc),
             (None, None) => true,
         };
-        // A walk costlier than scanning what passes gives way to the scan.
+        // A walk costlier than scanning what passes (every vector of those documents) gives
+        // way to the scan.
+        let per_doc = f64::from(self.matrix.present() + self.matrix.extras()) / f64::from(self.matrix.present().max(1));
         let budget = if set.is_some() || alive.is_some() {
-            passing
+            (passing as f64 * per_doc).ceil() as usize
         } else {
             usize::MAX
         };
@@ -195,7 +213,7 @@ impl SegmentVectorIndex for GraphSearch<'_> {
             hits: walk.hits,
             index: "hnsw",
             scored: walk.visited,
-            ef_search: Some(self.ef.max(k)),
+            ef_search: Some(self.beam(k)),
             reason: None,
         }
     }
@@ -222,13 +240,13 @@ impl Layer for QueryLayer<'_> {
             Scorer::Codes(q) => prefetch(g.codes(node).as_ptr(), q.codes.len()),
             Scorer::Full { .. } => {
                 let m = self.search.matrix;
-                let doc = g.doc(node);
-                if doc >= m.max_doc() {
+                let row = g.doc(node);
+                if row >= m.rows() {
                     return;
                 }
                 let p = match m.spec().dtype {
-                    VectorDtype::F32 => m.row_f32(doc).as_ptr().cast::<u8>(),
-                    VectorDtype::F16 => m.row_f16(doc).as_ptr().cast::<u8>(),
+                    VectorDtype::F32 => m.vector_f32(row).as_ptr().cast::<u8>(),
+                    VectorDtype::F16 => m.vector_f16(row).as_ptr().cast::<u8>(),
                 };
                 prefetch(p, m.spec().row_bytes());
             }

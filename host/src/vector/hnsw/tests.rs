@@ -81,7 +81,7 @@ fn written(f: &Fixture, spec: &VectorSpec, params: &HnswParams) -> SegmentGraph 
     let seg = &searcher.segment_readers()[0];
     let built = build(&f.matrix, params, 42, &|_| {});
     SegmentGraph::write(&built, seg, spec.dim, &f.path).unwrap();
-    let g = SegmentGraph::open(&f.path, seg, spec, params).unwrap();
+    let g = SegmentGraph::open(&f.path, seg, spec, params, seg.max_doc()).unwrap();
     g.verify().unwrap();
     g
 }
@@ -191,7 +191,7 @@ fn damaged_files_are_refused_or_stay_in_bounds() {
         *b = 0xff;
     }
     std::fs::write(&f.path, &bytes).unwrap();
-    let g = SegmentGraph::open(&f.path, seg, &spec, &params).unwrap();
+    let g = SegmentGraph::open(&f.path, seg, &spec, &params, seg.max_doc()).unwrap();
     assert!(g.verify().unwrap_err().contains("checksum"));
     // Even unverified, a walk over the damaged links stays inside the file.
     let q = crate::vector::codec::prepare(&data[1], &spec).unwrap();
@@ -210,7 +210,7 @@ fn damaged_files_are_refused_or_stay_in_bounds() {
     mapped[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     std::fs::write(&f.path, &mapped).unwrap();
     assert!(
-        SegmentGraph::open(&f.path, seg, &spec, &params)
+        SegmentGraph::open(&f.path, seg, &spec, &params, seg.max_doc())
             .err()
             .unwrap()
             .contains("document map")
@@ -218,7 +218,7 @@ fn damaged_files_are_refused_or_stay_in_bounds() {
     // Truncated, or built with other parameters: refused at open.
     std::fs::write(&f.path, &bytes[..bytes.len() - 1]).unwrap();
     assert!(
-        SegmentGraph::open(&f.path, seg, &spec, &params)
+        SegmentGraph::open(&f.path, seg, &spec, &params, seg.max_doc())
             .err()
             .unwrap()
             .contains("size")
@@ -226,7 +226,7 @@ fn damaged_files_are_refused_or_stay_in_bounds() {
     std::fs::write(&f.path, &bytes).unwrap();
     let other = HnswParams { m: 8, ..params };
     assert!(
-        SegmentGraph::open(&f.path, seg, &spec, &other)
+        SegmentGraph::open(&f.path, seg, &spec, &other, seg.max_doc())
             .err()
             .unwrap()
             .contains("parameters")
