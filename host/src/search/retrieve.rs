@@ -142,6 +142,9 @@ pub(crate) fn retrieve(c: &Collection, searcher: &Searcher, plan: &SearchPlan<'_
 /// Which vector of a kNN candidate matched, where it is not the document's first.
 pub(crate) type Matched = std::collections::HashMap<DocAddress, u16>;
 
+/// A kNN list, which vectors matched, and how each segment answered.
+pub(crate) type KnnList = (Vec<(DocAddress, f32)>, Matched, Vec<crate::vector::SegmentKnn>);
+
 /// The kNN candidates of `query` under `filter`, with which of their vectors matched and how
 /// each segment answered.
 pub(crate) fn knn(
@@ -150,7 +153,7 @@ pub(crate) fn knn(
     plan: &SearchPlan<'_>,
     query: &[f32],
     filter: Option<&dyn Query>,
-) -> Result<(Vec<(DocAddress, f32)>, Matched, Vec<crate::vector::SegmentKnn>)> {
+) -> Result<KnnList> {
     let vector = plan.vector.as_ref().expect("a kNN plan");
     let knn = KnnCollector::new(
         c,

@@ -33,6 +33,9 @@ pub struct KnnCollector<'a> {
 /// The merged nearest documents with their similarities, best first.
 pub type KnnHits = Vec<(DocAddress, f32)>;
 
+/// kNN hits, each with which of its document's vectors matched (see [`ScoredDoc::position`]).
+pub type MatchedHits = Vec<(DocAddress, f32, u16)>;
+
 /// Per-request choices of how kNN runs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KnnOptions {
@@ -126,7 +129,7 @@ impl<'a> KnnCollector<'a> {
     }
 
     /// As [`Self::merge_fruits`], with which of each document's vectors matched.
-    fn merge_matched(&self, fruits: Vec<Vec<(SegmentOrdinal, ScoredDoc)>>) -> Vec<(DocAddress, f32, u16)> {
+    fn merge_matched(&self, fruits: Vec<Vec<(SegmentOrdinal, ScoredDoc)>>) -> MatchedHits {
         merge_top_k(fruits.into_iter().flatten().collect(), self.k)
             .into_iter()
             .map(|(segment, s)| (DocAddress::new(segment, s.doc), s.score, s.position))
@@ -141,7 +144,7 @@ impl<'a> KnnCollector<'a> {
 
     /// As [`Self::search`], each hit with the position of its closest vector (0 for a
     /// document's first; an image's position in its document's image list).
-    pub fn search_matched(&self, searcher: &Searcher) -> Result<(Vec<(DocAddress, f32, u16)>, Vec<SegmentKnn>)> {
+    pub fn search_matched(&self, searcher: &Searcher) -> Result<(MatchedHits, Vec<SegmentKnn>)> {
         let mut fruits = Vec::with_capacity(searcher.segment_readers().len());
         let mut reports = Vec::with_capacity(fruits.capacity());
         for (ordinal, reader) in searcher.segment_readers().iter().enumerate() {
