@@ -2,7 +2,9 @@
 # Property-based tests of the HTTP API with Schemathesis, driven by /openapi.json, against a live
 # `mira serve` on loopback with both API keys set: no 5xx, every response conforming to the
 # document (status codes, content types, bodies), every schema-violating request refused.
-# Bounded (MIRA_SCHEMATHESIS_SECS, default 120 s) and seeded, so a CI failure reproduces.
+# Bounded (MIRA_SCHEMATHESIS_SECS, default 120 s) and seeded, so a CI failure reproduces. One
+# worker: with two, Python 3.11's `ast` module races (cpython#106905) inside Hypothesis and a run
+# fails now and then with "AST constructor recursion depth mismatch", nothing to do with Mira.
 #
 #   scripts/schemathesis.sh [path/to/mira]     # default: target/debug/mira
 #
@@ -46,16 +48,25 @@ MIRA_ADMIN_KEY=schemathesis-admin MIRA_SEARCH_KEY=schemathesis-search \
   "$MIRA" --data-dir "$DATA/data" serve --listen "127.0.0.1:$PORT" > "$DATA/serve.log" 2>&1 &
 SERVER=$!
 
+run() {
+  "$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/openapi.json" \
+    --wait-for-schema 30 \
+    -H "Authorization: Bearer schemathesis-admin" \
+    --checks all --exclude-checks positive_data_acceptance \
+    --exclude-name "DELETE /v1/collections/{name}" \
+    --exclude-name "DELETE /v1/plugins/{name}" \
+    --exclude-name "POST /v1/plugins" \
+    --max-examples 30 --workers 1 --max-time "$SECS" --seed "$SEED" \
+    --request-timeout 30
+}
 status=0
-"$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/openapi.json" \
-  --wait-for-schema 30 \
-  -H "Authorization: Bearer schemathesis-admin" \
-  --checks all --exclude-checks positive_data_acceptance \
-  --exclude-name "DELETE /v1/collections/{name}" \
-  --exclude-name "DELETE /v1/plugins/{name}" \
-  --exclude-name "POST /v1/plugins" \
-  --max-examples 30 --workers 2 --max-time "$SECS" --seed "$SEED" \
-  --request-timeout 30 || status=$?
+run 2>&1 | tee "$DATA/schemathesis.log" || status=$?
+# Hypothesis's own crash (the interpreter's bug above) is not a finding about Mira: run again once.
+if [ "$status" != 0 ] && grep -q "AST constructor recursion depth mismatch" "$DATA/schemathesis.log"; then
+  echo "Schemathesis crashed inside Hypothesis (cpython#106905); running it again" >&2
+  status=0
+  run || status=$?
+fi
 if ! kill -0 "$SERVER" 2>/dev/null; then
   echo "the server died during the run:" >&2
   tail -20 "$DATA/serve.log" >&2

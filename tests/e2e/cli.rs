@@ -93,7 +93,8 @@ fn demo_uses_clip_and_the_reranker_when_they_can_be_had() {
     let out = env.mira_with_env(&["demo", "--products", "120"], &vars);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
-    assert!(text.contains("embeddings: 120 computed"), "{text}");
+    // 120 photos, and a second one for every third product.
+    assert!(text.contains("embeddings: 160 computed"), "{text}");
     assert!(
         text.contains("CLIP from") && text.contains("Qwen3-Reranker from"),
         "{text}"
