@@ -172,7 +172,7 @@ fn image_query(c: &Collection, resp: &mira_host::SearchResponse) -> Result<()> {
         .hits
         .first()
         .and_then(|h| h.fields.get("image"))
-        .and_then(|v| v.as_str())
+        .and_then(|v| v.as_str().or_else(|| v[0].as_str()))
     else {
         return Ok(());
     };
