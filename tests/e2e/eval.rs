@@ -246,3 +246,81 @@ fn the_gate_refuses_a_version_that_loses() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("gate passed"), "{}", stdout(&out));
 }
+
+/// Over HTTP, activating a staged version runs the gate first: one that must win by 0.1 and
+/// only ties is refused with 409 `gate_failed`, and the live version keeps serving.
+#[test]
+fn the_gate_guards_activation_over_http() {
+    let env = Env::new();
+    texts(&env);
+    env.write("data/gate.jsonl", JUDGMENTS);
+    let gate = mira_host::config::GateConfig {
+        collection: "texts".into(),
+        judgments: "gate.jsonl".into(),
+        qrels: None,
+        k: 3,
+        metric: "ndcg".into(),
+        max_loss: -0.1,
+    };
+    let s = Server::start_gated(&env, ServerSettings::default(), PluginLimits::default(), Some(gate));
+    let upload = |path: &str, activate: bool| {
+        let r = ureq::post(&s.url(&format!("/v1/plugins?activate={activate}")))
+            .set("Content-Type", "application/wasm")
+            .send_bytes(&std::fs::read(path).unwrap());
+        assert_eq!(answer(r).0, 201);
+    };
+    upload(SWAP_A_PLUGIN, true);
+    upload(SWAP_B_PLUGIN, false);
+    let (status, v) = call("POST", &s.url("/v1/plugins/swapper/activate"), None, None);
+    assert_eq!(status, 409, "{v}");
+    assert_error(&v, "gate_failed", "conflict");
+    assert!(v["message"].as_str().unwrap().contains("ndcg@3"), "{v}");
+    let (_, list) = call("GET", &s.url("/v1/plugins"), None, None);
+    let swapper = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "swapper")
+        .unwrap()
+        .clone();
+    assert_eq!(swapper["version"], "1.0.0", "{swapper}");
+}
+
+/// Every response that used an instruction names it with a short hash (the first 12 hex digits
+/// of its SHA-256), and /metrics counts searches per hash.
+#[test]
+fn responses_name_their_instruction_and_metrics_count_it() {
+    use sha2::Digest;
+    let env = Env::new();
+    texts(&env);
+    let s = Server::start(&env, ServerSettings::default(), PluginLimits::default());
+    let url = s.url("/v1/collections/texts/search");
+    let (status, v) = call(
+        "POST",
+        &url,
+        None,
+        Some(json!({"text": "apple", "scenario": "general"})),
+    );
+    assert_eq!(status, 200, "{v}");
+    let text = v["instruction"]["text"].as_str().unwrap().to_owned();
+    let hash = v["instruction"]["hash"].as_str().unwrap().to_owned();
+    let expect: String = sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(hash, expect);
+    assert_eq!(v["instruction"]["source"], "plugin");
+    assert_eq!(text, v["ranking"]["instruction"].as_str().unwrap());
+    call(
+        "POST",
+        &url,
+        None,
+        Some(json!({"text": "banana", "scenario": "general"})),
+    );
+    let (_, none) = call("POST", &url, None, Some(json!({"text": "apple"})));
+    assert!(none.get("instruction").is_none(), "nothing used an instruction: {none}");
+    let r = ureq::get(&s.url("/metrics")).call().unwrap().into_string().unwrap();
+    let line = format!("mira_search_instruction_queries_total{{instruction=\"{hash}\",source=\"plugin\"}} 2");
+    assert!(r.contains(&line), "{line} not in\n{r}");
+}

@@ -27,8 +27,18 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(env: &Env, settings: ServerSettings, limits: PluginLimits) -> Server {
+        Server::start_gated(env, settings, limits, None)
+    }
+
+    /// A server whose plugin activations pass `[plugins.gate]`.
+    pub(crate) fn start_gated(
+        env: &Env,
+        settings: ServerSettings,
+        limits: PluginLimits,
+        gate: Option<mira_host::config::GateConfig>,
+    ) -> Server {
         let registry = registry(limits, Some(env.data().join("plugins")));
-        let state = Arc::new(AppState::new(Catalog::new(&env.data()), settings, registry.clone()));
+        let state = Arc::new(AppState::new(Catalog::new(&env.data()), settings, registry.clone()).with_gate(gate));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -1334,6 +1344,21 @@ fn the_search_page_renders_text_and_image_results_in_a_browser() {
         Some(first.id.as_str()),
         "the photo finds its own product first"
     );
+
+    // A product's second photo finds it, and its card shows that photo.
+    let second = std::fs::read(env.path().join("demo/images/p00003-2.png")).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&second);
+    let url = s.url(&format!(
+        "/?collection=products&image=data:image/png;base64,{}",
+        urlencode(&b64)
+    ));
+    let dom = browser_dom(&url, &env.path().join("profile-4")).unwrap();
+    assert_eq!(rendered_ids(&dom).first().copied(), Some("p00003"), "{dom}");
+    assert!(
+        dom.contains("data-image=\"/v1/collections/products/documents/p00003/image?field=image&amp;index=1\""),
+        "the card shows the photo that matched: {dom}"
+    );
+    assert!(dom.contains("matched photo 2"), "{dom}");
 }
 
 /// The ids of the rendered hits, in page order.
