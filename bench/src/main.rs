@@ -14,6 +14,7 @@
 
 mod ann;
 mod caption;
+mod facets;
 mod models;
 mod plugins;
 mod rerank;
@@ -50,6 +51,8 @@ pub enum BenchSuite {
     Caption,
     /// A load test of the HTTP server on loopback, with a plugin hot swap in the middle.
     Server,
+    /// Facet counts over a text query's matches against tantivy's aggregations.
+    Facets,
     All,
 }
 
@@ -130,6 +133,24 @@ fn run(args: BenchArgs) -> Result<()> {
             plugins::print(&figures);
         }
         if args.suite == BenchSuite::Plugins {
+            return Ok(());
+        }
+    }
+    if matches!(args.suite, BenchSuite::Facets | BenchSuite::All) {
+        let dir = args
+            .dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("mira-bench-facets"));
+        let figures = facets::run(args.docs, args.queries, &dir)?;
+        if args.dir.is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        if args.json && args.suite == BenchSuite::Facets {
+            println!("{}", serde_json::to_string_pretty(&figures)?);
+        } else {
+            facets::print(&figures);
+        }
+        if args.suite == BenchSuite::Facets {
             return Ok(());
         }
     }

@@ -145,12 +145,13 @@ impl FlatScan<'_> {
             VectorDtype::F16 => dot_f16(query, m.vector_f16(row)),
         };
         // Max-sim: a document with several vectors scores as its closest one.
-        let best_of = |doc: DocId, first: f32| {
-            m.extra_rows(doc).fold((first, 0u16), |(best, at), row| {
+        let best_in = |rows: std::ops::Range<u32>, first: f32| {
+            rows.fold((first, 0u16), |(best, at), row| {
                 let s = score_row(row);
                 if s > best { (s, m.position_of(row)) } else { (best, at) }
             })
         };
+        let mut cursor = 0;
         let has_extras = m.extras() > 0;
         match filter {
             DocFilter::All(alive) => {
@@ -167,7 +168,10 @@ impl FlatScan<'_> {
                     }
                     for (doc, score) in (first..).zip(out.iter()) {
                         if m.has(doc) && alive.is_none_or(|a| a.is_alive(doc)) {
-                            let (score, position) = if has_extras { best_of(doc, *score) } else { (*score, 0) };
+                            let (score, position) = match has_extras {
+                                true => best_in(m.extra_rows_from(doc, &mut cursor), *score),
+                                false => (*score, 0),
+                            };
                             top.push(doc, score, position);
                         }
                     }
@@ -177,7 +181,8 @@ impl FlatScan<'_> {
             DocFilter::Only(docs) => {
                 for &doc in docs.iter() {
                     if m.has(doc) {
-                        let (score, position) = best_of(doc, score_row(doc));
+                        // The filter's documents come in increasing order too.
+                        let (score, position) = best_in(m.extra_rows_from(doc, &mut cursor), score_row(doc));
                         top.push(doc, score, position);
                     }
                 }

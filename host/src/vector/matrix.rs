@@ -86,16 +86,6 @@ fn dtype_code(d: VectorDtype) -> u32 {
     }
 }
 
-/// The first `i` in `0..n` where `below(i)` turns false (`below` is true, then false).
-fn partition(n: u32, below: impl Fn(u32) -> bool) -> u32 {
-    let (mut lo, mut hi) = (0, n);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if below(mid) { lo = mid + 1 } else { hi = mid }
-    }
-    lo
-}
-
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -372,14 +362,20 @@ impl SegmentMatrix {
         u16::from_le_bytes([self.bytes()[at], self.bytes()[at + 1]])
     }
 
-    /// The rows of `doc`'s vectors past its first (empty for most documents).
-    pub fn extra_rows(&self, doc: DocId) -> std::ops::Range<u32> {
-        if self.extras == 0 {
-            return 0..0;
+    /// The rows of `doc`'s vectors past its first (empty for most documents), for documents
+    /// visited in increasing order: `cursor` (starting
+    /// at 0) is where the previous document's extras ended, so a scan walks the extras once
+    /// instead of searching them per document.
+    #[inline]
+    pub fn extra_rows_from(&self, doc: DocId, cursor: &mut u32) -> std::ops::Range<u32> {
+        while *cursor < self.extras && self.extra_doc(*cursor) < doc {
+            *cursor += 1;
         }
-        let lo = partition(self.extras, |i| self.extra_doc(i) < doc);
-        let hi = lo + partition(self.extras - lo, |i| self.extra_doc(lo + i) <= doc);
-        self.max_doc + lo..self.max_doc + hi
+        let start = *cursor;
+        while *cursor < self.extras && self.extra_doc(*cursor) == doc {
+            *cursor += 1;
+        }
+        self.max_doc + start..self.max_doc + *cursor
     }
 
     fn extra_region(&self, r: u32) -> &[u8] {

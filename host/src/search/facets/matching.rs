@@ -28,7 +28,10 @@ impl DocSets {
 
     fn normalize(&mut self) {
         for s in &mut self.segments {
-            s.sort_unstable();
+            // A text query's matches come in order; only kNN candidates added after need sorting.
+            if !s.is_sorted() {
+                s.sort_unstable();
+            }
             s.dedup();
         }
     }
