@@ -84,7 +84,7 @@ pub struct DeviceArgs {
     /// cpu, or cuda:N with a `--features cuda` build.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// f32, f16 or bf16.
+    /// f32, f16 or bf16; q8 for the reranker (int8 linear layers, quantized at load).
     #[arg(long, default_value = "f32")]
     pub dtype: String,
 }

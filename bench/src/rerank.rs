@@ -27,6 +27,8 @@ pub struct RerankFigures {
     pub rows: Vec<(String, f64, f64)>,
     /// Largest |difference| of P(yes) from the reference's (they must agree).
     pub max_disagreement: f32,
+    /// Largest |difference| of q8's P(yes) from Mira's f32.
+    pub q8_max_difference: f32,
 }
 
 pub fn run() -> Result<RerankFigures> {
@@ -101,6 +103,7 @@ pub fn run() -> Result<RerankFigures> {
             scores
         };
         let mut max_disagreement = 0f32;
+        let mut f32_scores = Vec::new();
         for (name, opts) in configs {
             eprintln!("bench: reranker, {name}");
             let started = Instant::now();
@@ -111,12 +114,34 @@ pub fn run() -> Result<RerankFigures> {
             }
             let base_rate = rows[0].1;
             rows.push((name.to_string(), rate, rate / base_rate));
+            f32_scores = scores;
         }
+        // int8 weights (quantized at load), search's default options; the ratio is to Mira's
+        // own f32 with the same options (the row above).
+        eprintln!("bench: reranker, q8, batch of 8, prefix reused");
+        let q8 = Reranker::load(&dir, &parse_device("cpu")?, ModelDType::Q8, 8192)?;
+        let opts = configs[3].1;
+        q8.score_ids(&prompts[..2], opts)?; // warm-up
+        let started = Instant::now();
+        let scores = q8.score_ids(&prompts, opts)?;
+        let rate = DOCS as f64 / started.elapsed().as_secs_f64();
+        let q8_max_difference = f32_scores
+            .iter()
+            .zip(&scores)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let f32_rate = rows.last().map_or(1.0, |r| r.1);
+        rows.push((
+            "q8 (int8 linears), batch of 8, prefix reused".to_string(),
+            rate,
+            rate / f32_rate,
+        ));
         Ok(RerankFigures {
             shape: "Qwen3-0.6B (28 layers, 1024 wide, 16/8 heads of 128, 151669-token tied embedding), f32, cpu",
             prompt: format!("{DOCS} documents of {DOC_TOKENS} tokens after a {PREFIX_TOKENS}-token shared prefix"),
             rows,
             max_disagreement,
+            q8_max_difference,
         })
     })();
     let _ = std::fs::remove_dir_all(&dir);
@@ -132,5 +157,9 @@ pub fn print(f: &RerankFigures) {
     println!(
         "  largest P(yes) difference from candle-transformers' forward: {:.2e}",
         f.max_disagreement
+    );
+    println!(
+        "  largest P(yes) difference of q8 from Mira's f32: {:.2e} (the q8 row's ratio is to the f32 row above it)",
+        f.q8_max_difference
     );
 }

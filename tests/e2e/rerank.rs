@@ -496,3 +496,132 @@ fn cli_search_shows_the_reranker_stage() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not-there"), "{}", stderr(&out));
 }
+
+/// `q8`: the linear layers as int8 blocks, quantized at load. On 50 candidates P("yes") stays
+/// within 0.02 of f32, and no two candidates f32 separates are swapped.
+#[test]
+fn q8_keeps_p_yes_within_002_and_the_order_f32_can_tell() {
+    let env = Env::new();
+    let dir = env.path().join("rr");
+    write_qwen3(
+        &dir,
+        &TinyQwen3 {
+            hidden: 128,
+            intermediate: 256,
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 32,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let f32 = load(&dir, 512);
+    let q8 = Reranker::load(&dir, &Device::Cpu, ModelDType::Q8, 512).unwrap();
+    let mut rng = fastrand::Rng::with_seed(9);
+    let words = [
+        "red", "silk", "dress", "boots", "leather", "summer", "wedding", "cotton", "shirt", "blue",
+    ];
+    let docs: Vec<String> = (0..50)
+        .map(|_| {
+            (0..1 + rng.usize(..12))
+                .map(|_| words[rng.usize(..words.len())])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let a = f32.score(DEFAULT_INSTRUCTION, QUERY, &refs).unwrap();
+    let b = q8.score(DEFAULT_INSTRUCTION, QUERY, &refs).unwrap();
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(worst <= 0.02, "largest P(yes) difference {worst}");
+    assert!(worst > 0.0, "the q8 path ran (the scores differ at all)");
+    // A random tiny model scores every candidate within a few thousandths of 0.52, closer than
+    // any int8 error, so its exact top 10 cannot be the measure; what must hold is that q8 never
+    // swaps two candidates the f32 model tells apart by more than twice that error.
+    let margin = 2.0 * worst;
+    let mut separated = 0;
+    for i in 0..a.len() {
+        for j in 0..a.len() {
+            if a[i] - a[j] > margin {
+                separated += 1;
+                assert!(
+                    b[i] > b[j],
+                    "q8 swapped {i} ({} -> {}) and {j} ({} -> {})",
+                    a[i],
+                    b[i],
+                    a[j],
+                    b[j]
+                );
+            }
+        }
+    }
+    assert!(separated > 100, "enough pairs checked: {separated}");
+}
+
+#[test]
+fn dtype_mistakes_say_what_would_work() {
+    let env = Env::new();
+    let clip = env.path().join("clip");
+    mira_host::embed::fixtures::write_tiny_clip(&clip).unwrap();
+    let e = mira_host::embed::ClipEmbedder::load(&clip, &Device::Cpu, ModelDType::Q8)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("q8 needs the reranker") && e.contains("reranker_dtype"),
+        "{e}"
+    );
+    let e = ModelDType::parse("q4").unwrap_err().to_string();
+    assert!(e.contains("f32, f16, bf16, or q8"), "{e}");
+    for (models, what) in [
+        ("dtype = \"q8\"", "reranker_dtype = \"q8\""),
+        ("reranker_dtype = \"int4\"", "unknown dtype `int4`"),
+    ] {
+        let toml = format!("name = \"x\"\n[fields.t]\ntype = \"text\"\n[models]\n{models}\n");
+        let e = mira_host::CollectionSchema::from_toml(&toml, "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(what), "{models}: {e}");
+    }
+    let ok = "name = \"x\"\n[fields.t]\ntype = \"text\"\n[models]\nreranker_dtype = \"q8\"\n";
+    assert_eq!(
+        mira_host::CollectionSchema::from_toml(ok, "x.toml")
+            .unwrap()
+            .models
+            .reranker_dtype
+            .as_deref(),
+        Some("q8")
+    );
+}
+
+/// A reranker larger than the memory there is is refused before loading, saying which dtypes
+/// would fit (here with the memory capped by `MIRA_MODEL_MEMORY`); a dtype that fits then loads.
+#[test]
+fn a_model_larger_than_memory_is_refused_with_what_would_fit() {
+    let env = Env::new();
+    let dir = env.path().join("rr");
+    write_tiny_qwen3(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let run = |memory: &str, dtype: &str| {
+        env.mira_with_env(
+            &[
+                "model", "rerank", "--model", d, "--query", QUERY, "--doc", DOCS[0], "--dtype", dtype,
+            ],
+            &[("MIRA_MODEL_MEMORY", Path::new(memory))],
+        )
+    };
+    let params = mira_host::models::memory::parameters(&[dir.join("model.safetensors")]).unwrap();
+    // Room for the q8 footprint (embeddings in f32 count fully) but not for f32.
+    let room = format!("{}", params * 4 - 1);
+    let out = run(&room, "f32");
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("as f32") && e.contains("it would fit as") && e.contains("reranker_dtype"),
+        "{e}"
+    );
+    let out = run("1KiB", "f32");
+    assert!(stderr(&out).contains("no dtype makes it fit"), "{}", stderr(&out));
+    let out = run(&room, "bf16");
+    assert!(out.status.success(), "{}", stderr(&out));
+}

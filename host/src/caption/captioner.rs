@@ -37,7 +37,7 @@ impl Captioner {
         let config = BlipModelConfig::from_file(&files.config)?;
         let preprocess = ImagePreprocessor::for_model(&files, config.image_size(), ProcessorKind::Blip)?;
         let tokenizer = files.tokenizer()?;
-        let dtype = dtype.candle();
+        let dtype = dtype.unquantized("BLIP")?.candle();
         let vb = files.var_builder(dtype, device)?;
         let model = Blip::new(&config.model, vb).map_err(|e| files.weights_mismatch(e))?;
         Ok(Captioner {

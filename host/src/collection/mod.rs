@@ -218,9 +218,13 @@ impl Collection {
             None => None,
             Some(spec) => {
                 let m = &self.schema.models;
-                let key = format!("{spec}|{}|{}|{extra}", m.device, m.dtype);
+                let dtype = match kind {
+                    ModelKind::Reranker => m.reranker_dtype.as_deref().unwrap_or(&m.dtype),
+                    _ => &m.dtype,
+                };
+                let key = format!("{spec}|{}|{dtype}|{extra}", m.device);
                 let loaded = shared(&key, self.model_retry, || {
-                    load(spec, &parse_device(&m.device)?, ModelDType::parse(&m.dtype)?)
+                    load(spec, &parse_device(&m.device)?, ModelDType::parse(dtype)?)
                 });
                 Some(loaded.map_err(|e| Error::model_load(e, self.model_retry))?)
             }

@@ -58,7 +58,7 @@ impl ClipEmbedder {
         tokenizer.with_padding(None);
         let eos_id = tokenizer.token_to_id(EOS_TOKEN);
         let pad_id = eos_id.unwrap_or(0);
-        let dtype = dtype.candle();
+        let dtype = dtype.unquantized("CLIP")?.candle();
         let vb = files.var_builder(dtype, device)?;
         let missing = |e| files.weights_mismatch(e);
         let text = ClipTextTransformer::new(vb.pp("text_model"), &config.text).map_err(missing)?;

@@ -11,6 +11,10 @@ pub enum ModelDType {
     F32,
     F16,
     BF16,
+    /// The reranker's linear layers as int8 blocks (GGML's Q8_0: 32 weights and one scale per
+    /// block), quantized from the checkpoint's weights at load, layer by layer; activations,
+    /// norms and embeddings stay f32. Reranker only.
+    Q8,
 }
 
 impl ModelDType {
@@ -19,8 +23,9 @@ impl ModelDType {
             "f32" => Ok(ModelDType::F32),
             "f16" => Ok(ModelDType::F16),
             "bf16" => Ok(ModelDType::BF16),
+            "q8" => Ok(ModelDType::Q8),
             other => Err(ModelError::Input(format!(
-                "unknown dtype `{other}` (expected f32, f16 or bf16)"
+                "unknown dtype `{other}` (expected f32, f16, bf16, or q8 for the reranker)"
             ))),
         }
     }
@@ -30,6 +35,18 @@ impl ModelDType {
             ModelDType::F32 => DType::F32,
             ModelDType::F16 => DType::F16,
             ModelDType::BF16 => DType::BF16,
+            ModelDType::Q8 => DType::F32,
+        }
+    }
+
+    /// Refuses `q8` for a model that has no quantized path (CLIP, BLIP).
+    pub(crate) fn unquantized(self, model: &str) -> Result<Self, ModelError> {
+        match self {
+            ModelDType::Q8 => Err(ModelError::Input(format!(
+                "dtype q8 needs the reranker (Qwen3): {model} takes f32, f16 or bf16 (set [models] reranker_dtype = \"q8\" \
+                 to quantize the reranker alone)"
+            ))),
+            other => Ok(other),
         }
     }
 }

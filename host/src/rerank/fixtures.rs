@@ -163,7 +163,7 @@ pub fn write_qwen3(dir: &Path, shape: &TinyQwen3) -> Result<(), ModelError> {
             Init::Randn { mean: 0.0, stdev: 0.05 },
         )?;
     }
-    Qwen3::new(&cfg, vb)?;
+    Qwen3::new(&cfg, vb, false)?;
     // Norm weights start at one; perturb them so a mistake in which norm applies where shows.
     // The final norm is scaled down so that P("yes") stays away from 0 and 1 (random logits
     // are otherwise large enough to saturate it).

@@ -5,6 +5,7 @@
 //! Weight names follow transformers' `Qwen3ForCausalLM` (`model.embed_tokens`, `model.layers.N.*`,
 //! `model.norm`, `lm_head` unless tied), so Hugging Face checkpoints load as they are.
 
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{Linear, RmsNorm, VarBuilder};
 
@@ -16,11 +17,32 @@ pub struct KvPrefix {
     pub len: usize,
 }
 
+/// A linear layer: dense, or int8 blocks (Q8_0) with an f32 bias.
+enum Proj {
+    Dense(Linear),
+    Q8 { weight: QMatMul, bias: Option<Tensor> },
+}
+
+impl Proj {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Proj::Dense(l) => l.forward(x),
+            Proj::Q8 { weight, bias } => {
+                let y = weight.forward(&x.contiguous()?)?;
+                match bias {
+                    Some(b) => y.broadcast_add(b),
+                    None => Ok(y),
+                }
+            }
+        }
+    }
+}
+
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
+    q: Proj,
+    k: Proj,
+    v: Proj,
+    o: Proj,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
 }
@@ -29,9 +51,9 @@ struct Layer {
     attn: Attention,
     input_norm: RmsNorm,
     post_norm: RmsNorm,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    gate: Proj,
+    up: Proj,
+    down: Proj,
 }
 
 /// A loaded Qwen3 decoder.
@@ -50,12 +72,26 @@ pub struct Qwen3 {
     dtype: DType,
 }
 
-fn linear(i: usize, o: usize, bias: bool, vb: VarBuilder) -> candle_core::Result<Linear> {
-    if bias {
-        candle_nn::linear(i, o, vb)
+/// Q8_0 quantizes rows in blocks of this many weights.
+const Q8_BLOCK: usize = 32;
+
+/// A linear layer from the checkpoint; with `q8`, quantized as soon as it is read (so the f32
+/// weights of one layer at a time are in memory, never the whole model's). A layer whose input
+/// width is not a multiple of the block stays dense.
+fn linear(i: usize, o: usize, bias: bool, q8: bool, vb: VarBuilder) -> candle_core::Result<Proj> {
+    let l = if bias {
+        candle_nn::linear(i, o, vb)?
     } else {
-        candle_nn::linear_no_bias(i, o, vb)
+        candle_nn::linear_no_bias(i, o, vb)?
+    };
+    if !q8 || !i.is_multiple_of(Q8_BLOCK) {
+        return Ok(Proj::Dense(l));
     }
+    let weight = QMatMul::from_qtensor(QTensor::quantize(l.weight(), GgmlDType::Q8_0)?)?;
+    Ok(Proj::Q8 {
+        weight,
+        bias: l.bias().cloned(),
+    })
 }
 
 fn rms(n: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<RmsNorm> {
@@ -64,7 +100,8 @@ fn rms(n: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<RmsNorm> {
 
 impl Qwen3 {
     /// Builds the decoder from weights named as in transformers.
-    pub fn new(cfg: &Qwen3Config, vb: VarBuilder) -> candle_core::Result<Self> {
+    /// With `q8`, the linear layers are int8 (see [`crate::models::ModelDType::Q8`]).
+    pub fn new(cfg: &Qwen3Config, vb: VarBuilder, q8: bool) -> candle_core::Result<Self> {
         let (h, d) = (cfg.hidden_size, cfg.head_dim());
         let (heads, kv_heads) = (cfg.num_attention_heads, cfg.kv_heads());
         let eps = cfg.rms_norm_eps;
@@ -77,18 +114,18 @@ impl Qwen3 {
             let b = cfg.attention_bias;
             layers.push(Layer {
                 attn: Attention {
-                    q: linear(h, heads * d, b, a.pp("q_proj"))?,
-                    k: linear(h, kv_heads * d, b, a.pp("k_proj"))?,
-                    v: linear(h, kv_heads * d, b, a.pp("v_proj"))?,
-                    o: linear(heads * d, h, b, a.pp("o_proj"))?,
+                    q: linear(h, heads * d, b, q8, a.pp("q_proj"))?,
+                    k: linear(h, kv_heads * d, b, q8, a.pp("k_proj"))?,
+                    v: linear(h, kv_heads * d, b, q8, a.pp("v_proj"))?,
+                    o: linear(heads * d, h, b, q8, a.pp("o_proj"))?,
                     q_norm: rms(d, eps, a.pp("q_norm"))?,
                     k_norm: rms(d, eps, a.pp("k_norm"))?,
                 },
                 input_norm: rms(h, eps, l.pp("input_layernorm"))?,
                 post_norm: rms(h, eps, l.pp("post_attention_layernorm"))?,
-                gate: linear(h, cfg.intermediate_size, false, l.pp("mlp").pp("gate_proj"))?,
-                up: linear(h, cfg.intermediate_size, false, l.pp("mlp").pp("up_proj"))?,
-                down: linear(cfg.intermediate_size, h, false, l.pp("mlp").pp("down_proj"))?,
+                gate: linear(h, cfg.intermediate_size, false, q8, l.pp("mlp").pp("gate_proj"))?,
+                up: linear(h, cfg.intermediate_size, false, q8, l.pp("mlp").pp("up_proj"))?,
+                down: linear(cfg.intermediate_size, h, false, q8, l.pp("mlp").pp("down_proj"))?,
             });
         }
         let norm = rms(h, eps, m.pp("norm"))?;

@@ -73,8 +73,27 @@ impl Reranker {
         }
         let max_length = max_length.min(config.max_position_embeddings);
         let prompt = PromptTokenizer::new(tokenizer, max_length)?;
+        if device.is_cpu()
+            && let Some(available) = crate::models::memory::available()
+        {
+            let params = crate::models::memory::parameters(&files.weights)?;
+            let embeddings = (config.vocab_size * config.hidden_size) as u64;
+            let dense = if config.tie_word_embeddings {
+                embeddings
+            } else {
+                2 * embeddings
+            };
+            crate::models::memory::check_fits(
+                &format!("the reranker in {}", files.dir.display()),
+                params,
+                dense,
+                dtype,
+                available,
+                "set [models] reranker_dtype (or --dtype)",
+            )?;
+        }
         let vb = files.var_builder(dtype.candle(), device)?;
-        let model = Qwen3::new(&config, vb).map_err(|e| files.weights_mismatch(e))?;
+        let model = Qwen3::new(&config, vb, dtype == ModelDType::Q8).map_err(|e| files.weights_mismatch(e))?;
         let head = model.head_rows(&[yes_id, no_id])?;
         Ok(Reranker {
             model,

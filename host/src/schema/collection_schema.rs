@@ -89,6 +89,9 @@ pub struct ModelSettings {
     pub device: String,
     /// `f32` (default), `f16` or `bf16`.
     pub dtype: String,
+    /// The reranker's own dtype (default: `dtype`); `q8` quantizes its linear layers to int8 at
+    /// load, which is how the 4B and 8B fit a 24 GB machine.
+    pub reranker_dtype: Option<String>,
 }
 
 /// Defaults for search requests that do not say otherwise.
@@ -206,6 +209,7 @@ struct RawModels {
     rerank_max_length: Option<usize>,
     device: Option<String>,
     dtype: Option<String>,
+    reranker_dtype: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -306,6 +310,20 @@ impl CollectionSchema {
         if ingest.batch_size == 0 {
             return Err(err("[ingest]: batch_size must be at least 1".into()));
         }
+        for (key, value) in [
+            ("dtype", &raw.models.dtype),
+            ("reranker_dtype", &raw.models.reranker_dtype),
+        ] {
+            let Some(v) = value else { continue };
+            let parsed = crate::models::ModelDType::parse(v).map_err(|e| err(format!("[models] {key}: {e}")))?;
+            if key == "dtype" && parsed == crate::models::ModelDType::Q8 {
+                return Err(err(
+                    "[models] dtype = \"q8\" would apply to CLIP and BLIP too, which have no int8 path: set \
+                     reranker_dtype = \"q8\" to quantize the reranker alone"
+                        .into(),
+                ));
+            }
+        }
         Ok(CollectionSchema {
             name: raw.name,
             description: raw.description,
@@ -324,6 +342,7 @@ impl CollectionSchema {
                     .unwrap_or(crate::rerank::DEFAULT_MAX_LENGTH),
                 device: raw.models.device.unwrap_or_else(|| "cpu".into()),
                 dtype: raw.models.dtype.unwrap_or_else(|| "f32".into()),
+                reranker_dtype: raw.models.reranker_dtype,
             },
             source: text.to_owned(),
         })
