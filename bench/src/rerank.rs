@@ -29,6 +29,8 @@ pub struct RerankFigures {
     pub max_disagreement: f32,
     /// Largest |difference| of q8's P(yes) from Mira's f32.
     pub q8_max_difference: f32,
+    /// Whether q8 orders the documents as f32 does.
+    pub q8_same_order: bool,
 }
 
 pub fn run() -> Result<RerankFigures> {
@@ -130,6 +132,12 @@ pub fn run() -> Result<RerankFigures> {
             .zip(&scores)
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
+        let order = |s: &[f32]| {
+            let mut i: Vec<usize> = (0..s.len()).collect();
+            i.sort_by(|x, y| s[*y].total_cmp(&s[*x]));
+            i
+        };
+        let q8_same_order = order(&f32_scores) == order(&scores);
         let f32_rate = rows.last().map_or(1.0, |r| r.1);
         rows.push((
             "q8 (int8 linears), batch of 8, prefix reused".to_string(),
@@ -142,6 +150,7 @@ pub fn run() -> Result<RerankFigures> {
             rows,
             max_disagreement,
             q8_max_difference,
+            q8_same_order,
         })
     })();
     let _ = std::fs::remove_dir_all(&dir);
@@ -159,7 +168,8 @@ pub fn print(f: &RerankFigures) {
         f.max_disagreement
     );
     println!(
-        "  largest P(yes) difference of q8 from Mira's f32: {:.2e} (the q8 row's ratio is to the f32 row above it)",
-        f.q8_max_difference
+        "  largest P(yes) difference of q8 from Mira's f32: {:.2e}, {} order (the q8 row's ratio is to the f32 row above it)",
+        f.q8_max_difference,
+        if f.q8_same_order { "the same" } else { "a different" }
     );
 }
