@@ -31,6 +31,8 @@ pub struct RerankFigures {
     pub q8_max_difference: f32,
     /// Whether q8 orders the documents as f32 does.
     pub q8_same_order: bool,
+    /// Largest |difference| of bf16's P(yes) from Mira's f32.
+    pub bf16_max_difference: f32,
 }
 
 pub fn run() -> Result<RerankFigures> {
@@ -144,6 +146,21 @@ pub fn run() -> Result<RerankFigures> {
             rate,
             rate / f32_rate,
         ));
+        drop(q8);
+        // bf16 weights and activations (the CPU has AVX-512 BF16; candle's CPU matmul decides
+        // what it does with them), same options, ratio to f32.
+        eprintln!("bench: reranker, bf16, batch of 8, prefix reused");
+        let bf16 = Reranker::load(&dir, &parse_device("cpu")?, ModelDType::BF16, 8192)?;
+        bf16.score_ids(&prompts[..2], opts)?;
+        let started = Instant::now();
+        let bf16_scores = bf16.score_ids(&prompts, opts)?;
+        let rate = DOCS as f64 / started.elapsed().as_secs_f64();
+        let bf16_max_difference = f32_scores
+            .iter()
+            .zip(&bf16_scores)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        rows.push(("bf16, batch of 8, prefix reused".to_string(), rate, rate / f32_rate));
         Ok(RerankFigures {
             shape: "Qwen3-0.6B (28 layers, 1024 wide, 16/8 heads of 128, 151669-token tied embedding), f32, cpu",
             prompt: format!("{DOCS} documents of {DOC_TOKENS} tokens after a {PREFIX_TOKENS}-token shared prefix"),
@@ -151,6 +168,7 @@ pub fn run() -> Result<RerankFigures> {
             max_disagreement,
             q8_max_difference,
             q8_same_order,
+            bf16_max_difference,
         })
     })();
     let _ = std::fs::remove_dir_all(&dir);
@@ -171,5 +189,9 @@ pub fn print(f: &RerankFigures) {
         "  largest P(yes) difference of q8 from Mira's f32: {:.2e}, {} order (the q8 row's ratio is to the f32 row above it)",
         f.q8_max_difference,
         if f.q8_same_order { "the same" } else { "a different" }
+    );
+    println!(
+        "  largest P(yes) difference of bf16 from Mira's f32: {:.2e} (its ratio is to the same f32 row)",
+        f.bf16_max_difference
     );
 }
