@@ -98,6 +98,12 @@ fn plugin(data_dir: &Path, config: Option<&Path>, cmd: cli::PluginCommand) -> Re
                         p.scenarios.join(","),
                         p.origin
                     );
+                    let costs: Vec<String> = p
+                        .costs
+                        .iter()
+                        .map(|c| format!("{} p50 {} us p99 {} us", c.call, c.p50_us, c.p99_us))
+                        .collect();
+                    println!("{:<12} cost per call: {}", "", costs.join(", "));
                 }
             }
         }

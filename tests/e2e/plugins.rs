@@ -529,3 +529,49 @@ fn search_by(
     }
     c.search_with(&req, Some(r))
 }
+
+/// Each plugin's list entry says what its calls cost: per function, calls since load (the
+/// smoke test's included) and the p50/p99 of the recent ones.
+#[test]
+fn plugin_list_shows_the_measured_cost_of_each_call() {
+    let env = Env::new();
+    let c = shop(&env);
+    let r = registry(PluginLimits::default(), None);
+    let req = SearchRequest {
+        scenario: Some("ecommerce".into()),
+        ..SearchRequest::text("red dress")
+    };
+    for _ in 0..5 {
+        c.search_with(&req, Some(&r)).unwrap();
+    }
+    let list = r.list();
+    let eco = list.iter().find(|p| p.name == "ecommerce").unwrap();
+    let cost = |call: &str| {
+        eco.costs
+            .iter()
+            .find(|c| c.call == call)
+            .unwrap_or_else(|| panic!("{call}: {eco:?}"))
+    };
+    assert_eq!(cost("fuse").calls, 1 + 5, "the smoke test's call and five queries'");
+    assert_eq!(
+        cost("instantiate").calls,
+        2 + 5,
+        "describe's and the smoke test's instances, then one a query"
+    );
+    for c in &eco.costs {
+        assert!(c.p50_us <= c.p99_us, "{c:?}");
+    }
+    assert!(cost("fuse").p99_us > 0);
+    let news = list.iter().find(|p| p.name == "news").unwrap();
+    assert_eq!(
+        news.costs.iter().find(|c| c.call == "fuse").unwrap().calls,
+        1,
+        "only its smoke test"
+    );
+    let out = env.mira(&["plugin", "list"]);
+    assert!(
+        stdout(&out).contains("cost per call: instantiate p50"),
+        "{}",
+        stdout(&out)
+    );
+}

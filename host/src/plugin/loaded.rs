@@ -47,6 +47,8 @@ pub struct LoadedPlugin {
     quarantined: AtomicBool,
     calls: AtomicU64,
     failures: AtomicU64,
+    /// What each function's calls took lately.
+    costs: super::cost::CallCosts,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -121,6 +123,7 @@ impl LoadedPlugin {
             quarantined: AtomicBool::new(false),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            costs: Default::default(),
         };
         let validation = |m: String| PluginFailure::Validation { message: m };
         let d = plugin
@@ -206,10 +209,12 @@ impl LoadedPlugin {
         store.limiter(|s| s);
         let ticks = limits.time_budget().as_millis().div_ceil(TICK.as_millis()) as u64 + 1;
         store.set_epoch_deadline(ticks);
+        let started = std::time::Instant::now();
         let bindings = self
             .pre
             .instantiate(&mut store)
             .map_err(|e| classify(e, &store, limits.time_ms))?;
+        self.costs.record(0, started.elapsed());
         Ok(PluginSession {
             plugin: self,
             store,
@@ -240,6 +245,11 @@ impl LoadedPlugin {
             .then(|| PluginFailure::Quarantined {
                 failures: self.consecutive_failures.load(Ordering::Relaxed),
             })
+    }
+
+    /// p50 and p99 of each function's recent calls.
+    pub fn costs(&self) -> Vec<super::CallCost> {
+        self.costs.summary()
     }
 
     /// Queries served and failed since load.
@@ -290,8 +300,10 @@ pub struct PluginSession<'a> {
 }
 
 impl PluginSession<'_> {
+    /// Calls the function `CALLS[which]`, timed.
     fn call<T>(
         &mut self,
+        which: usize,
         f: impl FnOnce(&RankingPlugin, &mut Store<StoreState>) -> wasmtime::Result<T>,
     ) -> Result<T, PluginFailure> {
         if self.poisoned {
@@ -300,19 +312,22 @@ impl PluginSession<'_> {
             });
         }
         self.store.set_epoch_deadline(self.ticks);
-        f(&self.bindings, &mut self.store).map_err(|e| {
+        let started = std::time::Instant::now();
+        let out = f(&self.bindings, &mut self.store).map_err(|e| {
             self.poisoned = true;
             classify(e, &self.store, self.plugin.runtime.limits.time_ms)
-        })
+        });
+        self.plugin.costs.record(which, started.elapsed());
+        out
     }
 
     pub fn describe(&mut self) -> Result<Description, PluginFailure> {
-        self.call(|b, s| b.mira_ranking_plugin().call_describe(s))
+        self.call(1, |b, s| b.mira_ranking_plugin().call_describe(s))
     }
 
     /// The reranker instruction (non-empty, at most 4 KiB).
     pub fn instruction(&mut self, req: &Request) -> Result<String, PluginFailure> {
-        let s = self.call(|b, st| b.mira_ranking_plugin().call_instruction(st, req))?;
+        let s = self.call(2, |b, st| b.mira_ranking_plugin().call_instruction(st, req))?;
         if s.trim().is_empty() || s.len() > MAX_INSTRUCTION {
             return Err(PluginFailure::BadAnswer {
                 message: format!("instruction must be 1 to {MAX_INSTRUCTION} bytes, got {}", s.len()),
@@ -323,7 +338,7 @@ impl PluginSession<'_> {
 
     /// The reranker's text for a candidate (at most 64 KiB).
     pub fn render(&mut self, req: &Request, c: &Candidate) -> Result<String, PluginFailure> {
-        let s = self.call(|b, st| b.mira_ranking_plugin().call_render(st, req, c))?;
+        let s = self.call(4, |b, st| b.mira_ranking_plugin().call_render(st, req, c))?;
         if s.len() > MAX_RENDER {
             return Err(PluginFailure::BadAnswer {
                 message: format!("render must be at most {MAX_RENDER} bytes, got {}", s.len()),
@@ -334,13 +349,13 @@ impl PluginSession<'_> {
 
     /// How many candidates to rerank (clamped to the number given).
     pub fn rerank_depth(&mut self, req: &Request, scores: &[f32]) -> Result<u32, PluginFailure> {
-        let d = self.call(|b, st| b.mira_ranking_plugin().call_rerank_depth(st, req, scores))?;
+        let d = self.call(3, |b, st| b.mira_ranking_plugin().call_rerank_depth(st, req, scores))?;
         Ok(d.min(scores.len() as u32))
     }
 
     /// Final scores, one finite score per candidate.
     pub fn fuse(&mut self, req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, PluginFailure> {
-        let answer = self.call(|b, st| b.mira_ranking_plugin().call_fuse(st, req, candidates))?;
+        let answer = self.call(5, |b, st| b.mira_ranking_plugin().call_fuse(st, req, candidates))?;
         let scores = answer.map_err(|e| PluginFailure::Refused {
             message: match e {
                 super::wit::FuseError::InvalidInput(m) => format!("invalid input: {m}"),

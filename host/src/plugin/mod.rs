@@ -15,6 +15,7 @@
 //! [`PluginFailure`], reported in the response, counted towards quarantine.
 
 mod bindings;
+mod cost;
 mod failure;
 mod limits;
 mod loaded;
@@ -24,6 +25,7 @@ mod runtime;
 mod state;
 mod watch;
 
+pub use cost::{CALLS, CallCost};
 pub use failure::PluginFailure;
 pub use limits::PluginLimits;
 pub use loaded::{LoadedPlugin, PluginDescription, PluginSession};

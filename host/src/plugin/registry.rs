@@ -41,6 +41,8 @@ pub struct PluginInfo {
     pub quarantined: bool,
     pub calls: u64,
     pub failures: u64,
+    /// p50 and p99 of each function's recent calls (the load's smoke test included).
+    pub costs: Vec<super::CallCost>,
 }
 
 /// A validated version waiting for activation, with its component bytes.
@@ -224,6 +226,7 @@ impl PluginRegistry {
                     quarantined: p.quarantine().is_some(),
                     calls,
                     failures,
+                    costs: p.costs(),
                 }
             })
             .collect()

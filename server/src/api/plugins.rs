@@ -23,6 +23,22 @@ pub struct PluginInfoBody {
     pub quarantined: bool,
     pub calls: u64,
     pub failures: u64,
+    /// What each function's recent calls took (p50, p99), to size `time_ms` and
+    /// `max_candidates` by.
+    pub costs: Vec<CallCostBody>,
+}
+
+/// One function's measured cost.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CallCost)]
+pub struct CallCostBody {
+    /// `instantiate`, `describe`, `instruction`, `rerank-depth`, `render` or `fuse`.
+    pub call: &'static str,
+    /// Calls since load.
+    pub calls: u64,
+    /// Over the last (up to 1024) calls, in microseconds.
+    pub p50_us: u32,
+    pub p99_us: u32,
 }
 
 impl From<PluginInfo> for PluginInfoBody {
@@ -38,6 +54,16 @@ impl From<PluginInfo> for PluginInfoBody {
             quarantined: p.quarantined,
             calls: p.calls,
             failures: p.failures,
+            costs: p
+                .costs
+                .into_iter()
+                .map(|c| CallCostBody {
+                    call: c.call,
+                    calls: c.calls,
+                    p50_us: c.p50_us,
+                    p99_us: c.p99_us,
+                })
+                .collect(),
         }
     }
 }
