@@ -34,7 +34,8 @@ pub fn registry(config: &EngineConfig, data_dir: &Path) -> Result<Arc<PluginRegi
         Some(config.plugin_dir(data_dir)),
         config.scenarios.clone(),
         config.plugin_config.clone(),
-    );
+    )
+    .with_limits(config.plugin_limits.clone());
     for (name, bytes) in BUILTIN_PLUGINS {
         registry
             .install(bytes, "built-in")

@@ -17,6 +17,10 @@
 //! [plugin_config.general]    # values a plugin reads with host.config
 //! w_rerank = "0.6"
 //!
+//! [plugin_limits.ecommerce]  # one plugin's own limits (each defaults to [plugins]')
+//! time_ms = 120
+//! max_candidates = 300
+//!
 //! [server]                   # read by mira-server (`mira serve`), not by the engine
 //! listen = "127.0.0.1:7700"
 //! ```
@@ -94,6 +98,8 @@ pub struct EngineConfig {
     pub scenarios: HashMap<String, String>,
     /// plugin name -> its configuration values.
     pub plugin_config: HashMap<String, HashMap<String, String>>,
+    /// plugin name -> its own limits (`time_ms`, `memory_mib`, `max_candidates`).
+    pub plugin_limits: HashMap<String, crate::plugin::LimitOverride>,
     /// The `[server]` section as written: the HTTP server crate (`mira-server`) reads and
     /// checks it; the engine only carries it, so that one `mira.toml` serves both.
     pub server: Option<toml::Table>,
@@ -118,6 +124,10 @@ impl EngineConfig {
                     g.metric
                 ),
             ));
+        }
+        for (name, o) in &config.plugin_limits {
+            o.check(&config.plugins.limits)
+                .map_err(|m| Error::schema(path.display().to_string(), format!("[plugin_limits.{name}] {m}")))?;
         }
         let l = &config.plugins.limits;
         if l.time_ms == 0 || l.memory_mib == 0 || l.quarantine_after == 0 || l.max_candidates == 0 {

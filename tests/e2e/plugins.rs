@@ -575,3 +575,55 @@ fn plugin_list_shows_the_measured_cost_of_each_call() {
         stdout(&out)
     );
 }
+
+/// `[plugin_limits.NAME]`: one plugin's own limits (here fewer candidates), shown in the list;
+/// an override the instance pool cannot hold is refused naming its table.
+#[test]
+fn a_plugin_has_its_own_limits_from_configuration() {
+    let env = Env::new();
+    let c = shop(&env);
+    let config = env.write(
+        "mira.toml",
+        "[plugins]\nmemory_mib = 64\n[plugin_limits.ecommerce]\nmax_candidates = 2\ntime_ms = 80\n",
+    );
+    let config = mira_host::config::EngineConfig::from_file(&config).unwrap();
+    let runtime = PluginRuntime::new(config.plugins.limits, None).unwrap();
+    let r = PluginRegistry::new(runtime, None, Default::default(), Default::default())
+        .with_limits(config.plugin_limits.clone());
+    for (_, bytes) in BUILTIN_PLUGINS {
+        r.install(bytes, "built-in").unwrap();
+    }
+    let req = SearchRequest {
+        scenario: Some("ecommerce".into()),
+        top_k: Some(1),
+        ..SearchRequest::text("dress")
+    };
+    let resp = c.search_with(&req, Some(&r)).unwrap();
+    assert_eq!(resp.ranking.unwrap().candidates, 2, "its own max_candidates");
+    let general = SearchRequest {
+        scenario: Some("general".into()),
+        top_k: Some(1),
+        ..SearchRequest::text("dress")
+    };
+    assert!(
+        c.search_with(&general, Some(&r)).unwrap().ranking.unwrap().candidates > 2,
+        "others keep [plugins]'"
+    );
+    let list = r.list();
+    let eco = list.iter().find(|p| p.name == "ecommerce").unwrap();
+    assert_eq!(
+        (eco.limits.max_candidates, eco.limits.time_ms, eco.limits.memory_mib),
+        (2, 80, 64)
+    );
+    let bad = env.write(
+        "bad.toml",
+        "[plugins]\nmemory_mib = 64\n[plugin_limits.ecommerce]\nmemory_mib = 512\n",
+    );
+    let e = mira_host::config::EngineConfig::from_file(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("[plugin_limits.ecommerce]") && e.contains("memory_mib"),
+        "{e}"
+    );
+}

@@ -149,14 +149,13 @@ pub fn run(
         ))
         .into());
     }
-    let max_candidates = registry.map_or(0, |r| r.runtime().limits().max_candidates);
     let mut reports = Vec::with_capacity(runs.len());
     for spec in runs {
         let mut per_query = Vec::with_capacity(queries.len());
         for q in queries {
             let req = request(q, image_dir, spec, k)?;
             let resp = match &spec.plugin {
-                Some(p) => search_with_plugin(c, &req, Some(p), max_candidates),
+                Some(p) => search_with_plugin(c, &req, Some(p), p.limits().max_candidates),
                 None => search_with(c, &req, registry),
             }
             .map_err(|e| in_query(&q.id, e))?;

@@ -38,3 +38,41 @@ impl PluginLimits {
         (self.memory_mib as usize) << 20
     }
 }
+
+/// `[plugin_limits.NAME]`: one plugin's own limits, each defaulting to `[plugins]`'.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverride {
+    pub time_ms: Option<u64>,
+    /// At most `[plugins] memory_mib`, which sizes the instance pool.
+    pub memory_mib: Option<u64>,
+    pub max_candidates: Option<usize>,
+}
+
+impl LimitOverride {
+    /// The limits of a plugin: `base` with this override's values.
+    pub fn apply(&self, base: PluginLimits) -> PluginLimits {
+        PluginLimits {
+            time_ms: self.time_ms.unwrap_or(base.time_ms),
+            memory_mib: self.memory_mib.unwrap_or(base.memory_mib),
+            max_candidates: self.max_candidates.unwrap_or(base.max_candidates),
+            quarantine_after: base.quarantine_after,
+        }
+    }
+
+    /// Why this override cannot apply under `base`, if it cannot.
+    pub fn check(&self, base: &PluginLimits) -> Result<(), String> {
+        if self.time_ms == Some(0) || self.memory_mib == Some(0) || self.max_candidates == Some(0) {
+            return Err("time_ms, memory_mib and max_candidates must be at least 1".into());
+        }
+        if let Some(m) = self.memory_mib
+            && m > base.memory_mib
+        {
+            return Err(format!(
+                "memory_mib = {m} is over [plugins] memory_mib = {}, which sizes every instance's memory: raise that",
+                base.memory_mib
+            ));
+        }
+        Ok(())
+    }
+}

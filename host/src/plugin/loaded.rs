@@ -49,6 +49,8 @@ pub struct LoadedPlugin {
     failures: AtomicU64,
     /// What each function's calls took lately.
     costs: super::cost::CallCosts,
+    /// Its limits: the runtime's, or its own from `[plugin_limits.NAME]` (set once, at load).
+    limits: std::sync::Mutex<super::PluginLimits>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -101,6 +103,7 @@ impl LoadedPlugin {
         origin: &str,
         configs: &HashMap<String, HashMap<String, String>>,
     ) -> Result<Self, PluginFailure> {
+        let runtime_limits = runtime.limits;
         let instance_pre = runtime.linker.instantiate_pre(component).map_err(link_failure)?;
         let pre = RankingPluginPre::new(instance_pre).map_err(|e| PluginFailure::Invalid {
             message: format!("not built against mira:ranking@0.1.x: {e:#}"),
@@ -124,6 +127,7 @@ impl LoadedPlugin {
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             costs: Default::default(),
+            limits: std::sync::Mutex::new(runtime_limits),
         };
         let validation = |m: String| PluginFailure::Validation { message: m };
         let d = plugin
@@ -199,9 +203,19 @@ impl LoadedPlugin {
         &self.name
     }
 
-    /// Opens a session: a fresh store and instance with the runtime's limits.
+    /// The limits this plugin's calls run under.
+    pub fn limits(&self) -> super::PluginLimits {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives the plugin its own limits (`[plugin_limits.NAME]`).
+    pub(crate) fn set_limits(&self, limits: super::PluginLimits) {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = limits;
+    }
+
+    /// Opens a session: a fresh store and instance with the plugin's limits.
     pub fn session(&self) -> Result<PluginSession<'_>, PluginFailure> {
-        let limits = self.runtime.limits;
+        let limits = self.limits();
         let mut store = Store::new(
             &self.runtime.engine,
             StoreState::new(self.name.clone(), self.config.clone(), limits.memory_bytes()),
@@ -210,6 +224,7 @@ impl LoadedPlugin {
         let ticks = limits.time_budget().as_millis().div_ceil(TICK.as_millis()) as u64 + 1;
         store.set_epoch_deadline(ticks);
         let started = std::time::Instant::now();
+        let time_ms = limits.time_ms;
         let bindings = self
             .pre
             .instantiate(&mut store)
@@ -220,6 +235,7 @@ impl LoadedPlugin {
             store,
             bindings,
             ticks,
+            time_ms,
             poisoned: false,
         })
     }
@@ -232,7 +248,7 @@ impl LoadedPlugin {
         } else {
             self.failures.fetch_add(1, Ordering::Relaxed);
             let n = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-            if n >= self.runtime.limits.quarantine_after && !self.quarantined.swap(true, Ordering::Relaxed) {
+            if n >= self.limits().quarantine_after && !self.quarantined.swap(true, Ordering::Relaxed) {
                 tracing::warn!(plugin = %self.name, failures = n, "plugin quarantined");
             }
         }
@@ -296,6 +312,8 @@ pub struct PluginSession<'a> {
     store: Store<StoreState>,
     bindings: RankingPlugin,
     ticks: u64,
+    /// The budget `ticks` stands for, for reports.
+    time_ms: u64,
     poisoned: bool,
 }
 
@@ -315,7 +333,7 @@ impl PluginSession<'_> {
         let started = std::time::Instant::now();
         let out = f(&self.bindings, &mut self.store).map_err(|e| {
             self.poisoned = true;
-            classify(e, &self.store, self.plugin.runtime.limits.time_ms)
+            classify(e, &self.store, self.time_ms)
         });
         self.plugin.costs.record(which, started.elapsed());
         out

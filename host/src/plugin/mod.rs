@@ -27,7 +27,7 @@ mod watch;
 
 pub use cost::{CALLS, CallCost};
 pub use failure::PluginFailure;
-pub use limits::PluginLimits;
+pub use limits::{LimitOverride, PluginLimits};
 pub use loaded::{LoadedPlugin, PluginDescription, PluginSession};
 pub use registry::{PluginInfo, PluginRegistry};
 pub use report::{PluginScore, RankingReport, RankingStatus};

@@ -43,6 +43,8 @@ pub struct PluginInfo {
     pub failures: u64,
     /// p50 and p99 of each function's recent calls (the load's smoke test included).
     pub costs: Vec<super::CallCost>,
+    /// The limits its calls run under (its own `[plugin_limits.NAME]`, else `[plugins]`').
+    pub limits: super::PluginLimits,
 }
 
 /// A validated version waiting for activation, with its component bytes.
@@ -56,6 +58,8 @@ pub struct PluginRegistry {
     scenarios: HashMap<String, String>,
     /// plugin name -> its configuration values.
     configs: HashMap<String, HashMap<String, String>>,
+    /// plugin name -> its own limits (`[plugin_limits.NAME]`).
+    limits: HashMap<String, super::LimitOverride>,
     dir: Option<PathBuf>,
     /// Validated versions waiting to be activated (with their bytes, for the directory).
     staged: RwLock<BTreeMap<String, Staged>>,
@@ -75,6 +79,7 @@ impl PluginRegistry {
             slots: RwLock::new(BTreeMap::new()),
             scenarios,
             configs,
+            limits: HashMap::new(),
             dir,
             staged: RwLock::new(BTreeMap::new()),
         }
@@ -88,10 +93,25 @@ impl PluginRegistry {
         self.dir.as_deref()
     }
 
+    /// The registry with plugins' own limits (`[plugin_limits.NAME]`), applied to every version
+    /// of those names loaded from then on.
+    pub fn with_limits(mut self, limits: HashMap<String, super::LimitOverride>) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// A freshly validated plugin, given its own limits when it has some.
+    fn limited(&self, plugin: Arc<LoadedPlugin>) -> Arc<LoadedPlugin> {
+        if let Some(o) = self.limits.get(plugin.name()) {
+            plugin.set_limits(o.apply(self.runtime.limits));
+        }
+        plugin
+    }
+
     /// Loads and validates a plugin, then makes it the active version of its name. The version
     /// it replaces is kept for rollback; queries already running keep the version they started on.
     pub fn install(&self, bytes: &[u8], origin: &str) -> std::result::Result<Arc<LoadedPlugin>, PluginFailure> {
-        let plugin = LoadedPlugin::load(&self.runtime, bytes, origin, &self.configs)?;
+        let plugin = self.limited(LoadedPlugin::load(&self.runtime, bytes, origin, &self.configs)?);
         self.activate(plugin.clone());
         Ok(plugin)
     }
@@ -146,7 +166,7 @@ impl PluginRegistry {
     /// Validates a plugin and keeps it staged: it serves no query until activated, but shadow
     /// comparisons can run it beside the live version. A newer upload replaces the staged one.
     pub fn stage(&self, bytes: &[u8], origin: &str) -> std::result::Result<Arc<LoadedPlugin>, PluginFailure> {
-        let plugin = LoadedPlugin::load(&self.runtime, bytes, origin, &self.configs)?;
+        let plugin = self.limited(LoadedPlugin::load(&self.runtime, bytes, origin, &self.configs)?);
         self.staged
             .write()
             .expect("plugin registry lock")
@@ -227,6 +247,7 @@ impl PluginRegistry {
                     calls,
                     failures,
                     costs: p.costs(),
+                    limits: p.limits(),
                 }
             })
             .collect()
@@ -265,7 +286,7 @@ impl PluginRegistry {
             })?;
         let name = plugin.name().to_owned();
         plugin.origin = dir.join(format!("{name}.wasm")).display().to_string();
-        let plugin = Arc::new(plugin);
+        let plugin = self.limited(Arc::new(plugin));
         debug_assert!(valid_plugin_name(&name));
         let io = |what: &str, e| Error::io(format!("{what} in {}", dir.display()), e);
         std::fs::create_dir_all(dir.join(".previous")).map_err(|e| io("creating .previous", e))?;

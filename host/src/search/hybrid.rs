@@ -34,7 +34,8 @@ pub fn search_with(c: &Collection, req: &SearchRequest, plugins: Option<&PluginR
         }
         None => None,
     };
-    let max_candidates = plugins.map_or(0, |r| r.runtime().limits().max_candidates);
+    // The plugin's own `max_candidates` (`[plugin_limits.NAME]`), else the runtime's.
+    let max_candidates = plugin.as_ref().map_or(0, |p| p.limits().max_candidates);
     search_with_plugin(c, req, plugin.as_deref(), max_candidates)
 }
 

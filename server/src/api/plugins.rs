@@ -26,6 +26,22 @@ pub struct PluginInfoBody {
     /// What each function's recent calls took (p50, p99), to size `time_ms` and
     /// `max_candidates` by.
     pub costs: Vec<CallCostBody>,
+    /// The limits its calls run under (its own `[plugin_limits.NAME]`, else `[plugins]`').
+    pub limits: PluginLimitsBody,
+}
+
+/// A plugin's limits.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = PluginLimits)]
+pub struct PluginLimitsBody {
+    /// Wall-clock budget per call, in milliseconds.
+    pub time_ms: u64,
+    /// Linear memory an instance may grow to, in MiB.
+    pub memory_mib: u64,
+    /// Candidates passed to `fuse` at most.
+    pub max_candidates: usize,
+    /// Consecutive failures before quarantine.
+    pub quarantine_after: u32,
 }
 
 /// One function's measured cost.
@@ -64,6 +80,12 @@ impl From<PluginInfo> for PluginInfoBody {
                     p99_us: c.p99_us,
                 })
                 .collect(),
+            limits: PluginLimitsBody {
+                time_ms: p.limits.time_ms,
+                memory_mib: p.limits.memory_mib,
+                max_candidates: p.limits.max_candidates,
+                quarantine_after: p.limits.quarantine_after,
+            },
         }
     }
 }

@@ -245,8 +245,7 @@ pub async fn shadow(
         .workers
         .run(move || -> ApiResult<ShadowComparison> {
             let c = st.collection(&collection)?;
-            let max = st.registry.runtime().limits().max_candidates;
-            let run = |p: &LoadedPlugin| search_with_plugin(&c, &request, Some(p), max);
+            let run = |p: &LoadedPlugin| search_with_plugin(&c, &request, Some(p), p.limits().max_candidates);
             let (a, b) = (run(&live)?, run(&candidate)?);
             let diff = diff(&a, &b);
             let images = ImageRoutes::of(&c);
