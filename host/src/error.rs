@@ -256,8 +256,10 @@ impl Error {
             | Error::Query(_)
             | Error::Vector { .. }
             | Error::Input { .. }
-            | Error::IngestAborted { .. }
-            | Error::Plugin(_) => Fault::User,
+            | Error::IngestAborted { .. } => Fault::User,
+            // No free instance slot: the host's pressure, retried by the client.
+            Error::Plugin(crate::plugin::PluginFailure::Busy { .. }) => Fault::Unavailable,
+            Error::Plugin(_) => Fault::User,
             Error::CollectionNotFound(_) | Error::PluginNotFound(_) => Fault::NotFound,
             Error::CollectionExists(_) | Error::Locked(_) | Error::PluginConflict(_) => Fault::Conflict,
             Error::Model(e) => match **e {
@@ -282,6 +284,7 @@ impl Error {
             Error::Locked(_) => "collection_locked",
             Error::Input { .. } => "unreadable_input",
             Error::IngestAborted { .. } => "ingest_aborted",
+            Error::Plugin(crate::plugin::PluginFailure::Busy { .. }) => "plugins_busy",
             Error::Plugin(_) => "invalid_plugin",
             Error::PluginNotFound(_) => "plugin_not_found",
             Error::PluginConflict(_) => "plugin_conflict",
@@ -299,6 +302,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Error::ModelUnavailable { retry_after, .. } => Some(*retry_after),
+            Error::Plugin(crate::plugin::PluginFailure::Busy { .. }) => Some(std::time::Duration::from_secs(1)),
             _ => None,
         }
     }

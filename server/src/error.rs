@@ -98,7 +98,7 @@ impl From<Error> for ApiError {
             Fault::Conflict => StatusCode::CONFLICT,
             Fault::Engine => StatusCode::INTERNAL_SERVER_ERROR,
             Fault::Unavailable => {
-                tracing::warn!(error = %e, "model unavailable");
+                tracing::warn!(error = %e, "unavailable");
                 let retry_after = e
                     .retry_after()
                     .unwrap_or(mira_host::models::DEFAULT_RETRY)

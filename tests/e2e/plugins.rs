@@ -627,3 +627,43 @@ fn a_plugin_has_its_own_limits_from_configuration() {
         "{e}"
     );
 }
+
+/// Host pressure is not the plugin's fault: with every instance slot taken, a query waits
+/// within its budget, then is refused as busy (503 over HTTP), and however often that happens
+/// the plugin is not quarantined; once a slot frees the plugin serves again.
+#[test]
+fn an_exhausted_instance_pool_never_quarantines() {
+    let env = Env::new();
+    let c = shop(&env);
+    let limits = PluginLimits {
+        time_ms: 20,
+        pool_components: 1,
+        ..PluginLimits::default()
+    };
+    let r = registry(limits, None);
+    let eco = r.get("ecommerce").unwrap();
+    let held = eco.session().unwrap();
+    let req = SearchRequest {
+        scenario: Some("ecommerce".into()),
+        ..SearchRequest::text("dress")
+    };
+    for _ in 0..(limits.quarantine_after + 2) {
+        let started = Instant::now();
+        match c.search_with(&req, Some(&r)) {
+            Err(e @ Error::Plugin(PluginFailure::Busy { .. })) => {
+                assert_eq!(e.code(), "plugins_busy");
+                assert_eq!(e.fault(), mira_host::Fault::Unavailable);
+                assert!(started.elapsed() >= Duration::from_millis(20), "it waited its budget");
+            }
+            other => panic!("expected busy, got {other:?}"),
+        }
+    }
+    assert!(
+        eco.quarantine().is_none(),
+        "host pressure is not counted against the plugin"
+    );
+    assert_eq!(eco.counts(), (0, 0));
+    drop(held);
+    let resp = c.search_with(&req, Some(&r)).unwrap();
+    assert_eq!(resp.ranking.unwrap().status, RankingStatus::Ok);
+}

@@ -30,6 +30,11 @@ pub enum PluginFailure {
     /// The plugin returned its own error from `fuse`.
     #[error("refused: {message}")]
     Refused { message: String },
+    /// The host had no free instance slot within the call's budget (every slot of the pool is
+    /// serving other queries): host pressure, not the plugin's fault, never counted towards
+    /// quarantine; the search answers 503 so the client retries.
+    #[error("no free plugin instance within {budget_ms} ms ({message}); raise [plugins] pool_* or retry")]
+    Busy { budget_ms: u64, message: String },
     /// The plugin failed too often in a row and is not called until it is replaced.
     #[error("quarantined after {failures} consecutive failures; load a new version to release it")]
     Quarantined { failures: u32 },
@@ -48,6 +53,7 @@ impl PluginFailure {
             PluginFailure::BadAnswer { .. } => "bad_answer",
             PluginFailure::Refused { .. } => "refused",
             PluginFailure::Quarantined { .. } => "quarantined",
+            PluginFailure::Busy { .. } => "busy",
         }
     }
 }

@@ -16,6 +16,14 @@ pub struct PluginLimits {
     pub quarantine_after: u32,
     /// Candidates passed to `fuse` at most.
     pub max_candidates: usize,
+    /// Instance pool, shared by every plugin: component instances (one per query in flight),
+    /// core instances and tables (a Python or JavaScript component holds dozens each), linear
+    /// memories (each reserves address space, not memory). The defaults serve 16 concurrent
+    /// queries of a componentize-py plugin (~38 core instances and ~10 memories each).
+    pub pool_components: u32,
+    pub pool_core_instances: u32,
+    pub pool_memories: u32,
+    pub pool_tables: u32,
 }
 
 impl Default for PluginLimits {
@@ -25,6 +33,10 @@ impl Default for PluginLimits {
             memory_mib: 64,
             quarantine_after: 5,
             max_candidates: 1000,
+            pool_components: 256,
+            pool_core_instances: 1024,
+            pool_memories: 256,
+            pool_tables: 1024,
         }
     }
 }
@@ -56,7 +68,7 @@ impl LimitOverride {
             time_ms: self.time_ms.unwrap_or(base.time_ms),
             memory_mib: self.memory_mib.unwrap_or(base.memory_mib),
             max_candidates: self.max_candidates.unwrap_or(base.max_candidates),
-            quarantine_after: base.quarantine_after,
+            ..base
         }
     }
 

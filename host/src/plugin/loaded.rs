@@ -225,10 +225,23 @@ impl LoadedPlugin {
         store.set_epoch_deadline(ticks);
         let started = std::time::Instant::now();
         let time_ms = limits.time_ms;
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(e, &store, limits.time_ms))?;
+        // A pool with no free slot is the host's pressure, not the plugin's fault: wait for one
+        // within the call's budget, then say so (never counted towards quarantine).
+        let bindings = loop {
+            match self.pre.instantiate(&mut store) {
+                Ok(b) => break b,
+                Err(e) if pool_exhausted(&e) => {
+                    if started.elapsed() >= limits.time_budget() {
+                        return Err(PluginFailure::Busy {
+                            budget_ms: limits.time_ms,
+                            message: format!("{e}"),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(e) => return Err(classify(e, &store, limits.time_ms)),
+            }
+        };
         self.costs.record(0, started.elapsed());
         Ok(PluginSession {
             plugin: self,
@@ -281,6 +294,12 @@ fn with_call(call: &str, e: PluginFailure) -> PluginFailure {
     PluginFailure::Validation {
         message: format!("{call}: {e}"),
     }
+}
+
+/// Whether instantiation failed for want of a free slot in the instance pool.
+fn pool_exhausted(e: &wasmtime::Error) -> bool {
+    let m = format!("{e:#}");
+    m.contains("maximum concurrent") || m.contains("concurrent limit")
 }
 
 /// Maps a wasmtime error to what happened, using what the store saw.

@@ -40,10 +40,10 @@ fn engine(limits: &PluginLimits) -> wasmtime::Result<Engine> {
     // Instances come from a pool of pre-reserved slots: a fresh instance per query costs tens
     // of microseconds instead of mmap/munmap calls (measured in `mira-bench plugins`).
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(256);
-    pool.total_core_instances(256);
-    pool.total_memories(256);
-    pool.total_tables(256);
+    pool.total_component_instances(limits.pool_components.max(1));
+    pool.total_core_instances(limits.pool_core_instances.max(1));
+    pool.total_memories(limits.pool_memories.max(1));
+    pool.total_tables(limits.pool_tables.max(1));
     pool.max_memory_size(limits.memory_bytes().max(1 << 20));
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)

@@ -124,7 +124,12 @@ impl<'a> PluginRun<'a> {
     }
 
     fn report(self, candidates: usize, took_ms: f64) -> RankingReport {
-        if !matches!(self.failure, Some(PluginFailure::Quarantined { .. })) {
+        // Quarantine counts only the plugin's own failures: not a quarantine already in force,
+        // not a host with no free instance.
+        if !matches!(
+            self.failure,
+            Some(PluginFailure::Quarantined { .. } | PluginFailure::Busy { .. })
+        ) {
             self.plugin.record(self.failure.is_none());
         }
         let ok = self.failure.is_none();
@@ -182,6 +187,11 @@ pub(crate) fn rank(
         .as_ref()
         .map(|p| PluginStage::start(c, searcher, plan, p, cands, &fields));
     let plugin_ms = started.elapsed().as_secs_f64() * 1e3;
+    // No free instance within the budget: the query is answered 503 (retry), not silently in
+    // the built-in order, and before the reranker spends anything on it.
+    if let Some(busy @ PluginFailure::Busy { .. }) = plugin.as_ref().and_then(|p| p.run.failure.as_ref()) {
+        return Err(crate::error::Error::Plugin(busy.clone()));
+    }
 
     let rerank = match &reranker {
         Some(reranker) => Some(rerank_window(reranker, plan, cands, &fields, plugin.as_mut())?),

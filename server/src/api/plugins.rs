@@ -182,6 +182,8 @@ pub enum PluginFailureBody {
     Refused { message: String },
     /// The plugin failed too often in a row and is not called until it is replaced.
     Quarantined { failures: u32 },
+    /// No free instance slot within the budget (host pressure, not counted against the plugin).
+    Busy { budget_ms: u64, message: String },
 }
 
 impl From<PluginFailure> for PluginFailureBody {
@@ -196,6 +198,7 @@ impl From<PluginFailure> for PluginFailureBody {
             PluginFailure::BadAnswer { message } => PluginFailureBody::BadAnswer { message },
             PluginFailure::Refused { message } => PluginFailureBody::Refused { message },
             PluginFailure::Quarantined { failures } => PluginFailureBody::Quarantined { failures },
+            PluginFailure::Busy { budget_ms, message } => PluginFailureBody::Busy { budget_ms, message },
         }
     }
 }
