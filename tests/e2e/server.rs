@@ -1326,9 +1326,11 @@ fn the_search_page_renders_text_and_image_results_in_a_browser() {
         .map(|h| h["id"].as_str().unwrap())
         .collect();
     assert_eq!(rendered_ids(&dom), api_ids, "the ticked brand filters the page's hits");
+    // The DOM writes attribute values escaped (`Maple &amp; Co`).
+    let escaped = brand.replace('&', "&amp;");
     assert!(
-        dom.contains(&format!("data-value=\"{brand}\" checked"))
-            || dom.contains(&format!("checked=\"\" data-facet=\"brand\" data-value=\"{brand}\"")),
+        dom.contains(&format!("data-value=\"{escaped}\" checked"))
+            || dom.contains(&format!("checked=\"\" data-facet=\"brand\" data-value=\"{escaped}\"")),
         "the brand stays ticked: {dom}"
     );
 
