@@ -150,14 +150,17 @@ fn the_graph_walks_every_vector_and_returns_each_document_once() {
         req.top_k = Some(10);
         let r = c.search(&req).unwrap();
         let report = r.vector_search.as_ref().unwrap();
-        assert!(
-            report
-                .segments
-                .iter()
-                .filter(|s| s.vectors > 64)
-                .all(|s| s.index == "hnsw"),
-            "{report:?}"
-        );
+        // Segments too small (or too deleted) for a walk are scanned, as for single vectors;
+        // how the writer threads cut segments varies, so only that rule is checked.
+        let by_rule = |s: &&mira_host::vector::SegmentKnn| {
+            s.index == "hnsw"
+                || matches!(
+                    s.reason,
+                    Some("below exact_below" | "mostly deleted" | "k covers the segment")
+                )
+        };
+        assert!(report.segments.iter().all(|s| by_rule(&s)), "{report:?}");
+        assert!(report.segments.iter().any(|s| s.index == "hnsw"), "{report:?}");
         let want = reference(&docs, &q, 10);
         let ids: Vec<&str> = r.hits.iter().map(|h| h.id.as_str()).collect();
         let mut unique = ids.clone();
