@@ -525,6 +525,13 @@ fn bad_facets_groups_and_floors_are_refused_before_any_work() {
         ..facet("price")
     };
     assert_eq!(code(with(f)).0, "invalid_facet");
+    let twice = FacetRequest {
+        ranges: vec![FacetRange::parse("..20").unwrap(), FacetRange::parse("..20").unwrap()],
+        ..facet("price")
+    };
+    let (c3, m) = code(with(twice));
+    assert_eq!(c3, "invalid_facet");
+    assert!(m.contains("asked twice"), "{m}");
     let f = FacetRequest {
         size: Some(0),
         ..facet("brand")

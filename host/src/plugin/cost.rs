@@ -19,6 +19,17 @@ pub const CALLS: [&str; 6] = [
     "fuse",
 ];
 
+/// What is timed: an index into [`CALLS`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Call {
+    Instantiate,
+    Describe,
+    Instruction,
+    RerankDepth,
+    Render,
+    Fuse,
+}
+
 /// Recent call times per function.
 #[derive(Default)]
 pub struct CallCosts {
@@ -44,11 +55,11 @@ pub struct CallCost {
 }
 
 impl CallCosts {
-    /// Records one call of `CALLS[call]`.
-    pub fn record(&self, call: usize, took: Duration) {
+    /// Records one call.
+    pub(crate) fn record(&self, call: Call, took: Duration) {
         let us = took.as_micros().min(u128::from(u32::MAX)) as u32;
         let mut rings = self.rings.lock().unwrap_or_else(|e| e.into_inner());
-        let r = &mut rings[call];
+        let r = &mut rings[call as usize];
         if r.micros.len() < WINDOW {
             r.micros.push(us);
         } else {
@@ -88,13 +99,13 @@ mod tests {
     fn percentiles_of_the_last_calls() {
         let c = CallCosts::default();
         for us in 1..=100u64 {
-            c.record(5, Duration::from_micros(us));
+            c.record(Call::Fuse, Duration::from_micros(us));
         }
         let s = c.summary();
         assert_eq!(s.len(), 1);
         assert_eq!((s[0].call, s[0].calls, s[0].p50_us, s[0].p99_us), ("fuse", 100, 51, 99));
         for _ in 0..WINDOW {
-            c.record(5, Duration::from_micros(7));
+            c.record(Call::Fuse, Duration::from_micros(7));
         }
         let s = c.summary();
         assert_eq!(

@@ -11,6 +11,7 @@ use wasmtime::component::Component;
 use super::PluginFailure;
 use super::bindings::mira::ranking::types::{Candidate, Description, FieldValue, Request, StageScores};
 use super::bindings::{RankingPlugin, RankingPluginPre};
+use super::cost::Call;
 use super::runtime::{PluginRuntime, TICK};
 use super::state::StoreState;
 
@@ -49,8 +50,8 @@ pub struct LoadedPlugin {
     failures: AtomicU64,
     /// What each function's calls took lately.
     costs: super::cost::CallCosts,
-    /// Its limits: the runtime's, or its own from `[plugin_limits.NAME]` (set once, at load).
-    limits: std::sync::Mutex<super::PluginLimits>,
+    /// Its own limits from `[plugin_limits.NAME]` (set once, at load); else the runtime's.
+    own_limits: std::sync::OnceLock<super::PluginLimits>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -103,7 +104,6 @@ impl LoadedPlugin {
         origin: &str,
         configs: &HashMap<String, HashMap<String, String>>,
     ) -> Result<Self, PluginFailure> {
-        let runtime_limits = runtime.limits;
         let instance_pre = runtime.linker.instantiate_pre(component).map_err(link_failure)?;
         let pre = RankingPluginPre::new(instance_pre).map_err(|e| PluginFailure::Invalid {
             message: format!("not built against mira:ranking@0.1.x: {e:#}"),
@@ -127,7 +127,7 @@ impl LoadedPlugin {
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             costs: Default::default(),
-            limits: std::sync::Mutex::new(runtime_limits),
+            own_limits: std::sync::OnceLock::new(),
         };
         let validation = |m: String| PluginFailure::Validation { message: m };
         let d = plugin
@@ -205,12 +205,12 @@ impl LoadedPlugin {
 
     /// The limits this plugin's calls run under.
     pub fn limits(&self) -> super::PluginLimits {
-        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+        self.own_limits.get().copied().unwrap_or(self.runtime.limits)
     }
 
-    /// Gives the plugin its own limits (`[plugin_limits.NAME]`).
+    /// Gives the plugin its own limits (`[plugin_limits.NAME]`), once, before it serves.
     pub(crate) fn set_limits(&self, limits: super::PluginLimits) {
-        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = limits;
+        let _ = self.own_limits.set(limits);
     }
 
     /// Opens a session: a fresh store and instance with the plugin's limits.
@@ -242,7 +242,7 @@ impl LoadedPlugin {
                 Err(e) => return Err(classify(e, &store, limits.time_ms)),
             }
         };
-        self.costs.record(0, started.elapsed());
+        self.costs.record(Call::Instantiate, started.elapsed());
         Ok(PluginSession {
             plugin: self,
             store,
@@ -337,10 +337,10 @@ pub struct PluginSession<'a> {
 }
 
 impl PluginSession<'_> {
-    /// Calls the function `CALLS[which]`, timed.
+    /// Calls one function, timed.
     fn call<T>(
         &mut self,
-        which: usize,
+        which: Call,
         f: impl FnOnce(&RankingPlugin, &mut Store<StoreState>) -> wasmtime::Result<T>,
     ) -> Result<T, PluginFailure> {
         if self.poisoned {
@@ -359,12 +359,14 @@ impl PluginSession<'_> {
     }
 
     pub fn describe(&mut self) -> Result<Description, PluginFailure> {
-        self.call(1, |b, s| b.mira_ranking_plugin().call_describe(s))
+        self.call(Call::Describe, |b, s| b.mira_ranking_plugin().call_describe(s))
     }
 
     /// The reranker instruction (non-empty, at most 4 KiB).
     pub fn instruction(&mut self, req: &Request) -> Result<String, PluginFailure> {
-        let s = self.call(2, |b, st| b.mira_ranking_plugin().call_instruction(st, req))?;
+        let s = self.call(Call::Instruction, |b, st| {
+            b.mira_ranking_plugin().call_instruction(st, req)
+        })?;
         if s.trim().is_empty() || s.len() > MAX_INSTRUCTION {
             return Err(PluginFailure::BadAnswer {
                 message: format!("instruction must be 1 to {MAX_INSTRUCTION} bytes, got {}", s.len()),
@@ -375,7 +377,7 @@ impl PluginSession<'_> {
 
     /// The reranker's text for a candidate (at most 64 KiB).
     pub fn render(&mut self, req: &Request, c: &Candidate) -> Result<String, PluginFailure> {
-        let s = self.call(4, |b, st| b.mira_ranking_plugin().call_render(st, req, c))?;
+        let s = self.call(Call::Render, |b, st| b.mira_ranking_plugin().call_render(st, req, c))?;
         if s.len() > MAX_RENDER {
             return Err(PluginFailure::BadAnswer {
                 message: format!("render must be at most {MAX_RENDER} bytes, got {}", s.len()),
@@ -386,13 +388,17 @@ impl PluginSession<'_> {
 
     /// How many candidates to rerank (clamped to the number given).
     pub fn rerank_depth(&mut self, req: &Request, scores: &[f32]) -> Result<u32, PluginFailure> {
-        let d = self.call(3, |b, st| b.mira_ranking_plugin().call_rerank_depth(st, req, scores))?;
+        let d = self.call(Call::RerankDepth, |b, st| {
+            b.mira_ranking_plugin().call_rerank_depth(st, req, scores)
+        })?;
         Ok(d.min(scores.len() as u32))
     }
 
     /// Final scores, one finite score per candidate.
     pub fn fuse(&mut self, req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, PluginFailure> {
-        let answer = self.call(5, |b, st| b.mira_ranking_plugin().call_fuse(st, req, candidates))?;
+        let answer = self.call(Call::Fuse, |b, st| {
+            b.mira_ranking_plugin().call_fuse(st, req, candidates)
+        })?;
         let scores = answer.map_err(|e| PluginFailure::Refused {
             message: match e {
                 super::wit::FuseError::InvalidInput(m) => format!("invalid input: {m}"),

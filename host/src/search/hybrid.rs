@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use tantivy::{DocAddress, Searcher};
+use tantivy::Searcher;
 
 use super::candidate::Candidate;
 use super::facets;
@@ -93,7 +93,7 @@ pub fn search_with_plugin(
     let (facets, matching) = match plan.facets.is_empty() {
         true => (Vec::new(), None),
         false => {
-            let (f, m) = facet_counts(c, &searcher, &plan, retrieved.vector.as_ref())?;
+            let (f, m) = facets::counts(c, &searcher, &plan, retrieved.vector.as_ref())?;
             (f, Some(m))
         }
     };
@@ -131,46 +131,6 @@ fn instruction_used(stages: &ranking::StageReports) -> Option<InstructionUsed> {
         .as_ref()
         .filter(|p| p.error.is_none())
         .map(|p| InstructionUsed::new(p.instruction.clone(), "plugin"))
-}
-
-/// Every facet's counts, and the size of the matching set under every filter. A field with
-/// facet filters is counted over the set found without its own (the kNN candidates searched
-/// again under that filter).
-fn facet_counts(
-    c: &Collection,
-    searcher: &Searcher,
-    plan: &SearchPlan<'_>,
-    vector: Option<&(Vec<f32>, Vec<DocAddress>)>,
-) -> Result<(Vec<facets::FacetCounts>, u64)> {
-    let text = plan.text.as_ref().map(|t| &*t.parsed);
-    let set_under = |filter: Option<&dyn tantivy::query::Query>, fresh_knn: bool| -> Result<facets::DocSets> {
-        let hits = match vector {
-            None => None,
-            Some((_, found)) if !fresh_knn => Some(found.clone()),
-            Some((query, _)) => {
-                let (mut items, _, _) = super::retrieve::knn(c, searcher, plan, query, filter)?;
-                super::retrieve::cut(&mut items, plan.min_score.vector);
-                Some(items.into_iter().map(|(a, _)| a).collect())
-            }
-        };
-        facets::matching_docs(searcher, text, plan.min_score.bm25, filter, hits.as_deref())
-    };
-    let all = set_under(plan.filter.as_deref(), false)?;
-    let mut out = Vec::with_capacity(plan.facets.len());
-    for spec in &plan.facets {
-        let own = plan.refinements.iter().find(|r| r.field == spec.field);
-        let selected: &[String] = own.map_or(&[], |r| &r.values);
-        let counts = match own {
-            None => facets::count(searcher, spec, &all, selected, false)?,
-            Some(r) => {
-                let looser = facets::combine(plan.user_filter.as_deref(), &plan.refinements, Some(&r.field));
-                let set = set_under(looser.as_deref(), true)?;
-                facets::count(searcher, spec, &set, selected, true)?
-            }
-        };
-        out.push(counts);
-    }
-    Ok((out, all.len()))
 }
 
 /// A hit from its record, with its explanation when asked.

@@ -73,7 +73,7 @@ impl InstructionUsed {
 }
 
 /// The short hash of an instruction.
-pub fn instruction_hash(text: &str) -> String {
+fn instruction_hash(text: &str) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(text.as_bytes());
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()

@@ -99,12 +99,16 @@ impl SegmentMatrix {
         let (bitmap_words, rows_offset, total) = layout(max_doc, spec);
         let mut buf = vec![0u8; total];
         let mut present = 0u32;
-        // (doc, position, bytes) of every vector past a document's first.
-        let mut extra: Vec<(u32, u16, Vec<u8>)> = Vec::new();
+        // (doc, position, dictionary ordinal) of every vector past a document's first.
+        let mut extra: Vec<(u32, u16, u32)> = Vec::new();
+        // The column's dictionary as one flat table of vectors (by ordinal) and their positions.
+        let mut flat: Vec<u8> = Vec::new();
+        let mut positions: Vec<u16> = Vec::new();
         if let Some(column) = reader.fast_fields().bytes(field)? {
             // Ordinals index the column's sorted dictionary; stream it once into a flat table
             // instead of a dictionary lookup per document.
-            let mut values: Vec<(u16, Vec<u8>)> = Vec::with_capacity(column.num_terms());
+            flat.reserve(column.num_terms() * row_bytes);
+            positions.reserve(column.num_terms());
             let mut stream = column
                 .dictionary()
                 .stream()
@@ -119,25 +123,28 @@ impl SegmentMatrix {
                         )),
                     )
                 })?;
-                values.push((index, bytes.to_vec()));
+                flat.extend_from_slice(bytes);
+                positions.push(index);
             }
             let (bitmap, rows) = buf[HEADER..].split_at_mut(rows_offset - HEADER);
-            let mut mine: Vec<&(u16, Vec<u8>)> = Vec::new();
+            let mut mine: Vec<(u16, u32)> = Vec::new();
             for doc in 0..max_doc {
                 mine.clear();
-                mine.extend(column.term_ords(doc).map(|ord| &values[ord as usize]));
-                if mine.is_empty() {
+                mine.extend(column.term_ords(doc).map(|ord| (positions[ord as usize], ord as u32)));
+                let Some(&(_, first)) = mine.iter().min() else {
                     continue;
-                }
-                mine.sort_by_key(|(index, _)| *index);
-                let src = &mine[0].1;
-                rows[doc as usize * row_bytes..][..row_bytes].copy_from_slice(src);
+                };
+                rows[doc as usize * row_bytes..][..row_bytes]
+                    .copy_from_slice(&flat[first as usize * row_bytes..][..row_bytes]);
                 let word = doc as usize / 64;
                 let bits = u64::from_le_bytes(bitmap[word * 8..word * 8 + 8].try_into().expect("8 bytes"))
                     | 1u64 << (doc % 64);
                 bitmap[word * 8..word * 8 + 8].copy_from_slice(&bits.to_le_bytes());
                 present += 1;
-                extra.extend(mine[1..].iter().map(|(index, bytes)| (doc, *index, bytes.clone())));
+                if mine.len() > 1 {
+                    mine.sort_unstable();
+                    extra.extend(mine[1..].iter().map(|&(index, ord)| (doc, index, ord)));
+                }
             }
             debug_assert!(bitmap_words * 8 <= rows_offset - HEADER);
         }
@@ -148,10 +155,10 @@ impl SegmentMatrix {
         }
         let (docs_at, images_at, rows_at, end) = extras_layout(buf.len(), extra.len(), spec);
         buf.resize(end, 0);
-        for (i, (doc, index, bytes)) in extra.iter().enumerate() {
+        for (i, &(doc, index, ord)) in extra.iter().enumerate() {
             buf[docs_at + 4 * i..][..4].copy_from_slice(&doc.to_le_bytes());
             buf[images_at + 2 * i..][..2].copy_from_slice(&index.to_le_bytes());
-            buf[rows_at + row_bytes * i..][..row_bytes].copy_from_slice(bytes);
+            buf[rows_at + row_bytes * i..][..row_bytes].copy_from_slice(&flat[ord as usize * row_bytes..][..row_bytes]);
         }
         let crc = crc32fast::hash(&buf[HEADER..]);
         let h = &mut buf[..HEADER];
@@ -333,12 +340,6 @@ impl SegmentMatrix {
 
     fn extra_doc(&self, i: u32) -> DocId {
         u32_at(self.bytes(), self.extra_docs_offset + 4 * i as usize)
-    }
-
-    /// Whether row `r` holds a vector.
-    #[inline]
-    pub fn has_row(&self, r: u32) -> bool {
-        if r < self.max_doc { self.has(r) } else { r < self.rows() }
     }
 
     /// The document of row `r` (`r` < [`Self::rows`]).

@@ -216,21 +216,6 @@ pub async fn eval(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<EvalBody>,
 ) -> ApiResult<Json<EvalResults>> {
-    let queries = mira_host::eval::load(
-        &body.judgments,
-        "judgments",
-        body.qrels.as_deref().map(|q| (q, "qrels")),
-    )
-    .map_err(|e| ApiError::bad_request("invalid_judgments", e.to_string()))?;
-    if queries.len() > MAX_EVAL_QUERIES {
-        return Err(ApiError::bad_request(
-            "invalid_judgments",
-            format!(
-                "at most {MAX_EVAL_QUERIES} judged queries per request, got {} (use `mira eval` for more)",
-                queries.len()
-            ),
-        ));
-    }
     let against = body.against.unwrap_or_default();
     let candidate = match &against.staged_plugin {
         None => None,
@@ -250,12 +235,25 @@ pub async fn eval(
         "staged",
     );
     let k = body.k.unwrap_or(10);
+    let (judgments, qrels) = (body.judgments, body.qrels);
     let st = state.clone();
+    // Parsing a large judgment set is engine work too: on a worker, not the async runtime.
     let report = state
         .workers
-        .run(move || -> mira_host::Result<mira_host::eval::EvalReport> {
+        .run(move || -> ApiResult<mira_host::eval::EvalReport> {
+            let queries = mira_host::eval::load(&judgments, "judgments", qrels.as_deref().map(|q| (q, "qrels")))
+                .map_err(|e| ApiError::bad_request("invalid_judgments", e.to_string()))?;
+            if queries.len() > MAX_EVAL_QUERIES {
+                return Err(ApiError::bad_request(
+                    "invalid_judgments",
+                    format!(
+                        "at most {MAX_EVAL_QUERIES} judged queries per request, got {} (use `mira eval` for more)",
+                        queries.len()
+                    ),
+                ));
+            }
             let c = st.collection(&name)?;
-            mira_host::eval::run(&c, Some(&st.registry), &queries, None, &runs, k)
+            Ok(mira_host::eval::run(&c, Some(&st.registry), &queries, None, &runs, k)?)
         })
         .await??;
     Ok(Json(report.into()))

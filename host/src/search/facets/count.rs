@@ -399,7 +399,7 @@ fn count_numbers(column: &Numbers, spec: &FacetSpec, docs: &[DocId], tally: &mut
                     let slot = secs.div_euclid(step);
                     let period = match periods.get(&slot) {
                         Some(p) => Some(p.0),
-                        None => unit_period(*unit, secs).map(|p| {
+                        None => unit.period(secs).map(|p| {
                             let start = p.0;
                             periods.insert(slot, p);
                             start
@@ -475,10 +475,6 @@ fn floor_div(v: f64, width: f64) -> i64 {
 fn bucket_key(x: f64, width: f64) -> String {
     let decimals = format!("{width}").split_once('.').map_or(0, |(_, d)| d.len());
     number_key(format!("{x:.decimals$}").parse().unwrap_or(x))
-}
-
-fn unit_period(unit: CalendarUnit, secs: i64) -> Option<(i64, i64, String)> {
-    unit.period(secs)
 }
 
 #[cfg(test)]

@@ -4,7 +4,10 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{AllQuery, ConstScoreQuery, Query};
 use tantivy::{DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader};
 
+use super::{FacetCounts, combine, count};
+use crate::collection::Collection;
 use crate::error::Result;
+use crate::search::plan::SearchPlan;
 
 /// A set of documents: per segment (by ordinal), sorted distinct doc ids.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -113,4 +116,47 @@ impl SegmentCollector for SegmentDocIds {
     fn harvest(self) -> Self::Fruit {
         (self.segment, self.docs)
     }
+}
+
+/// Every facet's counts, and the size of the matching set under every filter. `vector` is the
+/// kNN query and the candidates retrieval found. A field with facet filters is counted over the
+/// set found without its own (the kNN candidates searched again under that looser filter), once
+/// per field however many of its facets are asked.
+pub(crate) fn counts(
+    c: &Collection,
+    searcher: &Searcher,
+    plan: &SearchPlan<'_>,
+    vector: Option<&(Vec<f32>, Vec<DocAddress>)>,
+) -> Result<(Vec<FacetCounts>, u64)> {
+    let text = plan.text.as_ref().map(|t| &*t.parsed);
+    let all = matching_docs(
+        searcher,
+        text,
+        plan.min_score.bm25,
+        plan.filter.as_deref(),
+        vector.map(|(_, found)| found.as_slice()),
+    )?;
+    let mut looser: std::collections::HashMap<&str, DocSets> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(plan.facets.len());
+    for spec in &plan.facets {
+        let Some(own) = plan.refinements.iter().find(|r| r.field == spec.field) else {
+            out.push(count(searcher, spec, &all, &[], false)?);
+            continue;
+        };
+        if !looser.contains_key(own.field.as_str()) {
+            let filter = combine(plan.user_filter.as_deref(), &plan.refinements, Some(&own.field));
+            let hits = match vector {
+                None => None,
+                Some((query, _)) => {
+                    let (mut items, _, _) = crate::search::retrieve::knn(c, searcher, plan, query, filter.as_deref())?;
+                    crate::search::retrieve::cut(&mut items, plan.min_score.vector);
+                    Some(items.into_iter().map(|(a, _)| a).collect::<Vec<_>>())
+                }
+            };
+            let set = matching_docs(searcher, text, plan.min_score.bm25, filter.as_deref(), hits.as_deref())?;
+            looser.insert(&own.field, set);
+        }
+        out.push(count(searcher, spec, &looser[own.field.as_str()], &own.values, true)?);
+    }
+    Ok((out, all.len()))
 }

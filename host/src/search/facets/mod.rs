@@ -27,7 +27,7 @@ mod spec;
 
 pub(crate) use count::count;
 pub use count::{FacetBucket, FacetCounts};
-pub(crate) use matching::{DocSets, matching_docs};
+pub(crate) use matching::counts;
 pub(crate) use refine::{Refinement, combine, refinements};
 pub use request::{FacetRange, FacetRequest, MAX_FACET_BUCKETS, MAX_FACET_FILTER_VALUES, MAX_FACET_SIZE, MAX_FACETS};
 pub(crate) use spec::{FacetSpec, resolve};

@@ -121,13 +121,21 @@ fn resolve_one(c: &Collection, r: &FacetRequest) -> Result<FacetSpec, QueryError
         if r.ranges.len() > MAX_FACET_BUCKETS {
             return Err(bad(format!("at most {MAX_FACET_BUCKETS} ranges")));
         }
-        Mode::Ranges(
-            r.ranges
-                .iter()
-                .map(|x| range(ty, x))
-                .collect::<Result<_, _>>()
-                .map_err(bad)?,
-        )
+        let ranges: Vec<Range> = r
+            .ranges
+            .iter()
+            .map(|x| range(ty, x))
+            .collect::<Result<_, _>>()
+            .map_err(bad)?;
+        // A range is named by its bounds: asked twice, it would be counted twice under one name.
+        if let Some((_, dup)) = ranges
+            .iter()
+            .enumerate()
+            .find(|(i, x)| ranges[..*i].iter().any(|y| y.key == x.key))
+        {
+            return Err(bad(format!("range `{}` is asked twice", dup.key)));
+        }
+        Mode::Ranges(ranges)
     } else if let Some(interval) = &r.interval {
         match ty {
             ValueType::Date => Mode::Calendar(CalendarUnit::parse(interval).map_err(bad)?),
