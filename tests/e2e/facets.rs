@@ -525,6 +525,13 @@ fn bad_facets_groups_and_floors_are_refused_before_any_work() {
         ..facet("price")
     };
     assert_eq!(code(with(f)).0, "invalid_facet");
+    let tiny = FacetRequest {
+        interval: Some("1e-300".into()),
+        ..facet("price")
+    };
+    let (c4, m) = code(with(tiny));
+    assert_eq!(c4, "invalid_facet");
+    assert!(m.contains("too small"), "{m}");
     let twice = FacetRequest {
         ranges: vec![FacetRange::parse("..20").unwrap(), FacetRange::parse("..20").unwrap()],
         ..facet("price")

@@ -188,7 +188,14 @@ pub fn run(
 /// A query's own mistake (a filter that does not parse, an unknown plugin) names the query.
 fn in_query(id: &str, e: Error) -> Error {
     match e.fault() {
-        Fault::User | Fault::NotFound => QueryError::Judgments(format!("query `{id}`: {e}")).into(),
+        Fault::User | Fault::NotFound => {
+            // A query mistake keeps its own words, without a second "invalid query:".
+            let why = match &e {
+                Error::Query(q) => q.to_string(),
+                other => other.to_string(),
+            };
+            QueryError::Judgments(format!("query `{id}`: {why}")).into()
+        }
         _ => e,
     }
 }

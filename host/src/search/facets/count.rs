@@ -65,6 +65,9 @@ pub(crate) fn count(
     Ok(tally.finish(spec, selected, disjunctive))
 }
 
+/// Largest histogram bucket index (2^53: exact as an f64).
+const MAX_BUCKET_INDEX: f64 = 9_007_199_254_740_992.0;
+
 /// Buckets by name, with their order key and label.
 #[derive(Default)]
 struct Tally {
@@ -166,6 +169,17 @@ fn count_segment(reader: &SegmentReader, spec: &FacetSpec, docs: &[DocId], tally
         }
         _ => {
             if let Some(column) = Numbers::open(reader, &spec.field, spec.ty)? {
+                if let Mode::Histogram { width } = spec.mode
+                    && let Some((min, max)) = column.range()
+                    && (min / width).abs().max((max / width).abs()) > MAX_BUCKET_INDEX
+                {
+                    // Bucket indexes past 2^53 are neither exact nor meaningful.
+                    return Err(QueryError::Facet(format!(
+                        "facet `{}`: interval {width} is too small for values from {min} to {max}",
+                        spec.field
+                    ))
+                    .into());
+                }
                 count_numbers(&column, spec, docs, tally);
             }
         }
