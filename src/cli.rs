@@ -184,7 +184,46 @@ pub enum PluginCommand {
     Unload { name: String },
     /// Make the previous version of a plugin active again.
     Rollback { name: String },
+    /// Write a working plugin project: the plugin, the WIT, and for Rust a copy of the SDK.
+    New {
+        name: String,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: Lang,
+        /// Where to write it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a plugin project (Rust, Python or JavaScript, found from its files) into a component.
+    Build {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The component to write (default: DIR/<dir name>.wasm).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
+    /// Load a component as the server would and run every function on sample candidates:
+    /// its answers and what each call cost.
+    Test {
+        path: PathBuf,
+        #[arg(long, default_value = "red summer dress")]
+        query: String,
+        /// A request parameter passed to the plugin (repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// JSONL of candidates ({"id", "fields": {..}, "retrieval", "bm25", "vector", "rerank", "tags", "caption"}).
+        #[arg(long)]
+        candidates: Option<PathBuf>,
+    },
 }
+
+/// A plugin project's language.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Lang {
+    Rust,
+    Python,
+    Js,
+}
+
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {

@@ -79,6 +79,29 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn plugin(data_dir: &Path, config: Option<&Path>, cmd: cli::PluginCommand) -> Result<()> {
     let config = plugins::engine_config(config, data_dir)?;
+    // Authoring needs no registry.
+    match cmd {
+        cli::PluginCommand::New { name, lang, dir } => {
+            let root = crate::authoring::new_project(&name, lang, dir.as_deref())?;
+            println!(
+                "wrote a {lang:?} plugin project in {0}; build it with `mira plugin build {0}`",
+                root.display()
+            );
+            return Ok(());
+        }
+        cli::PluginCommand::Build { dir, out } => {
+            let out = crate::authoring::build(&dir, out.as_deref())?;
+            println!("built {}", out.display());
+            return Ok(());
+        }
+        cli::PluginCommand::Test {
+            path,
+            query,
+            params,
+            candidates,
+        } => return crate::authoring::test(&path, &query, &params, candidates.as_deref(), config.plugins.limits),
+        _ => {}
+    }
     let registry = plugins::registry(&config, data_dir)?;
     match cmd {
         cli::PluginCommand::List { json } => {
@@ -137,6 +160,9 @@ fn plugin(data_dir: &Path, config: Option<&Path>, cmd: cli::PluginCommand) -> Re
         cli::PluginCommand::Rollback { name } => {
             let p = registry.persist_rollback(&name)?;
             println!("{name} is back to version {}", p.description.version);
+        }
+        cli::PluginCommand::New { .. } | cli::PluginCommand::Build { .. } | cli::PluginCommand::Test { .. } => {
+            unreachable!("handled above")
         }
     }
     Ok(())

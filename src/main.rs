@@ -2,6 +2,7 @@
 //! `mira-host`, results become text or JSON.
 
 mod cli;
+mod authoring;
 mod commands;
 mod demo;
 mod eval;
@@ -17,6 +18,15 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // The host's log on stderr: warnings, and what plugins say (their log calls, print() and
+    // console.log lines); MIRA_LOG takes any tracing filter instead.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MIRA_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mira_host::plugin=info")),
+        )
+        .with_ansi(false)
+        .init();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,6 +1,6 @@
 //! Builds every plugin of `plugins/` (the built-in ones and the test ones) as WebAssembly
 //! components for the tests and benchmarks, and writes their paths as constants. `sneaky` is
-//! built for `wasm32-wasip2` on purpose: it must import WASI, which the host refuses.
+//! built for `wasm32-wasip2` on purpose: it imports WASI, which the host links granting nothing.
 
 #[path = "../../plugins/wasm_build.rs"]
 mod wasm_build;
@@ -51,7 +51,7 @@ fn main() {
     }
     let sneaky = wasm_path(&target_dir, "wasm32-wasip2", "mira_test_plugin_sneaky");
     code.push_str(&format!(
-        "/// A plugin built for wasm32-wasip2, importing WASI (refused by the host).\npub const SNEAKY_PLUGIN: &str = {sneaky:?};\n"
+        "/// A plugin built for wasm32-wasip2, importing WASI (linked by the host, granting nothing).\npub const SNEAKY_PLUGIN: &str = {sneaky:?};\n"
     ));
     code.push_str("\n/// The built-in plugins: (name, component bytes), as the `mira` binary embeds them.\npub const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[\n");
     for (name, package) in &PLUGINS[..4] {

@@ -155,3 +155,24 @@ pub fn tiny_models(env: &Env) -> (PathBuf, PathBuf) {
     mira_host::rerank::fixtures::write_tiny_qwen3(&reranker).unwrap();
     (clip, reranker)
 }
+
+/// A component importing interfaces nothing offers (`acme:spy/exfil`, `wasi:keyvalue/store`)
+/// beside the host's own: the host must refuse it at load, naming both. Built here with
+/// wasm-encoder and written once per test run; its path.
+pub fn stowaway_plugin() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        use wasm_encoder::{Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection, InstanceType};
+        let mut types = ComponentTypeSection::new();
+        types.instance(&InstanceType::new());
+        let mut imports = ComponentImportSection::new();
+        for name in ["mira:ranking/host@0.1.0", "acme:spy/exfil@1.0.0", "wasi:keyvalue/store@0.2.0"] {
+            imports.import(name, ComponentTypeRef::Instance(0));
+        }
+        let mut c = Component::new();
+        c.section(&types).section(&imports);
+        let path = std::env::temp_dir().join(format!("mira-test-stowaway-{}.wasm", std::process::id()));
+        std::fs::write(&path, c.finish()).expect("write the stowaway component");
+        path.to_string_lossy().into_owned()
+    })
+}

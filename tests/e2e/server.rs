@@ -933,10 +933,12 @@ fn plugins_upload_stage_shadow_activate_roll_back_and_unload() {
     assert_eq!(status, 404);
     assert_error(&v, "plugin_not_found", "not_found");
     // A component that imports what the host does not offer is refused before it is stored.
-    let (status, v) = upload(SNEAKY_PLUGIN, true);
+    let before = call("GET", &s.url("/v1/plugins"), None, None).1;
+    let (status, v) = upload(stowaway_plugin(), true);
     assert_eq!(status, 400);
     assert_error(&v, "invalid_plugin", "invalid_request");
-    assert!(s.registry.get("sneaky").is_none());
+    assert!(v["message"].as_str().unwrap().contains("acme:spy/exfil"), "{v}");
+    assert_eq!(call("GET", &s.url("/v1/plugins"), None, None).1, before, "nothing was added");
 }
 
 #[test]

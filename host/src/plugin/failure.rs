@@ -10,7 +10,7 @@ pub enum PluginFailure {
     #[error("not a valid ranking plugin: {message}")]
     Invalid { message: String },
     /// The component imports something the host does not offer.
-    #[error("the plugin imports what Mira does not offer ({message}); plugins may import only mira:ranking/host")]
+    #[error("the plugin imports what Mira does not offer ({message})")]
     ForbiddenImport { message: String },
     /// The load-time check (describe and a smoke call) failed.
     #[error("the plugin failed its load check: {message}")]

@@ -13,7 +13,8 @@ use super::bindings::mira::ranking::types::{Candidate, Description, FieldValue, 
 use super::bindings::{RankingPlugin, RankingPluginPre};
 use super::cost::Call;
 use super::runtime::{PluginRuntime, TICK};
-use super::state::StoreState;
+use super::state::{Moment, StoreState};
+use sha2::{Digest, Sha256};
 
 /// Longest instruction accepted, in bytes.
 const MAX_INSTRUCTION: usize = 4096;
@@ -21,6 +22,8 @@ const MAX_INSTRUCTION: usize = 4096;
 const MAX_RENDER: usize = 64 * 1024;
 /// The query of the load-time smoke call.
 pub(crate) const SMOKE_QUERY: &str = "mira plugin load check";
+/// The time of the load-time smoke call and of sessions outside a request.
+const SMOKE_NOW: i64 = 1_700_000_000;
 
 /// What a plugin says about itself, checked at load.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -66,7 +69,7 @@ impl std::fmt::Debug for LoadedPlugin {
 }
 
 /// Valid plugin names: they become file names in the plugin directory.
-pub(crate) fn valid_plugin_name(name: &str) -> bool {
+pub fn valid_plugin_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
         && name.len() <= 64
@@ -104,7 +107,12 @@ impl LoadedPlugin {
         origin: &str,
         configs: &HashMap<String, HashMap<String, String>>,
     ) -> Result<Self, PluginFailure> {
-        let instance_pre = runtime.linker.instantiate_pre(component).map_err(link_failure)?;
+        let own_linker = super::wasi::linker_for(&runtime.engine, &runtime.linker, component)?;
+        let instance_pre = own_linker
+            .as_ref()
+            .unwrap_or(&runtime.linker)
+            .instantiate_pre(component)
+            .map_err(link_failure)?;
         let pre = RankingPluginPre::new(instance_pre).map_err(|e| PluginFailure::Invalid {
             message: format!("not built against mira:ranking@0.1.x: {e:#}"),
         })?;
@@ -167,7 +175,7 @@ impl LoadedPlugin {
             has_image_query: false,
             scenario: self.description.scenarios.first().cloned(),
             params: Vec::new(),
-            now: 1_700_000_000,
+            now: SMOKE_NOW,
         };
         let candidate = |id: &str, rank: u32, score: f32| Candidate {
             id: id.into(),
@@ -213,12 +221,38 @@ impl LoadedPlugin {
         let _ = self.own_limits.set(limits);
     }
 
-    /// Opens a session: a fresh store and instance with the plugin's limits.
+    /// Opens a session outside any request (load checks, tools): a fresh store and instance with
+    /// the plugin's limits, its clock at the smoke test's time.
     pub fn session(&self) -> Result<PluginSession<'_>, PluginFailure> {
+        self.open(Moment {
+            now: SMOKE_NOW,
+            seed: 0,
+        })
+    }
+
+    /// Opens the session of one request: WASI's wall clock reads the request's `now`, and its
+    /// randomness is seeded from the request, so the same request sees the same numbers.
+    pub fn session_for(&self, req: &Request) -> Result<PluginSession<'_>, PluginFailure> {
+        let mut h = Sha256::new();
+        h.update(req.query.as_bytes());
+        h.update(req.now.to_le_bytes());
+        h.update(req.scenario.as_deref().unwrap_or("").as_bytes());
+        for p in &req.params {
+            h.update([0]);
+            h.update(p.key.as_bytes());
+            h.update([1]);
+            h.update(p.value.as_bytes());
+        }
+        let digest = h.finalize();
+        let seed = u64::from_le_bytes(digest[..8].try_into().unwrap_or_default());
+        self.open(Moment { now: req.now, seed })
+    }
+
+    fn open(&self, at: Moment) -> Result<PluginSession<'_>, PluginFailure> {
         let limits = self.limits();
         let mut store = Store::new(
             &self.runtime.engine,
-            StoreState::new(self.name.clone(), self.config.clone(), limits.memory_bytes()),
+            StoreState::new(self.name.clone(), self.config.clone(), limits.memory_bytes(), at),
         );
         store.limiter(|s| s);
         let ticks = limits.time_budget().as_millis().div_ceil(TICK.as_millis()) as u64 + 1;
@@ -313,12 +347,18 @@ fn classify(e: wasmtime::Error, store: &Store<StoreState>, budget_ms: u64) -> Pl
     if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
         return PluginFailure::Timeout { budget_ms };
     }
-    let full = format!("{e:#}");
-    // Keep the cause, not the wasm backtrace that follows it.
-    let message = full
+    // Keep the causes, not the wasm backtrace wasmtime adds as context.
+    let message = e
+        .chain()
+        .map(|c| c.to_string())
+        .filter(|c| !c.contains("wasm backtrace:"))
+        .collect::<Vec<_>>()
+        .join(": ");
+    let message = if message.is_empty() { format!("{e:#}") } else { message };
+    let message = message
         .split("\nwasm backtrace:")
         .next()
-        .unwrap_or(&full)
+        .unwrap_or(&message)
         .trim()
         .replace('\n', " ");
     PluginFailure::Trap { message }

@@ -1,8 +1,9 @@
 //! Ranking plugins: WebAssembly components built against `wit/ranking.wit`, run sandboxed by
 //! wasmtime, hot-swapped while queries run.
 //!
-//! - [`PluginRuntime`]: the engine, the linker (only the `host` interface is offered: no files,
-//!   network, environment or clock), the precompiled-artifact cache and the per-call limits.
+//! - [`PluginRuntime`]: the engine, the linker (the `host` interface, and WASI 0.2 granting no
+//!   files, network or environment, with the request's clock: `wasi.rs`), the
+//!   precompiled-artifact cache and the per-call limits.
 //! - [`LoadedPlugin`]: one validated version of a plugin, pre-instantiated; each query opens a
 //!   [`PluginSession`] (a fresh store and instance, so a trap never leaks into the next query).
 //! - [`PluginRegistry`]: plugins by name, with atomic swap, rollback, quarantine, directory
@@ -23,12 +24,13 @@ mod registry;
 mod report;
 mod runtime;
 mod state;
+mod wasi;
 mod watch;
 
 pub use cost::{CALLS, CallCost};
 pub use failure::PluginFailure;
 pub use limits::{LimitOverride, PluginLimits};
-pub use loaded::{LoadedPlugin, PluginDescription, PluginSession};
+pub use loaded::{LoadedPlugin, PluginDescription, PluginSession, valid_plugin_name};
 pub use registry::{PluginInfo, PluginRegistry};
 pub use report::{PluginScore, RankingReport, RankingStatus};
 pub use runtime::PluginRuntime;

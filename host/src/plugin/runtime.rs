@@ -1,5 +1,6 @@
-//! The wasmtime side: one engine for all plugins, a linker that offers only `mira:ranking/host`,
-//! precompiled artifacts cached by content hash, and an epoch ticker for time budgets.
+//! The wasmtime side: one engine for all plugins, a linker that offers `mira:ranking/host` and a
+//! WASI 0.2 that grants nothing ([`super::wasi`]), precompiled artifacts cached by content hash,
+//! and an epoch ticker for time budgets.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,6 +58,7 @@ impl PluginRuntime {
         let mut linker = Linker::new(&engine);
         RankingPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| Error::PluginEngine(format!("cannot link the host interface: {e}")))?;
+        super::wasi::link(&mut linker).map_err(|e| Error::PluginEngine(format!("cannot link WASI: {e}")))?;
         let stop = Arc::new(AtomicBool::new(false));
         {
             let (engine, stop) = (engine.clone(), stop.clone());

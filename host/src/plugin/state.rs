@@ -1,10 +1,14 @@
-//! The per-store state of a plugin instance: its configuration, its memory cap, and the host
-//! functions it may call.
+//! The per-store state of a plugin instance: its configuration, its memory cap, its sandboxed
+//! WASI context, and the host functions it may call.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
 use super::bindings::mira::ranking::{host, types};
+use super::wasi::{self, Sandbox};
 
 /// Log lines a plugin may write per call; more are dropped (a plugin cannot flood the log).
 const MAX_LOG_LINES: u32 = 64;
@@ -18,16 +22,39 @@ pub(crate) struct StoreState {
     /// Set when a memory growth was refused, so the trap can be reported as out-of-memory.
     pub memory_denied: Option<usize>,
     log_lines: u32,
+    wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) sandbox: Sandbox,
+}
+
+/// What a store's WASI context reads: the request's time and a seed drawn from the request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Moment {
+    pub now: i64,
+    pub seed: u64,
 }
 
 impl StoreState {
-    pub fn new(plugin: Arc<str>, config: Arc<HashMap<String, String>>, memory_cap: usize) -> Self {
+    pub fn new(plugin: Arc<str>, config: Arc<HashMap<String, String>>, memory_cap: usize, at: Moment) -> Self {
+        let (wasi, sandbox) = wasi::context(&plugin, at.now, at.seed);
         StoreState {
             plugin,
             config,
             memory_cap,
             memory_denied: None,
             log_lines: 0,
+            wasi,
+            table: ResourceTable::new(),
+            sandbox,
+        }
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
         }
     }
 }

@@ -77,7 +77,7 @@ impl<'a> PluginRun<'a> {
             if let Some(q) = plugin.quarantine() {
                 return Err(q);
             }
-            let mut session = plugin.session()?;
+            let mut session = plugin.session_for(req)?;
             let instruction = session.instruction(req)?;
             let retrieval: Vec<f32> = cands.iter().map(|c| c.scores.retrieval).collect();
             let depth = session.rerank_depth(req, &retrieval)?;
