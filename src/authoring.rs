@@ -30,10 +30,22 @@ fn template(lang: Lang) -> Vec<(&'static str, &'static str)> {
             ("src/lib.rs", include_str!("../plugins/templates/rust/src/lib.rs")),
             // The SDK, copied: its bindings read `../../wit` from its own directory.
             ("sdk/mira-plugin-sdk/Cargo.toml", SDK_MANIFEST),
-            ("sdk/mira-plugin-sdk/src/lib.rs", include_str!("../plugins/sdk/src/lib.rs")),
-            ("sdk/mira-plugin-sdk/src/plugin.rs", include_str!("../plugins/sdk/src/plugin.rs")),
-            ("sdk/mira-plugin-sdk/src/host.rs", include_str!("../plugins/sdk/src/host.rs")),
-            ("sdk/mira-plugin-sdk/src/helpers.rs", include_str!("../plugins/sdk/src/helpers.rs")),
+            (
+                "sdk/mira-plugin-sdk/src/lib.rs",
+                include_str!("../plugins/sdk/src/lib.rs"),
+            ),
+            (
+                "sdk/mira-plugin-sdk/src/plugin.rs",
+                include_str!("../plugins/sdk/src/plugin.rs"),
+            ),
+            (
+                "sdk/mira-plugin-sdk/src/host.rs",
+                include_str!("../plugins/sdk/src/host.rs"),
+            ),
+            (
+                "sdk/mira-plugin-sdk/src/helpers.rs",
+                include_str!("../plugins/sdk/src/helpers.rs"),
+            ),
         ],
         Lang::Python => vec![("app.py", include_str!("../plugins/templates/python/app.py"))],
         Lang::Js => vec![("plugin.js", include_str!("../plugins/templates/js/plugin.js"))],
@@ -55,7 +67,9 @@ wit-bindgen = { version = "0.61", default-features = false, features = ["macros"
 /// `mira plugin new NAME --lang L [--dir D]`.
 pub fn new_project(name: &str, lang: Lang, dir: Option<&Path>) -> Result<PathBuf> {
     if !mira_host::plugin::valid_plugin_name(name) {
-        bail!("plugin name `{name}` must be lowercase letters, digits, `-` or `_`, starting with a letter (at most 64)");
+        bail!(
+            "plugin name `{name}` must be lowercase letters, digits, `-` or `_`, starting with a letter (at most 64)"
+        );
     }
     let root = dir.map_or_else(|| PathBuf::from(name), Path::to_path_buf);
     if root.exists() && std::fs::read_dir(&root).is_ok_and(|mut d| d.next().is_some()) {
@@ -138,7 +152,12 @@ pub fn build(dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     match lang {
         Lang::Rust => build_rust(dir, &out)?,
         Lang::Python => {
-            let tool = toolchain("MIRA_COMPONENTIZE_PY", "componentize-py", dir, "pip install componentize-py==0.25.1")?;
+            let tool = toolchain(
+                "MIRA_COMPONENTIZE_PY",
+                "componentize-py",
+                dir,
+                "pip install componentize-py==0.25.1",
+            )?;
             run(Command::new(tool)
                 .current_dir(dir)
                 .arg("-d")
@@ -189,7 +208,10 @@ fn run(cmd: &mut Command) -> Result<()> {
         .status()
         .with_context(|| format!("running {}", cmd.get_program().to_string_lossy()))?;
     if !status.success() {
-        bail!("{} failed ({status}); its output is above", cmd.get_program().to_string_lossy());
+        bail!(
+            "{} failed ({status}); its output is above",
+            cmd.get_program().to_string_lossy()
+        );
     }
     Ok(())
 }
@@ -198,7 +220,9 @@ fn run(cmd: &mut Command) -> Result<()> {
 /// component imports only what the WIT world says.
 fn build_rust(dir: &Path, out: &Path) -> Result<()> {
     let text = |cmd: &mut Command| -> Result<String> {
-        let o = cmd.output().with_context(|| format!("running {}", cmd.get_program().to_string_lossy()))?;
+        let o = cmd
+            .output()
+            .with_context(|| format!("running {}", cmd.get_program().to_string_lossy()))?;
         Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
     let sysroot = text(Command::new("rustc").args(["--print", "sysroot"]))?;
@@ -206,7 +230,10 @@ fn build_rust(dir: &Path, out: &Path) -> Result<()> {
         .lines()
         .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
         .context("rustc -vV names no host")?;
-    let linker = Path::new(&sysroot).join("lib/rustlib").join(host).join("bin/wasm-component-ld");
+    let linker = Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(host)
+        .join("bin/wasm-component-ld");
     if !linker.is_file() {
         bail!("{} is missing (it ships with Rust 1.82 and later)", linker.display());
     }
@@ -289,11 +316,24 @@ fn candidates(path: Option<&Path>) -> Result<Vec<wit::Candidate>> {
                 serde_json::Value::Bool(b) => wit::FieldValue::Boolean(b),
                 serde_json::Value::Number(n) if n.is_i64() => wit::FieldValue::Integer(n.as_i64().unwrap_or(0)),
                 serde_json::Value::Number(n) => wit::FieldValue::Number(n.as_f64().unwrap_or(0.0)),
-                other => bail!("{origin}:{}: field `{name}` must be a string, number or bool, got {other}", i + 1),
+                other => bail!(
+                    "{origin}:{}: field `{name}` must be a string, number or bool, got {other}",
+                    i + 1
+                ),
             };
             fields.push(wit::Field { name, value });
         }
-        out.push((c.retrieval, c.bm25, c.vector, c.rerank, c.id, fields, c.tags, c.caption, c.has_image));
+        out.push((
+            c.retrieval,
+            c.bm25,
+            c.vector,
+            c.rerank,
+            c.id,
+            fields,
+            c.tags,
+            c.caption,
+            c.has_image,
+        ));
     }
     // Ranks follow each stage's scores, as the host computes them.
     let rank_by = |key: &dyn Fn(usize) -> Option<f32>| -> Vec<Option<u32>> {
@@ -311,22 +351,24 @@ fn candidates(path: Option<&Path>) -> Result<Vec<wit::Candidate>> {
     Ok(out
         .into_iter()
         .enumerate()
-        .map(|(i, (retrieval, bm25, vector, rerank, id, fields, tags, caption, has_image))| wit::Candidate {
-            id,
-            fields,
-            scores: wit::StageScores {
-                bm25,
-                bm25_rank: bm25_rank[i],
-                vector,
-                vector_rank: vector_rank[i],
-                retrieval,
-                retrieval_rank: retrieval_rank[i].unwrap_or(1),
-                rerank,
+        .map(
+            |(i, (retrieval, bm25, vector, rerank, id, fields, tags, caption, has_image))| wit::Candidate {
+                id,
+                fields,
+                scores: wit::StageScores {
+                    bm25,
+                    bm25_rank: bm25_rank[i],
+                    vector,
+                    vector_rank: vector_rank[i],
+                    retrieval,
+                    retrieval_rank: retrieval_rank[i].unwrap_or(1),
+                    rerank,
+                },
+                tags,
+                caption,
+                has_image,
             },
-            tags,
-            caption,
-            has_image,
-        })
+        )
         .collect())
 }
 
@@ -371,7 +413,10 @@ pub fn test(
     };
     let fail = |call: &str, e: mira_host::plugin::PluginFailure| anyhow::anyhow!("{call}: {e}");
     let mut s = plugin.session_for(&req).map_err(|e| fail("instantiate", e))?;
-    println!("\ninstruction: {}", s.instruction(&req).map_err(|e| fail("instruction", e))?);
+    println!(
+        "\ninstruction: {}",
+        s.instruction(&req).map_err(|e| fail("instruction", e))?
+    );
     let retrieval: Vec<f32> = cands.iter().map(|c| c.scores.retrieval).collect();
     println!(
         "rerank depth: {} of {}",
@@ -397,7 +442,10 @@ pub fn test(
     }
     println!("cost per call:");
     for c in plugin.costs() {
-        println!("  {:<13} {:>3} calls  p50 {:>6} us  p99 {:>6} us", c.call, c.calls, c.p50_us, c.p99_us);
+        println!(
+            "  {:<13} {:>3} calls  p50 {:>6} us  p99 {:>6} us",
+            c.call, c.calls, c.p50_us, c.p99_us
+        );
     }
     Ok(())
 }

@@ -224,7 +224,6 @@ pub enum Lang {
     Js,
 }
 
-
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
     Jsonl,

@@ -1,8 +1,8 @@
 //! `mira`: the command-line front of the Mira engine. Glue only: flags become requests for
 //! `mira-host`, results become text or JSON.
 
-mod cli;
 mod authoring;
+mod cli;
 mod commands;
 mod demo;
 mod eval;
@@ -23,7 +23,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MIRA_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mira_host::plugin=info")),
+            tracing_subscriber::EnvFilter::try_from_env("MIRA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mira_host::plugin=info")),
         )
         .with_ansi(false)
         .init();

@@ -166,7 +166,11 @@ pub fn stowaway_plugin() -> &'static str {
         let mut types = ComponentTypeSection::new();
         types.instance(&InstanceType::new());
         let mut imports = ComponentImportSection::new();
-        for name in ["mira:ranking/host@0.1.0", "acme:spy/exfil@1.0.0", "wasi:keyvalue/store@0.2.0"] {
+        for name in [
+            "mira:ranking/host@0.1.0",
+            "acme:spy/exfil@1.0.0",
+            "wasi:keyvalue/store@0.2.0",
+        ] {
             imports.import(name, ComponentTypeRef::Instance(0));
         }
         let mut c = Component::new();

@@ -15,6 +15,7 @@ mod ingest;
 mod models;
 mod multi_vector;
 mod plugins;
+mod polyglot;
 mod rerank;
 mod schema;
 mod search;

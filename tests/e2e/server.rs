@@ -938,7 +938,11 @@ fn plugins_upload_stage_shadow_activate_roll_back_and_unload() {
     assert_eq!(status, 400);
     assert_error(&v, "invalid_plugin", "invalid_request");
     assert!(v["message"].as_str().unwrap().contains("acme:spy/exfil"), "{v}");
-    assert_eq!(call("GET", &s.url("/v1/plugins"), None, None).1, before, "nothing was added");
+    assert_eq!(
+        call("GET", &s.url("/v1/plugins"), None, None).1,
+        before,
+        "nothing was added"
+    );
 }
 
 #[test]

@@ -440,7 +440,11 @@ mod tests {
         }
         assert_eq!(lines.lock().unwrap().written, 201);
         drop(s);
-        assert_eq!(lines.lock().unwrap().written, 201, "nothing pending after the last newline");
+        assert_eq!(
+            lines.lock().unwrap().written,
+            201,
+            "nothing pending after the last newline"
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ fn probe(what: &str) -> Result<String, String> {
         "list" => std::fs::read_dir("/")
             .map(|d| format!("{} entries", d.count()))
             .map_err(denied),
-        "write" => std::fs::write("/tmp/mira-sneaky", b"x").map(|_| "written".into()).map_err(denied),
+        "write" => std::fs::write("/tmp/mira-sneaky", b"x")
+            .map(|_| "written".into())
+            .map_err(denied),
         "env" => std::env::var("HOME").map_err(|e| e.to_string()),
         "args" => Ok(format!("{} args", std::env::args().count())),
         "socket" => std::net::TcpStream::connect("127.0.0.1:9")
