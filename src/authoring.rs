@@ -46,6 +46,10 @@ fn template(lang: Lang) -> Vec<(&'static str, &'static str)> {
                 "sdk/mira-plugin-sdk/src/helpers.rs",
                 include_str!("../plugins/sdk/src/helpers.rs"),
             ),
+            (
+                "sdk/mira-plugin-sdk/src/columns.rs",
+                include_str!("../plugins/sdk/src/columns.rs"),
+            ),
         ],
         Lang::Python => vec![("app.py", include_str!("../plugins/templates/python/app.py"))],
         Lang::Js => vec![("plugin.js", include_str!("../plugins/templates/js/plugin.js"))],
@@ -105,7 +109,7 @@ fn readme(name: &str, lang: Lang) -> String {
         ),
     };
     format!(
-        "# {name}\n\nA Mira ranking plugin, built against `wit/ranking.wit` (`mira:ranking@0.1.0`).\n\n\
+        "# {name}\n\nA Mira ranking plugin, built against `wit/ranking.wit` (`mira:ranking@0.2.0`).\n\n\
          Needs {toolchain}.\n\n```sh\nmira plugin build .              # writes {name}.wasm\n\
          mira plugin test {name}.wasm      # every function on sample candidates, with costs\n\
          mira plugin load {name}.wasm      # make it active (a running server: POST /v1/plugins)\n```\n\n\

@@ -23,8 +23,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MIRA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mira_host::plugin=info")),
+            tracing_subscriber::EnvFilter::try_from_env("MIRA_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,mira_host::plugin::wasi=info,mira_host::plugin::state=info")
+            }),
         )
         .with_ansi(false)
         .init();

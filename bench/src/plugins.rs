@@ -1,6 +1,7 @@
 //! `mira-bench plugins`: the cost of the plugin stage (the e-commerce plugin's `fuse` over 1000
-//! candidates) as a WebAssembly component against the same Rust code compiled natively, and the
-//! per-query set-up cost (a fresh store and instance from the pre-instantiated component).
+//! candidates, column-wise as `mira:ranking@0.2` passes them) as a WebAssembly component against
+//! the same Rust code compiled natively, the per-query set-up cost (a fresh store and instance
+//! from the pre-instantiated component), and the host's cost of building the columns.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -20,6 +21,7 @@ pub struct PluginFigures {
     pub fuse_wasm_ms: f64,
     pub stage_wasm_ms: f64,
     pub fuse_native_ms: f64,
+    pub columns_us: f64,
     pub ratio_fuse: f64,
     pub ratio_stage: f64,
 }
@@ -103,13 +105,20 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
     let (host_req, host_cands) = inputs!(wit);
     let (native_req, native_cands) = inputs!(sdk);
 
+    // mira:ranking@0.2: `fuse` takes columns of the fields the plugin names. Both sides build
+    // them once, outside the timings; `columns_us` is what the host spends building them.
+    let fields = &plugin.description.fuse_fields;
+    let host_columns = mira_host::plugin::columns::of(&host_cands, fields);
+    let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let native_columns = sdk::Candidates::from_rows(&native_cands, &names);
+
     // The two builds must agree before their speed is compared.
     let wasm_scores = plugin
         .session()
-        .and_then(|mut s| s.fuse(&host_req, &host_cands))
+        .and_then(|mut s| s.fuse_columns(&host_req, &host_columns))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let native_scores =
-        mira_plugin_ecommerce::Ecommerce::fuse(&native_req, &native_cands).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        mira_plugin_ecommerce::Ecommerce::fuse(&native_req, &native_columns).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     anyhow::ensure!(
         wasm_scores == native_scores,
         "the component and the native build disagree"
@@ -120,15 +129,18 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
     }) * 1e3;
     let mut session = plugin.session().map_err(|e| anyhow::anyhow!("{e}"))?;
     let fuse_wasm_ms = time_ms(reps, |_| {
-        black_box(session.fuse(&host_req, &host_cands).expect("fuse"));
+        black_box(session.fuse_columns(&host_req, &host_columns).expect("fuse"));
     });
+    let columns_us = time_ms(reps, |_| {
+        black_box(mira_host::plugin::columns::of(black_box(&host_cands), fields));
+    }) * 1e3;
     let stage_wasm_ms = time_ms(reps, |_| {
         let mut s = plugin.session().expect("session");
         black_box(s.fuse(&host_req, &host_cands).expect("fuse"));
     });
     let fuse_native_ms = time_ms(reps, |_| {
         black_box(
-            mira_plugin_ecommerce::Ecommerce::fuse(black_box(&native_req), black_box(&native_cands)).expect("fuse"),
+            mira_plugin_ecommerce::Ecommerce::fuse(black_box(&native_req), black_box(&native_columns)).expect("fuse"),
         );
     });
     Ok(PluginFigures {
@@ -137,6 +149,7 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
         fuse_wasm_ms,
         stage_wasm_ms,
         fuse_native_ms,
+        columns_us,
         ratio_fuse: fuse_wasm_ms / fuse_native_ms,
         ratio_stage: stage_wasm_ms / fuse_native_ms,
     })
@@ -157,4 +170,5 @@ pub fn print(f: &PluginFigures) {
         f.stage_wasm_ms, f.ratio_stage
     );
     println!("  per-call set-up (store + instance) {:>9.1} us", f.setup_us);
+    println!("  host: candidates to columns        {:>9.1} us", f.columns_us);
 }

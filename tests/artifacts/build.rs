@@ -19,6 +19,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("BROKEN", "mira_test_plugin_broken"),
     ("SWAP_A", "mira_test_plugin_swap_a"),
     ("SWAP_B", "mira_test_plugin_swap_b"),
+    ("LEGACY", "mira_test_plugin_legacy"),
 ];
 
 fn main() {

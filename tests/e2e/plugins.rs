@@ -669,3 +669,47 @@ fn an_exhausted_instance_pool_never_quarantines() {
     let resp = c.search_with(&req, Some(&r)).unwrap();
     assert_eq!(resp.ranking.unwrap().status, RankingStatus::Ok);
 }
+
+/// A plugin built against the frozen `mira:ranking@0.1.0` (records to `fuse`, every field) loads
+/// and serves beside the 0.2 built-ins (columns of the fields they name).
+#[test]
+fn plugins_of_both_wit_lines_load_and_serve() {
+    let env = Env::new();
+    let c = shop(&env);
+    let r = registry(PluginLimits::default(), None);
+    let legacy = r.install(&read(LEGACY_PLUGIN), "test").unwrap();
+    assert_eq!(legacy.description.wit, "0.1");
+    assert!(legacy.description.fuse_fields.is_empty());
+    let eco = r.get("ecommerce").unwrap();
+    assert_eq!(eco.description.wit, "0.2");
+    assert_eq!(eco.description.fuse_fields, ["price", "rating", "reviews", "in_stock"]);
+    let listed = r.list();
+    let entry = |name: &str| listed.iter().find(|p| p.name == name).unwrap();
+    assert_eq!((entry("legacy").wit, entry("ecommerce").wit), ("0.1", "0.2"));
+
+    // The 0.1 plugin orders by rating, which it finds among all the fields it gets.
+    let req = SearchRequest {
+        plugin: Some("legacy".into()),
+        ..SearchRequest::text("dress")
+    };
+    let resp = c.search_with(&req, Some(&r)).unwrap();
+    let ranking = resp.ranking.as_ref().unwrap();
+    assert_eq!(ranking.status, RankingStatus::Ok, "{:?}", ranking.error);
+    assert!(ranking.instruction.contains("mira:ranking@0.1.0"));
+    assert_eq!(
+        ids(&resp).last(),
+        Some(&"blue"),
+        "rating 2.0 ranks last: {:?}",
+        ids(&resp)
+    );
+    // The 0.2 plugin reads its four fields as columns: stock still decides between twins.
+    let req = SearchRequest {
+        scenario: Some("ecommerce".into()),
+        ..SearchRequest::text("red silk dress")
+    };
+    let resp = c.search_with(&req, Some(&r)).unwrap();
+    assert_eq!(resp.ranking.as_ref().unwrap().status, RankingStatus::Ok);
+    let order = ids(&resp);
+    let pos = |id| order.iter().position(|x| *x == id).unwrap();
+    assert!(pos("here") < pos("gone"), "{order:?}");
+}

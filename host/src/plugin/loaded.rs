@@ -9,11 +9,12 @@ use wasmtime::Store;
 use wasmtime::component::Component;
 
 use super::PluginFailure;
-use super::bindings::mira::ranking::types::{Candidate, Description, FieldValue, Request, StageScores};
-use super::bindings::{RankingPlugin, RankingPluginPre};
+use super::bindings::{v1, v2};
+use super::columns::{MAX_FIELD_NAME, MAX_FUSE_FIELDS};
 use super::cost::Call;
 use super::runtime::{PluginRuntime, TICK};
 use super::state::{Moment, StoreState};
+use super::wit::{Candidate, Candidates, Description, FieldValue, Request, StageScores};
 use sha2::{Digest, Sha256};
 
 /// Longest instruction accepted, in bytes.
@@ -24,6 +25,8 @@ const MAX_RENDER: usize = 64 * 1024;
 pub(crate) const SMOKE_QUERY: &str = "mira plugin load check";
 /// The time of the load-time smoke call and of sessions outside a request.
 const SMOKE_NOW: i64 = 1_700_000_000;
+/// The least time budget of a load-time check, in milliseconds.
+const LOAD_BUDGET_MS: u64 = 1000;
 
 /// What a plugin says about itself, checked at load.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,13 +36,29 @@ pub struct PluginDescription {
     pub scenarios: Vec<String>,
     pub rerank_window: u32,
     pub tag_vocabulary: Vec<String>,
+    /// The `mira:ranking` line it was built against: `0.1` or `0.2`.
+    pub wit: &'static str,
+    /// The fields its `fuse` reads (0.2; a 0.1 plugin gets every field).
+    pub fuse_fields: Vec<String>,
+}
+
+/// A component pre-instantiated against the line it was built for.
+enum Pre {
+    V1(v1::RankingPluginPre<StoreState>),
+    V2(v2::RankingPluginPre<StoreState>),
+}
+
+/// An instance's exports, of either line.
+enum Bindings {
+    V1(v1::RankingPlugin),
+    V2(v2::RankingPlugin),
 }
 
 /// A loaded, validated plugin version. Cheap to share; queries hold an `Arc` for their duration,
 /// so a swap never disturbs a query in flight.
 pub struct LoadedPlugin {
     runtime: Arc<PluginRuntime>,
-    pre: RankingPluginPre<StoreState>,
+    pre: Pre,
     name: Arc<str>,
     config: Arc<HashMap<String, String>>,
     pub description: PluginDescription,
@@ -113,9 +132,20 @@ impl LoadedPlugin {
             .unwrap_or(&runtime.linker)
             .instantiate_pre(component)
             .map_err(link_failure)?;
-        let pre = RankingPluginPre::new(instance_pre).map_err(|e| PluginFailure::Invalid {
-            message: format!("not built against mira:ranking@0.1.x: {e:#}"),
-        })?;
+        let pre = match v2::RankingPluginPre::new(instance_pre.clone()) {
+            Ok(p) => Pre::V2(p),
+            Err(e2) => Pre::V1(
+                v1::RankingPluginPre::new(instance_pre).map_err(|e1| PluginFailure::Invalid {
+                    message: format!(
+                        "not built against mira:ranking@0.2.x ({e2:#}) or @0.1.x ({e1:#}); the host serves both"
+                    ),
+                })?,
+            ),
+        };
+        let wit = match pre {
+            Pre::V1(_) => "0.1",
+            Pre::V2(_) => "0.2",
+        };
         let mut plugin = LoadedPlugin {
             runtime,
             pre,
@@ -127,6 +157,8 @@ impl LoadedPlugin {
                 scenarios: Vec::new(),
                 rerank_window: 0,
                 tag_vocabulary: Vec::new(),
+                wit,
+                fuse_fields: Vec::new(),
             },
             hash,
             origin: origin.to_owned(),
@@ -138,10 +170,17 @@ impl LoadedPlugin {
             own_limits: std::sync::OnceLock::new(),
         };
         let validation = |m: String| PluginFailure::Validation { message: m };
-        let d = plugin
-            .session()?
-            .describe()
-            .map_err(|e| validation(format!("describe: {e}")))?;
+        let mut first = plugin.load_session()?;
+        let d = first.describe().map_err(|e| validation(format!("describe: {e}")))?;
+        let fuse_fields = first
+            .fuse_fields()
+            .map_err(|e| validation(format!("fuse-fields: {e}")))?;
+        drop(first);
+        if fuse_fields.len() > MAX_FUSE_FIELDS || fuse_fields.iter().any(|f| f.is_empty() || f.len() > MAX_FIELD_NAME) {
+            return Err(validation(format!(
+                "fuse-fields must name at most {MAX_FUSE_FIELDS} fields of 1 to {MAX_FIELD_NAME} bytes"
+            )));
+        }
         if !valid_plugin_name(&d.name) {
             return Err(validation(format!(
                 "name `{}` must be lowercase letters, digits, `-` or `_`, starting with a letter (at most 64)",
@@ -163,6 +202,8 @@ impl LoadedPlugin {
             scenarios: d.scenarios,
             rerank_window: d.rerank_window,
             tag_vocabulary: d.tag_vocabulary,
+            wit,
+            fuse_fields,
         };
         plugin.smoke_test()?;
         Ok(plugin)
@@ -197,7 +238,7 @@ impl LoadedPlugin {
             has_image: false,
         };
         let candidates = vec![candidate("a", 1, 0.9), candidate("b", 2, 0.5)];
-        let mut s = self.session()?;
+        let mut s = self.load_session()?;
         s.instruction(&req).map_err(|e| with_call("instruction", e))?;
         s.render(&req, &candidates[0]).map_err(|e| with_call("render", e))?;
         s.rerank_depth(&req, &[0.9, 0.5])
@@ -248,8 +289,26 @@ impl LoadedPlugin {
         self.open(Moment { now: req.now, seed })
     }
 
+    /// The load checks' session: a first instance of a fresh artifact (tens of MB of memory
+    /// image for Python or JavaScript) may take longer than a query's budget, so load checks
+    /// get ten times that, at least a second. Queries never do.
+    fn load_session(&self) -> Result<PluginSession<'_>, PluginFailure> {
+        let mut limits = self.limits();
+        limits.time_ms = (limits.time_ms.saturating_mul(10)).max(LOAD_BUDGET_MS);
+        self.open_with(
+            Moment {
+                now: SMOKE_NOW,
+                seed: 0,
+            },
+            limits,
+        )
+    }
+
     fn open(&self, at: Moment) -> Result<PluginSession<'_>, PluginFailure> {
-        let limits = self.limits();
+        self.open_with(at, self.limits())
+    }
+
+    fn open_with(&self, at: Moment, limits: super::PluginLimits) -> Result<PluginSession<'_>, PluginFailure> {
         let mut store = Store::new(
             &self.runtime.engine,
             StoreState::new(self.name.clone(), self.config.clone(), limits.memory_bytes(), at),
@@ -262,7 +321,11 @@ impl LoadedPlugin {
         // A pool with no free slot is the host's pressure, not the plugin's fault: wait for one
         // within the call's budget, then say so (never counted towards quarantine).
         let bindings = loop {
-            match self.pre.instantiate(&mut store) {
+            let instance = match &self.pre {
+                Pre::V1(p) => p.instantiate(&mut store).map(Bindings::V1),
+                Pre::V2(p) => p.instantiate(&mut store).map(Bindings::V2),
+            };
+            match instance {
                 Ok(b) => break b,
                 Err(e) if pool_exhausted(&e) => {
                     if started.elapsed() >= limits.time_budget() {
@@ -369,7 +432,7 @@ fn classify(e: wasmtime::Error, store: &Store<StoreState>, budget_ms: u64) -> Pl
 pub struct PluginSession<'a> {
     plugin: &'a LoadedPlugin,
     store: Store<StoreState>,
-    bindings: RankingPlugin,
+    bindings: Bindings,
     ticks: u64,
     /// The budget `ticks` stands for, for reports.
     time_ms: u64,
@@ -381,7 +444,7 @@ impl PluginSession<'_> {
     fn call<T>(
         &mut self,
         which: Call,
-        f: impl FnOnce(&RankingPlugin, &mut Store<StoreState>) -> wasmtime::Result<T>,
+        f: impl FnOnce(&Bindings, &mut Store<StoreState>) -> wasmtime::Result<T>,
     ) -> Result<T, PluginFailure> {
         if self.poisoned {
             return Err(PluginFailure::Trap {
@@ -399,13 +462,25 @@ impl PluginSession<'_> {
     }
 
     pub fn describe(&mut self) -> Result<Description, PluginFailure> {
-        self.call(Call::Describe, |b, s| b.mira_ranking_plugin().call_describe(s))
+        self.call(Call::Describe, |b, s| match b {
+            Bindings::V1(b) => b.mira_ranking_plugin().call_describe(s),
+            Bindings::V2(b) => b.mira_ranking_plugin().call_describe(s),
+        })
+    }
+
+    /// The fields a 0.2 plugin's `fuse` reads (none asked of a 0.1 plugin, which gets all).
+    fn fuse_fields(&mut self) -> Result<Vec<String>, PluginFailure> {
+        self.call(Call::Describe, |b, s| match b {
+            Bindings::V1(_) => Ok(Vec::new()),
+            Bindings::V2(b) => b.mira_ranking_plugin().call_fuse_fields(s),
+        })
     }
 
     /// The reranker instruction (non-empty, at most 4 KiB).
     pub fn instruction(&mut self, req: &Request) -> Result<String, PluginFailure> {
-        let s = self.call(Call::Instruction, |b, st| {
-            b.mira_ranking_plugin().call_instruction(st, req)
+        let s = self.call(Call::Instruction, |b, st| match b {
+            Bindings::V1(b) => b.mira_ranking_plugin().call_instruction(st, req),
+            Bindings::V2(b) => b.mira_ranking_plugin().call_instruction(st, req),
         })?;
         if s.trim().is_empty() || s.len() > MAX_INSTRUCTION {
             return Err(PluginFailure::BadAnswer {
@@ -417,7 +492,10 @@ impl PluginSession<'_> {
 
     /// The reranker's text for a candidate (at most 64 KiB).
     pub fn render(&mut self, req: &Request, c: &Candidate) -> Result<String, PluginFailure> {
-        let s = self.call(Call::Render, |b, st| b.mira_ranking_plugin().call_render(st, req, c))?;
+        let s = self.call(Call::Render, |b, st| match b {
+            Bindings::V1(b) => b.mira_ranking_plugin().call_render(st, req, c),
+            Bindings::V2(b) => b.mira_ranking_plugin().call_render(st, req, c),
+        })?;
         if s.len() > MAX_RENDER {
             return Err(PluginFailure::BadAnswer {
                 message: format!("render must be at most {MAX_RENDER} bytes, got {}", s.len()),
@@ -428,30 +506,52 @@ impl PluginSession<'_> {
 
     /// How many candidates to rerank (clamped to the number given).
     pub fn rerank_depth(&mut self, req: &Request, scores: &[f32]) -> Result<u32, PluginFailure> {
-        let d = self.call(Call::RerankDepth, |b, st| {
-            b.mira_ranking_plugin().call_rerank_depth(st, req, scores)
+        let d = self.call(Call::RerankDepth, |b, st| match b {
+            Bindings::V1(b) => b.mira_ranking_plugin().call_rerank_depth(st, req, scores),
+            Bindings::V2(b) => b.mira_ranking_plugin().call_rerank_depth(st, req, scores),
         })?;
         Ok(d.min(scores.len() as u32))
     }
 
-    /// Final scores, one finite score per candidate.
+    /// Final scores, one finite score per candidate: a 0.1 plugin reads the candidates as
+    /// records, a 0.2 plugin as columns of the fields it named.
     pub fn fuse(&mut self, req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, PluginFailure> {
-        let answer = self.call(Call::Fuse, |b, st| {
-            b.mira_ranking_plugin().call_fuse(st, req, candidates)
+        if matches!(self.bindings, Bindings::V2(_)) {
+            let columns = super::columns::of(candidates, &self.plugin.description.fuse_fields);
+            return self.fuse_columns(req, &columns);
+        }
+        let answer = self.call(Call::Fuse, |b, st| match b {
+            Bindings::V1(b) => b.mira_ranking_plugin().call_fuse(st, req, candidates),
+            Bindings::V2(_) => unreachable!("0.2 plugins take columns"),
         })?;
+        self.check_scores(answer, candidates.len())
+    }
+
+    /// `fuse` of a 0.2 plugin on columns made by the caller ([`super::columns::of`]).
+    pub fn fuse_columns(&mut self, req: &Request, columns: &Candidates) -> Result<Vec<f32>, PluginFailure> {
+        let answer = self.call(Call::Fuse, |b, st| match b {
+            Bindings::V2(b) => b.mira_ranking_plugin().call_fuse(st, req, columns),
+            Bindings::V1(_) => Err(wasmtime::format_err!(
+                "a mira:ranking@0.1 plugin takes candidates, not columns"
+            )),
+        })?;
+        self.check_scores(answer, columns.count as usize)
+    }
+
+    fn check_scores(
+        &self,
+        answer: Result<Vec<f32>, super::wit::FuseError>,
+        expected: usize,
+    ) -> Result<Vec<f32>, PluginFailure> {
         let scores = answer.map_err(|e| PluginFailure::Refused {
             message: match e {
                 super::wit::FuseError::InvalidInput(m) => format!("invalid input: {m}"),
                 super::wit::FuseError::Internal(m) => m,
             },
         })?;
-        if scores.len() != candidates.len() {
+        if scores.len() != expected {
             return Err(PluginFailure::BadAnswer {
-                message: format!(
-                    "fuse returned {} scores for {} candidates",
-                    scores.len(),
-                    candidates.len()
-                ),
+                message: format!("fuse returned {} scores for {expected} candidates", scores.len()),
             });
         }
         if let Some(i) = scores.iter().position(|s| !s.is_finite()) {

@@ -16,6 +16,7 @@
 //! [`PluginFailure`], reported in the response, counted towards quarantine.
 
 mod bindings;
+pub mod columns;
 mod cost;
 mod failure;
 mod limits;
@@ -36,9 +37,11 @@ pub use report::{PluginScore, RankingReport, RankingStatus};
 pub use runtime::PluginRuntime;
 pub use watch::DirectoryWatch;
 
-/// Types of the WIT interface, for callers that build requests and candidates.
+/// Types of the WIT interface, for callers that build requests and candidates (one family for
+/// plugins of either version: `types` did not change between 0.1 and 0.2).
 pub mod wit {
-    pub use super::bindings::mira::ranking::types::{
+    pub use super::bindings::v2::mira::ranking::columns::{Candidates, Column, FieldColumn, StageColumns};
+    pub use super::bindings::v2::mira::ranking::types::{
         Candidate, Description, Field, FieldValue, FuseError, Param, Request, StageScores,
     };
 }

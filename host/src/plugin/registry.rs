@@ -35,6 +35,10 @@ pub struct PluginInfo {
     pub version: String,
     pub scenarios: Vec<String>,
     pub rerank_window: u32,
+    /// The `mira:ranking` line it was built against (`0.1`, `0.2`).
+    pub wit: &'static str,
+    /// The fields its `fuse` reads column-wise (0.2; empty for 0.1, which reads every field).
+    pub fuse_fields: Vec<String>,
     pub origin: String,
     pub hash: String,
     pub previous_version: Option<String>,
@@ -240,6 +244,8 @@ impl PluginRegistry {
                     version: p.description.version.clone(),
                     scenarios: p.description.scenarios.clone(),
                     rerank_window: p.description.rerank_window,
+                    wit: p.description.wit,
+                    fuse_fields: p.description.fuse_fields.clone(),
                     origin: p.origin.clone(),
                     hash: p.hash.clone(),
                     previous_version: s.previous.as_ref().map(|x| x.description.version.clone()),

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::RankingPlugin;
+use super::bindings::{v1, v2};
 use super::state::StoreState;
 use super::{PluginFailure, PluginLimits};
 use crate::error::Error;
@@ -56,7 +56,11 @@ impl PluginRuntime {
     pub fn new(limits: PluginLimits, cache_dir: Option<&Path>) -> Result<Arc<Self>, Error> {
         let engine = engine(&limits).map_err(|e| Error::PluginEngine(format!("cannot start wasmtime: {e}")))?;
         let mut linker = Linker::new(&engine);
-        RankingPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+        // Both lines of `mira:ranking`: 0.2's world, 0.1's host (its types are 0.2's, and an
+        // interface of types only needs an instance to exist).
+        v2::RankingPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .and_then(|_| v1::mira::ranking::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))
+            .and_then(|_| linker.instance("mira:ranking/types@0.1.0").map(|_| ()))
             .map_err(|e| Error::PluginEngine(format!("cannot link the host interface: {e}")))?;
         super::wasi::link(&mut linker).map_err(|e| Error::PluginEngine(format!("cannot link WASI: {e}")))?;
         let stop = Arc::new(AtomicBool::new(false));

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::mira::ranking::{host, types};
+use super::bindings::v1::mira::ranking::host as host_v1;
+use super::bindings::v2::mira::ranking::{columns, host, types};
 use super::wasi::{self, Sandbox};
 
 /// Log lines a plugin may write per call; more are dropped (a plugin cannot flood the log).
@@ -60,6 +61,7 @@ impl WasiView for StoreState {
 }
 
 impl types::Host for StoreState {}
+impl columns::Host for StoreState {}
 
 impl host::Host for StoreState {
     fn log(&mut self, level: host::Level, message: String) {
@@ -83,6 +85,23 @@ impl host::Host for StoreState {
 
     fn config(&mut self, key: String) -> Option<String> {
         self.config.get(&key).cloned()
+    }
+}
+
+/// The 0.1 host interface is the same as 0.2's.
+impl host_v1::Host for StoreState {
+    fn log(&mut self, level: host_v1::Level, message: String) {
+        let level = match level {
+            host_v1::Level::Debug => host::Level::Debug,
+            host_v1::Level::Info => host::Level::Info,
+            host_v1::Level::Warn => host::Level::Warn,
+            host_v1::Level::Error => host::Level::Error,
+        };
+        host::Host::log(self, level, message);
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        host::Host::config(self, key)
     }
 }
 

@@ -17,7 +17,7 @@
 //!   numbers.
 //!
 //! A plugin therefore stays deterministic, and the WIT's "no clock, no I/O" promise holds for
-//! components of any toolchain. Imports outside `mira:ranking/*@0.1.x`, the WASI 0.2 interfaces
+//! components of any toolchain. Imports outside `mira:ranking/*` 0.1.x and 0.2.x, the WASI 0.2 interfaces
 //! below and `wasi:http` are refused at load, all of them named at once.
 
 use std::io;
@@ -127,7 +127,7 @@ enum Import {
 fn classify(name: &str) -> Import {
     let (iface, version) = name.split_once('@').unwrap_or((name, ""));
     let v0_2 = version.starts_with("0.2.");
-    if iface.starts_with("mira:ranking/") && version.starts_with("0.1.") {
+    if iface.starts_with("mira:ranking/") && (version.starts_with("0.1.") || version.starts_with("0.2.")) {
         Import::Mira
     } else if v0_2 && WASI_P2.contains(&iface) {
         Import::Wasi
@@ -159,7 +159,7 @@ pub(crate) fn linker_for(
         return Err(PluginFailure::ForbiddenImport {
             message: format!(
                 "the component imports {} interface(s) Mira does not offer: {} (plugins may import \
-                 mira:ranking/host@0.1.x and WASI 0.2; see docs/plugins.md)",
+                 mira:ranking/host 0.1.x or 0.2.x, and WASI 0.2; see docs/plugins.md)",
                 unknown.len(),
                 unknown.join(", ")
             ),
@@ -417,7 +417,8 @@ mod tests {
     #[test]
     fn imports_are_classified_by_interface_and_version() {
         assert_eq!(classify("mira:ranking/host@0.1.0"), Import::Mira);
-        assert_eq!(classify("mira:ranking/host@0.2.0"), Import::Unknown);
+        assert_eq!(classify("mira:ranking/host@0.2.0"), Import::Mira);
+        assert_eq!(classify("mira:ranking/host@0.3.0"), Import::Unknown);
         assert_eq!(classify("wasi:io/streams@0.2.9"), Import::Wasi);
         assert_eq!(classify("wasi:cli/environment@0.2.0"), Import::Wasi);
         assert_eq!(classify("wasi:io/streams@0.3.0"), Import::Unknown);

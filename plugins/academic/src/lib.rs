@@ -53,7 +53,9 @@ impl Plugin for Academic {
         )
     }
 
-    fn fuse(req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
+    const FUSE_FIELDS: &'static [&'static str] = &["citations", "published", "year"];
+
+    fn fuse_rows(req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
         let half_life_years: f64 = config_or("half_life_years", 8.0);
         let base = blend_stages(candidates, 0.7);
         Ok(candidates
@@ -95,7 +97,7 @@ mod tests {
             params: vec![],
             now,
         };
-        let s = Academic::fuse(&req, &[paper(1000, 2025), paper(0, 2025), paper(1000, 1990)]).unwrap();
+        let s = Academic::fuse_rows(&req, &[paper(1000, 2025), paper(0, 2025), paper(1000, 1990)]).unwrap();
         assert!(s[0] > s[1], "{s:?}");
         assert!(s[0] > s[2], "{s:?}");
         // 1000 citations: 1 + 0.1 * log10(1001) ~ 1.3

@@ -5,8 +5,8 @@
 //! `out_of_stock_penalty` (config, 0.6) when `in_stock` is false, times 0.5 when the price lies
 //! outside the request's `min_price`/`max_price` parameters.
 
-use mira_plugin_sdk::helpers::{blend_stages, by_language, number, param, render_fields};
-use mira_plugin_sdk::{Candidate, Description, FuseError, Plugin, Request, config_or, register};
+use mira_plugin_sdk::helpers::{blend_columns, by_language, param, render_fields};
+use mira_plugin_sdk::{Candidate, Candidates, Description, FuseError, Plugin, Request, config_or, register};
 
 pub struct Ecommerce;
 
@@ -101,27 +101,34 @@ impl Plugin for Ecommerce {
         )
     }
 
-    fn fuse(req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
+    const FUSE_FIELDS: &'static [&'static str] = &["price", "rating", "reviews", "in_stock"];
+
+    /// Column-wise: the four fields above and the stage scores are all it reads.
+    fn fuse(req: &Request, candidates: &Candidates) -> Result<Vec<f32>, FuseError> {
         let min_price = price_limit(req, "min_price")?;
         let max_price = price_limit(req, "max_price")?;
         let penalty: f64 = config_or("out_of_stock_penalty", 0.6);
-        let base = blend_stages(candidates, 0.7);
-        Ok(candidates
-            .iter()
-            .zip(base)
-            .map(|(c, b)| {
-                let rating = number(c, "rating").unwrap_or(3.0).clamp(0.0, 5.0);
-                let reviews = number(c, "reviews").unwrap_or(0.0).max(0.0);
+        let base = blend_columns(candidates, 0.7);
+        let (price, rating, reviews, in_stock) = (
+            candidates.numbers("price"),
+            candidates.numbers("rating"),
+            candidates.numbers("reviews"),
+            candidates.numbers("in_stock"),
+        );
+        let or = |x: f64, default: f64| if x.is_nan() { default } else { x };
+        Ok((0..base.len())
+            .map(|i| {
+                let rating = or(rating[i], 3.0).clamp(0.0, 5.0);
+                let reviews = or(reviews[i], 0.0).max(0.0);
                 let mut factor = (0.85 + 0.15 * rating / 5.0) * (1.0 + 0.02 * (1.0 + reviews).log10());
-                if number(c, "in_stock") == Some(0.0) {
+                if in_stock[i] == 0.0 {
                     factor *= penalty;
                 }
-                if let Some(price) = number(c, "price")
-                    && (min_price.is_some_and(|m| price < m) || max_price.is_some_and(|m| price > m))
-                {
+                let p = price[i];
+                if !p.is_nan() && (min_price.is_some_and(|m| p < m) || max_price.is_some_and(|m| p > m)) {
                     factor *= 0.5;
                 }
-                (f64::from(b) * factor) as f32
+                (f64::from(base[i]) * factor) as f32
             })
             .collect())
     }
@@ -178,6 +185,7 @@ mod tests {
             product(1.0, 50.0, 1.0, true),
             product(1.0, 500.0, 5.0, true),
         ];
+        let c = Candidates::from_rows(&c, Ecommerce::FUSE_FIELDS);
         let s = Ecommerce::fuse(&req("dress", &[("max_price", "100")]), &c).unwrap();
         assert!(s[0] > s[2] && s[2] > s[1], "{s:?}");
         assert!((s[3] - s[0] * 0.5).abs() < 1e-6, "{s:?}");

@@ -33,7 +33,7 @@ impl Plugin for General {
         by_language(&req.query, DEFAULT_INSTRUCTION, INSTRUCTION_ZH)
     }
 
-    fn fuse(_req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
+    fn fuse_rows(_req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
         let mut w_retrieval: f32 = config_or("w_retrieval", 0.3);
         let w_bm25: f32 = config_or("w_bm25", 0.0);
         let w_vector: f32 = config_or("w_vector", 0.0);
@@ -101,11 +101,11 @@ mod tests {
             cand("a", 0.03, Some(10.0), Some(0.2)),
             cand("b", 0.01, Some(5.0), Some(0.9)),
         ];
-        let s = General::fuse(&req(), &c).unwrap();
+        let s = General::fuse_rows(&req(), &c).unwrap();
         // retrieval minmax: a 1, b 0 -> a = .3 + .7*.2 = .44, b = .7*.9 = .63
         assert!((s[0] - 0.44).abs() < 1e-6 && (s[1] - 0.63).abs() < 1e-6, "{s:?}");
         set_test_config("w_bm25", "1");
-        let s = General::fuse(&req(), &c).unwrap();
+        let s = General::fuse_rows(&req(), &c).unwrap();
         assert!((s[0] - 1.44).abs() < 1e-6, "{s:?}");
     }
 
@@ -122,8 +122,8 @@ mod tests {
     #[test]
     fn without_rerank_the_retrieval_order_stands() {
         let c = [cand("a", 0.01, None, None), cand("b", 0.03, None, None)];
-        assert_eq!(General::fuse(&req(), &c).unwrap(), vec![0.0, 1.0]);
+        assert_eq!(General::fuse_rows(&req(), &c).unwrap(), vec![0.0, 1.0]);
         set_test_config("w_rerank", "-1");
-        assert!(General::fuse(&req(), &c).is_err());
+        assert!(General::fuse_rows(&req(), &c).is_err());
     }
 }

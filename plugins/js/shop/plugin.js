@@ -10,14 +10,13 @@
 
 const NAME = "jsshop";
 
-function number(c, name) {
-  for (const f of c.fields) {
-    if (f.name !== name) continue;
-    if (f.value.tag === "number") return f.value.val;
-    if (f.value.tag === "integer") return Number(f.value.val);
-    if (f.value.tag === "boolean") return f.value.val ? 1 : 0;
-  }
-  return undefined;
+// A field's column as numbers (undefined where a candidate has no value).
+function numbers(c, name) {
+  const col = c.fields.find((f) => f.name === name);
+  if (col === undefined) return new Array(c.count).fill(undefined);
+  const values = Array.from(col.values.val, Number);
+  for (const i of col.missing) values[i] = undefined;
+  return values;
 }
 
 function param(req, key) {
@@ -76,18 +75,28 @@ export const plugin = {
     return Math.min(retrievalScores.length, 20);
   },
 
+  fuseFields() {
+    return ["rating", "in_stock"];
+  },
+
+  // Column-wise (mira:ranking@0.2): the stage scores, and the fields named above.
   fuse(req, candidates) {
     const say = param(req, "say");
     if (say !== undefined) console.log(`jsshop says ${say}`);
-    if (candidates.length === 0) return [];
-    const best = Math.max(...candidates.map((c) => c.scores.retrieval)) || 1;
-    return candidates.map((c) => {
-      let base = c.scores.retrieval / best;
-      if (c.scores.rerank !== undefined) base = 0.7 * c.scores.rerank + 0.3 * base;
-      const rating = number(c, "rating");
-      let factor = rating === undefined ? 1 : 0.85 + (0.15 * Math.min(Math.max(rating, 0), 5)) / 5;
-      if (number(c, "in_stock") === 0) factor *= 0.6;
-      return base * factor;
-    });
+    if (candidates.count === 0) return [];
+    const { retrieval, rerank } = candidates.scores;
+    const best = Math.max(...retrieval) || 1;
+    const rating = numbers(candidates, "rating");
+    const inStock = numbers(candidates, "in_stock");
+    const scores = [];
+    for (let i = 0; i < candidates.count; i++) {
+      let base = retrieval[i] / best;
+      if (!Number.isNaN(rerank[i])) base = 0.7 * rerank[i] + 0.3 * base;
+      const r = rating[i];
+      let factor = r === undefined ? 1 : 0.85 + (0.15 * Math.min(Math.max(r, 0), 5)) / 5;
+      if (inStock[i] === 0) factor *= 0.6;
+      scores.push(base * factor);
+    }
+    return scores;
   },
 };

@@ -27,7 +27,9 @@ impl Plugin for News {
         render_fields(c, &["title", "source", "published", "summary", "body"])
     }
 
-    fn fuse(req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
+    const FUSE_FIELDS: &'static [&'static str] = &["published", "authority"];
+
+    fn fuse_rows(req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
         let half_life_hours: f64 = config_or("half_life_hours", 72.0);
         if !half_life_hours.is_finite() || half_life_hours <= 0.0 {
             return Err(FuseError::InvalidInput(
@@ -74,7 +76,7 @@ mod tests {
             params: vec![],
             now,
         };
-        let s = News::fuse(
+        let s = News::fuse_rows(
             &req,
             &[article(now, 1.0), article(now - 72 * 3600, 1.0), article(now, 0.0)],
         )

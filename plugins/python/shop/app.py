@@ -15,20 +15,20 @@ import time
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import host, types
+from wit_world.imports import columns, host, types
 
 NAME = "pyshop"
 
 
-def number(c: types.Candidate, name: str):
-    for f in c.fields:
-        if f.name == name and isinstance(
-            f.value, (types.FieldValue_Number, types.FieldValue_Integer)
-        ):
-            return float(f.value.value)
-        if f.name == name and isinstance(f.value, types.FieldValue_Boolean):
-            return 1.0 if f.value.value else 0.0
-    return None
+def numbers(c: columns.Candidates, name: str) -> list:
+    """A field's column as floats (None where a candidate has no value)."""
+    col = next((f for f in c.fields if f.name == name), None)
+    if col is None:
+        return [None] * c.count
+    values = [float(x) for x in col.values.value]
+    for i in col.missing:
+        values[i] = None
+    return values
 
 
 def param(req: types.Request, key: str):
@@ -93,20 +93,27 @@ class Plugin(exports.Plugin):
     def rerank_depth(self, req: types.Request, retrieval_scores: list) -> int:
         return min(len(retrieval_scores), 20)
 
-    def fuse(self, req: types.Request, candidates: list) -> list:
+    def fuse_fields(self) -> list:
+        return ["rating", "in_stock"]
+
+    def fuse(self, req: types.Request, candidates: columns.Candidates) -> list:
+        """Column-wise (mira:ranking@0.2): the stage scores, and the fields named above."""
         if param(req, "say") is not None:
             print(f"pyshop says {param(req, 'say')}")
-        if not candidates:
+        if candidates.count == 0:
             return []
-        best = max(c.scores.retrieval for c in candidates) or 1.0
+        retrieval = candidates.scores.retrieval
+        rerank = candidates.scores.rerank
+        best = max(retrieval) or 1.0
+        rating, in_stock = numbers(candidates, "rating"), numbers(candidates, "in_stock")
         scores = []
-        for c in candidates:
-            base = c.scores.retrieval / best
-            if c.scores.rerank is not None:
-                base = 0.7 * c.scores.rerank + 0.3 * base
-            rating = number(c, "rating")
-            factor = 0.85 + 0.15 * min(max(rating, 0.0), 5.0) / 5.0 if rating is not None else 1.0
-            if number(c, "in_stock") == 0.0:
+        for i in range(candidates.count):
+            base = retrieval[i] / best
+            if rerank[i] == rerank[i]:  # not NaN: the candidate was reranked
+                base = 0.7 * rerank[i] + 0.3 * base
+            r = rating[i]
+            factor = 0.85 + 0.15 * min(max(r, 0.0), 5.0) / 5.0 if r is not None else 1.0
+            if in_stock[i] == 0.0:
                 factor *= 0.6
             scores.append(base * factor)
         return scores

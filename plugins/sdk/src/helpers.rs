@@ -191,6 +191,16 @@ pub fn blend_stages(candidates: &[Candidate], w: f32) -> Vec<f32> {
         .collect()
 }
 
+/// [`blend_stages`] on columns: `1 + w · rerank + (1 - w) · relative(retrieval)` where the
+/// candidate was reranked, `relative(retrieval)` elsewhere.
+pub fn blend_columns(c: &crate::Candidates, w: f32) -> Vec<f32> {
+    relative(&c.scores.retrieval)
+        .into_iter()
+        .zip(&c.scores.rerank)
+        .map(|(r, p)| if p.is_nan() { r } else { 1.0 + w * p + (1.0 - w) * r })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,11 @@
 //! # mira-plugin-sdk
 //!
 //! Everything a Rust ranking plugin for Mira needs: the generated bindings of the
-//! `mira:ranking` WIT world, the [`Plugin`] trait (only [`Plugin::describe`] is required), the
+//! `mira:ranking@0.2` WIT world, the [`Plugin`] trait (only [`Plugin::describe`] is required), the
 //! [`register!`] macro that exports a type as the component's implementation, and helpers for
-//! fusion ([`helpers`]).
+//! fusion ([`helpers`]). `fuse` receives the candidates column-wise ([`Candidates`]: every
+//! stage's scores, and the fields named in [`Plugin::FUSE_FIELDS`]); a plugin may implement
+//! [`Plugin::fuse`] on the columns, or [`Plugin::fuse_rows`] on candidates rebuilt from them.
 //!
 //! ```ignore
 //! use mira_plugin_sdk::{Description, Plugin, register};
@@ -34,9 +36,13 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_ranking_plugin",
         default_bindings_module: "mira_plugin_sdk::bindings",
+        additional_derives: [PartialEq],
     });
 }
 
+mod columns;
+
+pub use bindings::mira::ranking::columns::{Candidates, Column, FieldColumn, StageColumns};
 pub use bindings::mira::ranking::types::{
     Candidate, Description, Field, FieldValue, FuseError, Param, Request, StageScores,
 };
@@ -110,12 +116,15 @@ macro_rules! register {
             fn rerank_depth(req: $crate::Request, retrieval_scores: Vec<f32>) -> u32 {
                 <$plugin as $crate::Plugin>::rerank_depth(&req, &retrieval_scores)
             }
-            fn fuse(req: $crate::Request, candidates: Vec<$crate::Candidate>) -> Result<Vec<f32>, $crate::FuseError> {
+            fn fuse_fields() -> Vec<String> {
+                <$plugin as $crate::Plugin>::FUSE_FIELDS.iter().map(|f| (*f).to_owned()).collect()
+            }
+            fn fuse(req: $crate::Request, candidates: $crate::Candidates) -> Result<Vec<f32>, $crate::FuseError> {
                 <$plugin as $crate::Plugin>::fuse(&req, &candidates)
             }
         }
 
-        // Exported symbols only exist in the component: their names (`mira:ranking/plugin@0.1.0#fuse`)
+        // Exported symbols only exist in the component: their names (`mira:ranking/plugin@0.2.0#fuse`)
         // are not valid for native linkers, and native builds are for tests.
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_ranking_plugin!(__MiraPluginExport with_types_in $crate::bindings);

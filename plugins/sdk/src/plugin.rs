@@ -2,7 +2,7 @@
 //! general-purpose plugin.
 
 use crate::helpers;
-use crate::{Candidate, Description, FuseError, Request};
+use crate::{Candidate, Candidates, Description, FuseError, Request};
 
 /// The reranker instruction Qwen3-Reranker's model card uses by default.
 pub const DEFAULT_INSTRUCTION: &str = "Given a web search query, retrieve relevant passages that answer the query";
@@ -30,9 +30,19 @@ pub trait Plugin {
         helpers::adaptive_depth(retrieval_scores, Self::describe().rerank_window as usize, 10, 0.5) as u32
     }
 
-    /// Final scores: the reranker's P(yes) when present, blended with the retrieval score
-    /// relative to the best; the relative retrieval score alone otherwise.
-    fn fuse(_req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
+    /// The fields `fuse` reads (stored field names, or `id`, `tags`, `caption`): only these
+    /// cross the boundary, as columns.
+    const FUSE_FIELDS: &'static [&'static str] = &[];
+
+    /// Final scores from the candidates column-wise. By default, candidates are rebuilt from
+    /// the columns (with the fields of [`Self::FUSE_FIELDS`]) and given to [`Self::fuse_rows`].
+    fn fuse(req: &Request, candidates: &Candidates) -> Result<Vec<f32>, FuseError> {
+        Self::fuse_rows(req, &candidates.rows())
+    }
+
+    /// Final scores, one candidate at a time: the reranker's P(yes) when present, blended with
+    /// the retrieval score relative to the best; the relative retrieval score alone otherwise.
+    fn fuse_rows(_req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
         Ok(helpers::blend_stages(candidates, 0.7))
     }
 }

@@ -5,14 +5,13 @@
 // The plugin has no files, network or environment; clocks read the request's time, and a
 // `fetch` never completes.
 
-// The candidate's first numeric value of field `name`, or undefined.
-function number(c, name) {
-  for (const f of c.fields) {
-    if (f.name !== name) continue;
-    if (f.value.tag === "number") return f.value.val;
-    if (f.value.tag === "integer") return Number(f.value.val);
-  }
-  return undefined;
+// A field's column as numbers (undefined where a candidate has no value).
+function numbers(c, name) {
+  const col = c.fields.find((f) => f.name === name);
+  if (col === undefined) return new Array(c.count).fill(undefined);
+  const values = Array.from(col.values.val, Number);
+  for (const i of col.missing) values[i] = undefined;
+  return values;
 }
 
 export const plugin = {
@@ -41,15 +40,24 @@ export const plugin = {
     return Math.min(retrievalScores.length, 50);
   },
 
+  // The fields `fuse` reads: only these cross into the plugin, as columns.
+  fuseFields() {
+    return ["rating"];
+  },
+
   // P("yes") blended with retrieval, nudged by a `rating` field when present.
   fuse(req, candidates) {
-    if (candidates.length === 0) return [];
-    const best = Math.max(...candidates.map((c) => c.scores.retrieval)) || 1;
-    return candidates.map((c) => {
-      let base = c.scores.retrieval / best;
-      if (c.scores.rerank !== undefined) base = 0.7 * c.scores.rerank + 0.3 * base;
-      const rating = number(c, "rating") ?? 3;
-      return base * (0.9 + 0.02 * Math.min(Math.max(rating, 0), 5));
-    });
+    if (candidates.count === 0) return [];
+    const { retrieval, rerank } = candidates.scores;
+    const best = Math.max(...retrieval) || 1;
+    const rating = numbers(candidates, "rating");
+    const scores = [];
+    for (let i = 0; i < candidates.count; i++) {
+      let base = retrieval[i] / best;
+      if (!Number.isNaN(rerank[i])) base = 0.7 * rerank[i] + 0.3 * base;
+      const r = rating[i] ?? 3;
+      scores.push(base * (0.9 + 0.02 * Math.min(Math.max(r, 0), 5)));
+    }
+    return scores;
   },
 };

@@ -6,17 +6,18 @@ The plugin has no files, network or environment; clocks read the request's time.
 """
 
 from wit_world import exports
-from wit_world.imports import host, types
+from wit_world.imports import columns, host, types
 
 
-def number(c: types.Candidate, name: str):
-    """The candidate's first numeric value of field `name`, or None."""
-    for f in c.fields:
-        if f.name == name and isinstance(
-            f.value, (types.FieldValue_Number, types.FieldValue_Integer)
-        ):
-            return float(f.value.value)
-    return None
+def numbers(c: columns.Candidates, name: str) -> list:
+    """A field's column as floats (None where a candidate has no value)."""
+    col = next((f for f in c.fields if f.name == name), None)
+    if col is None:
+        return [None] * c.count
+    values = [float(x) for x in col.values.value]
+    for i in col.missing:
+        values[i] = None
+    return values
 
 
 class Plugin(exports.Plugin):
@@ -43,14 +44,20 @@ class Plugin(exports.Plugin):
     def rerank_depth(self, req: types.Request, retrieval_scores: list) -> int:
         return min(len(retrieval_scores), 50)
 
-    def fuse(self, req: types.Request, candidates: list) -> list:
+    def fuse_fields(self) -> list:
+        """The fields `fuse` reads: only these cross into the plugin, as columns."""
+        return ["rating"]
+
+    def fuse(self, req: types.Request, candidates: columns.Candidates) -> list:
         """P("yes") blended with retrieval, nudged by a `rating` field when present."""
-        best = max((c.scores.retrieval for c in candidates), default=1.0) or 1.0
+        retrieval, rerank = candidates.scores.retrieval, candidates.scores.rerank
+        best = max(retrieval, default=1.0) or 1.0
+        rating = numbers(candidates, "rating")
         scores = []
-        for c in candidates:
-            base = c.scores.retrieval / best
-            if c.scores.rerank is not None:
-                base = 0.7 * c.scores.rerank + 0.3 * base
-            rating = number(c, "rating")
-            scores.append(base * (0.9 + 0.02 * min(max(rating or 3.0, 0.0), 5.0)))
+        for i in range(candidates.count):
+            base = retrieval[i] / best
+            if rerank[i] == rerank[i]:  # not NaN: the candidate was reranked
+                base = 0.7 * rerank[i] + 0.3 * base
+            r = rating[i] if rating[i] is not None else 3.0
+            scores.append(base * (0.9 + 0.02 * min(max(r, 0.0), 5.0)))
         return scores

@@ -14,6 +14,11 @@ pub struct PluginInfoBody {
     pub scenarios: Vec<String>,
     /// Candidates the plugin asks the reranker to read by default.
     pub rerank_window: u32,
+    /// The `mira:ranking` line it was built against: `0.1` (fuse reads candidate records) or
+    /// `0.2` (fuse reads columns).
+    pub wit: &'static str,
+    /// The fields its `fuse` reads column-wise (0.2; empty for 0.1, which reads every field).
+    pub fuse_fields: Vec<String>,
     /// Where it was loaded from (`built-in`, a file).
     pub origin: String,
     /// SHA-256 of the component.
@@ -64,6 +69,8 @@ impl From<PluginInfo> for PluginInfoBody {
             version: p.version,
             scenarios: p.scenarios,
             rerank_window: p.rerank_window,
+            wit: p.wit,
+            fuse_fields: p.fuse_fields,
             origin: p.origin,
             hash: p.hash,
             previous_version: p.previous_version,

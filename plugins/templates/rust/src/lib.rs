@@ -16,7 +16,9 @@ impl Plugin for Scenario {
     }
 
     /// The reranker's P("yes") blended with retrieval, nudged by a `rating` field when present.
-    fn fuse(_req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
+    const FUSE_FIELDS: &'static [&'static str] = &["rating"];
+
+    fn fuse_rows(_req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
         let base = blend_stages(candidates, 0.7);
         Ok(candidates
             .iter()
@@ -47,7 +49,7 @@ mod tests {
             params: vec![],
             now: 0,
         };
-        let s = Scenario::fuse(&req, &[item(1.0), item(5.0)]).unwrap();
+        let s = Scenario::fuse_rows(&req, &[item(1.0), item(5.0)]).unwrap();
         assert!(s[1] > s[0], "{s:?}");
     }
 }

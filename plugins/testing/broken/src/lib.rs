@@ -9,7 +9,7 @@ impl Plugin for Broken {
         Description::new("broken", "1.0.0", &["broken"])
     }
 
-    fn fuse(_req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
+    fn fuse_rows(_req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
         Ok(vec![f32::NAN; candidates.len()])
     }
 }

@@ -14,7 +14,7 @@ impl Plugin for Hostile {
         Description::new("hostile", "1.0.0", &["hostile"])
     }
 
-    fn fuse(req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
+    fn fuse_rows(req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
         let mut scores: Vec<f32> = candidates.iter().map(|c| c.scores.retrieval).collect();
         match param(req, "mode") {
             Some("loop") => {

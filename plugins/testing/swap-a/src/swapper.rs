@@ -12,7 +12,7 @@ impl Plugin for Swapper {
         format!("swapper {VERSION}")
     }
 
-    fn fuse(_req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
+    fn fuse_rows(_req: &Request, candidates: &[Candidate]) -> Result<Vec<f32>, FuseError> {
         Ok(vec![SCORE; candidates.len()])
     }
 }
