@@ -259,6 +259,16 @@ fn the_sandbox_grants_no_files_environment_or_network() {
     // Printing never fails (stdout and stderr go to the log).
     assert_eq!(probe(&sneaky, "print", now).unwrap(), "probe print: allowed: printed");
     assert!(!Path::new("/tmp/mira-sneaky").exists(), "nothing was written");
+    // WASI resources live in host memory, outside the memory cap: a plugin that makes them in a
+    // loop is stopped at the table's cap, cleanly, well inside its time budget.
+    match probe(&sneaky, "resources", now) {
+        // (Mira's cap on WASI's table, or wasmtime's on a store's handles: whichever comes first.)
+        Err(PluginFailure::Trap { message }) => assert!(
+            message.contains("resource table has no free keys") || message.contains("store handle limit exceeded"),
+            "{message}"
+        ),
+        other => panic!("an endless resource loop must trap: {other:?}"),
+    }
 
     if let Some(bytes) = python_shop() {
         let py = r.install(&bytes, "test").unwrap();

@@ -15,6 +15,9 @@ use super::wasi::{self, Sandbox};
 const MAX_LOG_LINES: u32 = 64;
 /// Longest log line kept, in bytes.
 const MAX_LOG_BYTES: usize = 1024;
+/// WASI resources (streams, pollables...) an instance may hold at once: they live in host memory,
+/// outside the plugin's memory cap, so a plugin creating them in a loop is stopped here.
+const MAX_RESOURCES: usize = 1024;
 
 pub(crate) struct StoreState {
     pub plugin: Arc<str>,
@@ -38,6 +41,8 @@ pub(crate) struct Moment {
 impl StoreState {
     pub fn new(plugin: Arc<str>, config: Arc<HashMap<String, String>>, memory_cap: usize, at: Moment) -> Self {
         let (wasi, sandbox) = wasi::context(&plugin, at.now, at.seed);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         StoreState {
             plugin,
             config,
@@ -45,7 +50,7 @@ impl StoreState {
             memory_denied: None,
             log_lines: 0,
             wasi,
-            table: ResourceTable::new(),
+            table,
             sandbox,
         }
     }

@@ -1,6 +1,6 @@
 //! A plugin for the host's tests, built for wasm32-wasip2 so that Rust's std reaches WASI: the
 //! request parameter `probe` makes it try what the sandbox denies (`file`, `env`, `socket`,
-//! `clock`, `random`, `sleep`, `print`), and `instruction` answers what happened.
+//! `clock`, `random`, `sleep`, `print`, `resources`), and `instruction` answers what happened.
 
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -9,6 +9,33 @@ use mira_plugin_sdk::helpers::param;
 use mira_plugin_sdk::{Description, Plugin, Request, register};
 
 pub struct Sneaky;
+
+/// The part of WASI 0.2 the `resources` probe calls directly.
+#[cfg(target_arch = "wasm32")]
+mod wasi {
+    wit_bindgen::generate!({
+        inline: "
+            package wasi:io@0.2.3;
+            interface poll {
+                resource pollable { ready: func() -> bool; block: func(); }
+                poll: func(in: list<borrow<pollable>>) -> list<u32>;
+            }
+            package wasi:clocks@0.2.3 {
+                interface monotonic-clock {
+                    use wasi:io/poll@0.2.3.{pollable};
+                    type duration = u64;
+                    subscribe-duration: func(when: duration) -> pollable;
+                }
+            }
+            package sneaky:probe {
+                world probe { import wasi:clocks/monotonic-clock@0.2.3; }
+            }
+        ",
+        world: "sneaky:probe/probe",
+        generate_all,
+    });
+    pub use self::wasi::*;
+}
 
 fn probe(what: &str) -> Result<String, String> {
     let denied = |e: std::io::Error| e.to_string();
@@ -40,6 +67,14 @@ fn probe(what: &str) -> Result<String, String> {
             let started = Instant::now();
             std::thread::sleep(Duration::from_secs(3600));
             Ok(format!("slept {}s", started.elapsed().as_secs()))
+        }
+        #[cfg(target_arch = "wasm32")]
+        "resources" => {
+            // Pollables kept forever: host memory, outside the plugin's memory cap.
+            for n in 0u64.. {
+                std::mem::forget(wasi::clocks::monotonic_clock::subscribe_duration(n));
+            }
+            unreachable!()
         }
         "print" => {
             println!("sneaky prints to stdout");
