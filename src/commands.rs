@@ -57,7 +57,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Index(args) => index(&catalog, args),
+        Command::Index(args) => index(&catalog, &cli.data_dir, cli.config.as_deref(), args),
         Command::Eval(args) => crate::eval::run(&catalog, &cli.data_dir, cli.config.as_deref(), args),
         Command::Delete(args) => {
             let c = catalog.open(&args.collection)?;
@@ -168,8 +168,20 @@ fn plugin(data_dir: &Path, config: Option<&Path>, cmd: cli::PluginCommand) -> Re
     Ok(())
 }
 
-fn index(catalog: &Catalog, args: cli::IndexArgs) -> Result<()> {
+fn index(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, args: cli::IndexArgs) -> Result<()> {
     let c = catalog.open(&args.collection)?;
+    // Tags whose vocabulary a plugin gives need the plugins (built-in and the directory's).
+    let vocabularies = if c
+        .schema()
+        .computed_fields
+        .iter()
+        .any(|s| s.kind.vocabulary_plugin().is_some())
+    {
+        let config = plugins::engine_config(config, data_dir)?;
+        plugins::registry(&config, data_dir)?.tag_vocabularies()
+    } else {
+        Default::default()
+    };
     let opts = IngestOptions {
         format: args.format.map(|f| match f {
             cli::Format::Jsonl => InputFormat::Jsonl,
@@ -182,6 +194,7 @@ fn index(catalog: &Catalog, args: cli::IndexArgs) -> Result<()> {
         },
         batch_size: args.batch_size,
         sidecar: args.sidecar,
+        vocabularies,
     };
     let bar = progress::IngestBar::new();
     let report = ingest::ingest(&c, &args.path, &opts, &bar)?;

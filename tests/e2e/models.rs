@@ -455,6 +455,118 @@ clip = {model:?}
     }
 }
 
+/// The tags CLIP would choose for a photo from `words` (the closest "a photo of {word}").
+fn expected_tags(clip: &ClipEmbedder, photo: &Path, words: &[&str], top: usize) -> Vec<String> {
+    let prompts: Vec<String> = words.iter().map(|w| format!("a photo of {w}")).collect();
+    let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+    let embedded = clip.embed_texts(&refs).unwrap();
+    let img = clip.embed_image_files(&[photo], 1 << 30).unwrap().remove(0);
+    let mut scored: Vec<(f32, &str)> = embedded
+        .iter()
+        .zip(words)
+        .map(|(w, word)| (w.iter().zip(&img).map(|(a, b)| a * b).sum(), *word))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored[..top].iter().map(|(_, w)| (*w).to_owned()).collect()
+}
+
+/// A clip-tags field may take its words from a plugin (`vocabulary = "plugin:swapper"`): each
+/// ingest reads the live version's tag vocabulary, so shipping a new version changes the tags of
+/// what is indexed next; re-indexing takes the images' embeddings from the cache.
+#[test]
+fn clip_tags_take_their_vocabulary_from_a_plugin() {
+    use mira_host::ingest::{IngestOptions, NoProgress, ingest};
+    let env = Env::new();
+    let model = env.path().join("clip");
+    write_tiny_clip(&model).unwrap();
+    let schema = format!(
+        r#"name = "tagged"
+[fields.photo]
+type = "image"
+[fields.tags]
+type = "text"
+source = "clip-tags"
+vocabulary = "plugin:swapper"
+top = 2
+[models]
+clip = {model:?}
+"#
+    );
+    let c = env.create(&schema);
+    let photos = env.path().join("photos");
+    for (name, rgb) in [
+        ("red", [220u8, 20, 20]),
+        ("green", [20, 200, 40]),
+        ("sea", [30, 40, 220]),
+    ] {
+        png_rgb(&photos.join(format!("{name}.png")), rgb);
+    }
+    // The plugin is not loaded: refused before anything is indexed, saying why.
+    let err = ingest(&c, &photos, &IngestOptions::default(), &NoProgress).unwrap_err();
+    assert!(
+        err.to_string().contains("plugin `swapper`, which is not loaded"),
+        "{err}"
+    );
+    assert_eq!(c.searcher().num_docs(), 0);
+
+    let r = crate::common::registry(Default::default(), None);
+    let tags_of = |name: &str| {
+        let resp = c
+            .search(&mira_host::SearchRequest {
+                filter: Some(format!("id:\"{name}.png\"")),
+                ..Default::default()
+            })
+            .unwrap();
+        resp.hits[0].fields["tags"].clone()
+    };
+    let clip = load(&model);
+    let mut images_cached = Vec::new();
+    for (plugin, words) in [
+        (crate::common::SWAP_A_PLUGIN, &["red", "green", "cat"][..]),
+        (
+            crate::common::SWAP_B_PLUGIN,
+            &["red", "green", "cat", "blue", "harbour"][..],
+        ),
+    ] {
+        r.install(&std::fs::read(plugin).unwrap(), "test").unwrap();
+        let opts = IngestOptions {
+            vocabularies: r.tag_vocabularies(),
+            ..Default::default()
+        };
+        assert_eq!(opts.vocabularies["swapper"], words);
+        let report = ingest(&c, &photos, &opts, &NoProgress).unwrap();
+        assert_eq!(report.indexed, 3, "{:?}", report.errors);
+        images_cached.push(report.embeddings_cached);
+        for name in ["red", "green", "sea"] {
+            let want = expected_tags(&clip, &photos.join(format!("{name}.png")), words, 2);
+            assert_eq!(tags_of(name), serde_json::json!(want), "{name} with {words:?}");
+        }
+    }
+    // Re-indexing under the new vocabulary recomputed no image embedding.
+    assert_eq!(images_cached, [0, 3]);
+
+    // The CLI reads the plugins (built-in and the directory's) when a field needs one.
+    let o = env.mira(&["index", "tagged", photos.to_str().unwrap()]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("not loaded"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        env.mira(&["plugin", "load", crate::common::SWAP_B_PLUGIN])
+            .status
+            .success()
+    );
+    let o = env.mira(&["index", "tagged", photos.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A vocabulary that is neither words nor a plugin is refused with the form it takes.
+    let bad = schema
+        .replace("\"plugin:swapper\"", "\"swapper\"")
+        .replace("tagged", "bad");
+    let err = mira_host::CollectionSchema::from_toml(&bad, "bad.toml").unwrap_err();
+    assert!(err.to_string().contains("\"plugin:NAME\""), "{err}");
+}
+
 fn png_rgb(path: &Path, rgb: [u8; 3]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     image::RgbImage::from_fn(36, 28, |x, y| {

@@ -84,6 +84,18 @@ fn mistakes_name_the_field() {
             "field `t`: clip-tags needs a vocabulary",
         ),
         (
+            "[fields.p]\ntype = \"image\"\n[fields.t]\ntype = \"text\"\nsource = \"clip-tags\"\nvocabulary = 5\n",
+            "a list of words, or \"plugin:NAME\"",
+        ),
+        (
+            "[fields.p]\ntype = \"image\"\n[fields.t]\ntype = \"text\"\nsource = \"clip-tags\"\nvocabulary = \"plugin:Not A Name\"\n",
+            "field `t`: vocabulary = \"plugin:Not A Name\": a vocabulary is a list of words or \"plugin:NAME\"",
+        ),
+        (
+            "[fields.p]\ntype = \"image\"\n[fields.t]\ntype = \"text\"\nsource = \"clip-tags\"\nvocabulary = \"plugin:shop\"\ntop = 0\n",
+            "field `t`: top must be between 1 and 10000, got 0",
+        ),
+        (
             "[fields.p]\ntype = \"image\"\n[fields.t]\ntype = \"text\"\nsource = \"clip-tags\"\nvocabulary = [\"a\", \"b\", \"a\"]\ntop = 3\n",
             "field `t`: top must be between 1 and the vocabulary's 2 words, got 3",
         ),

@@ -73,7 +73,11 @@ impl Embedder {
     /// The computed fields whose model is configured, each checked against it (the dimensions
     /// must agree); fields whose model is not configured are named in `warnings` and left out.
     /// `None` when no field can be computed.
-    pub fn new(c: &Collection, warnings: &mut Vec<String>) -> Result<Option<Self>> {
+    pub fn new(
+        c: &Collection,
+        vocabularies: &std::collections::BTreeMap<String, Vec<String>>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<Self>> {
         let computed = &c.schema().computed_fields;
         let clip = match computed.iter().any(|s| s.kind.needs_clip()) {
             true => c.clip()?,
@@ -107,7 +111,7 @@ impl Embedder {
                 }
                 (kind, Some(clip), _) => {
                     let cache = c.embedding_cache(clip)?;
-                    let (input, output) = clip_target(c, clip, &cache, &s.field, kind, &handle)?;
+                    let (input, output) = clip_target(c, clip, &cache, &s.field, kind, vocabularies, &handle)?;
                     (input, output, cache)
                 }
                 (_, None, _) => {
@@ -359,6 +363,7 @@ fn clip_target(
     cache: &EmbeddingCache,
     field: &str,
     kind: &SourceKind,
+    vocabularies: &std::collections::BTreeMap<String, Vec<String>>,
     handle: &dyn Fn(&str) -> Field,
 ) -> Result<(Input, Output)> {
     let vector = || -> Result<Output> {
@@ -385,7 +390,12 @@ fn clip_target(
             image_field,
             vocabulary,
             top,
+            vocabulary_plugin,
         } => {
+            let vocabulary = match vocabulary_plugin {
+                None => vocabulary,
+                Some(plugin) => &plugin_vocabulary(c, field, plugin, *top, vocabularies)?,
+            };
             let prompts: Vec<String> = vocabulary.iter().map(|w| TAG_PROMPT.replace("{}", w)).collect();
             let output = Output::Tags {
                 words: vocabulary.clone(),
@@ -396,6 +406,34 @@ fn clip_target(
         }
         SourceKind::Caption { .. } => unreachable!("captions are not CLIP's"),
     })
+}
+
+/// The tag vocabulary a clip-tags field takes from a plugin, checked like a schema's.
+fn plugin_vocabulary(
+    c: &Collection,
+    field: &str,
+    plugin: &str,
+    top: usize,
+    vocabularies: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Result<Vec<String>> {
+    let invalid = |message: String| Error::Schema {
+        origin: format!("of collection `{}`", c.name()),
+        message: format!("field `{field}`: {message}"),
+    };
+    let words = vocabularies.get(plugin).ok_or_else(|| {
+        invalid(format!(
+            "its tag vocabulary comes from plugin `{plugin}`, which is not loaded"
+        ))
+    })?;
+    let words = crate::schema::distinct_words(words.clone())
+        .map_err(|e| invalid(format!("plugin `{plugin}`'s tag vocabulary: {e}")))?;
+    if top > words.len() {
+        return Err(invalid(format!(
+            "top = {top} but plugin `{plugin}`'s tag vocabulary has {} words",
+            words.len()
+        )));
+    }
+    Ok(words)
 }
 
 /// CLIP text embeddings of `texts` (the tag prompts, embedded at every ingest), from `cache`

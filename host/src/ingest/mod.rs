@@ -79,6 +79,9 @@ pub struct IngestOptions {
     pub batch_size: Option<usize>,
     /// Sidecar JSONL for an image folder (default: `metadata.jsonl` inside it, if present).
     pub sidecar: Option<PathBuf>,
+    /// Plugins' tag vocabularies by plugin name, for clip-tags fields whose vocabulary is
+    /// `"plugin:NAME"` ([`crate::plugin::PluginRegistry::tag_vocabularies`]).
+    pub vocabularies: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Receives progress; the CLI draws a bar with it.
@@ -185,7 +188,7 @@ pub fn ingest_rows(
     let embedder = if c.schema().computed_fields.is_empty() {
         None
     } else {
-        Embedder::new(c, &mut report.warnings)?
+        Embedder::new(c, &opts.vocabularies, &mut report.warnings)?
     };
     let mut sink = Sink {
         writer: c.writer()?,

@@ -259,6 +259,17 @@ impl PluginRegistry {
             .collect()
     }
 
+    /// The active plugins' tag vocabularies by name (those that describe one), for clip-tags
+    /// fields whose vocabulary is `"plugin:NAME"`.
+    pub fn tag_vocabularies(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let slots = self.slots.read().expect("plugin registry lock");
+        slots
+            .iter()
+            .filter(|(_, s)| !s.current.description.tag_vocabulary.is_empty())
+            .map(|(name, s)| (name.clone(), s.current.description.tag_vocabulary.clone()))
+            .collect()
+    }
+
     /// Installs every `*.wasm` of the plugin directory; returns each file's outcome.
     pub fn load_dir(&self) -> Vec<(PathBuf, std::result::Result<Arc<LoadedPlugin>, PluginFailure>)> {
         let Some(dir) = &self.dir else { return Vec::new() };

@@ -44,8 +44,15 @@ pub enum SourceKind {
     /// words the reranker reads for an image.
     ClipTags {
         image_field: String,
+        /// The words (empty when they come from a plugin).
         vocabulary: Vec<String>,
         top: usize,
+        /// `vocabulary = "plugin:NAME"`: the words are that plugin's `tag-vocabulary`, read at
+        /// each ingest (so shipping a new plugin version changes the tags of what is indexed
+        /// next, re-indexed documents included; image embeddings and known words come from the
+        /// embedding cache).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        vocabulary_plugin: Option<String>,
     },
     /// A BLIP caption of an image field (at most `max_tokens` tokens), stored as text:
     /// BM25-searchable, and what the reranker reads for an image.
@@ -53,6 +60,14 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// The plugin whose tag vocabulary the source reads, if any.
+    pub fn vocabulary_plugin(&self) -> Option<&str> {
+        match self {
+            SourceKind::ClipTags { vocabulary_plugin, .. } => vocabulary_plugin.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Whether the source needs the collection's CLIP model (else its captioner).
     pub fn needs_clip(&self) -> bool {
         !matches!(self, SourceKind::Caption { .. })
@@ -192,8 +207,8 @@ struct RawField {
     source: Option<String>,
     /// The fields the source reads (an image field, or text fields).
     from: Option<Vec<String>>,
-    /// `clip-tags`: the words tags are chosen from.
-    vocabulary: Option<Vec<String>>,
+    /// `clip-tags`: the words tags are chosen from, or `"plugin:NAME"`.
+    vocabulary: Option<VocabularySpec>,
     /// `clip-tags`: tags per image.
     top: Option<usize>,
     /// `caption`: longest caption in tokens.
@@ -506,11 +521,22 @@ fn validate_field(name: &str, f: RawField, id_field: &str, default_index: IndexK
     })
 }
 
+/// A clip-tags vocabulary as written: the words, or `"plugin:NAME"`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a list of words, or \"plugin:NAME\" (a plugin's tag vocabulary)"
+)]
+enum VocabularySpec {
+    Words(Vec<String>),
+    Plugin(String),
+}
+
 /// The source keys of a field as written.
 struct Source {
     source: Option<String>,
     from: Option<Vec<String>>,
-    vocabulary: Option<Vec<String>>,
+    vocabulary: Option<VocabularySpec>,
     top: Option<usize>,
     max_tokens: Option<usize>,
 }
@@ -587,9 +613,51 @@ fn image_field(what: &str, from: Option<&[String]>, fields: &[FieldSpec]) -> Res
 /// `source = "clip-tags"`: an image field, a vocabulary of distinct words, tags per image.
 fn clip_tags(src: Source, fields: &[FieldSpec]) -> Result<SourceKind, String> {
     let image_field = image_field("clip-tags", src.from.as_deref(), fields)?;
-    let mut vocabulary: Vec<String> = src
-        .vocabulary
-        .ok_or("clip-tags needs a vocabulary: vocabulary = [\"dress\", \"boots\", ...]")?
+    let words = match src.vocabulary {
+        None => {
+            return Err(
+                "clip-tags needs a vocabulary: vocabulary = [\"dress\", \"boots\", ...], or \"plugin:NAME\"".into(),
+            );
+        }
+        Some(VocabularySpec::Plugin(spec)) => {
+            let plugin = spec
+                .strip_prefix("plugin:")
+                .filter(|name| crate::plugin::valid_plugin_name(name))
+                .ok_or(format!(
+                    "vocabulary = {spec:?}: a vocabulary is a list of words or \"plugin:NAME\" (a plugin's tag vocabulary)"
+                ))?;
+            let top = src.top.unwrap_or(DEFAULT_TAGS_PER_IMAGE);
+            if top == 0 || top > MAX_TAG_VOCABULARY {
+                return Err(format!("top must be between 1 and {MAX_TAG_VOCABULARY}, got {top}"));
+            }
+            return Ok(SourceKind::ClipTags {
+                image_field,
+                vocabulary: Vec::new(),
+                top,
+                vocabulary_plugin: Some(plugin.to_owned()),
+            });
+        }
+        Some(VocabularySpec::Words(words)) => words,
+    };
+    let vocabulary = distinct_words(words)?;
+    let top = src.top.unwrap_or(DEFAULT_TAGS_PER_IMAGE.min(vocabulary.len()));
+    if top == 0 || top > vocabulary.len() {
+        return Err(format!(
+            "top must be between 1 and the vocabulary's {} words, got {top}",
+            vocabulary.len()
+        ));
+    }
+    Ok(SourceKind::ClipTags {
+        image_field,
+        vocabulary,
+        top,
+        vocabulary_plugin: None,
+    })
+}
+
+/// A vocabulary's words trimmed, without blanks and repeats, 1 to [`MAX_TAG_VOCABULARY`] of them.
+pub(crate) fn distinct_words(words: Vec<String>) -> Result<Vec<String>, String> {
+    let mut vocabulary: Vec<String> = words
         .into_iter()
         .map(|w| w.trim().to_owned())
         .filter(|w| !w.is_empty())
@@ -602,18 +670,7 @@ fn clip_tags(src: Source, fields: &[FieldSpec]) -> Result<SourceKind, String> {
             vocabulary.len()
         ));
     }
-    let top = src.top.unwrap_or(DEFAULT_TAGS_PER_IMAGE.min(vocabulary.len()));
-    if top == 0 || top > vocabulary.len() {
-        return Err(format!(
-            "top must be between 1 and the vocabulary's {} words, got {top}",
-            vocabulary.len()
-        ));
-    }
-    Ok(SourceKind::ClipTags {
-        image_field,
-        vocabulary,
-        top,
-    })
+    Ok(vocabulary)
 }
 
 /// `source = "caption"`: an image field and a caption length.

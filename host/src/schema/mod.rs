@@ -8,6 +8,7 @@ mod collection_schema;
 mod field;
 mod field_map;
 
+pub(crate) use collection_schema::distinct_words;
 pub use collection_schema::{
     CollectionSchema, ComputedField, IngestDefaults, MAX_EF, MAX_HNSW_M, ModelSettings, SearchDefaults, SourceKind,
     valid_collection_name,

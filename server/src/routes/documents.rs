@@ -143,6 +143,8 @@ pub async fn upsert(
             }
             let opts = IngestOptions {
                 on_error,
+                // Tags whose vocabulary a plugin gives read the live version's.
+                vocabularies: st.registry.tag_vocabularies(),
                 ..Default::default()
             };
             let source = Box::new(MemoryRows::new("request", media, rows));

@@ -1,11 +1,14 @@
-// Shared by swap-a and swap-b: a plugin whose answers say which version produced them.
+// Shared by swap-a and swap-b: a plugin whose answers say which version produced them, and whose
+// tag vocabulary differs between them.
 use mira_plugin_sdk::{Candidate, Description, FuseError, Plugin, Request, register};
 
 pub struct Swapper;
 
 impl Plugin for Swapper {
     fn describe() -> Description {
-        Description::new("swapper", VERSION, &["swap"])
+        let mut d = Description::new("swapper", VERSION, &["swap"]);
+        d.tag_vocabulary = TAGS.iter().map(|w| (*w).to_owned()).collect();
+        d
     }
 
     fn instruction(_req: &Request) -> String {
