@@ -1517,3 +1517,44 @@ fn the_example_applications_run() {
         }
     }
 }
+
+/// A clip-tags field whose vocabulary is `"plugin:ecommerce"` takes the live plugin's words when
+/// documents arrive over HTTP.
+#[test]
+fn uploaded_photos_are_tagged_from_a_plugins_vocabulary() {
+    let env = Env::new();
+    let model = env.path().join("clip");
+    mira_host::embed::fixtures::write_tiny_clip(&model).unwrap();
+    let s = Server::start(&env, ServerSettings::default(), PluginLimits::default());
+    let schema = format!(
+        "name = \"tagged\"\n[fields.photo]\ntype = \"image\"\n[fields.tags]\ntype = \"text\"\n\
+         source = \"clip-tags\"\nvocabulary = \"plugin:ecommerce\"\ntop = 2\n[models]\nclip = {:?}\n",
+        model.to_str().unwrap()
+    );
+    let (status, v) = call("POST", &s.url("/v1/collections"), None, Some(json!({"schema": schema})));
+    assert_eq!(status, 201, "{v}");
+    let docs = json!([{"id": "r", "photo": "red.png"}]);
+    let (ct, body) = multipart(&[
+        ("documents", None, "application/json", docs.to_string().into_bytes()),
+        ("files", Some("red.png"), "image/png", png_bytes(40, 30)),
+    ]);
+    let (status, text, _) = answer(
+        ureq::post(&s.url("/v1/collections/tagged/documents"))
+            .set("Content-Type", &ct)
+            .send_bytes(&body),
+    );
+    assert_eq!(status, 200, "{text}");
+    let (_, v) = call(
+        "POST",
+        &s.url("/v1/collections/tagged/search"),
+        None,
+        Some(json!({"filter": "id:r"})),
+    );
+    let tags = v["hits"][0]["fields"]["tags"].as_array().cloned().unwrap_or_default();
+    let words = &s.registry.get("ecommerce").unwrap().description.tag_vocabulary;
+    assert_eq!(tags.len(), 2, "{v}");
+    assert!(
+        tags.iter().all(|t| words.contains(&t.as_str().unwrap().to_owned())),
+        "{tags:?} are ecommerce's words"
+    );
+}
