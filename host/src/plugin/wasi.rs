@@ -241,7 +241,10 @@ impl HostMonotonicClock for VirtualClock {
     }
 
     fn now(&self) -> u64 {
-        self.0.fetch_add(1_000, Ordering::Relaxed)
+        // Saturating: a guest may sleep until `u64::MAX`, and the clock must never wrap back.
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some(t.saturating_add(1_000)))
+            .unwrap_or(u64::MAX)
     }
 }
 
@@ -457,5 +460,10 @@ mod tests {
         assert!(b >= a + 5_000_000);
         c.advance_to(1);
         assert!(c.now() > b);
+        // Sleeping until the end of time leaves the clock there; it never wraps.
+        c.advance_to(u64::MAX - 10);
+        let end = c.now();
+        c.advance(u64::MAX);
+        assert!(c.now() >= end && c.now() == u64::MAX);
     }
 }
