@@ -394,8 +394,10 @@ fn clip_target(
         } => {
             let vocabulary = match vocabulary_plugin {
                 None => vocabulary,
-                Some(plugin) => &plugin_vocabulary(c, field, plugin, *top, vocabularies)?,
+                Some(plugin) => &plugin_vocabulary(c, field, plugin, vocabularies)?,
             };
+            // A plugin's vocabulary may be shorter than `top`: then every word is a tag.
+            let top = &(*top).min(vocabulary.len());
             let prompts: Vec<String> = vocabulary.iter().map(|w| TAG_PROMPT.replace("{}", w)).collect();
             let output = Output::Tags {
                 words: vocabulary.clone(),
@@ -413,7 +415,6 @@ fn plugin_vocabulary(
     c: &Collection,
     field: &str,
     plugin: &str,
-    top: usize,
     vocabularies: &std::collections::BTreeMap<String, Vec<String>>,
 ) -> Result<Vec<String>> {
     let invalid = |message: String| Error::Schema {
@@ -427,12 +428,6 @@ fn plugin_vocabulary(
     })?;
     let words = crate::schema::distinct_words(words.clone())
         .map_err(|e| invalid(format!("plugin `{plugin}`'s tag vocabulary: {e}")))?;
-    if top > words.len() {
-        return Err(invalid(format!(
-            "top = {top} but plugin `{plugin}`'s tag vocabulary has {} words",
-            words.len()
-        )));
-    }
     Ok(words)
 }
 

@@ -25,6 +25,8 @@ const MAX_RENDER: usize = 64 * 1024;
 pub(crate) const SMOKE_QUERY: &str = "mira plugin load check";
 /// The time of the load-time smoke call and of sessions outside a request.
 const SMOKE_NOW: i64 = 1_700_000_000;
+/// Longest word of a plugin's tag vocabulary, in bytes.
+const MAX_TAG_WORD: usize = 128;
 /// The least time budget of a load-time check, in milliseconds.
 const LOAD_BUDGET_MS: u64 = 1000;
 
@@ -176,9 +178,24 @@ impl LoadedPlugin {
             .fuse_fields()
             .map_err(|e| validation(format!("fuse-fields: {e}")))?;
         drop(first);
-        if fuse_fields.len() > MAX_FUSE_FIELDS || fuse_fields.iter().any(|f| f.is_empty() || f.len() > MAX_FIELD_NAME) {
+        // Distinct names: each name is a column the host copies per query, so a repeated name
+        // would multiply host memory for nothing.
+        let distinct = fuse_fields.iter().collect::<std::collections::HashSet<_>>().len() == fuse_fields.len();
+        if fuse_fields.len() > MAX_FUSE_FIELDS
+            || !distinct
+            || fuse_fields.iter().any(|f| f.is_empty() || f.len() > MAX_FIELD_NAME)
+        {
             return Err(validation(format!(
-                "fuse-fields must name at most {MAX_FUSE_FIELDS} fields of 1 to {MAX_FIELD_NAME} bytes"
+                "fuse-fields must name at most {MAX_FUSE_FIELDS} distinct fields of 1 to {MAX_FIELD_NAME} bytes"
+            )));
+        }
+        // The tag vocabulary is copied into ingests that use it: bounded like a schema's.
+        if d.tag_vocabulary.len() > crate::schema::MAX_TAG_VOCABULARY
+            || d.tag_vocabulary.iter().any(|w| w.len() > MAX_TAG_WORD)
+        {
+            return Err(validation(format!(
+                "tag-vocabulary must have at most {} words of at most {MAX_TAG_WORD} bytes",
+                crate::schema::MAX_TAG_VOCABULARY
             )));
         }
         if !valid_plugin_name(&d.name) {
@@ -278,6 +295,7 @@ impl LoadedPlugin {
         h.update(req.query.as_bytes());
         h.update(req.now.to_le_bytes());
         h.update(req.scenario.as_deref().unwrap_or("").as_bytes());
+        h.update([u8::from(req.has_image_query)]);
         for p in &req.params {
             h.update([0]);
             h.update(p.key.as_bytes());

@@ -78,7 +78,7 @@ impl host::Host for StoreState {
         while !message.is_char_boundary(end) {
             end -= 1;
         }
-        let message = &message[..end];
+        let message = super::wasi::printable(&message[..end]);
         let plugin = &*self.plugin;
         match level {
             host::Level::Debug => tracing::debug!(plugin, "{message}"),

@@ -72,7 +72,9 @@ const WASI_P2: &[&str] = &[
     "wasi:sockets/udp-create-socket",
     "wasi:sockets/ip-name-lookup",
 ];
-/// The version wasmtime-wasi 48 defines its interfaces at (the monotonic clock is shadowed there).
+/// The version wasmtime-wasi 48 defines its interfaces at (the monotonic clock is shadowed there;
+/// after an upgrade that moves it, sleeping would be real again: the e2e test of an hour's sleep
+/// returning at once, `tests/e2e/polyglot.rs`, fails then).
 const WASI_VERSION: &str = "0.2.12";
 
 /// Adds WASI 0.2 to the plugins' linker, with sleeping that advances the virtual clock.
@@ -337,21 +339,33 @@ impl LineBuffer {
     }
 
     fn emit(&mut self) {
-        let line = String::from_utf8_lossy(&self.pending).trim_end_matches('\r').to_owned();
-        self.pending.clear();
         let written = self.lines.lock().map_or(u32::MAX, |mut l| {
             l.written = l.written.saturating_add(1);
             l.written
         });
         if written <= MAX_OUTPUT_LINES {
+            let line = printable(&String::from_utf8_lossy(&self.pending));
+            self.pending.clear();
             tracing::info!(plugin = &*self.plugin, stream = self.stream, "{line}");
-        } else if written == MAX_OUTPUT_LINES + 1 {
+            return;
+        }
+        self.pending.clear();
+        if written == MAX_OUTPUT_LINES + 1 {
             tracing::warn!(
                 plugin = &*self.plugin,
                 "more than {MAX_OUTPUT_LINES} output lines in one query; the rest are dropped"
             );
         }
     }
+}
+
+/// A plugin's line as the log shows it: control characters (terminal escapes, carriage returns
+/// that would overwrite the line) become U+FFFD, so a plugin cannot forge or hide log lines.
+pub(crate) fn printable(line: &str) -> String {
+    line.trim_end_matches('\r')
+        .chars()
+        .map(|c| if c.is_control() && c != '\t' { '\u{fffd}' } else { c })
+        .collect()
 }
 
 impl Drop for LineBuffer {
@@ -449,6 +463,12 @@ mod tests {
             201,
             "nothing pending after the last newline"
         );
+    }
+
+    #[test]
+    fn output_cannot_carry_terminal_escapes() {
+        assert_eq!(printable("ok\x1b[2J\rfake line\r"), "ok\u{fffd}[2J\u{fffd}fake line");
+        assert_eq!(printable("tab\tkept"), "tab\tkept");
     }
 
     #[test]

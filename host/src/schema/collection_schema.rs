@@ -47,8 +47,8 @@ pub enum SourceKind {
         /// The words (empty when they come from a plugin).
         vocabulary: Vec<String>,
         top: usize,
-        /// `vocabulary = "plugin:NAME"`: the words are that plugin's `tag-vocabulary`, read at
-        /// each ingest (so shipping a new plugin version changes the tags of what is indexed
+        /// `vocabulary = "plugin:NAME"`: the words are that plugin's `tag-vocabulary` (`top` of
+        /// them at most, all when it has fewer), read at each ingest (so shipping a new plugin version changes the tags of what is indexed
         /// next, re-indexed documents included; image embeddings and known words come from the
         /// embedding cache).
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -8,11 +8,11 @@ mod collection_schema;
 mod field;
 mod field_map;
 
-pub(crate) use collection_schema::distinct_words;
 pub use collection_schema::{
     CollectionSchema, ComputedField, IngestDefaults, MAX_EF, MAX_HNSW_M, ModelSettings, SearchDefaults, SourceKind,
     valid_collection_name,
 };
+pub(crate) use collection_schema::{MAX_TAG_VOCABULARY, distinct_words};
 pub use field::{
     Analyzer, FieldKind, FieldSpec, HnswParams, IndexKind, Metric, Quantization, VectorDtype, VectorIndex, VectorSpec,
 };

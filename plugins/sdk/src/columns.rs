@@ -35,7 +35,22 @@ impl Candidates {
     /// The candidates as records, with the fields the columns carry.
     pub fn rows(&self) -> Vec<Candidate> {
         let s = &self.scores;
-        (0..self.count as usize)
+        let n = self.count as usize;
+        // Which candidates lack each field, as flags (`missing` lists them by index).
+        let absent: Vec<Vec<bool>> = self
+            .fields
+            .iter()
+            .map(|f| {
+                let mut a = vec![false; n];
+                for &i in &f.missing {
+                    if let Some(x) = a.get_mut(i as usize) {
+                        *x = true;
+                    }
+                }
+                a
+            })
+            .collect();
+        (0..n)
             .map(|i| {
                 let mut c = Candidate {
                     id: String::new(),
@@ -53,8 +68,8 @@ impl Candidates {
                     caption: None,
                     has_image: self.has_image[i] != 0,
                 };
-                for f in &self.fields {
-                    if f.missing.contains(&(i as u32)) {
+                for (f, absent) in self.fields.iter().zip(&absent) {
+                    if absent[i] {
                         continue;
                     }
                     let value = match &f.values {

@@ -144,7 +144,16 @@ pub async fn upsert(
             let opts = IngestOptions {
                 on_error,
                 // Tags whose vocabulary a plugin gives read the live version's.
-                vocabularies: st.registry.tag_vocabularies(),
+                vocabularies: if c
+                    .schema()
+                    .computed_fields
+                    .iter()
+                    .any(|s| s.kind.vocabulary_plugin().is_some())
+                {
+                    st.registry.tag_vocabularies()
+                } else {
+                    Default::default()
+                },
                 ..Default::default()
             };
             let source = Box::new(MemoryRows::new("request", media, rows));
