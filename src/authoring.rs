@@ -327,53 +327,44 @@ fn candidates(path: Option<&Path>) -> Result<Vec<wit::Candidate>> {
             };
             fields.push(wit::Field { name, value });
         }
-        out.push((
-            c.retrieval,
-            c.bm25,
-            c.vector,
-            c.rerank,
-            c.id,
+        out.push(wit::Candidate {
+            id: c.id,
             fields,
-            c.tags,
-            c.caption,
-            c.has_image,
-        ));
+            scores: wit::StageScores {
+                bm25: c.bm25,
+                bm25_rank: None,
+                vector: c.vector,
+                vector_rank: None,
+                retrieval: c.retrieval,
+                retrieval_rank: 1,
+                rerank: c.rerank,
+            },
+            tags: c.tags,
+            caption: c.caption,
+            has_image: c.has_image,
+        });
     }
     // Ranks follow each stage's scores, as the host computes them.
-    let rank_by = |key: &dyn Fn(usize) -> Option<f32>| -> Vec<Option<u32>> {
-        let mut order: Vec<usize> = (0..out.len()).filter(|&i| key(i).is_some()).collect();
-        order.sort_by(|&a, &b| key(b).unwrap_or(0.0).total_cmp(&key(a).unwrap_or(0.0)));
+    let ranks = |key: fn(&wit::StageScores) -> Option<f32>| -> Vec<Option<u32>> {
+        let mut order: Vec<usize> = (0..out.len()).filter(|&i| key(&out[i].scores).is_some()).collect();
+        order.sort_by(|&a, &b| {
+            key(&out[b].scores)
+                .unwrap_or(0.0)
+                .total_cmp(&key(&out[a].scores).unwrap_or(0.0))
+        });
         let mut ranks = vec![None; out.len()];
         for (r, i) in order.into_iter().enumerate() {
             ranks[i] = Some(r as u32 + 1);
         }
         ranks
     };
-    let retrieval_rank = rank_by(&|i| Some(out[i].0));
-    let bm25_rank = rank_by(&|i| out[i].1);
-    let vector_rank = rank_by(&|i| out[i].2);
-    Ok(out
-        .into_iter()
-        .enumerate()
-        .map(
-            |(i, (retrieval, bm25, vector, rerank, id, fields, tags, caption, has_image))| wit::Candidate {
-                id,
-                fields,
-                scores: wit::StageScores {
-                    bm25,
-                    bm25_rank: bm25_rank[i],
-                    vector,
-                    vector_rank: vector_rank[i],
-                    retrieval,
-                    retrieval_rank: retrieval_rank[i].unwrap_or(1),
-                    rerank,
-                },
-                tags,
-                caption,
-                has_image,
-            },
-        )
-        .collect())
+    let (retrieval, bm25, vector) = (ranks(|s| Some(s.retrieval)), ranks(|s| s.bm25), ranks(|s| s.vector));
+    for (i, c) in out.iter_mut().enumerate() {
+        c.scores.retrieval_rank = retrieval[i].unwrap_or(1);
+        c.scores.bm25_rank = bm25[i];
+        c.scores.vector_rank = vector[i];
+    }
+    Ok(out)
 }
 
 /// `mira plugin test FILE [--query Q] [--param K=V]... [--candidates FILE]`.

@@ -171,12 +171,7 @@ fn plugin(data_dir: &Path, config: Option<&Path>, cmd: cli::PluginCommand) -> Re
 fn index(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, args: cli::IndexArgs) -> Result<()> {
     let c = catalog.open(&args.collection)?;
     // Tags whose vocabulary a plugin gives need the plugins (built-in and the directory's).
-    let vocabularies = if c
-        .schema()
-        .computed_fields
-        .iter()
-        .any(|s| s.kind.vocabulary_plugin().is_some())
-    {
+    let vocabularies = if c.schema().needs_plugin_vocabularies() {
         let config = plugins::engine_config(config, data_dir)?;
         plugins::registry(&config, data_dir)?.tag_vocabularies()
     } else {

@@ -424,21 +424,8 @@ clip = {model:?}
     let report = mira_host::ingest::ingest(&c, &photos, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
     assert_eq!(report.indexed, 3, "{:?}", report.errors);
     let clip = load(&model);
-    let prompts: Vec<String> = vocabulary.iter().map(|w| format!("a photo of {w}")).collect();
-    let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
-    let words = clip.embed_texts(&refs).unwrap();
     for name in ["red", "green", "sea"] {
-        let img = clip
-            .embed_image_files(&[photos.join(format!("{name}.png")).as_path()], 1 << 30)
-            .unwrap()
-            .remove(0);
-        let mut scored: Vec<(f32, &str)> = words
-            .iter()
-            .zip(vocabulary)
-            .map(|(w, word)| (w.iter().zip(&img).map(|(a, b)| a * b).sum(), word))
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let expected: Vec<&str> = scored[..2].iter().map(|(_, w)| *w).collect();
+        let expected = expected_tags(&clip, &photos.join(format!("{name}.png")), &vocabulary, 2);
         let id = format!("{name}.png");
         let resp = c
             .search(&mira_host::SearchRequest {

@@ -25,6 +25,11 @@ const MAX_RENDER: usize = 64 * 1024;
 pub(crate) const SMOKE_QUERY: &str = "mira plugin load check";
 /// The time of the load-time smoke call and of sessions outside a request.
 const SMOKE_NOW: i64 = 1_700_000_000;
+/// What the WASI context of a session outside any request reads.
+const OUTSIDE_REQUEST: Moment = Moment {
+    now: SMOKE_NOW,
+    seed: 0,
+};
 /// Longest word of a plugin's tag vocabulary, in bytes.
 const MAX_TAG_WORD: usize = 128;
 /// The least time budget of a load-time check, in milliseconds.
@@ -282,10 +287,7 @@ impl LoadedPlugin {
     /// Opens a session outside any request (load checks, tools): a fresh store and instance with
     /// the plugin's limits, its clock at the smoke test's time.
     pub fn session(&self) -> Result<PluginSession<'_>, PluginFailure> {
-        self.open(Moment {
-            now: SMOKE_NOW,
-            seed: 0,
-        })
+        self.open(OUTSIDE_REQUEST, self.limits())
     }
 
     /// Opens the session of one request: WASI's wall clock reads the request's `now`, and its
@@ -304,7 +306,7 @@ impl LoadedPlugin {
         }
         let digest = h.finalize();
         let seed = u64::from_le_bytes(digest[..8].try_into().unwrap_or_default());
-        self.open(Moment { now: req.now, seed })
+        self.open(Moment { now: req.now, seed }, self.limits())
     }
 
     /// The load checks' session: a first instance of a fresh artifact (tens of MB of memory
@@ -313,20 +315,10 @@ impl LoadedPlugin {
     fn load_session(&self) -> Result<PluginSession<'_>, PluginFailure> {
         let mut limits = self.limits();
         limits.time_ms = (limits.time_ms.saturating_mul(10)).max(LOAD_BUDGET_MS);
-        self.open_with(
-            Moment {
-                now: SMOKE_NOW,
-                seed: 0,
-            },
-            limits,
-        )
+        self.open(OUTSIDE_REQUEST, limits)
     }
 
-    fn open(&self, at: Moment) -> Result<PluginSession<'_>, PluginFailure> {
-        self.open_with(at, self.limits())
-    }
-
-    fn open_with(&self, at: Moment, limits: super::PluginLimits) -> Result<PluginSession<'_>, PluginFailure> {
+    fn open(&self, at: Moment, limits: super::PluginLimits) -> Result<PluginSession<'_>, PluginFailure> {
         let mut store = Store::new(
             &self.runtime.engine,
             StoreState::new(self.name.clone(), self.config.clone(), limits.memory_bytes(), at),

@@ -381,6 +381,14 @@ impl CollectionSchema {
         self.computed_fields.iter().find(|s| s.field == field)
     }
 
+    /// Whether a tag field takes its words from a plugin (`vocabulary = "plugin:NAME"`): an
+    /// ingest then needs the plugins' vocabularies.
+    pub fn needs_plugin_vocabularies(&self) -> bool {
+        self.computed_fields
+            .iter()
+            .any(|s| s.kind.vocabulary_plugin().is_some())
+    }
+
     /// The vector field called `name`, or a precise error.
     pub fn vector_field(&self, name: &str) -> Result<VectorSpec> {
         match self.field(name).map(|f| &f.kind) {

@@ -144,12 +144,7 @@ pub async fn upsert(
             let opts = IngestOptions {
                 on_error,
                 // Tags whose vocabulary a plugin gives read the live version's.
-                vocabularies: if c
-                    .schema()
-                    .computed_fields
-                    .iter()
-                    .any(|s| s.kind.vocabulary_plugin().is_some())
-                {
+                vocabularies: if c.schema().needs_plugin_vocabularies() {
                     st.registry.tag_vocabularies()
                 } else {
                     Default::default()
