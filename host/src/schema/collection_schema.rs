@@ -631,9 +631,15 @@ fn clip_tags(src: Source, fields: &[FieldSpec]) -> Result<SourceKind, String> {
             let plugin = spec
                 .strip_prefix("plugin:")
                 .filter(|name| crate::plugin::valid_plugin_name(name))
-                .ok_or(format!(
-                    "vocabulary = {spec:?}: a vocabulary is a list of words or \"plugin:NAME\" (a plugin's tag vocabulary)"
-                ))?;
+                .ok_or_else(|| {
+                    // Echo a bounded prefix: the spec may be any length.
+                    let shown: String = spec.chars().take(80).collect();
+                    let more = if shown.len() < spec.len() { "..." } else { "" };
+                    format!(
+                        "vocabulary = {:?}: a vocabulary is a list of words or \"plugin:NAME\" (a plugin's tag vocabulary)",
+                        format!("{shown}{more}")
+                    )
+                })?;
             let top = src.top.unwrap_or(DEFAULT_TAGS_PER_IMAGE);
             if top == 0 || top > MAX_TAG_VOCABULARY {
                 return Err(format!("top must be between 1 and {MAX_TAG_VOCABULARY}, got {top}"));
