@@ -10,12 +10,14 @@
 //! cargo run --release -p mira-bench -- models      # CLIP and Qwen3-Reranker throughput
 //! cargo run --release -p mira-bench -- caption     # BLIP captions
 //! cargo run --release -p mira-bench -- server      # HTTP load test with a hot swap
+//! benches/peers/models.sh                           # CLIP and the reranker against PyTorch
 //! ```
 
 mod ann;
 mod caption;
 mod facets;
 mod models;
+mod peers;
 mod plugins;
 mod rerank;
 mod search;
@@ -53,6 +55,9 @@ pub enum BenchSuite {
     Server,
     /// Facet counts over a text query's matches against tantivy's aggregations.
     Facets,
+    /// The Mira half of the comparison with PyTorch + transformers: writes models and inputs
+    /// to `--dir`, runs them, writes `--dir`/mira.json (`benches/peers/models.sh` runs both).
+    ModelPeers,
     All,
 }
 
@@ -88,6 +93,34 @@ pub struct BenchArgs {
     pub dir: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
+    /// model-peers: `cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// model-peers: f32, bf16, f16, or q8 (the reranker's linears; CLIP stays f32).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// model-peers: the reranker's shape, 0.6b, 4b, 8b, or none.
+    #[arg(long, default_value = "0.6b")]
+    pub reranker: String,
+    /// model-peers: prompt lengths in tokens, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "200")]
+    pub tokens: Vec<usize>,
+    /// model-peers: prompts per length.
+    #[arg(long, default_value_t = 8)]
+    pub pairs: usize,
+    /// model-peers: prompts per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub rerank_batch: usize,
+    /// model-peers: image files and texts to embed, and how many per batch.
+    #[arg(long, default_value_t = 32)]
+    pub images: usize,
+    #[arg(long, default_value_t = 64)]
+    pub texts: usize,
+    #[arg(long, default_value_t = 16)]
+    pub clip_batch: usize,
+    /// model-peers: the reranker only.
+    #[arg(long)]
+    pub skip_clip: bool,
 }
 
 fn main() -> ExitCode {
@@ -101,6 +134,24 @@ fn main() -> ExitCode {
 }
 
 fn run(args: BenchArgs) -> Result<()> {
+    if args.suite == BenchSuite::ModelPeers {
+        let Some(dir) = args.dir.clone() else {
+            anyhow::bail!("model-peers needs --dir (benches/peers/models.py reads what it writes there)");
+        };
+        return peers::run(&peers::PeerArgs {
+            dir,
+            device: args.device.clone(),
+            dtype: mira_host::models::ModelDType::parse(&args.dtype)?,
+            reranker: args.reranker.clone(),
+            tokens: args.tokens.clone(),
+            pairs: args.pairs,
+            batch: args.rerank_batch,
+            images: args.images,
+            texts: args.texts,
+            clip_batch: args.clip_batch,
+            skip_clip: args.skip_clip,
+        });
+    }
     if args.suite == BenchSuite::Caption {
         let figures = caption::run()?;
         if args.json {

@@ -143,6 +143,35 @@ fn batching_and_prefix_reuse_change_nothing() {
             }
         }
     }
+    // Prompts of different queries in one call (what a shared run across queries scores): each
+    // gets the score it gets in its own query's call.
+    let other = "leather boots";
+    let mut mixed: Vec<Vec<u32>> = DOCS
+        .iter()
+        .map(|d| r.prompt_ids(DEFAULT_INSTRUCTION, QUERY, d).unwrap())
+        .collect();
+    mixed.extend(
+        DOCS.iter()
+            .map(|d| r.prompt_ids(DEFAULT_INSTRUCTION, other, d).unwrap()),
+    );
+    let other_alone = r.score(DEFAULT_INSTRUCTION, other, DOCS).unwrap();
+    for batch_size in [1, 3, 8, 64] {
+        let got = r
+            .score_ids(
+                &mixed,
+                ScoreOptions {
+                    reuse_prefix: true,
+                    batch_size,
+                },
+            )
+            .unwrap();
+        for (i, (a, b)) in got.iter().zip(single.iter().chain(&other_alone)).enumerate() {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "mixed queries, batch={batch_size}, prompt {i}: {a} vs {b}"
+            );
+        }
+    }
     // Identical documents share all but their last token with each other.
     let same = r.score(DEFAULT_INSTRUCTION, QUERY, &[DOCS[0], DOCS[0]]).unwrap();
     assert!((same[0] - single[0]).abs() < 1e-5 && (same[1] - single[0]).abs() < 1e-5);
@@ -272,8 +301,15 @@ rerank_window = 4
 
 /// A shop whose schema names `model` as its reranker.
 fn shop(env: &Env, model: &Path) -> mira_host::Collection {
-    let schema = format!("{SHOP}\n[models]\nreranker = {:?}\n", model.to_str().unwrap());
-    let c = env.create(&schema);
+    shop_with(
+        env,
+        &format!("{SHOP}\n[models]\nreranker = {:?}\n", model.to_str().unwrap()),
+    )
+}
+
+/// A shop with this schema and eight products.
+fn shop_with(env: &Env, schema: &str) -> mira_host::Collection {
+    let c = env.create(schema);
     let titles = [
         "red silk dress",
         "red cotton dress",
@@ -391,6 +427,78 @@ fn search_reranks_the_window_by_p_yes_with_the_text_it_read() {
         })
         .unwrap();
     assert!(filter_only.rerank.unwrap().skipped.unwrap().contains("no text query"));
+}
+
+/// Concurrent queries of a collection with a batch window share the reranker's forward passes
+/// (the report says so), and each gets the scores it gets alone.
+#[test]
+fn concurrent_searches_share_reranking_runs_and_keep_their_scores() {
+    let env = Env::new();
+    let dir = env.path().join("rr");
+    write_tiny_qwen3(&dir).unwrap();
+    let schema = format!(
+        "{}\n[models]\nreranker = {:?}\nrerank_batch_ms = 100\nrerank_batch_max = 12\n",
+        SHOP.replace("name = \"shop\"", "name = \"shared\""),
+        dir.to_str().unwrap()
+    );
+    let shared = std::sync::Arc::new(shop_with(&env, &schema));
+    let alone = shop(&env, &dir);
+    let r = load(&dir, 8192);
+    let queries = ["red dress", "silk dress", "leather boots", "green hat"];
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = queries
+            .iter()
+            .map(|q| {
+                let c = shared.clone();
+                s.spawn(move || c.search(&req(q)).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut runs = Vec::new();
+    for (q, resp) in queries.iter().zip(&results) {
+        let report = resp.rerank.clone().unwrap();
+        let run = report.shared.expect("a batch window is configured");
+        assert!(
+            (1..=4).contains(&run.queries) && run.prompts >= report.reranked && run.prompts <= 12,
+            "{q}: {run:?}"
+        );
+        runs.push(run.queries);
+        let solo = alone.search(&req(q)).unwrap();
+        assert!(solo.rerank.unwrap().shared.is_none(), "no window, no report");
+        // Each reranked hit has the P(yes) its text gets scored alone (up to rounding: the
+        // shared run pads and batches differently).
+        for h in &resp.hits[..report.reranked] {
+            let rr = h.explain.as_ref().unwrap().rerank.as_ref().expect("reranked");
+            let by_itself = r.score(DEFAULT_INSTRUCTION, q, &[&rr.text]).unwrap()[0];
+            assert!(
+                (by_itself - rr.p_yes).abs() < 1e-5,
+                "{q} {}: {} alone vs {} shared",
+                h.id,
+                by_itself,
+                rr.p_yes
+            );
+        }
+        for w in resp.hits[..report.reranked].windows(2) {
+            assert!(
+                w[0].score >= w[1].score - 1e-5,
+                "{q}: the reranked hits are not in P(yes) order"
+            );
+        }
+    }
+    // Four queries of up to 4 prompts, at most 12 a run: some query shared one (the threads
+    // start together; the window is 100 ms).
+    assert!(runs.iter().any(|&n| n > 1), "{runs:?}");
+
+    // Bad settings are refused naming the key.
+    for (bad, says) in [
+        ("rerank_batch_ms = 1000", "rerank_batch_ms = 1000: at most 100"),
+        ("rerank_batch_max = 0", "rerank_batch_max = 0: between 1 and 1024"),
+    ] {
+        let schema = format!("{SHOP}\n[models]\n{bad}\n");
+        let err = mira_host::schema::CollectionSchema::from_toml(&schema, "s.toml").unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+    }
 }
 
 #[test]

@@ -60,7 +60,7 @@ impl Captioner {
     /// `max_tokens` each; images go through the model [`CAPTION_BATCH`] at a time.
     pub fn caption_ids(
         &self,
-        images: &[impl Borrow<DynamicImage>],
+        images: &[impl Borrow<DynamicImage> + Sync],
         max_tokens: usize,
     ) -> Result<Vec<Vec<u32>>, ModelError> {
         let mut out = Vec::with_capacity(images.len());
@@ -72,7 +72,7 @@ impl Captioner {
 
     fn caption_batch(
         &self,
-        images: &[impl Borrow<DynamicImage>],
+        images: &[impl Borrow<DynamicImage> + Sync],
         max_tokens: usize,
     ) -> Result<Vec<Vec<u32>>, ModelError> {
         let max_tokens = max_tokens.min(self.config.max_caption_tokens());
@@ -94,7 +94,7 @@ impl Captioner {
     /// Captions of images, in batches: at most `max_tokens` tokens each.
     pub fn caption_images(
         &self,
-        images: &[impl Borrow<DynamicImage>],
+        images: &[impl Borrow<DynamicImage> + Sync],
         max_tokens: usize,
     ) -> Result<Vec<String>, ModelError> {
         self.caption_ids(images, max_tokens)?

@@ -142,7 +142,7 @@ impl ClipEmbedder {
     }
 
     /// Embeds decoded images in one batch.
-    pub fn embed_images(&self, images: &[impl Borrow<DynamicImage>]) -> Result<Vec<Vec<f32>>, ModelError> {
+    pub fn embed_images(&self, images: &[impl Borrow<DynamicImage> + Sync]) -> Result<Vec<Vec<f32>>, ModelError> {
         if images.is_empty() {
             return Ok(Vec::new());
         }

@@ -6,8 +6,9 @@
 use std::borrow::Borrow;
 use std::path::Path;
 
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::DynamicImage;
-use image::imageops::FilterType;
+use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::models::{ModelError, ModelFiles};
@@ -80,7 +81,7 @@ enum Resize {
 pub struct ImagePreprocessor {
     resize: Option<Resize>,
     crop: Option<(u32, u32)>,
-    filter: FilterType,
+    filter: ResizeAlg,
     rescale: Option<f32>,
     normalize: Option<([f32; 3], [f32; 3])>,
     /// The (height, width) of the output.
@@ -128,10 +129,10 @@ impl ImagePreprocessor {
         };
         let crop = (raw.do_center_crop && kind == ProcessorKind::Clip).then_some(crop_size);
         let filter = match raw.resample {
-            0 => FilterType::Nearest,
-            1 => FilterType::Lanczos3,
-            2 => FilterType::Triangle,
-            3 => FilterType::CatmullRom,
+            0 => ResizeAlg::Nearest,
+            1 => ResizeAlg::Convolution(FilterType::Lanczos3),
+            2 => ResizeAlg::Convolution(FilterType::Bilinear),
+            3 => ResizeAlg::Convolution(FilterType::CatmullRom),
             other => return Err(bad(format!("resample {other} is not supported (0, 1, 2 or 3)"))),
         };
         let three = |v: &[f32], what: &str| -> Result<[f32; 3], ModelError> {
@@ -177,15 +178,17 @@ impl ImagePreprocessor {
     /// The (batch, 3, height, width) pixel tensor of `images`, as `dtype` on `device`.
     pub fn batch(
         &self,
-        images: &[impl Borrow<DynamicImage>],
+        images: &[impl Borrow<DynamicImage> + Sync],
         device: &candle_core::Device,
         dtype: candle_core::DType,
     ) -> candle_core::Result<candle_core::Tensor> {
         let (h, w) = self.output;
-        let mut flat = Vec::with_capacity(images.len() * 3 * (h * w) as usize);
-        for img in images {
-            flat.extend(self.pixels(img.borrow()));
-        }
+        // Each image is resized and normalised on its own thread (on a GPU this is most of the
+        // CPU's share of an embedding).
+        let mut flat = vec![0f32; images.len() * 3 * (h * w) as usize];
+        flat.par_chunks_mut(3 * (h * w) as usize)
+            .zip(images.par_iter())
+            .for_each(|(out, img)| out.copy_from_slice(&self.pixels(img.borrow())));
         candle_core::Tensor::from_vec(flat, (images.len(), 3, h as usize, w as usize), device)?.to_dtype(dtype)
     }
 
@@ -200,7 +203,7 @@ impl ImagePreprocessor {
             Some(Resize::ShortestEdge(edge)) => (((edge as u64 * w as u64) / h as u64).max(1) as u32, edge),
         };
         if (nw, nh) != (w, h) {
-            rgb = image::imageops::resize(&rgb, nw, nh, self.filter);
+            rgb = resize(rgb, nw, nh, self.filter);
         }
         let (ch, cw) = self.crop.unwrap_or((rgb.height(), rgb.width()));
         let (w, h) = rgb.dimensions();
@@ -231,6 +234,21 @@ impl ImagePreprocessor {
         }
         out
     }
+}
+
+/// `rgb` resized to `w` x `h` with Pillow's convolution (what transformers' processors run).
+fn resize(rgb: image::RgbImage, w: u32, h: u32, alg: ResizeAlg) -> image::RgbImage {
+    let (sw, sh) = rgb.dimensions();
+    if sw == 0 || sh == 0 {
+        return image::RgbImage::new(w, h);
+    }
+    let src = fast_image_resize::images::Image::from_vec_u8(sw, sh, rgb.into_raw(), PixelType::U8x3)
+        .expect("an RGB buffer has 3 bytes per pixel");
+    let mut dst = fast_image_resize::images::Image::new(w, h, PixelType::U8x3);
+    Resizer::new()
+        .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(alg))
+        .expect("source and destination are both RGB8 and non-empty");
+    image::RgbImage::from_raw(w, h, dst.into_vec()).expect("the destination holds w x h RGB pixels")
 }
 
 #[cfg(test)]

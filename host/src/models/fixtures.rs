@@ -137,6 +137,20 @@ impl SeededWeights {
     pub fn save(&self, path: &Path) -> candle_core::Result<()> {
         candle_core::safetensors::save(&self.state().tensors, path)
     }
+
+    /// [`Self::save`] with every weight converted to `dtype`.
+    pub fn save_as(&self, path: &Path, dtype: DType) -> candle_core::Result<()> {
+        if dtype == DType::F32 {
+            return self.save(path);
+        }
+        let converted = self
+            .state()
+            .tensors
+            .iter()
+            .map(|(name, t)| Ok((name.clone(), t.to_dtype(dtype)?)))
+            .collect::<candle_core::Result<HashMap<_, _>>>()?;
+        candle_core::safetensors::save(&converted, path)
+    }
 }
 
 impl SimpleBackend for SeededWeights {

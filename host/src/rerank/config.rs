@@ -21,8 +21,12 @@ pub struct Qwen3Config {
     pub head_dim: Option<usize>,
     #[serde(default = "d_max_positions")]
     pub max_position_embeddings: usize,
+    /// The rotary base: `rope_theta`, or `rope_parameters.rope_theta` as transformers 5 writes
+    /// it (`from_json` settles it; 1e6 when neither is there).
     #[serde(default = "d_theta")]
     pub rope_theta: f64,
+    #[serde(default)]
+    rope_parameters: Option<RopeParameters>,
     #[serde(default = "d_eps")]
     pub rms_norm_eps: f64,
     #[serde(default)]
@@ -35,6 +39,15 @@ pub struct Qwen3Config {
     pub use_sliding_window: bool,
     #[serde(default)]
     pub model_type: Option<String>,
+}
+
+/// transformers 5's `rope_parameters` (older configs: top-level `rope_theta`, `rope_scaling`).
+#[derive(Debug, Clone, Deserialize)]
+struct RopeParameters {
+    #[serde(default)]
+    rope_type: Option<String>,
+    #[serde(default)]
+    rope_theta: Option<f64>,
 }
 
 fn d_max_positions() -> usize {
@@ -62,7 +75,30 @@ impl Qwen3Config {
             file: file.into(),
             message,
         };
-        let cfg: Qwen3Config = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let mut cfg: Qwen3Config = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let top_level_theta = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .is_some_and(|v| v.get("rope_theta").is_some_and(|t| !t.is_null()));
+        if let Some(rope) = cfg.rope_parameters.take() {
+            if let Some(kind) = rope.rope_type.as_deref()
+                && kind != "default"
+            {
+                return Err(bad(format!(
+                    "rope_parameters.rope_type `{kind}` is not supported (Qwen3-Reranker uses the default rotary embedding)"
+                )));
+            }
+            if let Some(theta) = rope.rope_theta
+                && !top_level_theta
+            {
+                cfg.rope_theta = theta;
+            }
+        }
+        if !(cfg.rope_theta.is_finite() && cfg.rope_theta > 1.0) {
+            return Err(bad(format!(
+                "rope_theta ({}) must be a finite number above 1",
+                cfg.rope_theta
+            )));
+        }
         if let Some(t) = cfg.model_type.as_deref()
             && t != "qwen3"
         {
@@ -102,5 +138,30 @@ impl Qwen3Config {
     pub fn head_dim(&self) -> usize {
         self.head_dim
             .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#""vocab_size": 100, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "head_dim": 16"#;
+
+    fn parse(extra: &str) -> Result<Qwen3Config, ModelError> {
+        Qwen3Config::from_json(&format!("{{{BASE}{extra}}}"), "config.json")
+    }
+
+    #[test]
+    fn the_rotary_base_is_read_from_either_place_transformers_writes_it() {
+        assert_eq!(parse("").unwrap().rope_theta, 1_000_000.0);
+        assert_eq!(parse(r#", "rope_theta": 10000.0"#).unwrap().rope_theta, 10_000.0);
+        let v5 = r#", "rope_parameters": {"rope_type": "default", "rope_theta": 5000.0}"#;
+        assert_eq!(parse(v5).unwrap().rope_theta, 5_000.0);
+        let both = r#", "rope_theta": 10000.0, "rope_parameters": {"rope_theta": 5000.0}"#;
+        assert_eq!(parse(both).unwrap().rope_theta, 10_000.0);
+        let yarn = parse(r#", "rope_parameters": {"rope_type": "yarn", "rope_theta": 5000.0}"#).unwrap_err();
+        assert!(yarn.to_string().contains("rope_type `yarn` is not supported"), "{yarn}");
+        let bad = parse(r#", "rope_theta": 0.5"#).unwrap_err();
+        assert!(bad.to_string().contains("must be a finite number above 1"), "{bad}");
     }
 }

@@ -62,6 +62,31 @@ impl TinyQwen3 {
             seed: 1,
         }
     }
+
+    /// The shapes of Qwen3-Reranker-4B: 36 layers, 2560 wide, 32/8 heads of 128, 9728-wide MLP,
+    /// the embedding tied to the output.
+    pub fn qwen3_4b() -> Self {
+        TinyQwen3 {
+            hidden: 2560,
+            intermediate: 9728,
+            layers: 36,
+            heads: 32,
+            ..Self::qwen3_06b()
+        }
+    }
+
+    /// The shapes of Qwen3-Reranker-8B: 36 layers, 4096 wide, 32/8 heads of 128, 12288-wide MLP,
+    /// a separate output matrix.
+    pub fn qwen3_8b() -> Self {
+        TinyQwen3 {
+            hidden: 4096,
+            intermediate: 12288,
+            layers: 36,
+            heads: 32,
+            tie_word_embeddings: false,
+            ..Self::qwen3_06b()
+        }
+    }
 }
 
 /// Special tokens of Qwen's chat template.
@@ -130,6 +155,12 @@ fn tokenizer_json() -> serde_json::Value {
 /// Writes a random-weight Qwen3 reranker with the given shapes to `dir`, its weights drawn from
 /// `shape.seed`.
 pub fn write_qwen3(dir: &Path, shape: &TinyQwen3) -> Result<(), ModelError> {
+    write_qwen3_as(dir, shape, candle_core::DType::F32)
+}
+
+/// [`write_qwen3`] with the weights stored as `dtype` (bf16 halves the 8B's 32 GB file); the
+/// config's `torch_dtype` says which.
+pub fn write_qwen3_as(dir: &Path, shape: &TinyQwen3, dtype: candle_core::DType) -> Result<(), ModelError> {
     std::fs::create_dir_all(dir).map_err(|e| ModelError::Files(format!("cannot create {}: {e}", dir.display())))?;
     let config = json!({
         "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "attention_bias": false,
@@ -140,7 +171,7 @@ pub fn write_qwen3(dir: &Path, shape: &TinyQwen3) -> Result<(), ModelError> {
         "num_attention_heads": shape.heads, "num_hidden_layers": shape.layers,
         "num_key_value_heads": shape.kv_heads, "rms_norm_eps": 1e-6, "rope_scaling": null,
         "rope_theta": 1_000_000.0, "sliding_window": null, "tie_word_embeddings": shape.tie_word_embeddings,
-        "torch_dtype": "float32", "use_cache": true, "use_sliding_window": false, "vocab_size": shape.vocab_size.max(TOKENIZER_VOCAB)
+        "torch_dtype": match dtype { candle_core::DType::BF16 => "bfloat16", candle_core::DType::F16 => "float16", _ => "float32" }, "use_cache": true, "use_sliding_window": false, "vocab_size": shape.vocab_size.max(TOKENIZER_VOCAB)
     });
     std::fs::write(
         dir.join("config.json"),
@@ -172,7 +203,7 @@ pub fn write_qwen3(dir: &Path, shape: &TinyQwen3) -> Result<(), ModelError> {
         n if n.ends_with("norm.weight") => Some((0.1, 1.0)),
         _ => None,
     })?;
-    weights.save(&dir.join("model.safetensors"))?;
+    weights.save_as(&dir.join("model.safetensors"), dtype)?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 //! Invariant: scoring documents together, in any batch size, with or without prefix reuse,
 //! gives each document the score it gets alone (up to float rounding).
 
+mod batcher;
 mod config;
 #[cfg(feature = "testing")]
 pub mod fixtures;
@@ -18,6 +19,7 @@ mod prompt;
 mod qwen3;
 mod reranker;
 
+pub use batcher::{SharedRun, SharedWindow};
 pub use config::Qwen3Config;
 pub use prompt::{DEFAULT_INSTRUCTION, PREFIX, SUFFIX, user_turn};
 pub use qwen3::{KvPrefix, Qwen3};

@@ -107,6 +107,26 @@ pub struct ModelSettings {
     /// The reranker's own dtype (default: `dtype`); `q8` quantizes its linear layers to int8 at
     /// load, which is how the 4B and 8B fit a 24 GB machine.
     pub reranker_dtype: Option<String>,
+    /// How long a query's reranking waits for concurrent queries to share its forward passes,
+    /// in milliseconds (at most 100; default 4 on a GPU, 0 on a CPU).
+    pub rerank_batch_ms: u64,
+    /// The most prompts one shared run holds (default 64).
+    pub rerank_batch_max: usize,
+}
+
+/// Longest batch window `rerank_batch_ms` takes.
+pub const MAX_RERANK_BATCH_MS: u64 = 100;
+/// Most prompts `rerank_batch_max` allows in one shared run.
+pub const MAX_RERANK_BATCH_PROMPTS: usize = 1024;
+
+impl ModelSettings {
+    /// The reranker's batch window across concurrent queries.
+    pub fn rerank_window(&self) -> crate::rerank::SharedWindow {
+        crate::rerank::SharedWindow {
+            wait: std::time::Duration::from_millis(self.rerank_batch_ms),
+            max_prompts: self.rerank_batch_max,
+        }
+    }
 }
 
 /// Defaults for search requests that do not say otherwise.
@@ -225,6 +245,8 @@ struct RawModels {
     device: Option<String>,
     dtype: Option<String>,
     reranker_dtype: Option<String>,
+    rerank_batch_ms: Option<u64>,
+    rerank_batch_max: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -339,6 +361,21 @@ impl CollectionSchema {
                 ));
             }
         }
+        if let Some(ms) = raw.models.rerank_batch_ms
+            && ms > MAX_RERANK_BATCH_MS
+        {
+            return Err(err(format!(
+                "[models] rerank_batch_ms = {ms}: at most {MAX_RERANK_BATCH_MS} (a query waits this long for others)"
+            )));
+        }
+        if let Some(n) = raw.models.rerank_batch_max
+            && !(1..=MAX_RERANK_BATCH_PROMPTS).contains(&n)
+        {
+            return Err(err(format!(
+                "[models] rerank_batch_max = {n}: between 1 and {MAX_RERANK_BATCH_PROMPTS} prompts"
+            )));
+        }
+        let device = raw.models.device.unwrap_or_else(|| "cpu".into());
         Ok(CollectionSchema {
             name: raw.name,
             description: raw.description,
@@ -355,7 +392,12 @@ impl CollectionSchema {
                     .models
                     .rerank_max_length
                     .unwrap_or(crate::rerank::DEFAULT_MAX_LENGTH),
-                device: raw.models.device.unwrap_or_else(|| "cpu".into()),
+                rerank_batch_ms: raw
+                    .models
+                    .rerank_batch_ms
+                    .unwrap_or(if device.starts_with("cuda") { 4 } else { 0 }),
+                rerank_batch_max: raw.models.rerank_batch_max.unwrap_or(64),
+                device,
                 dtype: raw.models.dtype.unwrap_or_else(|| "f32".into()),
                 reranker_dtype: raw.models.reranker_dtype,
             },

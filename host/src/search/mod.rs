@@ -28,7 +28,7 @@ pub use fusion::{Contribution, Fused, FusionMethod, Normalization, RankedList, f
 pub use grouping::MAX_GROUP_SIZE;
 pub use hybrid::{search, search_with, search_with_plugin};
 pub(crate) use plan::check_weight;
-pub use ranking::{MAX_RERANK_WINDOW, RerankReport, RerankScore};
+pub use ranking::{MAX_RERANK_WINDOW, RerankReport, RerankScore, SharedRunReport};
 pub use request::{MAX_CANDIDATES, MAX_TOP_K, MinScore, SearchRequest};
 pub use response::{
     Cuts, Explanation, FusionExplanation, Hit, InstructionUsed, SearchResponse, StageScore, VectorMatch,

@@ -111,6 +111,8 @@ pub(crate) struct RerankPlan<'a> {
     window: Option<usize>,
     default_window: usize,
     instruction: Option<&'a str>,
+    /// How long the reranking waits for concurrent queries to share its forward passes.
+    pub shared: crate::rerank::SharedWindow,
 }
 
 impl RerankPlan<'_> {
@@ -220,6 +222,7 @@ impl<'a> SearchPlan<'a> {
                 window: req.rerank_window,
                 default_window: defaults.rerank_window,
                 instruction: req.instruction.as_deref().filter(|i| !i.trim().is_empty()),
+                shared: c.schema().models.rerank_window(),
             },
             plugin: plugin.map(|plugin| PluginPlan {
                 plugin,
@@ -325,6 +328,7 @@ mod tests {
             window,
             default_window: 50,
             instruction,
+            shared: crate::rerank::SharedWindow::ALONE,
         }
     }
 

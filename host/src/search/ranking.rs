@@ -38,6 +38,21 @@ pub struct RerankReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
     pub took_ms: f64,
+    /// The forward passes this query shared with concurrent ones (when the collection has a
+    /// batch window, `[models] rerank_batch_ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedRunReport>,
+}
+
+/// The run a query's reranking shared with concurrent queries.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedRunReport {
+    /// Queries in the run, this one included.
+    pub queries: usize,
+    /// Prompts in the run, this query's included.
+    pub prompts: usize,
+    /// Time this query waited for others before the run started.
+    pub waited_ms: f64,
 }
 
 /// A hit's reranker verdict.
@@ -320,6 +335,7 @@ fn rerank_window(
         reranked: 0,
         skipped: None,
         took_ms: 0.0,
+        shared: None,
     };
     match &plan.text {
         None => report.skipped = Some("no text query for the reranker to read".into()),
@@ -330,7 +346,14 @@ fn rerank_window(
                 .and_then(|p| p.render(window))
                 .unwrap_or_else(|| fields[..window].iter().map(CandidateFields::render).collect());
             let docs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let scores = reranker.score(&report.instruction, text.query, &docs)?;
+            let (scores, run) = reranker.score_shared(&report.instruction, text.query, &docs, plan.rerank.shared)?;
+            if !plan.rerank.shared.wait.is_zero() {
+                report.shared = Some(SharedRunReport {
+                    queries: run.queries,
+                    prompts: run.prompts,
+                    waited_ms: run.waited.as_secs_f64() * 1e3,
+                });
+            }
             for ((cand, p_yes), text) in cands.iter_mut().zip(scores).zip(texts) {
                 cand.rerank = Some(RerankVerdict { p_yes, rank: 0, text });
             }

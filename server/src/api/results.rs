@@ -398,6 +398,22 @@ pub struct RerankReportBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
     pub took_ms: f64,
+    /// The forward passes this query shared with concurrent ones (when the collection has a
+    /// batch window, `[models] rerank_batch_ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedRunBody>,
+}
+
+/// The reranking run a query shared with concurrent queries.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SharedRerankRun)]
+pub struct SharedRunBody {
+    /// Queries in the run, this one included.
+    pub queries: usize,
+    /// Prompts in the run, this query's included.
+    pub prompts: usize,
+    /// Time this query waited for others before the run started.
+    pub waited_ms: f64,
 }
 
 /// How the kNN retriever searched.
@@ -459,6 +475,11 @@ impl From<RerankReport> for RerankReportBody {
             reranked: r.reranked,
             skipped: r.skipped,
             took_ms: r.took_ms,
+            shared: r.shared.map(|s| SharedRunBody {
+                queries: s.queries,
+                prompts: s.prompts,
+                waited_ms: s.waited_ms,
+            }),
         }
     }
 }
