@@ -49,6 +49,11 @@ if [ ! -e "$stub" ]; then
   registry="${CARGO_HOME:-$HOME/.cargo}/registry/src"
   cudarc=$(ls -d "$registry"/*/cudarc-0.19.* 2>/dev/null | sort | tail -n1)
   if [ -z "$cudarc" ]; then
+    # A CPU build never unpacks cudarc; fetching the locked packages does.
+    (cd "$(dirname "$0")/.." && cargo fetch --locked >&2)
+    cudarc=$(ls -d "$registry"/*/cudarc-0.19.* 2>/dev/null | sort | tail -n1)
+  fi
+  if [ -z "$cudarc" ]; then
     echo "cuda-toolchain: cudarc's source is not in $registry; run \`cargo fetch\` first" >&2
     exit 1
   fi
