@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use mira_host::embed::ClipEmbedder;
 use mira_host::embed::fixtures::{TINY_WORDS, TinyClip, write_clip};
 use mira_host::models::{ModelDType, parse_device};
-use mira_host::rerank::fixtures::{TinyQwen3, write_qwen3_as};
+use mira_host::rerank::fixtures::{TinyQwen3, write_qwen3_as, write_qwen3_streamed};
 use mira_host::rerank::{Reranker, ScoreOptions};
 use serde_json::{Value, json};
 
@@ -159,7 +159,18 @@ fn reranker(args: &PeerArgs) -> Result<Value> {
             args.reranker,
             dir.display()
         );
-        write_qwen3_as(&dir, &shape(&args.reranker)?, stored)?;
+        // The 4B and 8B are drawn and written weight by weight (the 8B is 33 GB in f32).
+        if args.reranker == "0.6b" {
+            write_qwen3_as(&dir, &shape(&args.reranker)?, stored)?;
+        } else {
+            // bf16 as the published checkpoints are, except for an f32 run.
+            let stored = if args.dtype == ModelDType::F32 {
+                stored
+            } else {
+                candle_core::DType::BF16
+            };
+            write_qwen3_streamed(&dir, &shape(&args.reranker)?, stored)?;
+        }
     }
     let device = parse_device(&args.device)?;
     let longest = args.tokens.iter().copied().max().unwrap_or(200);

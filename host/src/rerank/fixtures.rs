@@ -158,9 +158,8 @@ pub fn write_qwen3(dir: &Path, shape: &TinyQwen3) -> Result<(), ModelError> {
     write_qwen3_as(dir, shape, candle_core::DType::F32)
 }
 
-/// [`write_qwen3`] with the weights stored as `dtype` (bf16 halves the 8B's 32 GB file); the
-/// config's `torch_dtype` says which.
-pub fn write_qwen3_as(dir: &Path, shape: &TinyQwen3, dtype: candle_core::DType) -> Result<(), ModelError> {
+/// Writes config.json and tokenizer.json for `shape`, weights stored as `dtype`.
+fn write_config(dir: &Path, shape: &TinyQwen3, dtype: candle_core::DType) -> Result<Qwen3Config, ModelError> {
     std::fs::create_dir_all(dir).map_err(|e| ModelError::Files(format!("cannot create {}: {e}", dir.display())))?;
     let config = json!({
         "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "attention_bias": false,
@@ -184,7 +183,13 @@ pub fn write_qwen3_as(dir: &Path, shape: &TinyQwen3, dtype: candle_core::DType) 
         .save(dir.join("tokenizer.json"), true)
         .map_err(|e| ModelError::Files(format!("cannot write tokenizer.json: {e}")))?;
 
-    let cfg = Qwen3Config::from_json(&config.to_string(), "config.json")?;
+    Qwen3Config::from_json(&config.to_string(), "config.json")
+}
+
+/// [`write_qwen3`] with the weights stored as `dtype` (bf16 halves the 8B's 32 GB file); the
+/// config's `torch_dtype` says which.
+pub fn write_qwen3_as(dir: &Path, shape: &TinyQwen3, dtype: candle_core::DType) -> Result<(), ModelError> {
+    let cfg = write_config(dir, shape, dtype)?;
     let weights = SeededWeights::new(shape.seed);
     let vb = weights.var_builder();
     if !cfg.tie_word_embeddings {
@@ -210,4 +215,110 @@ pub fn write_qwen3_as(dir: &Path, shape: &TinyQwen3, dtype: candle_core::DType) 
 /// Writes the default tiny reranker.
 pub fn write_tiny_qwen3(dir: &Path) -> Result<(), ModelError> {
     write_qwen3(dir, &TinyQwen3::default())
+}
+
+/// [`write_qwen3_as`] for models too large to draw in memory (the 4B and 8B shapes): each weight
+/// is drawn in chunks on the CPU's threads and written to model.safetensors as it comes, so
+/// memory stays at a few chunks. Same layout and initialisation scales as [`write_qwen3_as`]
+/// (uniform draws of the same spread), not the same numbers. `dtype`: F32 or BF16.
+pub fn write_qwen3_streamed(dir: &Path, shape: &TinyQwen3, dtype: candle_core::DType) -> Result<(), ModelError> {
+    use std::io::Write;
+
+    use rayon::prelude::*;
+
+    let (code, width) = match dtype {
+        candle_core::DType::F32 => ("F32", 4),
+        candle_core::DType::BF16 => ("BF16", 2),
+        other => {
+            return Err(ModelError::Input(format!(
+                "streamed fixtures store f32 or bf16, not {other:?}"
+            )));
+        }
+    };
+    let cfg = write_config(dir, shape, dtype)?;
+    // (name, shape, how to draw it): uniform with the spread of the in-memory fixture's draws
+    // (candle's Kaiming-normal linears, N(0, 1) embeddings, N(0, 0.05) output rows, norms 1 ±
+    // 0.1 and the final norm scaled by 0.1).
+    enum Draw {
+        Spread(f32),
+        Norm(f32),
+    }
+    let (h, hd, inter) = (cfg.hidden_size, cfg.head_dim(), cfg.intermediate_size);
+    let kaiming = |fan_in: usize| Draw::Spread((2.0 / fan_in as f32).sqrt());
+    let mut weights: Vec<(String, Vec<usize>, Draw)> = vec![(
+        "model.embed_tokens.weight".into(),
+        vec![cfg.vocab_size, h],
+        Draw::Spread(1.0),
+    )];
+    for i in 0..cfg.num_hidden_layers {
+        let l = format!("model.layers.{i}");
+        let heads = cfg.num_attention_heads * hd;
+        let kv = cfg.kv_heads() * hd;
+        weights.extend([
+            (format!("{l}.self_attn.q_proj.weight"), vec![heads, h], kaiming(h)),
+            (format!("{l}.self_attn.k_proj.weight"), vec![kv, h], kaiming(h)),
+            (format!("{l}.self_attn.v_proj.weight"), vec![kv, h], kaiming(h)),
+            (format!("{l}.self_attn.o_proj.weight"), vec![h, heads], kaiming(heads)),
+            (format!("{l}.self_attn.q_norm.weight"), vec![hd], Draw::Norm(1.0)),
+            (format!("{l}.self_attn.k_norm.weight"), vec![hd], Draw::Norm(1.0)),
+            (format!("{l}.mlp.gate_proj.weight"), vec![inter, h], kaiming(h)),
+            (format!("{l}.mlp.up_proj.weight"), vec![inter, h], kaiming(h)),
+            (format!("{l}.mlp.down_proj.weight"), vec![h, inter], kaiming(inter)),
+            (format!("{l}.input_layernorm.weight"), vec![h], Draw::Norm(1.0)),
+            (format!("{l}.post_attention_layernorm.weight"), vec![h], Draw::Norm(1.0)),
+        ]);
+    }
+    weights.push(("model.norm.weight".into(), vec![h], Draw::Norm(0.1)));
+    if !cfg.tie_word_embeddings {
+        weights.push(("lm_head.weight".into(), vec![cfg.vocab_size, h], Draw::Spread(0.05)));
+    }
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for (name, dims, _) in &weights {
+        let bytes = dims.iter().product::<usize>() * width;
+        header.insert(
+            name.clone(),
+            json!({"dtype": code, "shape": dims, "data_offsets": [offset, offset + bytes]}),
+        );
+        offset += bytes;
+    }
+    let mut header = serde_json::to_vec(&header).expect("json");
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let path = dir.join("model.safetensors");
+    let failed = |e: std::io::Error| ModelError::Files(format!("cannot write {}: {e}", path.display()));
+    let mut out = std::io::BufWriter::with_capacity(1 << 22, std::fs::File::create(&path).map_err(failed)?);
+    out.write_all(&(header.len() as u64).to_le_bytes()).map_err(failed)?;
+    out.write_all(&header).map_err(failed)?;
+    const CHUNK: usize = 1 << 20;
+    for (t, (_, dims, draw)) in weights.iter().enumerate() {
+        let n: usize = dims.iter().product();
+        let chunks: Vec<usize> = (0..n.div_ceil(CHUNK)).collect();
+        for group in chunks.chunks(64) {
+            let parts: Vec<Vec<u8>> = group
+                .par_iter()
+                .map(|&c| {
+                    let mut rng = fastrand::Rng::with_seed(shape.seed ^ ((t as u64) << 32) ^ c as u64);
+                    let len = CHUNK.min(n - c * CHUNK);
+                    let mut bytes = Vec::with_capacity(len * width);
+                    for _ in 0..len {
+                        let u = 2.0 * rng.f32() - 1.0; // uniform on [-1, 1): standard deviation 1/sqrt(3)
+                        let v = match draw {
+                            Draw::Spread(std) => u * std * 3f32.sqrt(),
+                            Draw::Norm(scale) => (1.0 + 0.1 * 3f32.sqrt() * u) * scale,
+                        };
+                        match width {
+                            4 => bytes.extend_from_slice(&v.to_le_bytes()),
+                            _ => bytes.extend_from_slice(&half::bf16::from_f32(v).to_le_bytes()),
+                        }
+                    }
+                    bytes
+                })
+                .collect();
+            for p in parts {
+                out.write_all(&p).map_err(failed)?;
+            }
+        }
+    }
+    out.flush().map_err(failed)?;
+    Ok(())
 }
