@@ -9,13 +9,14 @@
 # (cudart, cuBLAS, NVRTC, cuRAND) in MIRA_CUDA_LIB, else in python3's NVIDIA wheels
 # (site-packages/nvidia/cu13/lib, which PyTorch brings), else in /usr/local/cuda/lib64.
 #
-# Writes random-weight models in the real shapes (CLIP ViT-B/32, Qwen3-Reranker 0.6B and 8B) and
-# checks, each in one run with transformers on the same files:
+# Writes random-weight models in the real shapes (CLIP ViT-B/32, Qwen3-Reranker 0.6B and 8B, BLIP
+# base) and checks, each in one run with transformers on the same files:
 #   1. f32:  CLIP cosine >= 0.9999 (images from files, texts), reranker P(yes) within 1e-4 and
-#            the same order, at 200 and 1000 tokens;
+#            the same order, at 200 and 1000 tokens; BLIP's greedy captions the same token ids;
 #   2. bf16: the same within 1e-2 (cosine 0.999);
 #   3. the 8B in bf16: 100 candidates of 200 tokens (target < 0.5 s), and of 1000 tokens.
-# and prints throughput for both sides (images/s, texts/s, pairs/s). Exits 1 on a mismatch.
+# and prints throughput for both sides (images/s, texts/s, pairs/s, captions/s). Exits 1 on a
+# mismatch.
 # Work files go to MIRA_GPU_WORK (default /tmp/mira-gpu-check; about 20 GB with the 8B).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -74,9 +75,9 @@ step() {
 mkdir -p "$work"
 # Batches sized for the GPU: CLIP 256 images / texts per pass, the 0.6B 64 prompts.
 step f32 --dtype f32 --reranker 0.6b --tokens 200,1000 --pairs 128 --rerank-batch 64 \
-  --images 1024 --texts 2048 --clip-batch 256
+  --images 1024 --texts 2048 --clip-batch 256 --captions 64
 step bf16 --dtype bf16 --reranker 0.6b --tokens 200,1000 --pairs 128 --rerank-batch 64 \
-  --images 1024 --texts 2048 --clip-batch 256
+  --images 1024 --texts 2048 --clip-batch 256 --captions 64
 step 8b-bf16 --dtype bf16 --reranker 8b --skip-clip --tokens 200,1000 --pairs 100 --rerank-batch 100
 [ "${MIRA_GPU_KEEP:-0}" = 1 ] || rm -rf "$work"
 exit $status

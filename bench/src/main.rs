@@ -121,6 +121,9 @@ pub struct BenchArgs {
     /// model-peers: the reranker only.
     #[arg(long)]
     pub skip_clip: bool,
+    /// model-peers: BLIP-base captions of this many images (0: no captioner).
+    #[arg(long, default_value_t = 0)]
+    pub captions: usize,
 }
 
 fn main() -> ExitCode {
@@ -150,6 +153,7 @@ fn run(args: BenchArgs) -> Result<()> {
             texts: args.texts,
             clip_batch: args.clip_batch,
             skip_clip: args.skip_clip,
+            captions: args.captions,
         });
     }
     if args.suite == BenchSuite::Caption {

@@ -1,7 +1,7 @@
 //! `mira-bench model-peers --dir D`: the Mira half of the comparison with PyTorch +
 //! transformers. Writes random-weight models in the real shapes (CLIP ViT-B/32, a Qwen3-Reranker)
 //! in the Hugging Face layout and their inputs (PNG photos, texts, reranker prompts as token ids)
-//! to `D`, runs Mira on them end to end from the files, and writes `D/mira.json`: the outputs
+//! to `D` (and BLIP base with `--captions N`), runs Mira on them end to end from the files, and writes `D/mira.json`: the outputs
 //! and the rates. `benches/peers/models.py D` then runs transformers on the same files and inputs
 //! in the same run and compares (`benches/peers/models.sh` does both; `scripts/gpu-check.sh` on
 //! a GPU).
@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use mira_host::caption::Captioner;
+use mira_host::caption::fixtures::{TinyBlip, write_blip};
 use mira_host::embed::ClipEmbedder;
 use mira_host::embed::fixtures::{TINY_WORDS, TinyClip, write_clip};
 use mira_host::models::{ModelDType, parse_device};
@@ -34,6 +36,56 @@ pub struct PeerArgs {
     pub texts: usize,
     pub clip_batch: usize,
     pub skip_clip: bool,
+    /// Captions (BLIP base) of this many of the images; 0 for none.
+    pub captions: usize,
+}
+
+/// Tokens per caption (transformers' default length for BLIP).
+const CAPTION_TOKENS: usize = 20;
+
+fn blip(args: &PeerArgs) -> Result<Value> {
+    let dir = args.dir.join("blip");
+    if !dir.join("model.safetensors").exists() {
+        eprintln!(
+            "model-peers: writing a BLIP-base-shaped random captioner to {}",
+            dir.display()
+        );
+        write_blip(&dir, &TinyBlip::blip_base())?;
+    }
+    let images = write_images(&args.dir, args.captions)?;
+    let device = parse_device(&args.device)?;
+    let dtype = if args.dtype == ModelDType::Q8 {
+        ModelDType::F32
+    } else {
+        args.dtype
+    };
+    let model = Captioner::load(&dir, &device, dtype)?;
+    let paths: Vec<PathBuf> = images.iter().map(|i| args.dir.join(i)).collect();
+    let decoded: Vec<image::DynamicImage> = paths
+        .iter()
+        .map(|p| mira_host::image_file::decode(p, u64::MAX).map_err(anyhow::Error::msg))
+        .collect::<Result<_>>()?;
+    model.caption_ids(&decoded[..1], CAPTION_TOKENS)?; // warm-up
+    eprintln!(
+        "model-peers: Mira BLIP, {} captions of up to {CAPTION_TOKENS} tokens",
+        decoded.len()
+    );
+    let (ids, seconds) = timed(|| {
+        let decoded: Vec<image::DynamicImage> = paths
+            .iter()
+            .map(|p| mira_host::image_file::decode(p, u64::MAX).map_err(anyhow::Error::msg))
+            .collect::<Result<_>>()?;
+        Ok(model.caption_ids(&decoded, CAPTION_TOKENS)?)
+    })?;
+    Ok(json!({
+        "dir": "blip",
+        "images": images,
+        "max_tokens": CAPTION_TOKENS,
+        "bos_id": model.config.bos_token_id,
+        "sep_id": model.config.sep_token_id,
+        "ids": ids,
+        "captions_per_s": decoded.len() as f64 / seconds,
+    }))
 }
 
 fn shape(name: &str) -> Result<TinyQwen3> {
@@ -232,12 +284,14 @@ pub fn run(args: &PeerArgs) -> Result<()> {
     } else {
         reranker(args)?
     };
+    let blip = if args.captions == 0 { Value::Null } else { blip(args)? };
     let out = json!({
         "device": args.device,
         "dtype": dtype,
         "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "clip": clip,
         "reranker": reranker,
+        "blip": blip,
     });
     let path = args.dir.join("mira.json");
     std::fs::write(&path, serde_json::to_vec(&out)?)?;

@@ -4,10 +4,11 @@
 
 Reads DIR/mira.json (Mira's outputs and rates), runs transformers on the same files the same way
 a user would (CLIPModel + CLIPImageProcessor from the image files; Qwen3ForCausalLM on the same
-token ids, P("yes") from the last position's "yes"/"no" logits), writes DIR/torch.json and prints
+token ids, P("yes") from the last position's "yes"/"no" logits; BlipForConditionalGeneration's
+greedy generate), writes DIR/torch.json and prints
 one table: each rate, its ratio Mira/PyTorch, and how far the outputs agree. With --check, exits 1
 when they do not agree within the bounds (CLIP cosine >= 0.9999 in f32; P(yes) within 1e-4 in f32,
-1e-2 in bf16; the same order of the prompts).
+1e-2 in bf16; the same order of the prompts; in f32 the same caption token ids).
 """
 
 import argparse
@@ -128,6 +129,37 @@ def reranker_side(root, m, dev, dtype):
     return out
 
 
+def blip_side(root, m, dev, dtype):
+    from transformers import BlipForConditionalGeneration, BlipImageProcessor
+
+    d = os.path.join(root, m["dir"])
+    model = BlipForConditionalGeneration.from_pretrained(d, dtype=dtype).to(dev).eval()
+    processor = BlipImageProcessor.from_pretrained(d)
+    paths = [os.path.join(root, p) for p in m["images"]]
+    bos, sep = m["bos_id"], m["sep_id"]
+
+    def caption(chunk):
+        px = processor(images=[Image.open(p).convert("RGB") for p in chunk], return_tensors="pt")["pixel_values"]
+        with torch.inference_mode():
+            out = model.generate(
+                pixel_values=px.to(dev, dtype), max_new_tokens=m["max_tokens"], num_beams=1, do_sample=False
+            )
+        rows = []
+        for row in out.tolist():
+            row = row[1:] if row and row[0] == bos else row
+            rows.append(row[: row.index(sep)] if sep in row else row)
+        return rows
+
+    caption(paths[:1])  # warm-up
+    sync(dev)
+    t = time.perf_counter()
+    ids = [r for i in range(0, len(paths), 16) for r in caption(paths[i : i + 16])]
+    sync(dev)
+    seconds = time.perf_counter() - t
+    same = sum(a == b for a, b in zip(ids, m["ids"]))
+    return {"captions_per_s": len(paths) / seconds, "same_captions": same, "captions": len(paths)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
@@ -171,6 +203,18 @@ def main():
                 failures.append(f"reranker {mr['tokens']} tokens: P(yes) differs by {tr['max_p_yes_difference']:.2e} > {p_bound}")
             if not tr["same_order"] and mira["dtype"] != "q8":
                 failures.append(f"reranker {mr['tokens']} tokens: a different order")
+    if mira.get("blip"):
+        b = blip_side(args.dir, mira["blip"], dev, torch.float32 if mira["dtype"] == "q8" else dtype)
+        result["blip"] = b
+        m = mira["blip"]
+        ratio = m["captions_per_s"] / b["captions_per_s"]
+        print(f"  BLIP base, greedy captions of up to {m['max_tokens']} tokens, batches of 16, from files:")
+        print(
+            f"    Mira {m['captions_per_s']:8.2f}/s   PyTorch {b['captions_per_s']:8.2f}/s   {ratio:.2f}x"
+            f"   identical token ids: {b['same_captions']} of {b['captions']}"
+        )
+        if mira["dtype"] in ("f32", "q8") and b["same_captions"] != b["captions"]:
+            failures.append(f"BLIP: {b['captions'] - b['same_captions']} captions differ from transformers'")
     json.dump(result, open(os.path.join(args.dir, "torch.json"), "w"))
     for f in failures:
         print("  MISMATCH: " + f)
