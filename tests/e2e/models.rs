@@ -358,6 +358,60 @@ fn ingest_computes_clip_vectors_and_search_is_cross_modal() {
     assert_eq!(resp.query_vector.as_deref(), Some("clip text"));
 }
 
+/// Images are decoded together on the CPU's threads; one whose header reads well but whose
+/// pixels do not fails its own row (named by file and line), and the others get the vectors
+/// they get embedded one by one.
+#[test]
+fn a_photo_that_fails_to_decode_fails_its_row_alone() {
+    let env = Env::new();
+    let model = env.path().join("clip");
+    write_tiny_clip(&model).unwrap();
+    let clip = load(&model);
+    let c = clip_collection(&env, &model);
+    let photos = env.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let mut sidecar = String::new();
+    for i in 0..6u8 {
+        let path = photos.join(format!("p{i}.png"));
+        image::RgbImage::from_fn(40 + i as u32, 30, |x, y| image::Rgb([x as u8 * 5, y as u8 * 7, i * 40]))
+            .save(&path)
+            .unwrap();
+        if i == 3 {
+            // A valid header, then the image data cut short.
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        }
+        sidecar.push_str(&format!("{{\"file\": \"p{i}.png\", \"title\": \"photo {i}\"}}\n"));
+    }
+    std::fs::write(photos.join("metadata.jsonl"), sidecar).unwrap();
+    let opts = mira_host::ingest::IngestOptions {
+        on_error: mira_host::ingest::OnError::Skip,
+        ..Default::default()
+    };
+    let report = mira_host::ingest::ingest(&c, &photos, &opts, &mira_host::ingest::NoProgress).unwrap();
+    assert_eq!(report.indexed, 5, "{:?}", report.errors);
+    assert_eq!(report.errors.len(), 1);
+    let err = report.errors[0].to_string();
+    assert!(err.contains("p3.png") && err.contains("corrupt image"), "{err}");
+    for i in [0u8, 1, 2, 4, 5] {
+        let want = clip
+            .embed_image_files(&[&photos.join(format!("p{i}.png"))], u64::MAX)
+            .unwrap();
+        let resp = c
+            .search(&mira_host::SearchRequest {
+                vector: Some(want[0].clone()),
+                top_k: Some(1),
+                explain: true,
+                ..Default::default()
+            })
+            .unwrap();
+        let hit = &resp.hits[0];
+        assert_eq!(hit.fields["title"], format!("photo {i}"));
+        let score = hit.explain.as_ref().unwrap().vector.as_ref().unwrap().score;
+        assert!(score > 0.9999, "photo {i}: similarity {score} to its own embedding");
+    }
+}
+
 #[test]
 fn without_a_model_ingest_says_so_and_search_stays_bm25() {
     let env = Env::new();

@@ -210,8 +210,56 @@ impl Embedder {
                 },
             ))
         };
+        // Decode what this target needs, on the CPU's threads (on a GPU this is most of the
+        // CPU's share of ingest): every image of the rows to do that the cache lacks and no
+        // earlier target decoded. Unreadable files are left to the loop below, which reports them.
+        let mut undecodable = HashMap::new();
+        {
+            let mut wanted = Vec::new();
+            for &i in todo {
+                for (n, path) in rows[i].0.doc.get_all(field).filter_map(|v| v.as_str()).enumerate() {
+                    let k = (i, field, n as u16);
+                    if !sources.contains_key(&k) {
+                        let Ok(bytes) = std::fs::read(path) else { break };
+                        sources.insert(
+                            k,
+                            ImageSource {
+                                key: image_key(&bytes),
+                                bytes,
+                                image: None,
+                            },
+                        );
+                    }
+                    let source = &sources[&k];
+                    if source.image.is_none() && t.cache.get(&source.key).is_none() {
+                        wanted.push((k, path));
+                    }
+                }
+            }
+            let decoded: Vec<_> = {
+                use rayon::prelude::*;
+                let sources = &*sources;
+                wanted
+                    .par_iter()
+                    .map(|(k, path)| {
+                        (
+                            *k,
+                            crate::image_file::decode_bytes(&sources[k].bytes, path, self.max_pixels),
+                        )
+                    })
+                    .collect()
+            };
+            for (k, result) in decoded {
+                match result {
+                    Ok(img) => sources.get_mut(&k).expect("read above").image = Some(img),
+                    Err(message) => {
+                        undecodable.insert(k, message);
+                    }
+                }
+            }
+        }
         let mut vectors = Vec::new();
-        // Inputs the cache lacks: (row, key); their images are decoded here.
+        // Inputs the cache lacks: (row, key); their images were decoded above.
         let mut miss = Vec::new();
         for &i in todo {
             let paths: Vec<&str> = rows[i].0.doc.get_all(field).filter_map(|v| v.as_str()).collect();
@@ -237,7 +285,10 @@ impl Embedder {
                 match t.cache.get(&source.key) {
                     Some(v) => found.push(Found::Cached(slot, v)),
                     None if source.image.is_some() => found.push(Found::Miss(slot, source.key)),
-                    None => match crate::image_file::decode_bytes(&source.bytes, path, self.max_pixels) {
+                    None => match undecodable.remove(&(i, field, slot.1)).map_or_else(
+                        || crate::image_file::decode_bytes(&source.bytes, path, self.max_pixels),
+                        Err,
+                    ) {
                         Ok(img) => {
                             source.image = Some(img);
                             found.push(Found::Miss(slot, source.key));
