@@ -219,16 +219,13 @@ impl Embedder {
             for &i in todo {
                 for (n, path) in rows[i].0.doc.get_all(field).filter_map(|v| v.as_str()).enumerate() {
                     let k = (i, field, n as u16);
-                    if !sources.contains_key(&k) {
+                    if let Entry::Vacant(e) = sources.entry(k) {
                         let Ok(bytes) = std::fs::read(path) else { break };
-                        sources.insert(
-                            k,
-                            ImageSource {
-                                key: image_key(&bytes),
-                                bytes,
-                                image: None,
-                            },
-                        );
+                        e.insert(ImageSource {
+                            key: image_key(&bytes),
+                            bytes,
+                            image: None,
+                        });
                     }
                     let source = &sources[&k];
                     if source.image.is_none() && t.cache.get(&source.key).is_none() {
