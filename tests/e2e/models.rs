@@ -107,6 +107,15 @@ fn images_of_any_shape_and_mode_and_bad_files() {
         image::DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(64, 64, image::Rgba([10, 200, 30, 128]))),
     ];
     let batch = clip.embed_images(&images).unwrap();
+    // The GPU's overlapped passes (preprocessing one pass ahead on a thread) give the same
+    // vectors, whatever the pass size.
+    for pass in [1, 2, 3, 8] {
+        let overlapped = clip.embed_images_overlapped(&images, pass).unwrap();
+        assert_eq!(overlapped.len(), images.len());
+        for (a, b) in overlapped.iter().zip(&batch) {
+            assert!(close(a, b, 1e-5), "pass {pass}");
+        }
+    }
     for (i, img) in images.iter().enumerate() {
         let single = clip.embed_images(std::slice::from_ref(img)).unwrap();
         assert!(close(&batch[i], &single[0], 1e-5), "image {i}");

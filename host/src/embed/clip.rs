@@ -17,6 +17,9 @@ use crate::models::{ModelDType, ModelError, ModelFiles, ModelKind};
 /// CLIP's end-of-text token: the text embedding is read at its first occurrence.
 const EOS_TOKEN: &str = "<|endoftext|>";
 
+/// Images per pass on a GPU (where the next pass's preprocessing overlaps the current one).
+pub const GPU_IMAGE_PASS: usize = 64;
+
 /// A loaded CLIP model.
 pub struct ClipEmbedder {
     text: ClipTextTransformer,
@@ -141,13 +144,60 @@ impl ClipEmbedder {
         Ok(l2_normalize(&features.to_dtype(DType::F32)?)?.to_vec2()?)
     }
 
-    /// Embeds decoded images in one batch.
+    /// Embeds decoded images: in one batch on a CPU; on a GPU in passes of
+    /// [`GPU_IMAGE_PASS`], the next pass's preprocessing (resize, crop, normalise, on the CPU's
+    /// threads) overlapping the current pass on the GPU.
     pub fn embed_images(&self, images: &[impl Borrow<DynamicImage> + Sync]) -> Result<Vec<Vec<f32>>, ModelError> {
+        if self.device.is_cpu() || images.len() <= GPU_IMAGE_PASS {
+            return self.embed_pass(images);
+        }
+        self.embed_images_overlapped(images, GPU_IMAGE_PASS)
+    }
+
+    /// Embeds images in passes of `pass`, a thread preprocessing the next pass while the model
+    /// runs the current one (what [`ClipEmbedder::embed_images`] does on a GPU). The vectors
+    /// equal those of one batch.
+    pub fn embed_images_overlapped(
+        &self,
+        images: &[impl Borrow<DynamicImage> + Sync],
+        pass: usize,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let pass = pass.max(1);
+        std::thread::scope(|scope| {
+            // One pass ready ahead: preprocessing runs at most one pass in front of the model.
+            let (send, receive) = std::sync::mpsc::sync_channel(1);
+            let producer = scope.spawn(move || {
+                for chunk in images.chunks(pass) {
+                    let pixels = self.preprocess.batch(chunk, &Device::Cpu, DType::F32);
+                    let failed = pixels.is_err();
+                    if send.send(pixels).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            let mut out = Vec::with_capacity(images.len());
+            for pixels in receive {
+                let pixels = pixels?.to_device(&self.device)?.to_dtype(self.dtype)?;
+                out.extend(self.embed_pixels(&pixels)?);
+            }
+            producer
+                .join()
+                .map_err(|_| ModelError::Input("image preprocessing panicked".into()))?;
+            Ok(out)
+        })
+    }
+
+    fn embed_pass(&self, images: &[impl Borrow<DynamicImage> + Sync]) -> Result<Vec<Vec<f32>>, ModelError> {
         if images.is_empty() {
             return Ok(Vec::new());
         }
         let pixels = self.preprocess.batch(images, &self.device, self.dtype)?;
-        let pooled = self.vision.forward(&pixels)?;
+        self.embed_pixels(&pixels)
+    }
+
+    /// The normalised embeddings of a (batch, 3, h, w) pixel tensor on the model's device.
+    fn embed_pixels(&self, pixels: &Tensor) -> Result<Vec<Vec<f32>>, ModelError> {
+        let pooled = self.vision.forward(pixels)?;
         let features = self.visual_projection.forward(&pooled)?;
         Ok(l2_normalize(&features.to_dtype(DType::F32)?)?.to_vec2()?)
     }
