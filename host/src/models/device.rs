@@ -60,8 +60,15 @@ pub fn parse_device(s: &str) -> Result<Device, ModelError> {
         let n: usize = n
             .parse()
             .map_err(|_| ModelError::Input(format!("bad device `{s}` (expected cpu or cuda:N)")))?;
+        // The driver's error, without the backtrace candle attaches to it.
         #[cfg(feature = "cuda")]
-        return Ok(Device::new_cuda(n)?);
+        return Device::new_cuda(n).map_err(|e| {
+            let e = e.to_string();
+            ModelError::Input(format!(
+                "cannot open GPU cuda:{n}: {} (is an NVIDIA GPU there, and its driver?)",
+                e.lines().next().unwrap_or(&e).trim()
+            ))
+        });
         #[cfg(not(feature = "cuda"))]
         return Err(ModelError::Input(format!(
             "device cuda:{n} needs a build with `--features cuda`; this one runs on cpu only"
