@@ -43,40 +43,21 @@ pub struct PeerArgs {
 /// Tokens per caption (transformers' default length for BLIP).
 const CAPTION_TOKENS: usize = 20;
 
-fn blip(args: &PeerArgs) -> Result<Value> {
+fn blip(args: &PeerArgs, images: &[String]) -> Result<Value> {
     let dir = args.dir.join("blip");
-    if !dir.join("model.safetensors").exists() {
-        eprintln!(
-            "model-peers: writing a BLIP-base-shaped random captioner to {}",
-            dir.display()
-        );
-        write_blip(&dir, &TinyBlip::blip_base())?;
-    }
-    let images = write_images(&args.dir, args.captions)?;
-    let device = parse_device(&args.device)?;
-    let dtype = if args.dtype == ModelDType::Q8 {
-        ModelDType::F32
-    } else {
-        args.dtype
-    };
-    let model = Captioner::load(&dir, &device, dtype)?;
+    ensure_model(&dir, "a BLIP-base-shaped random captioner", || {
+        Ok(write_blip(&dir, &TinyBlip::blip_base())?)
+    })?;
+    let model = Captioner::load(&dir, &parse_device(&args.device)?, unquantized(args.dtype))?;
     let paths: Vec<PathBuf> = images.iter().map(|i| args.dir.join(i)).collect();
-    let decoded: Vec<image::DynamicImage> = paths
-        .iter()
-        .map(|p| mira_host::image_file::decode(p, u64::MAX).map_err(anyhow::Error::msg))
-        .collect::<Result<_>>()?;
-    model.caption_ids(&decoded[..1], CAPTION_TOKENS)?; // warm-up
+    let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let decode = |paths: &[&Path]| mira_host::image_file::decode_all(paths, u64::MAX).map_err(anyhow::Error::msg);
+    model.caption_ids(&decode(&paths[..1])?, CAPTION_TOKENS)?; // warm-up
     eprintln!(
         "model-peers: Mira BLIP, {} captions of up to {CAPTION_TOKENS} tokens",
-        decoded.len()
+        paths.len()
     );
-    let (ids, seconds) = timed(|| {
-        let decoded: Vec<image::DynamicImage> = paths
-            .iter()
-            .map(|p| mira_host::image_file::decode(p, u64::MAX).map_err(anyhow::Error::msg))
-            .collect::<Result<_>>()?;
-        Ok(model.caption_ids(&decoded, CAPTION_TOKENS)?)
-    })?;
+    let (ids, seconds) = timed(|| Ok(model.caption_ids(&decode(&paths)?, CAPTION_TOKENS)?))?;
     Ok(json!({
         "dir": "blip",
         "images": images,
@@ -84,8 +65,26 @@ fn blip(args: &PeerArgs) -> Result<Value> {
         "bos_id": model.config.bos_token_id,
         "sep_id": model.config.sep_token_id,
         "ids": ids,
-        "captions_per_s": decoded.len() as f64 / seconds,
+        "captions_per_s": paths.len() as f64 / seconds,
     }))
+}
+
+/// q8 is the reranker's alone: CLIP and BLIP run in f32 then.
+fn unquantized(dtype: ModelDType) -> ModelDType {
+    if dtype == ModelDType::Q8 {
+        ModelDType::F32
+    } else {
+        dtype
+    }
+}
+
+/// Writes the model in `dir` with `write` unless an earlier run left it there.
+fn ensure_model(dir: &Path, what: &str, write: impl FnOnce() -> Result<()>) -> Result<()> {
+    if !dir.join("model.safetensors").exists() {
+        eprintln!("model-peers: writing {what} to {}", dir.display());
+        write()?;
+    }
+    Ok(())
 }
 
 fn shape(name: &str) -> Result<TinyQwen3> {
@@ -140,25 +139,13 @@ fn texts(n: usize) -> Vec<String> {
         .collect()
 }
 
-fn clip(args: &PeerArgs) -> Result<Value> {
+fn clip(args: &PeerArgs, images: &[String]) -> Result<Value> {
     let dir = args.dir.join("clip");
-    if !dir.join("model.safetensors").exists() {
-        eprintln!(
-            "model-peers: writing a ViT-B/32-shaped random CLIP to {}",
-            dir.display()
-        );
-        write_clip(&dir, &TinyClip::vit_b32())?;
-    }
-    let images = write_images(&args.dir, args.images)?;
+    ensure_model(&dir, "a ViT-B/32-shaped random CLIP", || {
+        Ok(write_clip(&dir, &TinyClip::vit_b32())?)
+    })?;
     let texts = texts(args.texts);
-    let device = parse_device(&args.device)?;
-    // q8 is the reranker's alone: CLIP stays f32 then.
-    let dtype = if args.dtype == ModelDType::Q8 {
-        ModelDType::F32
-    } else {
-        args.dtype
-    };
-    let model = ClipEmbedder::load(&dir, &device, dtype)?;
+    let model = ClipEmbedder::load(&dir, &parse_device(&args.device)?, unquantized(args.dtype))?;
     let paths: Vec<PathBuf> = images.iter().map(|i| args.dir.join(i)).collect();
     let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -205,25 +192,25 @@ fn reranker(args: &PeerArgs) -> Result<Value> {
         ModelDType::F16 => candle_core::DType::F16,
         _ => candle_core::DType::F32,
     };
-    if !dir.join("model.safetensors").exists() {
-        eprintln!(
-            "model-peers: writing a Qwen3-Reranker-{}-shaped random model ({stored:?}) to {}",
-            args.reranker,
-            dir.display()
-        );
-        // The 4B and 8B are drawn and written weight by weight (the 8B is 33 GB in f32).
-        if args.reranker == "0.6b" {
-            write_qwen3_as(&dir, &shape(&args.reranker)?, stored)?;
-        } else {
-            // bf16 as the published checkpoints are, except for an f32 run.
-            let stored = if args.dtype == ModelDType::F32 {
-                stored
+    ensure_model(
+        &dir,
+        &format!("a Qwen3-Reranker-{}-shaped random model ({stored:?})", args.reranker),
+        || {
+            // The 4B and 8B are drawn and written weight by weight (the 8B is 33 GB in f32), in bf16
+            // as the published checkpoints are unless the run is f32.
+            if args.reranker == "0.6b" {
+                write_qwen3_as(&dir, &shape(&args.reranker)?, stored)?;
             } else {
-                candle_core::DType::BF16
-            };
-            write_qwen3_streamed(&dir, &shape(&args.reranker)?, stored)?;
-        }
-    }
+                let stored = if args.dtype == ModelDType::F32 {
+                    stored
+                } else {
+                    candle_core::DType::BF16
+                };
+                write_qwen3_streamed(&dir, &shape(&args.reranker)?, stored)?;
+            }
+            Ok(())
+        },
+    )?;
     let device = parse_device(&args.device)?;
     let longest = args.tokens.iter().copied().max().unwrap_or(200);
     let model = Reranker::load(&dir, &device, args.dtype, longest + 8)?;
@@ -272,22 +259,33 @@ fn reranker(args: &PeerArgs) -> Result<Value> {
 
 pub fn run(args: &PeerArgs) -> Result<()> {
     std::fs::create_dir_all(&args.dir)?;
-    let dtype = match args.dtype {
-        ModelDType::F32 => "f32",
-        ModelDType::F16 => "f16",
-        ModelDType::BF16 => "bf16",
-        ModelDType::Q8 => "q8",
+    // One set of photos serves CLIP and BLIP.
+    let photos = write_images(
+        &args.dir,
+        if args.skip_clip {
+            args.captions
+        } else {
+            args.images.max(args.captions)
+        },
+    )?;
+    let clip = if args.skip_clip {
+        Value::Null
+    } else {
+        clip(args, &photos[..args.images])?
     };
-    let clip = if args.skip_clip { Value::Null } else { clip(args)? };
     let reranker = if args.reranker == "none" {
         Value::Null
     } else {
         reranker(args)?
     };
-    let blip = if args.captions == 0 { Value::Null } else { blip(args)? };
+    let blip = if args.captions == 0 {
+        Value::Null
+    } else {
+        blip(args, &photos[..args.captions])?
+    };
     let out = json!({
         "device": args.device,
-        "dtype": dtype,
+        "dtype": args.dtype.name(),
         "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "clip": clip,
         "reranker": reranker,

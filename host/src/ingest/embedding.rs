@@ -210,59 +210,14 @@ impl Embedder {
                 },
             ))
         };
-        // Decode what this target needs, on the CPU's threads (on a GPU this is most of the
-        // CPU's share of ingest): every image of the rows to do that the cache lacks and no
-        // earlier target decoded. Unreadable files are left to the loop below, which reports them.
-        let mut undecodable = HashMap::new();
-        {
-            let mut wanted = Vec::new();
-            for &i in todo {
-                for (n, path) in rows[i].0.doc.get_all(field).filter_map(|v| v.as_str()).enumerate() {
-                    let k = (i, field, n as u16);
-                    if let Entry::Vacant(e) = sources.entry(k) {
-                        let Ok(bytes) = std::fs::read(path) else { break };
-                        e.insert(ImageSource {
-                            key: image_key(&bytes),
-                            bytes,
-                            image: None,
-                        });
-                    }
-                    let source = &sources[&k];
-                    if source.image.is_none() && t.cache.get(&source.key).is_none() {
-                        wanted.push((k, path));
-                    }
-                }
-            }
-            let decoded: Vec<_> = {
-                use rayon::prelude::*;
-                let sources = &*sources;
-                wanted
-                    .par_iter()
-                    .map(|(k, path)| {
-                        (
-                            *k,
-                            crate::image_file::decode_bytes(&sources[k].bytes, path, self.max_pixels),
-                        )
-                    })
-                    .collect()
-            };
-            for (k, result) in decoded {
-                match result {
-                    Ok(img) => sources.get_mut(&k).expect("read above").image = Some(img),
-                    Err(message) => {
-                        undecodable.insert(k, message);
-                    }
-                }
-            }
-        }
-        let mut vectors = Vec::new();
-        // Inputs the cache lacks: (row, key); their images were decoded above.
-        let mut miss = Vec::new();
+        // Each image is read and looked up in the cache once; a row with an unreadable image
+        // stops there (what came before it still counts towards which error is reported).
+        let mut scanned = Vec::with_capacity(todo.len());
+        let mut undecoded = Vec::new();
         for &i in todo {
-            let paths: Vec<&str> = rows[i].0.doc.get_all(field).filter_map(|v| v.as_str()).collect();
-            let mut found = Vec::with_capacity(paths.len());
-            let mut broken = false;
-            for (n, path) in paths.into_iter().enumerate() {
+            let mut found = Vec::new();
+            let mut unreadable = None;
+            for (n, path) in rows[i].0.doc.get_all(field).filter_map(|v| v.as_str()).enumerate() {
                 let slot = (i, n as u16);
                 let source = match sources.entry((i, field, slot.1)) {
                     Entry::Occupied(e) => e.into_mut(),
@@ -273,33 +228,54 @@ impl Embedder {
                             image: None,
                         }),
                         Err(err) => {
-                            fail(i, format!("cannot open image {path}: {err}"));
-                            broken = true;
+                            unreadable = Some(format!("cannot open image {path}: {err}"));
                             break;
                         }
                     },
                 };
                 match t.cache.get(&source.key) {
                     Some(v) => found.push(Found::Cached(slot, v)),
-                    None if source.image.is_some() => found.push(Found::Miss(slot, source.key)),
-                    None => match undecodable.remove(&(i, field, slot.1)).map_or_else(
-                        || crate::image_file::decode_bytes(&source.bytes, path, self.max_pixels),
-                        Err,
-                    ) {
-                        Ok(img) => {
-                            source.image = Some(img);
-                            found.push(Found::Miss(slot, source.key));
+                    None => {
+                        if source.image.is_none() {
+                            undecoded.push((slot, path));
                         }
-                        Err(message) => {
-                            fail(i, message);
-                            broken = true;
-                            break;
-                        }
-                    },
+                        found.push(Found::Miss(slot, source.key));
+                    }
                 }
             }
-            // A row with an image that cannot be read fails whole: none of its images count.
-            if broken {
+            scanned.push((i, found, unreadable));
+        }
+        // The images no earlier target decoded, on the CPU's threads (on a GPU this is most of
+        // the CPU's share of ingest).
+        let decoded: Vec<_> = {
+            use rayon::prelude::*;
+            let sources = &*sources;
+            undecoded
+                .par_iter()
+                .map(|&((i, n), path)| {
+                    let bytes = &sources[&(i, field, n)].bytes;
+                    ((i, n), crate::image_file::decode_bytes(bytes, path, self.max_pixels))
+                })
+                .collect()
+        };
+        let mut undecodable = HashMap::new();
+        for ((i, n), result) in decoded {
+            match result {
+                Ok(img) => sources.get_mut(&(i, field, n)).expect("read above").image = Some(img),
+                Err(message) => {
+                    undecodable.entry(i).or_insert(message);
+                }
+            }
+        }
+        let mut vectors = Vec::new();
+        // Inputs the cache lacks: (row, key).
+        let mut miss = Vec::new();
+        for (i, found, unreadable) in scanned {
+            // A row with an image that cannot be read fails whole: none of its images count. The
+            // first image in order that fails is the error (images after an unreadable one were
+            // not looked at).
+            if let Some(message) = undecodable.remove(&i).or(unreadable) {
+                fail(i, message);
                 continue;
             }
             for f in found {

@@ -30,6 +30,16 @@ impl ModelDType {
         }
     }
 
+    /// The name `parse` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelDType::F32 => "f32",
+            ModelDType::F16 => "f16",
+            ModelDType::BF16 => "bf16",
+            ModelDType::Q8 => "q8",
+        }
+    }
+
     pub(crate) fn candle(self) -> DType {
         match self {
             ModelDType::F32 => DType::F32,

@@ -110,7 +110,7 @@ pub fn check_fits(
         .filter(|d| *d != dtype)
         .map(|d| (d, footprint(params, dense, d)))
         .filter(|(_, b)| *b <= available)
-        .map(|(d, b)| format!("{} ({})", name(d), gb(b)))
+        .map(|(d, b)| format!("{} ({})", d.name(), gb(b)))
         .collect();
     let advice = match fits.as_slice() {
         [] => "no dtype makes it fit: use a smaller model or a machine with more memory".to_owned(),
@@ -121,18 +121,9 @@ pub fn check_fits(
          MemAvailable); {advice}",
         params as f64 / 1e9,
         gb(need),
-        name(dtype),
+        dtype.name(),
         gb(available)
     )))
-}
-
-fn name(d: ModelDType) -> &'static str {
-    match d {
-        ModelDType::F32 => "f32",
-        ModelDType::F16 => "f16",
-        ModelDType::BF16 => "bf16",
-        ModelDType::Q8 => "q8",
-    }
 }
 
 #[cfg(test)]

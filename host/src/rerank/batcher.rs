@@ -48,7 +48,7 @@ struct Gathering {
 
 /// A finished run's scores, kept until every member has taken its share.
 struct Finished {
-    scores: Result<std::sync::Arc<Vec<f32>>, String>,
+    scores: Result<Vec<f32>, String>,
     readers: usize,
     queries: usize,
     prompts: usize,
@@ -79,7 +79,7 @@ struct Publish<'a> {
     members: usize,
     prompts: usize,
     started: Instant,
-    scores: Option<Result<std::sync::Arc<Vec<f32>>, String>>,
+    scores: Option<Result<Vec<f32>, String>>,
 }
 
 impl Drop for Publish<'_> {
@@ -187,7 +187,7 @@ impl SharedBatches {
         match result {
             Ok(scores) => {
                 let mine = scores[..n].to_vec();
-                publish.scores = Some(Ok(std::sync::Arc::new(scores)));
+                publish.scores = Some(Ok(scores));
                 Ok((mine, run))
             }
             Err(e) => {

@@ -22,9 +22,11 @@ pub struct Qwen3Config {
     #[serde(default = "d_max_positions")]
     pub max_position_embeddings: usize,
     /// The rotary base: `rope_theta`, or `rope_parameters.rope_theta` as transformers 5 writes
-    /// it (`from_json` settles it; 1e6 when neither is there).
-    #[serde(default = "d_theta")]
+    /// it, else 1e6 (`from_json` settles it from the two keys below).
+    #[serde(skip)]
     pub rope_theta: f64,
+    #[serde(default, rename = "rope_theta")]
+    top_level_theta: Option<f64>,
     #[serde(default)]
     rope_parameters: Option<RopeParameters>,
     #[serde(default = "d_eps")]
@@ -76,23 +78,18 @@ impl Qwen3Config {
             message,
         };
         let mut cfg: Qwen3Config = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        let top_level_theta = serde_json::from_str::<serde_json::Value>(text)
-            .ok()
-            .is_some_and(|v| v.get("rope_theta").is_some_and(|t| !t.is_null()));
-        if let Some(rope) = cfg.rope_parameters.take() {
-            if let Some(kind) = rope.rope_type.as_deref()
-                && kind != "default"
-            {
-                return Err(bad(format!(
-                    "rope_parameters.rope_type `{kind}` is not supported (Qwen3-Reranker uses the default rotary embedding)"
-                )));
-            }
-            if let Some(theta) = rope.rope_theta
-                && !top_level_theta
-            {
-                cfg.rope_theta = theta;
-            }
+        let rope = cfg.rope_parameters.take();
+        if let Some(kind) = rope.as_ref().and_then(|r| r.rope_type.as_deref())
+            && kind != "default"
+        {
+            return Err(bad(format!(
+                "rope_parameters.rope_type `{kind}` is not supported (Qwen3-Reranker uses the default rotary embedding)"
+            )));
         }
+        cfg.rope_theta = cfg
+            .top_level_theta
+            .or(rope.and_then(|r| r.rope_theta))
+            .unwrap_or_else(d_theta);
         if !(cfg.rope_theta.is_finite() && cfg.rope_theta > 1.0) {
             return Err(bad(format!(
                 "rope_theta ({}) must be a finite number above 1",

@@ -149,6 +149,11 @@ impl Qwen3 {
         })
     }
 
+    /// Where the weights live.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// The output projection's rows for `tokens`: `(tokens, hidden)`. Scoring multiplies only by
     /// these instead of the whole vocabulary.
     pub fn head_rows(&self, tokens: &[u32]) -> candle_core::Result<Tensor> {

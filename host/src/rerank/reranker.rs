@@ -45,7 +45,6 @@ pub struct Reranker {
     pub files: ModelFiles,
     /// Concurrent queries' prompts gathered into shared forward passes.
     shared: SharedBatches,
-    on_gpu: bool,
 }
 
 fn token_id(tok: &Tokenizer, token: &str, file: &str) -> Result<u32, ModelError> {
@@ -108,7 +107,6 @@ impl Reranker {
             config,
             files,
             shared: SharedBatches::default(),
-            on_gpu: !device.is_cpu(),
         })
     }
 
@@ -117,7 +115,7 @@ impl Reranker {
     pub fn search_options(&self) -> ScoreOptions {
         ScoreOptions {
             reuse_prefix: true,
-            batch_size: if self.on_gpu { 64 } else { 8 },
+            batch_size: if self.model.device().is_cpu() { 8 } else { 64 },
         }
     }
 
@@ -130,10 +128,7 @@ impl Reranker {
         docs: &[&str],
         window: SharedWindow,
     ) -> Result<(Vec<f32>, SharedRun), ModelError> {
-        let prompts = docs
-            .iter()
-            .map(|d| self.prompt.encode(instruction, query, d))
-            .collect::<Result<Vec<_>, _>>()?;
+        let prompts = self.prompts(instruction, query, docs)?;
         let opts = self.search_options();
         self.shared.score(prompts, window, |all| self.score_ids(all, opts))
     }
@@ -166,11 +161,12 @@ impl Reranker {
         docs: &[&str],
         opts: ScoreOptions,
     ) -> Result<Vec<f32>, ModelError> {
-        let prompts = docs
-            .iter()
-            .map(|d| self.prompt.encode(instruction, query, d))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.score_ids(&prompts, opts)
+        self.score_ids(&self.prompts(instruction, query, docs)?, opts)
+    }
+
+    /// The token ids of each document's prompt.
+    fn prompts(&self, instruction: &str, query: &str, docs: &[&str]) -> Result<Vec<Vec<u32>>, ModelError> {
+        docs.iter().map(|d| self.prompt.encode(instruction, query, d)).collect()
     }
 
     /// P("yes") for prompts already tokenized.
