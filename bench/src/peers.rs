@@ -187,26 +187,25 @@ fn clip(args: &PeerArgs, images: &[String]) -> Result<Value> {
 fn reranker(args: &PeerArgs) -> Result<Value> {
     let name = format!("qwen3-{}", args.reranker);
     let dir = args.dir.join(&name);
+    // The 0.6B is stored in the run's dtype; the 4B and 8B in bf16 as the published checkpoints
+    // are, unless the run is f32 (they are drawn and written weight by weight: the 8B is 33 GB
+    // in f32).
+    let streamed = args.reranker != "0.6b";
     let stored = match args.dtype {
-        ModelDType::BF16 => candle_core::DType::BF16,
-        ModelDType::F16 => candle_core::DType::F16,
-        _ => candle_core::DType::F32,
+        ModelDType::F32 => candle_core::DType::F32,
+        ModelDType::F16 if !streamed => candle_core::DType::F16,
+        ModelDType::Q8 if !streamed => candle_core::DType::F32,
+        _ => candle_core::DType::BF16,
     };
     ensure_model(
         &dir,
         &format!("a Qwen3-Reranker-{}-shaped random model ({stored:?})", args.reranker),
         || {
-            // The 4B and 8B are drawn and written weight by weight (the 8B is 33 GB in f32), in bf16
-            // as the published checkpoints are unless the run is f32.
-            if args.reranker == "0.6b" {
-                write_qwen3_as(&dir, &shape(&args.reranker)?, stored)?;
+            let shape = shape(&args.reranker)?;
+            if streamed {
+                write_qwen3_streamed(&dir, &shape, stored)?;
             } else {
-                let stored = if args.dtype == ModelDType::F32 {
-                    stored
-                } else {
-                    candle_core::DType::BF16
-                };
-                write_qwen3_streamed(&dir, &shape(&args.reranker)?, stored)?;
+                write_qwen3_as(&dir, &shape, stored)?;
             }
             Ok(())
         },

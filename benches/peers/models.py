@@ -1,6 +1,6 @@
 """PyTorch + transformers on the models and inputs `mira-bench model-peers` wrote, in the same run.
 
-    python benches/peers/models.py DIR [--check]
+    python benches/peers/models.py DIR [--check] [--torch-dtype bf16]
 
 Reads DIR/mira.json (Mira's outputs and rates), runs transformers on the same files the same way
 a user would (CLIPModel + CLIPImageProcessor from the image files; Qwen3ForCausalLM on the same
@@ -164,15 +164,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--torch-dtype", choices=["f32", "bf16", "f16"], help="PyTorch's dtype (default: Mira's; f32 for q8)")
     args = ap.parse_args()
     mira = json.load(open(os.path.join(args.dir, "mira.json")))
     dev = device_of(mira["device"])
-    dtype = torch_dtype(mira["dtype"])
+    dtype = torch_dtype(args.torch_dtype or mira["dtype"])
     torch.manual_seed(0)
     info = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     if dev.type == "cuda":
         info += ", " + torch.cuda.get_device_name(dev)
-    print(f"models on {mira['device']} in {mira['dtype']} (Mira {mira['threads']} threads; {info})")
+    print(f"models on {mira['device']}, Mira in {mira['dtype']}, PyTorch in {args.torch_dtype or mira['dtype']} (Mira {mira['threads']} threads; {info})")
     result = {"device": mira["device"], "dtype": mira["dtype"]}
     failures = []
     cos_bound = 0.9999 if mira["dtype"] in ("f32", "q8") else 0.999

@@ -455,12 +455,9 @@ fn without_a_model_ingest_says_so_and_search_stays_bm25() {
 /// Tags chosen by CLIP zero-shot from the collection's vocabulary are stored as text at ingest:
 /// the closest "a photo of {word}" prompts to each image, BM25-searchable, and what the reranker
 /// reads for an image.
-#[test]
-fn clip_tags_are_chosen_zero_shot_and_searchable() {
-    let env = Env::new();
-    let model = env.path().join("clip");
-    write_tiny_clip(&model).unwrap();
-    let vocabulary = ["red", "green", "blue", "black", "white", "dress", "cat", "harbour"];
+/// A collection `tagged` whose `tags` field is clip-tags over `photo` (2 per image) with the
+/// given source lines, and a folder of three photos: red, green and sea-blue.
+fn tagged(env: &Env, model: &Path, source_lines: &str) -> (mira_host::Collection, std::path::PathBuf) {
     let schema = format!(
         r#"name = "tagged"
 [fields.photo]
@@ -468,8 +465,7 @@ type = "image"
 [fields.tags]
 type = "text"
 source = "clip-tags"
-from = ["photo"]
-vocabulary = {vocabulary:?}
+{source_lines}
 top = 2
 [models]
 clip = {model:?}
@@ -484,6 +480,20 @@ clip = {model:?}
     ] {
         png_rgb(&photos.join(format!("{name}.png")), rgb);
     }
+    (c, photos)
+}
+
+#[test]
+fn clip_tags_are_chosen_zero_shot_and_searchable() {
+    let env = Env::new();
+    let model = env.path().join("clip");
+    write_tiny_clip(&model).unwrap();
+    let vocabulary = ["red", "green", "blue", "black", "white", "dress", "cat", "harbour"];
+    let (c, photos) = tagged(
+        &env,
+        &model,
+        &format!("from = [\"photo\"]\nvocabulary = {vocabulary:?}"),
+    );
     let report = mira_host::ingest::ingest(&c, &photos, &Default::default(), &mira_host::ingest::NoProgress).unwrap();
     assert_eq!(report.indexed, 3, "{:?}", report.errors);
     let clip = load(&model);
@@ -529,28 +539,7 @@ fn clip_tags_take_their_vocabulary_from_a_plugin() {
     let env = Env::new();
     let model = env.path().join("clip");
     write_tiny_clip(&model).unwrap();
-    let schema = format!(
-        r#"name = "tagged"
-[fields.photo]
-type = "image"
-[fields.tags]
-type = "text"
-source = "clip-tags"
-vocabulary = "plugin:swapper"
-top = 2
-[models]
-clip = {model:?}
-"#
-    );
-    let c = env.create(&schema);
-    let photos = env.path().join("photos");
-    for (name, rgb) in [
-        ("red", [220u8, 20, 20]),
-        ("green", [20, 200, 40]),
-        ("sea", [30, 40, 220]),
-    ] {
-        png_rgb(&photos.join(format!("{name}.png")), rgb);
-    }
+    let (c, photos) = tagged(&env, &model, "vocabulary = \"plugin:swapper\"");
     // The plugin is not loaded: refused before anything is indexed, saying why.
     let err = ingest(&c, &photos, &IngestOptions::default(), &NoProgress).unwrap_err();
     assert!(
@@ -610,7 +599,9 @@ clip = {model:?}
     let o = env.mira(&["index", "tagged", photos.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     // A vocabulary that is neither words nor a plugin is refused with the form it takes.
-    let bad = schema
+    let bad = c
+        .schema()
+        .source
         .replace("\"plugin:swapper\"", "\"swapper\"")
         .replace("tagged", "bad");
     let err = mira_host::CollectionSchema::from_toml(&bad, "bad.toml").unwrap_err();
