@@ -83,7 +83,13 @@ pub fn cargo_build(manifest_dir: &Path, target_dir: &Path, target: &str, extra: 
         .args(["build", "--release", "--locked", "--target", target, "--target-dir"])
         .arg(target_dir)
         .args(extra)
-        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", &linker);
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", &linker)
+        // wasm SIMD: the compiler vectorises loops over columns (`fuse`), as a native build
+        // does with SSE2; measured in `mira-bench plugins` (docs/benchmarks.md).
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
+            "-Ctarget-feature=+simd128",
+        );
     // The outer build's flags and wrappers (clippy's, coverage's) are not for the guests.
     for var in [
         "RUSTFLAGS",

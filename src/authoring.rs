@@ -50,6 +50,10 @@ fn template(lang: Lang) -> Vec<(&'static str, &'static str)> {
                 "sdk/mira-plugin-sdk/src/columns.rs",
                 include_str!("../plugins/sdk/src/columns.rs"),
             ),
+            (
+                "sdk/mira-plugin-sdk/src/math.rs",
+                include_str!("../plugins/sdk/src/math.rs"),
+            ),
         ],
         Lang::Python => vec![("app.py", include_str!("../plugins/templates/python/app.py"))],
         Lang::Js => vec![("plugin.js", include_str!("../plugins/templates/js/plugin.js"))],
@@ -251,6 +255,12 @@ fn build_rust(dir: &Path, out: &Path) -> Result<()> {
             "--message-format=json-render-diagnostics",
         ])
         .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", &linker)
+        // As Mira's own plugins are built: wasm SIMD lets the compiler vectorise loops over
+        // columns (every wasmtime Mira runs supports it); a RUSTFLAGS of the user's wins.
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
+            "-Ctarget-feature=+simd128",
+        )
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("running cargo")?;
@@ -443,4 +453,21 @@ pub fn test(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Rust project gets the whole SDK: a module added to it must be added to the template.
+    #[test]
+    fn the_rust_template_copies_every_sdk_source() {
+        let files = template(Lang::Rust);
+        let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/sdk/src");
+        for entry in std::fs::read_dir(&sdk).expect("plugins/sdk/src") {
+            let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+            let path = format!("sdk/mira-plugin-sdk/src/{name}");
+            assert!(files.iter().any(|(p, _)| *p == path), "the template lacks {path}");
+        }
+    }
 }

@@ -38,6 +38,10 @@ fn engine(limits: &PluginLimits) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    // For profiling plugins: a perf map names their compiled functions (docs/plugins.md).
+    if std::env::var_os("MIRA_WASM_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     // Instances come from a pool of pre-reserved slots: a fresh instance per query costs tens
     // of microseconds instead of mmap/munmap calls (measured in `mira-bench plugins`).
     let mut pool = PoolingAllocationConfig::default();

@@ -5,6 +5,7 @@
 //! age comes from `year` (an integer) or `published` (a date).
 
 use mira_plugin_sdk::helpers::{blend_stages, by_language, exp_decay, number, render_fields};
+use mira_plugin_sdk::math;
 use mira_plugin_sdk::{Candidate, Description, FuseError, Plugin, Request, config_or, register};
 
 pub struct Academic;
@@ -62,10 +63,10 @@ impl Plugin for Academic {
             .iter()
             .zip(base)
             .map(|(c, b)| {
-                let citations = number(c, "citations").unwrap_or(0.0).max(0.0);
+                let citations = math::max(number(c, "citations").unwrap_or(0.0), 0.0);
                 let recency =
                     age_secs(c, req.now).map_or(1.0, |a| 0.8 + 0.2 * exp_decay(a, half_life_years * YEAR_SECS));
-                (f64::from(b) * (1.0 + 0.1 * (1.0 + citations).log10()) * recency) as f32
+                (f64::from(b) * (1.0 + 0.1 * math::log10(1.0 + citations)) * recency) as f32
             })
             .collect())
     }

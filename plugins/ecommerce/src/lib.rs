@@ -6,6 +6,7 @@
 //! outside the request's `min_price`/`max_price` parameters.
 
 use mira_plugin_sdk::helpers::{blend_columns, by_language, param, render_fields};
+use mira_plugin_sdk::math;
 use mira_plugin_sdk::{Candidate, Candidates, Description, FuseError, Plugin, Request, config_or, register};
 
 pub struct Ecommerce;
@@ -116,19 +117,22 @@ impl Plugin for Ecommerce {
             candidates.numbers("in_stock"),
         );
         let or = |x: f64, default: f64| if x.is_nan() { default } else { x };
-        Ok((0..base.len())
-            .map(|i| {
-                let rating = or(rating[i], 3.0).clamp(0.0, 5.0);
-                let reviews = or(reviews[i], 0.0).max(0.0);
-                let mut factor = (0.85 + 0.15 * rating / 5.0) * (1.0 + 0.02 * (1.0 + reviews).log10());
-                if in_stock[i] == 0.0 {
+        let out_of_range =
+            |p: f64| !p.is_nan() && (min_price.is_some_and(|m| p < m) || max_price.is_some_and(|m| p > m));
+        Ok(base
+            .iter()
+            .zip(price.iter().zip(rating.iter().zip(reviews.iter().zip(&in_stock))))
+            .map(|(&base, (&price, (&rating, (&reviews, &in_stock))))| {
+                let rating = or(rating, 3.0).clamp(0.0, 5.0);
+                let reviews = math::max(or(reviews, 0.0), 0.0);
+                let mut factor = (0.85 + 0.15 * rating / 5.0) * (1.0 + 0.02 * math::log10(1.0 + reviews));
+                if in_stock == 0.0 {
                     factor *= penalty;
                 }
-                let p = price[i];
-                if !p.is_nan() && (min_price.is_some_and(|m| p < m) || max_price.is_some_and(|m| p > m)) {
+                if out_of_range(price) {
                     factor *= 0.5;
                 }
-                (f64::from(base[i]) * factor) as f32
+                (f64::from(base) * factor) as f32
             })
             .collect())
     }

@@ -10,8 +10,7 @@ pub fn rrf(rank: u32, k: f32) -> f32 {
 
 /// `(s - min) / (max - min)`; all ones when the scores are equal.
 pub fn min_max(scores: &[f32]) -> Vec<f32> {
-    let min = scores.iter().copied().fold(f32::INFINITY, f32::min);
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let (min, max) = (crate::math::smallest(scores), crate::math::largest(scores));
     scores
         .iter()
         .map(|s| if max > min { (s - min) / (max - min) } else { 1.0 })
@@ -34,7 +33,7 @@ pub fn exp_decay(age_secs: f64, half_life_secs: f64) -> f64 {
     if age_secs <= 0.0 || half_life_secs <= 0.0 {
         return 1.0;
     }
-    (-(age_secs / half_life_secs) * std::f64::consts::LN_2).exp()
+    crate::math::exp(-(age_secs / half_life_secs) * std::f64::consts::LN_2)
 }
 
 /// The script family of a text, enough to pick an instruction's language.
@@ -168,8 +167,11 @@ pub fn adaptive_depth(scores: &[f32], window: usize, min: usize, cliff: f32) -> 
 /// Scores scaled into (0, 1] by the largest (`s / max`) when all are positive, so that ratios
 /// survive and multiplicative boosts can reorder; min-max otherwise.
 pub fn relative(scores: &[f32]) -> Vec<f32> {
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max > 0.0 && scores.iter().all(|s| *s > 0.0) {
+    // One pass for the largest and whether all are positive (no early exit: it vectorises).
+    let (max, all_positive) = scores.iter().fold((f32::NEG_INFINITY, true), |(m, pos), &s| {
+        (if s > m { s } else { m }, pos & (s > 0.0))
+    });
+    if max > 0.0 && all_positive {
         scores.iter().map(|s| s / max).collect()
     } else {
         min_max(scores)

@@ -26,6 +26,7 @@
 
 pub mod helpers;
 mod host;
+pub mod math;
 mod plugin;
 
 #[doc(hidden)]
