@@ -80,7 +80,7 @@ struct PluginRun<'a> {
 }
 
 impl<'a> PluginRun<'a> {
-    fn start(plugin: &'a LoadedPlugin, req: &wit::Request, cands: &[wit::Candidate]) -> Self {
+    fn start(plugin: &'a LoadedPlugin, req: &wit::Request, retrieval: &[f32]) -> Self {
         let mut run = PluginRun {
             plugin,
             session: None,
@@ -94,8 +94,7 @@ impl<'a> PluginRun<'a> {
             }
             let mut session = plugin.session_for(req)?;
             let instruction = session.instruction(req)?;
-            let retrieval: Vec<f32> = cands.iter().map(|c| c.scores.retrieval).collect();
-            let depth = session.rerank_depth(req, &retrieval)?;
+            let depth = session.rerank_depth(req, retrieval)?;
             Ok((session, instruction, depth))
         })();
         match started {
@@ -200,7 +199,7 @@ pub(crate) fn rank(
     let mut plugin = plan
         .plugin
         .as_ref()
-        .map(|p| PluginStage::start(c, searcher, plan, p, cands, &fields));
+        .map(|p| PluginStage::start(c, searcher, plan, p, cands));
     let plugin_ms = started.elapsed().as_secs_f64() * 1e3;
     // No free instance within the budget: the query is answered 503 (retry), not silently in
     // the built-in order, and before the reranker spends anything on it.
@@ -216,7 +215,7 @@ pub(crate) fn rank(
     // The final order: the plugin's scores, else P("yes") over the window; the rest keep the
     // fused order behind.
     let fuse_started = Instant::now();
-    let plugin_scores = plugin.as_mut().and_then(|p| p.fuse(cands));
+    let plugin_scores = plugin.as_mut().and_then(|p| p.fuse(cands, &fields));
     for (i, cand) in cands.iter_mut().enumerate() {
         cand.plugin_score = plugin_scores.as_ref().and_then(|s| s.get(i).copied());
     }
@@ -254,11 +253,16 @@ fn p_yes(c: &Candidate) -> f32 {
     c.rerank.as_ref().map_or(0.0, |r| r.p_yes)
 }
 
-/// A plugin serving one search: its session and the candidates in WIT form, made once here.
+/// A plugin serving one search: its session, and the candidates in WIT form as far as the
+/// plugin reads them: whole records for the ones it renders (the rerank window) and, for `fuse`,
+/// columns of only the fields it named (a 0.2 plugin) or whole records of all (a 0.1 plugin).
 struct PluginStage<'a> {
     run: PluginRun<'a>,
     request: wit::Request,
-    wit: Vec<wit::Candidate>,
+    /// The candidates' external ids, in order.
+    ids: Vec<String>,
+    /// Whole records of the first candidates, built when first rendered.
+    records: Vec<wit::Candidate>,
     passed: usize,
 }
 
@@ -269,23 +273,20 @@ impl<'a> PluginStage<'a> {
         plan: &SearchPlan<'_>,
         p: &PluginPlan<'a>,
         cands: &mut [Candidate],
-        fields: &[CandidateFields],
     ) -> Self {
         let request = to_plugin::request(plan);
-        let wit: Vec<wit::Candidate> = cands
+        let ids: Vec<String> = cands
             .iter_mut()
-            .zip(fields)
-            .map(|(cand, f)| {
-                let id = cand.doc(searcher).map(|d| c.fields().id_of(d)).unwrap_or_default();
-                to_plugin::candidate(id, f, cand)
-            })
+            .map(|cand| cand.doc(searcher).map(|d| c.fields().id_of(d)).unwrap_or_default())
             .collect();
-        let run = PluginRun::start(p.plugin, &request, &wit);
+        let retrieval: Vec<f32> = cands.iter().map(|cand| cand.retrieval.score).collect();
+        let run = PluginRun::start(p.plugin, &request, &retrieval);
         PluginStage {
             run,
             request,
-            passed: wit.len(),
-            wit,
+            passed: ids.len(),
+            ids,
+            records: Vec::new(),
         }
     }
 
@@ -297,17 +298,40 @@ impl<'a> PluginStage<'a> {
             .then_some((self.run.depth, self.run.instruction.as_deref()))
     }
 
+    /// Whole records of the first `n` candidates, as they stand now.
+    fn records(&mut self, cands: &[Candidate], fields: &[CandidateFields], n: usize) -> &[wit::Candidate] {
+        for i in self.records.len()..n {
+            self.records
+                .push(to_plugin::candidate(self.ids[i].clone(), &fields[i], &cands[i], None));
+        }
+        for (w, cand) in self.records.iter_mut().zip(cands) {
+            w.scores.rerank = cand.rerank.as_ref().map(|r| r.p_yes);
+        }
+        &self.records[..n]
+    }
+
     /// The plugin's renderings of the first `n` candidates, or `None` once it has failed.
-    fn render(&mut self, n: usize) -> Option<Vec<String>> {
-        self.run.render(&self.request, &self.wit[..n])
+    fn render(&mut self, cands: &[Candidate], fields: &[CandidateFields], n: usize) -> Option<Vec<String>> {
+        self.run.session.as_ref()?;
+        self.records(cands, fields, n);
+        self.run.render(&self.request, &self.records[..n])
     }
 
     /// The plugin's final scores, after the reranker's verdicts are in.
-    fn fuse(&mut self, cands: &[Candidate]) -> Option<Vec<f32>> {
-        for (w, cand) in self.wit.iter_mut().zip(cands) {
-            w.scores.rerank = cand.rerank.as_ref().map(|r| r.p_yes);
+    fn fuse(&mut self, cands: &[Candidate], fields: &[CandidateFields]) -> Option<Vec<f32>> {
+        self.run.session.as_ref()?;
+        let n = self.passed;
+        let plugin = self.run.plugin;
+        if plugin.description.wit == "0.1" {
+            self.records(cands, fields, n);
+            return self.run.fuse(&self.request, &self.records);
         }
-        self.run.fuse(&self.request, &self.wit)
+        // 0.2: records holding only the fields `fuse` reads, turned into its columns.
+        let only = &plugin.description.fuse_fields;
+        let slim: Vec<wit::Candidate> = (0..n)
+            .map(|i| to_plugin::candidate(self.ids[i].clone(), &fields[i], &cands[i], Some(only)))
+            .collect();
+        self.run.fuse(&self.request, &slim)
     }
 }
 
@@ -343,7 +367,7 @@ fn rerank_window(
         Some(text) => {
             let texts = plugin
                 .as_mut()
-                .and_then(|p| p.render(window))
+                .and_then(|p| p.render(cands, fields, window))
                 .unwrap_or_else(|| fields[..window].iter().map(CandidateFields::render).collect());
             let docs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let (scores, run) = reranker.score_shared(&report.instruction, text.query, &docs, plan.rerank.shared)?;

@@ -24,15 +24,25 @@ pub(crate) fn request(plan: &SearchPlan<'_>) -> wit::Request {
     }
 }
 
-/// A candidate as a plugin sees it: its typed fields and every stage's score so far.
-pub(crate) fn candidate(id: String, fields: &CandidateFields, c: &Candidate) -> wit::Candidate {
+/// A candidate as a plugin sees it: its typed fields and every stage's score so far. With
+/// `only`, the names a 0.2 plugin's `fuse` reads, the record holds just those fields (and its
+/// id, tags and caption only when named): what [`crate::plugin::columns::of`] turns into the
+/// same columns as from the whole record.
+pub(crate) fn candidate(
+    id: String,
+    fields: &CandidateFields,
+    c: &Candidate,
+    only: Option<&[String]>,
+) -> wit::Candidate {
     let bm25 = c.stage("bm25");
     let vector = c.stage("vector");
+    let wanted = |name: &str| only.is_none_or(|names| names.iter().any(|n| n == name));
     wit::Candidate {
-        id,
+        id: if wanted("id") { id } else { String::new() },
         fields: fields
             .fields
             .iter()
+            .filter(|(name, _)| wanted(name))
             .map(|(name, value)| wit::Field {
                 name: name.clone(),
                 value: match value {
@@ -55,8 +65,73 @@ pub(crate) fn candidate(id: String, fields: &CandidateFields, c: &Candidate) -> 
             retrieval_rank: c.retrieval_rank as u32,
             rerank: c.rerank.as_ref().map(|r| r.p_yes),
         },
-        tags: fields.tags.clone(),
-        caption: (!fields.captions.is_empty()).then(|| fields.captions.join("\n")),
+        tags: if wanted("tags") {
+            fields.tags.clone()
+        } else {
+            Vec::new()
+        },
+        caption: (wanted("caption") && !fields.captions.is_empty()).then(|| fields.captions.join("\n")),
         has_image: fields.has_image,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tantivy::DocAddress;
+
+    use super::*;
+    use crate::search::fusion::{Contribution, Fused};
+
+    /// The slim records a 0.2 plugin's `fuse` is given make the same columns as whole records,
+    /// for every kind of name it may ask for (a field, one absent, `id`, `tags`, `caption`).
+    #[test]
+    fn slim_records_make_the_same_columns_as_whole_ones() {
+        let fields = |i: i64| CandidateFields {
+            fields: vec![
+                ("title".into(), StoredValue::Text(format!("dress {i}"))),
+                ("price".into(), StoredValue::Number(9.5 * i as f64)),
+                ("reviews".into(), StoredValue::Integer(i)),
+                ("in_stock".into(), StoredValue::Boolean(i % 2 == 0)),
+            ],
+            tags: vec!["red".into(), format!("tag{i}")],
+            captions: if i == 1 { vec![] } else { vec!["a dress".into()] },
+            has_image: i != 2,
+        };
+        let cand = |i: u32| {
+            Candidate::new(
+                Fused {
+                    key: DocAddress::new(0, i),
+                    score: 1.0 / (61.0 + i as f32),
+                    contributions: vec![Contribution {
+                        list: "bm25".into(),
+                        weight: 1.0,
+                        raw: 3.0 - i as f32,
+                        rank: i as usize + 1,
+                        value: 0.1,
+                    }],
+                },
+                i as usize + 1,
+            )
+        };
+        let (fs, cs): (Vec<_>, Vec<_>) = (0..4).map(|i| (fields(i as i64), cand(i))).unzip();
+        let names: Vec<String> = [
+            "price", "reviews", "in_stock", "title", "absent", "id", "tags", "caption",
+        ]
+        .map(String::from)
+        .into();
+        for asked in [&names[..], &names[..2], &names[5..6], &[]] {
+            let whole: Vec<wit::Candidate> = (0..4)
+                .map(|i| candidate(format!("p{i}"), &fs[i], &cs[i], None))
+                .collect();
+            let slim: Vec<wit::Candidate> = (0..4)
+                .map(|i| candidate(format!("p{i}"), &fs[i], &cs[i], Some(asked)))
+                .collect();
+            let (a, b) = (
+                crate::plugin::columns::of(&whole, asked),
+                crate::plugin::columns::of(&slim, asked),
+            );
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "asking for {asked:?}");
+            assert!(slim.iter().all(|c| c.fields.len() <= asked.len()));
+        }
     }
 }
