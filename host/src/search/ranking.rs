@@ -298,8 +298,9 @@ impl<'a> PluginStage<'a> {
             .then_some((self.run.depth, self.run.instruction.as_deref()))
     }
 
-    /// Whole records of the first `n` candidates, as they stand now.
-    fn records(&mut self, cands: &[Candidate], fields: &[CandidateFields], n: usize) -> &[wit::Candidate] {
+    /// Makes `records` hold whole records of (at least) the first `n` candidates, with the
+    /// reranker's verdicts as they stand now.
+    fn build_records(&mut self, cands: &[Candidate], fields: &[CandidateFields], n: usize) {
         for i in self.records.len()..n {
             self.records
                 .push(to_plugin::candidate(self.ids[i].clone(), &fields[i], &cands[i], None));
@@ -307,13 +308,12 @@ impl<'a> PluginStage<'a> {
         for (w, cand) in self.records.iter_mut().zip(cands) {
             w.scores.rerank = cand.rerank.as_ref().map(|r| r.p_yes);
         }
-        &self.records[..n]
     }
 
     /// The plugin's renderings of the first `n` candidates, or `None` once it has failed.
     fn render(&mut self, cands: &[Candidate], fields: &[CandidateFields], n: usize) -> Option<Vec<String>> {
         self.run.session.as_ref()?;
-        self.records(cands, fields, n);
+        self.build_records(cands, fields, n);
         self.run.render(&self.request, &self.records[..n])
     }
 
@@ -323,13 +323,17 @@ impl<'a> PluginStage<'a> {
         let n = self.passed;
         let plugin = self.run.plugin;
         if plugin.description.wit == "0.1" {
-            self.records(cands, fields, n);
+            self.build_records(cands, fields, n);
             return self.run.fuse(&self.request, &self.records);
         }
         // 0.2: records holding only the fields `fuse` reads, turned into its columns.
         let only = &plugin.description.fuse_fields;
+        let wants_id = only.iter().any(|name| name == "id");
         let slim: Vec<wit::Candidate> = (0..n)
-            .map(|i| to_plugin::candidate(self.ids[i].clone(), &fields[i], &cands[i], Some(only)))
+            .map(|i| {
+                let id = if wants_id { self.ids[i].clone() } else { String::new() };
+                to_plugin::candidate(id, &fields[i], &cands[i], Some(only))
+            })
             .collect();
         self.run.fuse(&self.request, &slim)
     }
