@@ -256,7 +256,8 @@ fn build_rust(dir: &Path, out: &Path) -> Result<()> {
         ])
         .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", &linker)
         // As Mira's own plugins are built: wasm SIMD lets the compiler vectorise loops over
-        // columns (every wasmtime Mira runs supports it); a RUSTFLAGS of the user's wins.
+        // columns (every wasmtime Mira runs supports it). A RUSTFLAGS of the user's wins over
+        // it; flags in a cargo config's `build.rustflags` do not combine with it.
         .env(
             "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
             "-Ctarget-feature=+simd128",

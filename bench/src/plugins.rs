@@ -112,7 +112,6 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
     let names: Vec<&str> = fields.iter().map(String::as_str).collect();
     let native_columns = sdk::Candidates::from_rows(&native_cands, &names);
 
-    // The two builds must agree before their speed is compared.
     let wasm_scores = plugin
         .session()
         .and_then(|mut s| s.fuse_columns(&host_req, &host_columns))
@@ -126,7 +125,7 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
         .iter()
         .zip(&native_scores)
         .map(|(a, b)| ((a - b) / b.abs().max(f32::MIN_POSITIVE)).abs())
-        .fold(0.0f32, f32::max);
+        .fold(0.0f32, |m, d| if d > m || d.is_nan() { d } else { m });
     anyhow::ensure!(
         wasm_scores.len() == native_scores.len() && worst <= 2.0 * f32::EPSILON,
         "the component and the native build disagree (worst relative difference {worst})"

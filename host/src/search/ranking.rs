@@ -261,7 +261,8 @@ struct PluginStage<'a> {
     request: wit::Request,
     /// The candidates' external ids, in order.
     ids: Vec<String>,
-    /// Whole records of the first candidates, built when first rendered.
+    /// Whole records of the first candidates, built when first rendered (or, for a 0.1
+    /// plugin, for `fuse`).
     records: Vec<wit::Candidate>,
     passed: usize,
 }
@@ -301,6 +302,7 @@ impl<'a> PluginStage<'a> {
     /// Makes `records` hold whole records of (at least) the first `n` candidates, with the
     /// reranker's verdicts as they stand now.
     fn build_records(&mut self, cands: &[Candidate], fields: &[CandidateFields], n: usize) {
+        debug_assert!(n <= self.passed && fields.len() >= n && cands.len() >= n);
         for i in self.records.len()..n {
             self.records
                 .push(to_plugin::candidate(self.ids[i].clone(), &fields[i], &cands[i], None));
@@ -321,6 +323,7 @@ impl<'a> PluginStage<'a> {
     fn fuse(&mut self, cands: &[Candidate], fields: &[CandidateFields]) -> Option<Vec<f32>> {
         self.run.session.as_ref()?;
         let n = self.passed;
+        debug_assert!(fields.len() == n && cands.len() == n && self.ids.len() == n);
         let plugin = self.run.plugin;
         if plugin.description.wit == "0.1" {
             self.build_records(cands, fields, n);

@@ -86,13 +86,19 @@ mod tests {
     /// for every kind of name it may ask for (a field, one absent, `id`, `tags`, `caption`).
     #[test]
     fn slim_records_make_the_same_columns_as_whole_ones() {
+        // Candidate 3 also has stored fields named like the pseudo-fields (a number `tags` stays
+        // among the fields; a text `id` too).
         let fields = |i: i64| CandidateFields {
-            fields: vec![
+            fields: [
                 ("title".into(), StoredValue::Text(format!("dress {i}"))),
                 ("price".into(), StoredValue::Number(9.5 * i as f64)),
                 ("reviews".into(), StoredValue::Integer(i)),
                 ("in_stock".into(), StoredValue::Boolean(i % 2 == 0)),
-            ],
+            ]
+            .into_iter()
+            .chain((i == 3).then(|| ("tags".into(), StoredValue::Integer(7))))
+            .chain((i == 3).then(|| ("id".into(), StoredValue::Text("stored".into()))))
+            .collect(),
             tags: vec!["red".into(), format!("tag{i}")],
             captions: if i == 1 { vec![] } else { vec!["a dress".into()] },
             has_image: i != 2,

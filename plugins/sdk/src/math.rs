@@ -4,8 +4,8 @@
 //! instructions but calls into the toolchain's software libm (and `max`/`min` are calls because
 //! wasm's `f32.max` propagates NaN where Rust's ignores it). Measured in `mira-bench plugins`,
 //! `log10` alone was a third of the e-commerce plugin's time as a component. In wasm, `ln`,
-//! `log10` and `exp` here are the `portable_*` versions: branch-free arithmetic (no table, so
-//! a loop over a column vectorises with wasm SIMD), within 2 ulp of the correctly rounded result (checked against the
+//! `log10` and `exp` here are the `portable_*` versions: plain arithmetic with no table and no
+//! libm call (`ln`/`log10` branch-free, so a loop over a column vectorises with wasm SIMD), within 2 ulp of the correctly rounded result (checked against the
 //! platform's libm in the tests; special values follow IEEE 754 like `std`'s). Natively they are
 //! the platform's libm (glibc's is faster still, with FMA), so a plugin's native tests may differ
 //! from the component in the last bit or two of an `f64`; call the `portable_*` functions
@@ -47,8 +47,8 @@ const LN2_HI: f64 = split_hi(LN_2);
 const LOG10_2_HI: f64 = split_hi(LOG10_2);
 const LOG10_E_HI: f64 = split_hi(LOG10_E);
 // The rest of each constant, from its exact value (not `LN_2 - LN2_HI`, which would lose the
-// bits that `LN_2` itself rounded away: `exp` multiplies them by up to 1075). Computed with
-// 60-digit decimal arithmetic; the tests check the sums.
+// bits that `LN_2` itself rounded away: `exp` multiplies them by up to 1075, and its ulp test
+// fails with the naive rest). Computed with 60-digit decimal arithmetic.
 const LN2_LO: f64 = 4.749_325_039_031_672_6e-7;
 const LOG10_2_LO: f64 = 7.508_597_826_552_624e-8;
 const LOG10_E_LO: f64 = 1.969_927_233_546_362_7e-8;
@@ -139,7 +139,8 @@ pub fn portable_exp(x: f64) -> f64 {
     // x = k·ln2 + r with |r| ≤ ln2/2; e^r by its Taylor series (|r| < 0.347: 18 terms reach
     // below 2^-60), by Horner's rule; then scale by 2^k in two steps so that subnormal results
     // come out right.
-    let k = (x * std::f64::consts::LOG2_E).round();
+    // Ties to even: one wasm instruction (`f64.nearest`), where `round` is a libm call.
+    let k = (x * std::f64::consts::LOG2_E).round_ties_even();
     let r = (x - k * LN2_HI) - k * LN2_LO;
     let mut p = INV_FACTORIAL[EXP_TERMS - 1];
     let mut i = EXP_TERMS - 1;
