@@ -13,15 +13,21 @@ fn load(dir: &Path) -> ClipEmbedder {
     ClipEmbedder::load(dir, &parse_device("cpu").unwrap(), ModelDType::F32).unwrap()
 }
 
+/// A test environment with a tiny random-weight CLIP written in `clip/`.
+fn env_with_tiny_clip() -> (Env, std::path::PathBuf) {
+    let env = Env::new();
+    let dir = env.path().join("clip");
+    write_tiny_clip(&dir).unwrap();
+    (env, dir)
+}
+
 fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol)
 }
 
 #[test]
 fn texts_batch_equals_single_and_outputs_are_normalised() {
-    let env = Env::new();
-    let dir = env.path().join("clip");
-    write_tiny_clip(&dir).unwrap();
+    let (_env, dir) = env_with_tiny_clip();
     let clip = load(&dir);
     assert_eq!(clip.dim(), 16);
     let texts = [
@@ -78,9 +84,7 @@ fn tiny_models_are_the_same_on_every_run() {
 
 #[test]
 fn long_texts_are_truncated_keeping_the_end_token() {
-    let env = Env::new();
-    let dir = env.path().join("clip");
-    write_tiny_clip(&dir).unwrap();
+    let (_env, dir) = env_with_tiny_clip();
     let clip = load(&dir);
     // max_position_embeddings is 16: 14 words + start + end.
     let long = "red ".repeat(40);
@@ -95,9 +99,7 @@ fn long_texts_are_truncated_keeping_the_end_token() {
 
 #[test]
 fn images_of_any_shape_and_mode_and_bad_files() {
-    let env = Env::new();
-    let dir = env.path().join("clip");
-    write_tiny_clip(&dir).unwrap();
+    let (env, dir) = env_with_tiny_clip();
     let clip = load(&dir);
     let images = [
         image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(97, 31, |x, y| {
@@ -138,9 +140,7 @@ fn images_of_any_shape_and_mode_and_bad_files() {
 
 #[test]
 fn missing_files_are_named_with_the_way_to_get_them() {
-    let env = Env::new();
-    let dir = env.path().join("clip");
-    write_tiny_clip(&dir).unwrap();
+    let (_env, dir) = env_with_tiny_clip();
     std::fs::remove_file(dir.join("tokenizer.json")).unwrap();
     std::fs::remove_file(dir.join("model.safetensors")).unwrap();
     let err = ClipEmbedder::load(&dir, &parse_device("cpu").unwrap(), ModelDType::F32)
@@ -157,9 +157,7 @@ fn missing_files_are_named_with_the_way_to_get_them() {
 
 #[test]
 fn cli_embeds_and_describes() {
-    let env = Env::new();
-    let dir = env.path().join("clip");
-    write_tiny_clip(&dir).unwrap();
+    let (env, dir) = env_with_tiny_clip();
     let img = env.path().join("x.png");
     png(&img, 50, 50);
     let out = env.mira(&[
@@ -257,9 +255,7 @@ clip = {model:?}
 
 #[test]
 fn ingest_computes_clip_vectors_and_search_is_cross_modal() {
-    let env = Env::new();
-    let model = env.path().join("clip");
-    write_tiny_clip(&model).unwrap();
+    let (env, model) = env_with_tiny_clip();
     let c = clip_collection(&env, &model);
     let photos = env.path().join("photos");
     let colours = [
@@ -372,9 +368,7 @@ fn ingest_computes_clip_vectors_and_search_is_cross_modal() {
 /// they get embedded one by one.
 #[test]
 fn a_photo_that_fails_to_decode_fails_its_row_alone() {
-    let env = Env::new();
-    let model = env.path().join("clip");
-    write_tiny_clip(&model).unwrap();
+    let (env, model) = env_with_tiny_clip();
     let clip = load(&model);
     let c = clip_collection(&env, &model);
     let photos = env.path().join("photos");
@@ -485,9 +479,7 @@ clip = {model:?}
 
 #[test]
 fn clip_tags_are_chosen_zero_shot_and_searchable() {
-    let env = Env::new();
-    let model = env.path().join("clip");
-    write_tiny_clip(&model).unwrap();
+    let (env, model) = env_with_tiny_clip();
     let vocabulary = ["red", "green", "blue", "black", "white", "dress", "cat", "harbour"];
     let (c, photos) = tagged(
         &env,
@@ -536,9 +528,7 @@ fn expected_tags(clip: &ClipEmbedder, photo: &Path, words: &[&str], top: usize) 
 #[test]
 fn clip_tags_take_their_vocabulary_from_a_plugin() {
     use mira_host::ingest::{IngestOptions, NoProgress, ingest};
-    let env = Env::new();
-    let model = env.path().join("clip");
-    write_tiny_clip(&model).unwrap();
+    let (env, model) = env_with_tiny_clip();
     let (c, photos) = tagged(&env, &model, "vocabulary = \"plugin:swapper\"");
     // The plugin is not loaded: refused before anything is indexed, saying why.
     let err = ingest(&c, &photos, &IngestOptions::default(), &NoProgress).unwrap_err();

@@ -244,7 +244,7 @@ pub(crate) fn rank(
     }
     let plugin = plugin.map(|p| {
         p.run
-            .report(p.passed, plugin_ms + fuse_started.elapsed().as_secs_f64() * 1e3)
+            .report(p.ids.len(), plugin_ms + fuse_started.elapsed().as_secs_f64() * 1e3)
     });
     Ok(StageReports { plugin, rerank })
 }
@@ -264,7 +264,6 @@ struct PluginStage<'a> {
     /// Whole records of the first candidates, built when first rendered (or, for a 0.1
     /// plugin, for `fuse`).
     records: Vec<wit::Candidate>,
-    passed: usize,
 }
 
 impl<'a> PluginStage<'a> {
@@ -285,7 +284,6 @@ impl<'a> PluginStage<'a> {
         PluginStage {
             run,
             request,
-            passed: ids.len(),
             ids,
             records: Vec::new(),
         }
@@ -302,7 +300,7 @@ impl<'a> PluginStage<'a> {
     /// Makes `records` hold whole records of (at least) the first `n` candidates, with the
     /// reranker's verdicts as they stand now.
     fn build_records(&mut self, cands: &[Candidate], fields: &[CandidateFields], n: usize) {
-        debug_assert!(n <= self.passed && fields.len() >= n && cands.len() >= n);
+        debug_assert!(n <= self.ids.len() && fields.len() >= n && cands.len() >= n);
         for i in self.records.len()..n {
             self.records
                 .push(to_plugin::candidate(self.ids[i].clone(), &fields[i], &cands[i], None));
@@ -322,8 +320,8 @@ impl<'a> PluginStage<'a> {
     /// The plugin's final scores, after the reranker's verdicts are in.
     fn fuse(&mut self, cands: &[Candidate], fields: &[CandidateFields]) -> Option<Vec<f32>> {
         self.run.session.as_ref()?;
-        let n = self.passed;
-        debug_assert!(fields.len() == n && cands.len() == n && self.ids.len() == n);
+        let n = self.ids.len();
+        debug_assert!(fields.len() == n && cands.len() == n);
         let plugin = self.run.plugin;
         if plugin.description.wit == "0.1" {
             self.build_records(cands, fields, n);
