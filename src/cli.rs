@@ -49,6 +49,17 @@ pub enum Command {
     },
     /// Add or replace documents from JSONL, CSV or a folder of images.
     Index(IndexArgs),
+    /// Choose again the tags of indexed documents whose clip-tags fields take their words from a
+    /// plugin whose words changed (only documents whose tags change are rewritten).
+    Retag {
+        collection: String,
+        /// Re-tag even fields recorded as tagged with their plugin's words now.
+        #[arg(long)]
+        force: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete documents by id or by filter.
     Delete(DeleteArgs),
     /// Search a collection with text, a vector, or both.

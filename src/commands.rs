@@ -58,6 +58,11 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Index(args) => index(&catalog, &cli.data_dir, cli.config.as_deref(), args),
+        Command::Retag {
+            collection,
+            force,
+            json,
+        } => retag(&catalog, &cli.data_dir, cli.config.as_deref(), &collection, force, json),
         Command::Eval(args) => crate::eval::run(&catalog, &cli.data_dir, cli.config.as_deref(), args),
         Command::Delete(args) => {
             let c = catalog.open(&args.collection)?;
@@ -203,6 +208,31 @@ fn index(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, args: cli::I
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         output::print_report(&report);
+    }
+    Ok(())
+}
+
+fn retag(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, name: &str, force: bool, json: bool) -> Result<()> {
+    let c = catalog.open(name)?;
+    let vocabularies = if c.schema().needs_plugin_vocabularies() {
+        let config = plugins::engine_config(config, data_dir)?;
+        plugins::registry(&config, data_dir)?.tag_vocabularies()
+    } else {
+        Default::default()
+    };
+    let opts = mira_host::ingest::RetagOptions {
+        vocabularies,
+        force,
+        batch_size: None,
+    };
+    let bar = progress::IngestBar::new();
+    let report = mira_host::ingest::retag(&c, &opts, &bar)?;
+    drop(bar);
+    c.wait_for_vector_indexes(&mut |_| {})?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        output::print_retag(&report);
     }
     Ok(())
 }

@@ -166,6 +166,42 @@ pub fn print_report(report: &IngestReport) {
     }
 }
 
+pub fn print_retag(r: &mira_host::ingest::RetagReport) {
+    for f in &r.fields {
+        println!(
+            "field `{}`: {} words from plugin `{}` ({} new, {} gone)",
+            f.field, f.words, f.plugin, f.added, f.removed
+        );
+    }
+    for f in &r.up_to_date {
+        println!("field `{f}`: up to date (already tagged with its plugin's words)");
+    }
+    if r.fields.is_empty() {
+        return;
+    }
+    println!(
+        "re-tagged {} document(s) in {:.1}s: {} changed and rewritten, {} failed, {} commit(s)",
+        r.checked,
+        r.elapsed.as_secs_f64(),
+        r.changed,
+        r.failed,
+        r.commits
+    );
+    println!(
+        "  embeddings: images {} computed, {} from the cache; tag words {} computed, {} from the cache",
+        r.images_embedded, r.images_cached, r.words_embedded, r.words_cached
+    );
+    for e in &r.errors {
+        println!("  kept the old tags of {e}");
+    }
+    if r.failed as usize > r.errors.len() {
+        println!("  ... and {} more", r.failed as usize - r.errors.len());
+    }
+    if r.failed > 0 {
+        println!("  fix those images and run `mira retag` again");
+    }
+}
+
 pub fn print_stats(s: &CollectionStats) {
     println!("collection {}", s.name);
     println!("  documents  {}", s.documents);

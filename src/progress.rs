@@ -31,13 +31,14 @@ impl Progress for IngestBar {
         let template = if unit == "bytes" {
             "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}"
         } else {
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} files ({per_sec}, eta {eta}) {msg}"
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {prefix} ({per_sec}, eta {eta}) {msg}"
         };
         self.bar.set_style(
             ProgressStyle::with_template(template)
                 .expect("valid template")
                 .progress_chars("=> "),
         );
+        self.bar.set_prefix(unit);
         self.bar.set_length(total);
     }
 

@@ -19,6 +19,7 @@ mod auth;
 mod error;
 mod extract;
 mod metrics;
+mod retagging;
 mod routes;
 pub mod settings;
 mod state;
@@ -93,6 +94,7 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
     let writes = OpenApiRouter::new()
         .routes(routes!(collections::create))
         .routes(routes!(collections::drop))
+        .routes(routes!(collections::retag))
         .routes(routes!(documents::upsert, documents::delete))
         .routes(routes!(plugins::list, plugins::upload))
         .routes(routes!(plugins::activate))
@@ -244,6 +246,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (app, _) = router(state.clone());
+    retagging::start(&state);
     // Commits other processes make (the CLI) become visible within a second or two.
     let refresher = state.clone();
     let refresh = tokio::spawn(async move {

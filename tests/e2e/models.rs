@@ -598,6 +598,222 @@ fn clip_tags_take_their_vocabulary_from_a_plugin() {
     assert!(err.to_string().contains("\"plugin:NAME\""), "{err}");
 }
 
+/// A collection whose tags take their words from the `swapper` plugin, with a title, a price
+/// and an image embedding beside them, and five photos with their rows in `data.jsonl`.
+fn retaggable(env: &Env, model: &Path) -> (mira_host::Collection, std::path::PathBuf) {
+    let schema = format!(
+        r#"name = "retagged"
+[fields.title]
+type = "text"
+[fields.price]
+type = "f64"
+[fields.photo]
+type = "image"
+[fields.emb]
+type = "vector"
+dim = 16
+source = "clip-image"
+[fields.tags]
+type = "text"
+source = "clip-tags"
+from = ["photo"]
+vocabulary = "plugin:swapper"
+top = 2
+[search]
+vector_field = "emb"
+[models]
+clip = {model:?}
+"#
+    );
+    let c = env.create(&schema);
+    let dir = env.path().join("retag-input");
+    let mut rows = String::new();
+    for (i, (name, rgb)) in [
+        ("red", [220u8, 20, 20]),
+        ("green", [20, 200, 40]),
+        ("sea", [30, 40, 220]),
+        ("night", [10, 10, 30]),
+        ("snow", [240, 240, 235]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        png_rgb(&dir.join(format!("{name}.png")), rgb);
+        rows.push_str(
+            &serde_json::json!({"id": name, "title": format!("photo of {name}"), "price": i as f64 + 0.5, "photo": format!("{name}.png")})
+                .to_string(),
+        );
+        rows.push('\n');
+    }
+    std::fs::write(dir.join("data.jsonl"), rows).unwrap();
+    (c, dir)
+}
+
+/// When a plugin's tag vocabulary changes, the documents already indexed get their tags chosen
+/// again from the new words: image embeddings and known words from the embedding cache, only
+/// the documents whose tags changed rewritten, everything else about them (stored fields,
+/// vectors) as it was; a field already tagged with the plugin's words is left alone; a
+/// document whose image cannot be read keeps its old tags and is tried again next time.
+#[test]
+fn indexed_documents_are_retagged_when_their_plugins_words_change() {
+    use mira_host::ingest::{IngestOptions, NoProgress, RetagOptions, TagRecord, ingest, retag};
+    let (env, model) = env_with_tiny_clip();
+    let (c, dir) = retaggable(&env, &model);
+    let clip = load(&model);
+    let names = ["red", "green", "sea", "night", "snow"];
+    let a: &[&str] = &["red", "green", "cat"];
+    let b: &[&str] = &["red", "green", "cat", "blue", "harbour"];
+    let expected = |name: &str, words: &[&str]| expected_tags(&clip, &dir.join(format!("{name}.png")), words, 2);
+    let doc = |name: &str| c.document(name).unwrap().unwrap();
+    let r = crate::common::registry(Default::default(), None);
+    let opts = |r: &mira_host::plugin::PluginRegistry| RetagOptions {
+        vocabularies: r.tag_vocabularies(),
+        ..Default::default()
+    };
+
+    r.install(&std::fs::read(crate::common::SWAP_A_PLUGIN).unwrap(), "test").unwrap();
+    let ingest_opts = IngestOptions {
+        vocabularies: r.tag_vocabularies(),
+        ..Default::default()
+    };
+    let report = ingest(&c, &dir.join("data.jsonl"), &ingest_opts, &NoProgress).unwrap();
+    assert_eq!(report.indexed, 5, "{:?}", report.errors);
+    let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(TagRecord::read(c.dir()).is_current("tags", "swapper", &words(a)));
+    // Tagged with the plugin's words already: nothing to do.
+    let same = retag(&c, &opts(&r), &NoProgress).unwrap();
+    assert!(same.fields.is_empty() && same.checked == 0, "{same:?}");
+    assert_eq!(same.up_to_date, ["tags"]);
+
+    let before: Vec<_> = names.iter().map(|n| doc(n)).collect();
+    let query = clip.embed_image_files(&[&dir.join("red.png")], 1 << 30).unwrap().remove(0);
+    let knn = || {
+        let resp = c
+            .search(&mira_host::SearchRequest {
+                vector: Some(query.clone()),
+                top_k: Some(5),
+                ..Default::default()
+            })
+            .unwrap();
+        resp.hits.iter().map(|h| (h.id.clone(), h.score)).collect::<Vec<_>>()
+    };
+    let knn_before = knn();
+    assert_eq!(knn_before.len(), 5);
+
+    // Version B adds two words: every document is checked, those whose tags change rewritten.
+    r.install(&std::fs::read(crate::common::SWAP_B_PLUGIN).unwrap(), "test").unwrap();
+    let report = retag(&c, &opts(&r), &NoProgress).unwrap();
+    let differ = |name: &str| expected(name, a) != expected(name, b);
+    let changed = names.iter().filter(|n| differ(n)).count() as u64;
+    // (Documents whose tags stay are not rewritten: the last re-tag below finds 5 such.)
+    assert!(changed > 0, "some tags change");
+    assert_eq!(report.fields.len(), 1, "{report:?}");
+    let f = &report.fields[0];
+    assert_eq!((f.field.as_str(), f.plugin.as_str(), f.words, f.added, f.removed), ("tags", "swapper", 5, 2, 0));
+    assert_eq!((report.checked, report.changed, report.failed), (5, changed, 0), "{report:?}");
+    // Through the cache: no image embedded again, only the two new words.
+    assert_eq!((report.images_embedded, report.images_cached), (0, 5));
+    assert_eq!((report.words_embedded, report.words_cached), (2, 3));
+    for (name, was) in names.iter().zip(&before) {
+        let now = doc(name);
+        assert_eq!(now["tags"], serde_json::json!(expected(name, b)), "{name}");
+        for field in ["title", "price", "photo"] {
+            assert_eq!(now[field], was[field], "{name}: {field} kept");
+        }
+    }
+    // The vectors are the ones indexed (same neighbours, same scores), and the new tags are
+    // searchable text.
+    assert_eq!(knn(), knn_before);
+    let best = &expected("sea", b)[0];
+    let found = c.search(&mira_host::SearchRequest::text(format!("tags:{best}"))).unwrap();
+    assert!(found.hits.iter().any(|h| h.id == "sea"), "sea by tags:{best}");
+    assert_eq!(c.searcher().num_docs(), 5);
+    assert!(TagRecord::read(c.dir()).is_current("tags", "swapper", &words(b)));
+    let again = retag(&c, &opts(&r), &NoProgress).unwrap();
+    assert!(again.fields.is_empty(), "{again:?}");
+
+    // Back to A, with one photo gone: that document keeps its tags, the others move on, and
+    // the record stays behind so the next re-tag checks them all again.
+    r.rollback("swapper").unwrap();
+    let green = dir.join("green.png");
+    let kept = std::fs::read(&green).unwrap();
+    std::fs::remove_file(&green).unwrap();
+    let report = retag(&c, &opts(&r), &NoProgress).unwrap();
+    assert_eq!((report.checked, report.failed), (5, 1), "{report:?}");
+    assert_eq!(report.errors[0].id.as_deref(), Some("green"));
+    assert!(report.errors[0].message.contains("cannot open image"), "{:?}", report.errors);
+    std::fs::write(&green, kept).unwrap();
+    assert_eq!(doc("green")["tags"], serde_json::json!(expected("green", b)));
+    for name in ["red", "sea", "night", "snow"] {
+        assert_eq!(doc(name)["tags"], serde_json::json!(expected(name, a)), "{name}");
+    }
+    assert!(!TagRecord::read(c.dir()).is_current("tags", "swapper", &words(a)));
+    let report = retag(&c, &opts(&r), &NoProgress).unwrap();
+    assert_eq!((report.checked, report.changed, report.failed), (5, differ("green") as u64, 0));
+    assert_eq!(doc("green")["tags"], serde_json::json!(expected("green", a)));
+
+    // An ingest under other words into a collection with documents does not vouch for them:
+    // the record stays with A, and the re-tag finds the re-indexed documents already right.
+    r.install(&std::fs::read(crate::common::SWAP_B_PLUGIN).unwrap(), "test").unwrap();
+    let ingest_opts = IngestOptions {
+        vocabularies: r.tag_vocabularies(),
+        ..Default::default()
+    };
+    ingest(&c, &dir.join("data.jsonl"), &ingest_opts, &NoProgress).unwrap();
+    assert!(TagRecord::read(c.dir()).is_current("tags", "swapper", &words(a)));
+    let report = retag(&c, &opts(&r), &NoProgress).unwrap();
+    assert_eq!((report.checked, report.changed), (5, 0), "{report:?}");
+
+    // The plugin unloaded: refused, saying which.
+    r.unload("swapper").unwrap();
+    let err = retag(&c, &opts(&r), &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("plugin `swapper`, which is not loaded"), "{err}");
+}
+
+/// A re-tag rewrites documents from what the index stores: a collection with a field it does
+/// not store is refused before any work, naming the field; one with no plugin-vocabulary tag
+/// field has nothing to re-tag. `mira retag` runs it from the CLI.
+#[test]
+fn retag_refuses_what_it_cannot_rewrite_and_runs_from_the_cli() {
+    use mira_host::ingest::{NoProgress, RetagOptions, retag};
+    let (env, model) = env_with_tiny_clip();
+    let (c, dir) = retaggable(&env, &model);
+    let r = crate::common::registry(Default::default(), None);
+    r.install(&std::fs::read(crate::common::SWAP_A_PLUGIN).unwrap(), "test").unwrap();
+    let opts = RetagOptions {
+        vocabularies: r.tag_vocabularies(),
+        ..Default::default()
+    };
+    let unstored = c
+        .schema()
+        .source
+        .replace("name = \"retagged\"", "name = \"unstored\"")
+        .replace("type = \"f64\"", "type = \"f64\"\nstored = false");
+    let u = env.create(&unstored);
+    let err = retag(&u, &opts, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("`price` is not stored"), "{err}");
+    let plain = clip_collection(&env, &model);
+    let err = retag(&plain, &opts, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("nothing to re-tag"), "{err}");
+
+    // The CLI reads the plugin directory's versions.
+    assert!(env.mira(&["plugin", "load", crate::common::SWAP_A_PLUGIN]).status.success());
+    let o = env.mira(&["index", "retagged", dir.join("data.jsonl").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = env.mira(&["retag", "retagged"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("field `tags`: up to date"), "{}", stdout(&o));
+    assert!(env.mira(&["plugin", "load", crate::common::SWAP_B_PLUGIN]).status.success());
+    let o = env.mira(&["retag", "retagged", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["checked"], 5, "{report}");
+    assert_eq!(report["images_embedded"], 0, "{report}");
+    assert_eq!(report["fields"][0]["added"], 2, "{report}");
+    let o = env.mira(&["retag", "nope"]);
+    assert!(!o.status.success() && stderr(&o).contains("does not exist"), "{}", stderr(&o));
+}
+
 fn png_rgb(path: &Path, rgb: [u8; 3]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     image::RgbImage::from_fn(36, 28, |x, y| {

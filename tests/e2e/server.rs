@@ -272,6 +272,7 @@ fn every_documented_route_answers_and_every_route_is_documented() {
         "POST /v1/collections",
         "GET /v1/collections/{name}",
         "DELETE /v1/collections/{name}",
+        "POST /v1/collections/{name}/retag",
         "POST /v1/collections/{name}/documents",
         "DELETE /v1/collections/{name}/documents",
         "GET /v1/collections/{name}/documents/{id}/image",
@@ -318,6 +319,7 @@ fn every_documented_route_answers_and_every_route_is_documented() {
         "FacetRequest",
         "EvalRequest",
         "EvalReport",
+        "RetagReport",
     ] {
         assert!(schemas.contains_key(name), "{name} missing from components");
     }
@@ -570,6 +572,12 @@ fn keys_guard_writes_plugins_and_searches() {
     );
     assert_eq!(status, 200);
     assert_eq!(call("GET", &s.url("/v1/plugins"), Some("search-secret"), None).0, 403);
+    // Re-tagging rewrites documents: the search key may not.
+    let retag = s.url("/v1/collections/shop/retag");
+    assert_eq!(call("POST", &retag, Some("search-secret"), None).0, 403);
+    let (status, v) = call("POST", &retag, Some("admin-secret"), None);
+    assert_eq!(status, 400, "shop takes no words from a plugin: {v}");
+    assert!(v["message"].as_str().unwrap().contains("nothing to re-tag"), "{v}");
     assert_eq!(call("GET", &s.url("/v1/plugins"), Some("admin-secret"), None).0, 200);
     // Health, metrics and the API document stay open.
     assert_eq!(call("GET", &s.url("/health"), None, None).0, 200);

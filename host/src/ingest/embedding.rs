@@ -49,6 +49,8 @@ enum Output {
         words: Vec<String>,
         embeddings: Vec<Vec<f32>>,
         top: usize,
+        /// The plugin the words came from (`vocabulary = "plugin:NAME"`).
+        plugin: Option<String>,
     },
     /// The BLIP caption of the image, at most `max_tokens` tokens (cached as its token ids).
     Caption { max_tokens: usize },
@@ -67,6 +69,8 @@ pub(crate) struct Embedder {
     captioner: Option<Arc<Captioner>>,
     targets: Vec<Target>,
     max_pixels: u64,
+    /// The tag prompts embedded for the targets' vocabularies, and those the cache had.
+    pub vocabulary_counts: EmbedCounts,
 }
 
 impl Embedder {
@@ -78,7 +82,22 @@ impl Embedder {
         vocabularies: &std::collections::BTreeMap<String, Vec<String>>,
         warnings: &mut Vec<String>,
     ) -> Result<Option<Self>> {
-        let computed = &c.schema().computed_fields;
+        Self::for_fields(c, vocabularies, None, warnings)
+    }
+
+    /// [`Embedder::new`] for the computed fields named in `only` (all when `None`).
+    pub fn for_fields(
+        c: &Collection,
+        vocabularies: &std::collections::BTreeMap<String, Vec<String>>,
+        only: Option<&[String]>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<Self>> {
+        let computed: Vec<&crate::schema::ComputedField> = c
+            .schema()
+            .computed_fields
+            .iter()
+            .filter(|s| only.is_none_or(|names| names.contains(&s.field)))
+            .collect();
         let clip = match computed.iter().any(|s| s.kind.needs_clip()) {
             true => c.clip()?,
             false => None,
@@ -87,8 +106,9 @@ impl Embedder {
             true => c.captioner()?,
             false => None,
         };
-        let handle = |name: &str| c.fields().get(name).map(|(_, f)| *f).expect("validated schema");
+        let handle = |name: &str| field_handle(c, name);
         let (mut targets, mut without_clip, mut without_captioner) = (Vec::new(), Vec::new(), Vec::new());
+        let mut vocabulary_counts = EmbedCounts::default();
         for s in computed {
             let (input, output, cache) = match (&s.kind, &clip, &captioner) {
                 (
@@ -111,7 +131,15 @@ impl Embedder {
                 }
                 (kind, Some(clip), _) => {
                     let cache = c.embedding_cache(clip)?;
-                    let (input, output) = clip_target(c, clip, &cache, &s.field, kind, vocabularies, &handle)?;
+                    let (input, output) = clip_target(
+                        c,
+                        clip,
+                        &cache,
+                        &s.field,
+                        kind,
+                        vocabularies,
+                        &mut vocabulary_counts,
+                    )?;
                     (input, output, cache)
                 }
                 (_, None, _) => {
@@ -149,7 +177,25 @@ impl Embedder {
             captioner,
             targets,
             max_pixels: c.schema().ingest.max_image_pixels,
+            vocabulary_counts,
         }))
+    }
+
+    /// The tag fields whose words come from a plugin: (field, plugin, the words).
+    pub fn plugin_vocabularies(&self) -> impl Iterator<Item = (&str, &str, &[String])> {
+        self.targets.iter().filter_map(|t| match &t.output {
+            Output::Tags {
+                words,
+                plugin: Some(plugin),
+                ..
+            } => Some((t.field_name.as_str(), plugin.as_str(), words.as_slice())),
+            _ => None,
+        })
+    }
+
+    /// The field each target writes.
+    pub fn fields(&self) -> impl Iterator<Item = Field> {
+        self.targets.iter().map(|t| t.field)
     }
 
     fn clip(&self) -> &ClipEmbedder {
@@ -360,7 +406,9 @@ impl Embedder {
                     })?;
                     rows[i].0.doc.add_bytes(t.field, &bytes);
                 }
-                Output::Tags { words, embeddings, top } => {
+                Output::Tags {
+                    words, embeddings, top, ..
+                } => {
                     for tag in closest(&v, words, embeddings, *top) {
                         let doc = &mut rows[i].0.doc;
                         if !doc.get_all(t.field).any(|x| x.as_str() == Some(tag)) {
@@ -388,8 +436,9 @@ fn clip_target(
     field: &str,
     kind: &SourceKind,
     vocabularies: &std::collections::BTreeMap<String, Vec<String>>,
-    handle: &dyn Fn(&str) -> Field,
+    vocabulary_counts: &mut EmbedCounts,
 ) -> Result<(Input, Output)> {
+    let handle = |name: &str| field_handle(c, name);
     let vector = || -> Result<Output> {
         let spec = c.schema().vector_field(field)?;
         if spec.dim != clip.dim() {
@@ -425,8 +474,9 @@ fn clip_target(
             let prompts: Vec<String> = vocabulary.iter().map(|w| TAG_PROMPT.replace("{}", w)).collect();
             let output = Output::Tags {
                 words: vocabulary.clone(),
-                embeddings: text_embeddings(clip, cache, &prompts)?,
+                embeddings: text_embeddings(clip, cache, &prompts, vocabulary_counts)?,
                 top: *top,
+                plugin: vocabulary_plugin.clone(),
             };
             (Input::Image(handle(image_field)), output)
         }
@@ -434,8 +484,13 @@ fn clip_target(
     })
 }
 
+/// The tantivy field of a field the (validated) schema declares.
+fn field_handle(c: &Collection, name: &str) -> Field {
+    c.fields().get(name).map(|(_, f)| *f).expect("validated schema")
+}
+
 /// The tag vocabulary a clip-tags field takes from a plugin, checked like a schema's.
-fn plugin_vocabulary(
+pub(crate) fn plugin_vocabulary(
     c: &Collection,
     field: &str,
     plugin: &str,
@@ -457,10 +512,17 @@ fn plugin_vocabulary(
 
 /// CLIP text embeddings of `texts` (the tag prompts, embedded at every ingest), from `cache`
 /// where it holds them; the rest are computed in batches and kept.
-fn text_embeddings(clip: &ClipEmbedder, cache: &EmbeddingCache, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+fn text_embeddings(
+    clip: &ClipEmbedder,
+    cache: &EmbeddingCache,
+    texts: &[String],
+    counts: &mut EmbedCounts,
+) -> Result<Vec<Vec<f32>>> {
     let keys: Vec<ContentKey> = texts.iter().map(|t| text_key(t)).collect();
     let mut out: Vec<Option<Vec<f32>>> = keys.iter().map(|k| cache.get(k)).collect();
     let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
+    counts.cached += (texts.len() - missing.len()) as u64;
+    counts.computed += missing.len() as u64;
     for chunk in missing.chunks(64) {
         let refs: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
         let mut computed = Vec::new();

@@ -9,8 +9,10 @@ mod csv_rows;
 mod embedding;
 mod image_folder;
 mod jsonl;
+mod retag;
 mod row_error;
 mod source;
+mod tag_record;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -18,8 +20,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use image_folder::DEFAULT_SIDECAR;
+pub use retag::{RetagOptions, RetagReport, RetaggedField, retag};
 pub use row_error::RowError;
 pub use source::{MemoryRows, RowSource, SourceRow};
+pub use tag_record::{TagRecord, TaggedWith};
 
 use self::embedding::{EmbedCounts, Embedder};
 use crate::collection::{Collection, CollectionWriter};
@@ -199,6 +203,8 @@ pub fn ingest_rows(
         embedder,
         inference: Duration::ZERO,
     };
+    // Read with the writer held: no other ingest adds documents in between.
+    let was_empty = c.searcher().num_docs() == 0;
     progress.start(source.total(), source.unit());
     while let Some(item) = source.next_row() {
         report.rows += 1;
@@ -240,10 +246,36 @@ pub fn ingest_rows(
         report.commits += 1;
     }
     sink.writer.finish()?;
+    if let Some(e) = &sink.embedder {
+        record_tag_vocabularies(c, e, was_empty)?;
+    }
     progress.committed(report.indexed);
     progress.finish();
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Records the words a plugin-vocabulary tag field's documents were tagged with, when this
+/// ingest tagged all of them: the collection was empty before, or its documents were already
+/// tagged with the same words. Otherwise the field now holds tags from two vocabularies, and the
+/// record stays as it was (behind), so a re-tag takes every document again.
+fn record_tag_vocabularies(c: &Collection, e: &Embedder, was_empty: bool) -> Result<()> {
+    let mut record = TagRecord::read(c.dir());
+    let mut changed = false;
+    for (field, plugin, words) in e.plugin_vocabularies() {
+        if was_empty && !record.is_current(field, plugin, words) {
+            let tagged = TaggedWith {
+                plugin: plugin.to_owned(),
+                words: words.to_vec(),
+            };
+            record.fields.insert(field.to_owned(), tagged);
+            changed = true;
+        }
+    }
+    if changed {
+        record.write(c.dir())?;
+    }
+    Ok(())
 }
 
 /// Rows embedded per model call.

@@ -54,6 +54,10 @@ pub struct PluginInfo {
 /// A validated version waiting for activation, with its component bytes.
 type Staged = (Arc<LoadedPlugin>, Vec<u8>);
 
+/// Told the name of a plugin whose active tag vocabulary changed (a new version with other
+/// words, a rollback, an unload).
+pub type VocabularyListener = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// The live set of plugins.
 pub struct PluginRegistry {
     runtime: Arc<PluginRuntime>,
@@ -67,6 +71,12 @@ pub struct PluginRegistry {
     dir: Option<PathBuf>,
     /// Validated versions waiting to be activated (with their bytes, for the directory).
     staged: RwLock<BTreeMap<String, Staged>>,
+    vocabulary_listeners: RwLock<Vec<VocabularyListener>>,
+}
+
+/// A slot's active tag vocabulary (empty when it has none, or there is no slot).
+fn vocabulary_of(slot: Option<&Slot>) -> Vec<String> {
+    slot.map(|s| s.current.description.tag_vocabulary.clone()).unwrap_or_default()
 }
 
 impl PluginRegistry {
@@ -86,6 +96,29 @@ impl PluginRegistry {
             limits: HashMap::new(),
             dir,
             staged: RwLock::new(BTreeMap::new()),
+            vocabulary_listeners: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Calls `listener` with a plugin's name, after the change, whenever the active tag
+    /// vocabulary of that name changes (what re-tags the collections that use it).
+    pub fn on_vocabulary_change(&self, listener: VocabularyListener) {
+        self.vocabulary_listeners
+            .write()
+            .expect("plugin registry lock")
+            .push(listener);
+    }
+
+    /// Tells the listeners when a change of `name` left it with other words than `before`.
+    fn vocabulary_changed(&self, name: &str, before: Vec<String>) {
+        let now = vocabulary_of(self.slots.read().expect("plugin registry lock").get(name));
+        if now == before {
+            return;
+        }
+        tracing::info!(plugin = %name, words = now.len(), was = before.len(), "tag vocabulary changed");
+        let listeners = self.vocabulary_listeners.read().expect("plugin registry lock").clone();
+        for l in listeners {
+            l(name);
         }
     }
 
@@ -122,16 +155,21 @@ impl PluginRegistry {
 
     fn activate(&self, plugin: Arc<LoadedPlugin>) {
         let name = plugin.name().to_owned();
-        let mut slots = self.slots.write().expect("plugin registry lock");
-        let previous = slots.remove(&name).map(|s| s.current);
-        tracing::info!(plugin = %name, version = %plugin.description.version, origin = %plugin.origin, "plugin active");
-        slots.insert(
-            name,
-            Slot {
-                current: plugin,
-                previous,
-            },
-        );
+        let before = {
+            let mut slots = self.slots.write().expect("plugin registry lock");
+            let before = vocabulary_of(slots.get(&name));
+            let previous = slots.remove(&name).map(|s| s.current);
+            tracing::info!(plugin = %name, version = %plugin.description.version, origin = %plugin.origin, "plugin active");
+            slots.insert(
+                name.clone(),
+                Slot {
+                    current: plugin,
+                    previous,
+                },
+            );
+            before
+        };
+        self.vocabulary_changed(&name, before);
     }
 
     /// The active version of a plugin.
@@ -211,24 +249,31 @@ impl PluginRegistry {
 
     /// Makes the previous version active again (and the current one the previous).
     pub fn rollback(&self, name: &str) -> Result<Arc<LoadedPlugin>> {
-        let mut slots = self.slots.write().expect("plugin registry lock");
-        let slot = slots
-            .get_mut(name)
-            .ok_or_else(|| Error::PluginNotFound(name.to_owned()))?;
-        let previous = slot.previous.take().ok_or_else(|| conflict(name, NO_PREVIOUS))?;
-        slot.previous = Some(std::mem::replace(&mut slot.current, previous));
-        tracing::info!(plugin = %name, version = %slot.current.description.version, "plugin rolled back");
-        Ok(slot.current.clone())
+        let (current, before) = {
+            let mut slots = self.slots.write().expect("plugin registry lock");
+            let slot = slots
+                .get_mut(name)
+                .ok_or_else(|| Error::PluginNotFound(name.to_owned()))?;
+            let before = vocabulary_of(Some(slot));
+            let previous = slot.previous.take().ok_or_else(|| conflict(name, NO_PREVIOUS))?;
+            slot.previous = Some(std::mem::replace(&mut slot.current, previous));
+            tracing::info!(plugin = %name, version = %slot.current.description.version, "plugin rolled back");
+            (slot.current.clone(), before)
+        };
+        self.vocabulary_changed(name, before);
+        Ok(current)
     }
 
     /// Removes a plugin; requests naming it get a clear error from then on.
     pub fn unload(&self, name: &str) -> Result<()> {
-        self.slots
+        let removed = self
+            .slots
             .write()
             .expect("plugin registry lock")
             .remove(name)
-            .map(|_| ())
-            .ok_or_else(|| Error::PluginNotFound(name.to_owned()))
+            .ok_or_else(|| Error::PluginNotFound(name.to_owned()))?;
+        self.vocabulary_changed(name, vocabulary_of(Some(&removed)));
+        Ok(())
     }
 
     /// Every active plugin, by name.

@@ -8,6 +8,7 @@ mod ingest;
 mod names;
 mod plugins;
 mod results;
+mod retag;
 mod search;
 
 pub use collections::{CollectionStatsBody, VectorFieldStatsBody};
@@ -19,4 +20,5 @@ pub use results::{
     ContributionBody, ExplanationBody, FusionExplanationBody, HitBody, IllustrateBody, IllustrationBody, ImageRoutes,
     ParagraphPicturesBody, PictureBody, RerankReportBody, RerankScoreBody, SearchResults, StageScoreBody,
 };
+pub use retag::{RetagBody, RetagReportBody, RetaggedFieldBody};
 pub use search::{FusionBody, NormalizationBody, SearchBody, SearchUpload};

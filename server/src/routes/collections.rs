@@ -11,6 +11,7 @@ use mira_host::schema::CollectionSchema;
 
 use crate::api::CollectionName;
 use crate::api::CollectionStatsBody;
+use crate::api::{RetagBody, RetagReportBody};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiBytes, ApiPath, has_content_type};
 use crate::state::AppState;
@@ -130,4 +131,35 @@ pub async fn drop(State(state): State<Arc<AppState>>, ApiPath(name): ApiPath<Str
         })
         .await??;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/collections/{name}/retag", tag = "collections",
+    params(("name" = inline(CollectionName), Path, description = "Collection name")),
+    request_body(content = Option<RetagBody>, description = "Optional; `{}` or no body re-tags only what changed"),
+    responses((status = 200, body = RetagReportBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+/// Chooses again the tags of the documents whose clip-tags fields take their words from a
+/// plugin whose words changed since they were tagged (the server also does it by itself when a
+/// plugin's vocabulary changes); only documents whose tags change are rewritten.
+pub async fn retag(
+    State(state): State<Arc<AppState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiBytes(body): ApiBytes,
+) -> ApiResult<Json<RetagReportBody>> {
+    let opts: RetagBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RetagBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            let code = match e.classify() {
+                serde_json::error::Category::Data => "invalid_request",
+                _ => "malformed_json",
+            };
+            ApiError::bad_request(code, format!("request body: {e}"))
+        })?
+    };
+    let st = state.clone();
+    let report = state
+        .workers
+        .run(move || crate::retagging::retag(&st, &name, opts.force))
+        .await??;
+    Ok(Json(report.into()))
 }
