@@ -8,8 +8,8 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Weak};
 
-use mira_host::ingest::{NoProgress, RetagOptions, RetagReport};
 use mira_host::Result;
+use mira_host::ingest::{NoProgress, RetagOptions, RetagReport};
 
 use crate::state::AppState;
 
@@ -48,18 +48,16 @@ pub fn start(state: &Arc<AppState>) {
     }));
     let _ = tx.send(Job::All);
     drop(tx);
-    let spawned = std::thread::Builder::new()
-        .name("mira-retag".into())
-        .spawn(move || {
-            while let Ok(job) = rx.recv() {
-                // Later changes of the same plugin are covered by this pass (it reads the
-                // vocabularies live): drop the queued duplicates.
-                let mut jobs = vec![job];
-                jobs.extend(rx.try_iter());
-                let Some(st) = weak.upgrade() else { return };
-                run(&st, &jobs);
-            }
-        });
+    let spawned = std::thread::Builder::new().name("mira-retag".into()).spawn(move || {
+        while let Ok(job) = rx.recv() {
+            // Later changes of the same plugin are covered by this pass (it reads the
+            // vocabularies live): drop the queued duplicates.
+            let mut jobs = vec![job];
+            jobs.extend(rx.try_iter());
+            let Some(st) = weak.upgrade() else { return };
+            run(&st, &jobs);
+        }
+    });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the re-tagger: collections are re-tagged only on request");
     }

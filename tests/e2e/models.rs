@@ -671,7 +671,8 @@ fn indexed_documents_are_retagged_when_their_plugins_words_change() {
         ..Default::default()
     };
 
-    r.install(&std::fs::read(crate::common::SWAP_A_PLUGIN).unwrap(), "test").unwrap();
+    r.install(&std::fs::read(crate::common::SWAP_A_PLUGIN).unwrap(), "test")
+        .unwrap();
     let ingest_opts = IngestOptions {
         vocabularies: r.tag_vocabularies(),
         ..Default::default()
@@ -686,7 +687,10 @@ fn indexed_documents_are_retagged_when_their_plugins_words_change() {
     assert_eq!(same.up_to_date, ["tags"]);
 
     let before: Vec<_> = names.iter().map(|n| doc(n)).collect();
-    let query = clip.embed_image_files(&[&dir.join("red.png")], 1 << 30).unwrap().remove(0);
+    let query = clip
+        .embed_image_files(&[&dir.join("red.png")], 1 << 30)
+        .unwrap()
+        .remove(0);
     let knn = || {
         let resp = c
             .search(&mira_host::SearchRequest {
@@ -701,7 +705,8 @@ fn indexed_documents_are_retagged_when_their_plugins_words_change() {
     assert_eq!(knn_before.len(), 5);
 
     // Version B adds two words: every document is checked, those whose tags change rewritten.
-    r.install(&std::fs::read(crate::common::SWAP_B_PLUGIN).unwrap(), "test").unwrap();
+    r.install(&std::fs::read(crate::common::SWAP_B_PLUGIN).unwrap(), "test")
+        .unwrap();
     let report = retag(&c, &opts(&r), &NoProgress).unwrap();
     let differ = |name: &str| expected(name, a) != expected(name, b);
     let changed = names.iter().filter(|n| differ(n)).count() as u64;
@@ -709,8 +714,15 @@ fn indexed_documents_are_retagged_when_their_plugins_words_change() {
     assert!(changed > 0, "some tags change");
     assert_eq!(report.fields.len(), 1, "{report:?}");
     let f = &report.fields[0];
-    assert_eq!((f.field.as_str(), f.plugin.as_str(), f.words, f.added, f.removed), ("tags", "swapper", 5, 2, 0));
-    assert_eq!((report.checked, report.changed, report.failed), (5, changed, 0), "{report:?}");
+    assert_eq!(
+        (f.field.as_str(), f.plugin.as_str(), f.words, f.added, f.removed),
+        ("tags", "swapper", 5, 2, 0)
+    );
+    assert_eq!(
+        (report.checked, report.changed, report.failed),
+        (5, changed, 0),
+        "{report:?}"
+    );
     // Through the cache: no image embedded again, only the two new words.
     assert_eq!((report.images_embedded, report.images_cached), (0, 5));
     assert_eq!((report.words_embedded, report.words_cached), (2, 3));
@@ -725,7 +737,9 @@ fn indexed_documents_are_retagged_when_their_plugins_words_change() {
     // searchable text.
     assert_eq!(knn(), knn_before);
     let best = &expected("sea", b)[0];
-    let found = c.search(&mira_host::SearchRequest::text(format!("tags:{best}"))).unwrap();
+    let found = c
+        .search(&mira_host::SearchRequest::text(format!("tags:{best}")))
+        .unwrap();
     assert!(found.hits.iter().any(|h| h.id == "sea"), "sea by tags:{best}");
     assert_eq!(c.searcher().num_docs(), 5);
     assert!(TagRecord::read(c.dir()).is_current("tags", "swapper", &words(b)));
@@ -741,7 +755,11 @@ fn indexed_documents_are_retagged_when_their_plugins_words_change() {
     let report = retag(&c, &opts(&r), &NoProgress).unwrap();
     assert_eq!((report.checked, report.failed), (5, 1), "{report:?}");
     assert_eq!(report.errors[0].id.as_deref(), Some("green"));
-    assert!(report.errors[0].message.contains("cannot open image"), "{:?}", report.errors);
+    assert!(
+        report.errors[0].message.contains("cannot open image"),
+        "{:?}",
+        report.errors
+    );
     std::fs::write(&green, kept).unwrap();
     assert_eq!(doc("green")["tags"], serde_json::json!(expected("green", b)));
     for name in ["red", "sea", "night", "snow"] {
@@ -749,12 +767,16 @@ fn indexed_documents_are_retagged_when_their_plugins_words_change() {
     }
     assert!(!TagRecord::read(c.dir()).is_current("tags", "swapper", &words(a)));
     let report = retag(&c, &opts(&r), &NoProgress).unwrap();
-    assert_eq!((report.checked, report.changed, report.failed), (5, differ("green") as u64, 0));
+    assert_eq!(
+        (report.checked, report.changed, report.failed),
+        (5, differ("green") as u64, 0)
+    );
     assert_eq!(doc("green")["tags"], serde_json::json!(expected("green", a)));
 
     // An ingest under other words into a collection with documents does not vouch for them:
     // the record stays with A, and the re-tag finds the re-indexed documents already right.
-    r.install(&std::fs::read(crate::common::SWAP_B_PLUGIN).unwrap(), "test").unwrap();
+    r.install(&std::fs::read(crate::common::SWAP_B_PLUGIN).unwrap(), "test")
+        .unwrap();
     let ingest_opts = IngestOptions {
         vocabularies: r.tag_vocabularies(),
         ..Default::default()
@@ -767,7 +789,10 @@ fn indexed_documents_are_retagged_when_their_plugins_words_change() {
     // The plugin unloaded: refused, saying which.
     r.unload("swapper").unwrap();
     let err = retag(&c, &opts(&r), &NoProgress).unwrap_err();
-    assert!(err.to_string().contains("plugin `swapper`, which is not loaded"), "{err}");
+    assert!(
+        err.to_string().contains("plugin `swapper`, which is not loaded"),
+        "{err}"
+    );
 }
 
 /// A re-tag rewrites documents from what the index stores: a collection with a field it does
@@ -779,7 +804,8 @@ fn retag_refuses_what_it_cannot_rewrite_and_runs_from_the_cli() {
     let (env, model) = env_with_tiny_clip();
     let (c, dir) = retaggable(&env, &model);
     let r = crate::common::registry(Default::default(), None);
-    r.install(&std::fs::read(crate::common::SWAP_A_PLUGIN).unwrap(), "test").unwrap();
+    r.install(&std::fs::read(crate::common::SWAP_A_PLUGIN).unwrap(), "test")
+        .unwrap();
     let opts = RetagOptions {
         vocabularies: r.tag_vocabularies(),
         ..Default::default()
@@ -797,13 +823,21 @@ fn retag_refuses_what_it_cannot_rewrite_and_runs_from_the_cli() {
     assert!(err.to_string().contains("nothing to re-tag"), "{err}");
 
     // The CLI reads the plugin directory's versions.
-    assert!(env.mira(&["plugin", "load", crate::common::SWAP_A_PLUGIN]).status.success());
+    assert!(
+        env.mira(&["plugin", "load", crate::common::SWAP_A_PLUGIN])
+            .status
+            .success()
+    );
     let o = env.mira(&["index", "retagged", dir.join("data.jsonl").to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = env.mira(&["retag", "retagged"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("field `tags`: up to date"), "{}", stdout(&o));
-    assert!(env.mira(&["plugin", "load", crate::common::SWAP_B_PLUGIN]).status.success());
+    assert!(
+        env.mira(&["plugin", "load", crate::common::SWAP_B_PLUGIN])
+            .status
+            .success()
+    );
     let o = env.mira(&["retag", "retagged", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -811,7 +845,11 @@ fn retag_refuses_what_it_cannot_rewrite_and_runs_from_the_cli() {
     assert_eq!(report["images_embedded"], 0, "{report}");
     assert_eq!(report["fields"][0]["added"], 2, "{report}");
     let o = env.mira(&["retag", "nope"]);
-    assert!(!o.status.success() && stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("does not exist"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 fn png_rgb(path: &Path, rgb: [u8; 3]) {

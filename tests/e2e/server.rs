@@ -1566,3 +1566,123 @@ fn uploaded_photos_are_tagged_from_a_plugins_vocabulary() {
         "{tags:?} are ecommerce's words"
     );
 }
+
+/// Shipping a plugin version with other tag words re-tags what is already indexed, in the
+/// background, with nothing but the upload: the collection's tags move to the new words (its
+/// record says so), a forced re-tag afterwards finds nothing left to change and no image to
+/// embed again, and `POST /v1/collections/{name}/retag` checks its body like every route.
+#[test]
+fn a_new_plugin_vocabulary_retags_indexed_photos_in_the_background() {
+    use mira_host::ingest::TagRecord;
+    let env = Env::new();
+    let model = env.path().join("clip");
+    mira_host::embed::fixtures::write_tiny_clip(&model).unwrap();
+    let s = Server::start(&env, ServerSettings::default(), PluginLimits::default());
+    let upload = |path: &str| {
+        let r = ureq::post(&s.url("/v1/plugins?activate=true"))
+            .set("Content-Type", "application/wasm")
+            .send_bytes(&std::fs::read(path).unwrap());
+        assert_eq!(answer(r).0, 201, "{path}");
+    };
+    upload(SWAP_A_PLUGIN);
+    let schema = format!(
+        "name = \"tagged\"\n[fields.photo]\ntype = \"image\"\n[fields.tags]\ntype = \"text\"\n\
+         source = \"clip-tags\"\nvocabulary = \"plugin:swapper\"\ntop = 2\n[models]\nclip = {:?}\n",
+        model.to_str().unwrap()
+    );
+    let (status, v) = call("POST", &s.url("/v1/collections"), None, Some(json!({"schema": schema})));
+    assert_eq!(status, 201, "{v}");
+    let sizes = [(40, 30), (30, 40), (64, 16)];
+    let docs: Vec<Value> = (0..sizes.len())
+        .map(|i| json!({"id": format!("p{i}"), "photo": format!("p{i}.png")}))
+        .collect();
+    let mut parts = vec![(
+        "documents",
+        None,
+        "application/json",
+        json!(docs).to_string().into_bytes(),
+    )];
+    let names: Vec<String> = (0..sizes.len()).map(|i| format!("p{i}.png")).collect();
+    for (name, (w, h)) in names.iter().zip(sizes) {
+        parts.push(("files", Some(name.as_str()), "image/png", png_bytes(w, h)));
+    }
+    let (ct, body) = multipart(&parts);
+    let (status, text, _) = answer(
+        ureq::post(&s.url("/v1/collections/tagged/documents"))
+            .set("Content-Type", &ct)
+            .send_bytes(&body),
+    );
+    assert_eq!(status, 200, "{text}");
+    let dir = mira_host::Catalog::new(&env.data())
+        .open("tagged")
+        .unwrap()
+        .dir()
+        .to_owned();
+    let words = |plugin: &str| -> Vec<String> {
+        let bytes = std::fs::read(plugin).unwrap();
+        let r = registry(PluginLimits::default(), None);
+        r.install(&bytes, "test").unwrap();
+        r.tag_vocabularies()["swapper"].clone()
+    };
+    let (a, b) = (words(SWAP_A_PLUGIN), words(SWAP_B_PLUGIN));
+    assert!(TagRecord::read(&dir).is_current("tags", "swapper", &a));
+    let retag = s.url("/v1/collections/tagged/retag");
+    let (status, v) = call("POST", &retag, None, None);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["fields"].as_array().unwrap().len(), &v["up_to_date"]),
+        (0, &json!(["tags"])),
+        "{v}"
+    );
+
+    upload(SWAP_B_PLUGIN);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !TagRecord::read(&dir).is_current("tags", "swapper", &b) {
+        assert!(Instant::now() < deadline, "not re-tagged within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, v) = call(
+        "POST",
+        &s.url("/v1/collections/tagged/search"),
+        None,
+        Some(json!({"filter": "id:p0 OR id:p1 OR id:p2", "top_k": 10})),
+    );
+    let hits = v["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 3, "{v}");
+    for h in hits {
+        let tags = h["fields"]["tags"].as_array().unwrap();
+        assert_eq!(tags.len(), 2, "{h}");
+        assert!(tags.iter().all(|t| b.contains(&t.as_str().unwrap().to_owned())), "{h}");
+    }
+    // A forced re-tag chooses every document's tags again: the background pass left nothing
+    // to change, and every image embedding comes from the cache.
+    let (status, v) = call("POST", &retag, None, Some(json!({"force": true})));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["checked"].as_u64(), v["changed"].as_u64()),
+        (Some(3), Some(0)),
+        "{v}"
+    );
+    assert_eq!(
+        (v["images_embedded"].as_u64(), v["images_cached"].as_u64()),
+        (Some(0), Some(3)),
+        "{v}"
+    );
+
+    let (status, v) = call("POST", &retag, None, Some(json!({"force": "yes"})));
+    assert_eq!(status, 400, "{v}");
+    assert_error(&v, "invalid_request", "invalid_request");
+    let (status, text, _) = answer(
+        ureq::post(&retag)
+            .set("Content-Type", "application/json")
+            .send_string("{"),
+    );
+    assert_eq!(status, 400, "{text}");
+    assert_error(
+        &serde_json::from_str(&text).unwrap(),
+        "malformed_json",
+        "invalid_request",
+    );
+    let (status, v) = call("POST", &s.url("/v1/collections/nope/retag"), None, None);
+    assert_eq!(status, 404, "{v}");
+}

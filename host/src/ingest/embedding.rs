@@ -131,15 +131,8 @@ impl Embedder {
                 }
                 (kind, Some(clip), _) => {
                     let cache = c.embedding_cache(clip)?;
-                    let (input, output) = clip_target(
-                        c,
-                        clip,
-                        &cache,
-                        &s.field,
-                        kind,
-                        vocabularies,
-                        &mut vocabulary_counts,
-                    )?;
+                    let (input, output) =
+                        clip_target(c, clip, &cache, &s.field, kind, vocabularies, &mut vocabulary_counts)?;
                     (input, output, cache)
                 }
                 (_, None, _) => {

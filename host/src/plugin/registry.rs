@@ -76,7 +76,8 @@ pub struct PluginRegistry {
 
 /// A slot's active tag vocabulary (empty when it has none, or there is no slot).
 fn vocabulary_of(slot: Option<&Slot>) -> Vec<String> {
-    slot.map(|s| s.current.description.tag_vocabulary.clone()).unwrap_or_default()
+    slot.map(|s| s.current.description.tag_vocabulary.clone())
+        .unwrap_or_default()
 }
 
 impl PluginRegistry {
