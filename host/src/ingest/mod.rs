@@ -203,8 +203,15 @@ pub fn ingest_rows(
         embedder,
         inference: Duration::ZERO,
     };
-    // Read with the writer held: no other ingest adds documents in between.
-    let was_empty = c.searcher().num_docs() == 0;
+    // Read with the writer held (and the latest commit picked up): no other writer adds
+    // documents in between.
+    let was_empty = match &sink.embedder {
+        Some(e) if e.plugin_vocabularies().next().is_some() => {
+            c.refresh()?;
+            c.searcher().num_docs() == 0
+        }
+        _ => false,
+    };
     progress.start(source.total(), source.unit());
     while let Some(item) = source.next_row() {
         report.rows += 1;

@@ -176,11 +176,15 @@ pub fn retag(c: &Collection, opts: &RetagOptions, progress: &dyn Progress) -> Re
     report.words_embedded = embedder.vocabulary_counts.computed;
     report.words_cached = embedder.vocabulary_counts.cached;
 
+    // The writer first, then the snapshot: no other writer commits between the two, so every
+    // document is in the snapshot this pass reads.
+    let writer = c.writer()?;
+    c.refresh()?;
     let searcher = c.searcher();
     progress.start(searcher.num_docs(), "documents");
     let mut run = Run {
         embedder: &embedder,
-        writer: c.writer()?,
+        writer,
         batch: opts.batch_size.unwrap_or(c.schema().ingest.batch_size).max(1) as u64,
         tag_fields: embedder.fields().collect(),
         pending: Vec::new(),
