@@ -72,17 +72,21 @@ fn reduce(x: f64) -> (f64, f64, f64) {
     let f = m - 1.0;
     // ln(1 + f) = 2·atanh(s) with s = f / (2 + f), |s| < 0.1716: 2s + s·R(s²) where
     // R(z) = Σ 2z^j / (2j + 1) for j ≥ 1; after ten terms the rest is below 2^-55 of
-    // the result (z < 0.0295).
+    // the result (z < 0.0295). Evaluated by Estrin's scheme (pairs, then pairs of pairs): four
+    // dependent multiply-adds instead of Horner's ten, which is what a loop over a column
+    // waits on.
     let s = f / (2.0 + f);
     let z = s * s;
-    let r = z
-        * (2.0 / 3.0
-            + z * (2.0 / 5.0
-                + z * (2.0 / 7.0
-                    + z * (2.0 / 9.0
-                        + z * (2.0 / 11.0
-                            + z * (2.0 / 13.0
-                                + z * (2.0 / 15.0 + z * (2.0 / 17.0 + z * (2.0 / 19.0 + z * (2.0 / 21.0))))))))));
+    let (z2, z4) = (z * z, z * z * (z * z));
+    let c = |j: u32| 2.0 / (2 * j + 3) as f64;
+    let (p01, p23, p45, p67, p89) = (
+        c(0) + c(1) * z,
+        c(2) + c(3) * z,
+        c(4) + c(5) * z,
+        c(6) + c(7) * z,
+        c(8) + c(9) * z,
+    );
+    let r = z * ((p01 + p23 * z2) + (p45 + p67 * z2) * z4 + p89 * (z4 * z4));
     // 2s + sR = f - f²/2 + s(f²/2 + R), written so the large part (f - f²/2) is exact-ish and
     // split into a high part with few bits and the rest.
     let hfsq = 0.5 * f * f;
@@ -137,17 +141,18 @@ pub fn portable_exp(x: f64) -> f64 {
         return 0.0;
     }
     // x = k·ln2 + r with |r| ≤ ln2/2; e^r by its Taylor series (|r| < 0.347: 18 terms reach
-    // below 2^-60), by Horner's rule; then scale by 2^k in two steps so that subnormal results
+    // below 2^-60); then scale by 2^k in two steps so that subnormal results
     // come out right.
     // Ties to even: one wasm instruction (`f64.nearest`), where `round` is a libm call.
     let k = (x * std::f64::consts::LOG2_E).round_ties_even();
     let r = (x - k * LN2_HI) - k * LN2_LO;
-    let mut p = INV_FACTORIAL[EXP_TERMS - 1];
-    let mut i = EXP_TERMS - 1;
-    while i > 0 {
-        i -= 1;
-        p = p * r + INV_FACTORIAL[i];
-    }
+    // By Estrin's scheme, as `ln`'s series: five dependent steps instead of seventeen.
+    let c = &INV_FACTORIAL;
+    let (r2, r4) = (r * r, r * r * (r * r));
+    let r8 = r4 * r4;
+    let a: [f64; EXP_TERMS / 2] = std::array::from_fn(|i| c[2 * i] + c[2 * i + 1] * r);
+    let (b0, b1, b2, b3) = (a[0] + a[1] * r2, a[2] + a[3] * r2, a[4] + a[5] * r2, a[6] + a[7] * r2);
+    let p = (b0 + b1 * r4) + (b2 + b3 * r4) * r8 + a[8] * (r8 * r8);
     let k = k as i64;
     let (k1, k2) = (k / 2, k - k / 2);
     p * f64::from_bits(((k1 + 0x3ff) as u64) << 52) * f64::from_bits(((k2 + 0x3ff) as u64) << 52)
