@@ -11,7 +11,7 @@ use mira_host::plugin::{LoadedPlugin, PluginLimits, PluginRuntime, wit};
 use mira_plugin_sdk::Plugin;
 use serde::Serialize;
 
-use crate::timing::time_ms;
+use crate::timing::{time_ms, time_pair_ms};
 use mira_test_artifacts::BUILTIN_PLUGINS;
 
 #[derive(Serialize)]
@@ -134,21 +134,27 @@ pub fn run(candidates: usize, reps: usize) -> Result<PluginFigures> {
     let setup_us = time_ms(reps * 10, |_| {
         black_box(plugin.session().expect("session"));
     }) * 1e3;
+    // The ratio's two sides in alternating blocks: this machine's slow spells (its cores are
+    // shared) moved separate timings by 10-20%.
     let mut session = plugin.session().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let fuse_wasm_ms = time_ms(reps, |_| {
-        black_box(session.fuse_columns(&host_req, &host_columns).expect("fuse"));
-    });
+    let (fuse_native_ms, fuse_wasm_ms) = time_pair_ms(
+        reps,
+        || {
+            black_box(
+                mira_plugin_ecommerce::Ecommerce::fuse(black_box(&native_req), black_box(&native_columns))
+                    .expect("fuse"),
+            );
+        },
+        || {
+            black_box(session.fuse_columns(&host_req, &host_columns).expect("fuse"));
+        },
+    );
     let columns_us = time_ms(reps, |_| {
         black_box(mira_host::plugin::columns::of(black_box(&host_cands), fields));
     }) * 1e3;
     let stage_wasm_ms = time_ms(reps, |_| {
         let mut s = plugin.session().expect("session");
         black_box(s.fuse(&host_req, &host_cands).expect("fuse"));
-    });
-    let fuse_native_ms = time_ms(reps, |_| {
-        black_box(
-            mira_plugin_ecommerce::Ecommerce::fuse(black_box(&native_req), black_box(&native_columns)).expect("fuse"),
-        );
     });
     Ok(PluginFigures {
         candidates,

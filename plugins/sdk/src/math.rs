@@ -59,7 +59,7 @@ const LOG10_E_LO: f64 = 1.969_927_233_546_362_7e-8;
 fn reduce(x: f64) -> (f64, f64, f64) {
     // Subnormals are scaled into the normal range first.
     let (x, k0) = if x < f64::MIN_POSITIVE {
-        (x * (1u64 << 54) as f64, -54)
+        (x * (1u64 << 54) as f64, -54i32)
     } else {
         (x, 0)
     };
@@ -67,7 +67,9 @@ fn reduce(x: f64) -> (f64, f64, f64) {
     // offset to the high word carries into the exponent exactly when the significand is ≥ √2.
     const SQRT_HALF_HI: u64 = 0x3fe6_a09e;
     let hx = (x.to_bits() >> 32) + (0x3ff0_0000 - SQRT_HALF_HI);
-    let k = k0 + (hx >> 20) as i64 - 0x3ff;
+    // In i32 (|k| < 1100; the truncation only touches inputs the result ignores): wasm SIMD
+    // converts i32 lanes to f64, not i64 lanes.
+    let k = k0 + (hx >> 20) as i32 - 0x3ff;
     let m = f64::from_bits((((hx & 0x000f_ffff) + SQRT_HALF_HI) << 32) | (x.to_bits() & 0xffff_ffff));
     let f = m - 1.0;
     // ln(1 + f) = 2·atanh(s) with s = f / (2 + f), |s| < 0.1716: 2s + s·R(s²) where
@@ -92,7 +94,7 @@ fn reduce(x: f64) -> (f64, f64, f64) {
     let hfsq = 0.5 * f * f;
     let hi = split_hi(f - hfsq);
     let lo = (f - hi) - hfsq + s * (hfsq + r);
-    (k as f64, hi, lo)
+    (f64::from(k), hi, lo)
 }
 
 /// `value` for a positive finite `x`; what `ln`/`log10` give elsewhere (NaN for negatives and
