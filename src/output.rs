@@ -191,6 +191,12 @@ pub fn print_retag(r: &mira_host::ingest::RetagReport) {
         "  embeddings: images {} computed, {} from the cache; tag words {} computed, {} from the cache",
         r.images_embedded, r.images_cached, r.words_embedded, r.words_cached
     );
+    if r.texts_embedded + r.texts_cached > 0 {
+        println!(
+            "  text embeddings that read the tags: {} computed, {} from the cache",
+            r.texts_embedded, r.texts_cached
+        );
+    }
     for e in &r.errors {
         println!("  kept the old tags of {e}");
     }

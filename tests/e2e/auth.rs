@@ -31,6 +31,7 @@ fn level(route: &str) -> Level {
         | "POST /v1/collections/{name}/illustrate" => Level::Search,
         "POST /v1/collections"
         | "DELETE /v1/collections/{name}"
+        | "POST /v1/collections/{name}/retag"
         | "POST /v1/collections/{name}/documents"
         | "DELETE /v1/collections/{name}/documents"
         | "GET /v1/plugins"

@@ -186,11 +186,6 @@ impl Embedder {
         })
     }
 
-    /// The field each target writes.
-    pub fn fields(&self) -> impl Iterator<Item = Field> {
-        self.targets.iter().map(|t| t.field)
-    }
-
     fn clip(&self) -> &ClipEmbedder {
         self.clip.as_deref().expect("CLIP targets exist only with a CLIP model")
     }
@@ -215,11 +210,13 @@ impl Embedder {
                 .collect();
             let vectors = match &t.input {
                 Input::Image(field) => self.image_vectors(t, *field, rows, &todo, &mut pass, counts)?,
-                Input::Text(fields) => self
-                    .text_vectors(t, fields, rows, &todo, counts)?
-                    .into_iter()
-                    .map(|(i, v)| ((i, 0), v))
-                    .collect(),
+                Input::Text(fields) => {
+                    let before = *counts;
+                    let vectors = self.text_vectors(t, fields, rows, &todo, counts)?;
+                    counts.text_computed += counts.computed - before.computed;
+                    counts.text_cached += counts.cached - before.cached;
+                    vectors.into_iter().map(|(i, v)| ((i, 0), v)).collect()
+                }
             };
             self.write(t, rows, vectors)?;
         }
@@ -584,6 +581,9 @@ struct ImageSource {
 pub(crate) struct EmbedCounts {
     pub computed: u64,
     pub cached: u64,
+    /// Of those, the text embeddings (clip-text fields).
+    pub text_computed: u64,
+    pub text_cached: u64,
 }
 
 /// The `top` words whose embeddings have the largest dot product with `v` (both normalised, so

@@ -203,15 +203,7 @@ pub fn ingest_rows(
         embedder,
         inference: Duration::ZERO,
     };
-    // Read with the writer held (and the latest commit picked up): no other writer adds
-    // documents in between.
-    let was_empty = match &sink.embedder {
-        Some(e) if e.plugin_vocabularies().next().is_some() => {
-            c.refresh()?;
-            c.searcher().num_docs() == 0
-        }
-        _ => false,
-    };
+    let tagging = TagRecording::start(c, sink.embedder.as_ref())?;
     progress.start(source.total(), source.unit());
     while let Some(item) = source.next_row() {
         report.rows += 1;
@@ -251,38 +243,72 @@ pub fn ingest_rows(
     sink.flush(&mut report, progress)?;
     if sink.writer.pending() > 0 {
         report.commits += 1;
+        sink.writer.commit()?;
     }
+    tagging.finish(c)?;
     sink.writer.finish()?;
-    if let Some(e) = &sink.embedder {
-        record_tag_vocabularies(c, e, was_empty)?;
-    }
     progress.committed(report.indexed);
     progress.finish();
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
-/// Records the words a plugin-vocabulary tag field's documents were tagged with, when this
-/// ingest tagged all of them: the collection was empty before, or its documents were already
-/// tagged with the same words. Otherwise the field now holds tags from two vocabularies, and the
-/// record stays as it was (behind), so a re-tag takes every document again.
-fn record_tag_vocabularies(c: &Collection, e: &Embedder, was_empty: bool) -> Result<()> {
-    let mut record = TagRecord::read(c.dir());
-    let mut changed = false;
-    for (field, plugin, words) in e.plugin_vocabularies() {
-        if was_empty && !record.is_current(field, plugin, words) {
-            let tagged = TaggedWith {
-                plugin: plugin.to_owned(),
-                words: words.to_vec(),
-            };
-            record.fields.insert(field.to_owned(), tagged);
-            changed = true;
+/// What an ingest does to the record of the words tag fields were chosen from ([`TagRecord`]),
+/// with the writer held throughout. Before the first commit, the record stops vouching for a
+/// plugin-vocabulary field this ingest tags with other words (or leaves untagged, with no CLIP
+/// model): its documents will be tagged from two vocabularies. After the last commit, an
+/// ingest into an empty collection records the words it used: every document has them.
+struct TagRecording {
+    /// (field, plugin, words) of the fields this ingest tags, when the collection was empty.
+    used: Vec<(String, TaggedWith)>,
+}
+
+impl TagRecording {
+    fn start(c: &Collection, embedder: Option<&Embedder>) -> Result<Self> {
+        if !c.schema().needs_plugin_vocabularies() {
+            return Ok(TagRecording { used: Vec::new() });
         }
+        let used: Vec<(String, TaggedWith)> = embedder
+            .map(|e| {
+                e.plugin_vocabularies()
+                    .map(|(field, plugin, words)| {
+                        let tagged = TaggedWith {
+                            plugin: plugin.to_owned(),
+                            words: words.to_vec(),
+                        };
+                        (field.to_owned(), tagged)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut record = TagRecord::read(c.dir());
+        let before = record.clone();
+        record
+            .fields
+            .retain(|field, tagged| used.iter().any(|(f, t)| f == field && t == tagged));
+        if record != before {
+            record.write(c.dir())?;
+        }
+        // The latest commit, read with the writer held: no other writer adds documents.
+        c.refresh()?;
+        let empty = c.searcher().num_docs() == 0;
+        Ok(TagRecording {
+            used: if empty { used } else { Vec::new() },
+        })
     }
-    if changed {
-        record.write(c.dir())?;
+
+    fn finish(self, c: &Collection) -> Result<()> {
+        if self.used.is_empty() {
+            return Ok(());
+        }
+        let mut record = TagRecord::read(c.dir());
+        let before = record.clone();
+        record.fields.extend(self.used);
+        if record != before {
+            record.write(c.dir())?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Rows embedded per model call.

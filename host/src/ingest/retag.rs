@@ -77,6 +77,10 @@ pub struct RetagReport {
     /// Tag prompts ("a photo of {word}") embedded, and taken from the cache.
     pub words_embedded: u64,
     pub words_cached: u64,
+    /// Text embeddings of clip-text fields that read the tags (computed again with the new
+    /// tags), computed and taken from the cache.
+    pub texts_embedded: u64,
+    pub texts_cached: u64,
     pub commits: u64,
     /// Seconds.
     #[serde(with = "super::secs")]
@@ -104,7 +108,6 @@ pub fn retag(c: &Collection, opts: &RetagOptions, progress: &dyn Progress) -> Re
                 .into(),
         ));
     }
-    let mut record = TagRecord::read(c.dir());
     let mut report = RetagReport {
         fields: Vec::new(),
         up_to_date: Vec::new(),
@@ -116,48 +119,48 @@ pub fn retag(c: &Collection, opts: &RetagOptions, progress: &dyn Progress) -> Re
         images_cached: 0,
         words_embedded: 0,
         words_cached: 0,
+        texts_embedded: 0,
+        texts_cached: 0,
         commits: 0,
         elapsed: Duration::ZERO,
     };
-    let mut stale: Vec<(String, TaggedWith)> = Vec::new();
-    for (field, plugin) in tag_fields {
-        let words = plugin_vocabulary(c, field, plugin, &opts.vocabularies)?;
-        if !opts.force && record.is_current(field, plugin, &words) {
-            report.up_to_date.push(field.to_owned());
-            continue;
-        }
-        let (added, removed) = match record.fields.get(field) {
-            Some(before) if !opts.force => (
-                words.iter().filter(|w| !before.words.contains(w)).count(),
-                before.words.iter().filter(|w| !words.contains(w)).count(),
-            ),
-            _ => (0, 0),
-        };
-        report.fields.push(RetaggedField {
-            field: field.to_owned(),
-            plugin: plugin.to_owned(),
-            words: words.len(),
-            added,
-            removed,
-        });
-        stale.push((
-            field.to_owned(),
-            TaggedWith {
-                plugin: plugin.to_owned(),
-                words,
-            },
-        ));
+    // Looked at without the writer first (most passes find every field up to date), then again
+    // with it held, so the record read is the one no other writer changes until this pass ends.
+    if stale_fields(c, opts, &tag_fields, &TagRecord::read(c.dir()), &mut report)?.is_empty() {
+        report.elapsed = started.elapsed();
+        return Ok(report);
     }
+    let writer = c.writer()?;
+    let mut record = TagRecord::read(c.dir());
+    report.fields.clear();
+    report.up_to_date.clear();
+    let stale = stale_fields(c, opts, &tag_fields, &record, &mut report)?;
     if stale.is_empty() {
         report.elapsed = started.elapsed();
         return Ok(report);
     }
     let names: Vec<String> = stale.iter().map(|(f, _)| f.clone()).collect();
+    // Text embeddings that read a re-tagged field (a clip-text field reads every text field by
+    // default, the tags included) describe the old tags: they are computed again with them
+    // (from the embedding cache when the text was seen).
+    let dependent: Vec<String> = c
+        .schema()
+        .computed_fields
+        .iter()
+        .filter(|s| match &s.kind {
+            crate::schema::SourceKind::ClipText { text_fields } => text_fields.iter().any(|f| names.contains(f)),
+            _ => false,
+        })
+        .map(|s| s.field.clone())
+        .collect();
     let unstored: Vec<&str> = c
         .schema()
         .fields
         .iter()
-        .filter(|f| !f.stored && !matches!(f.kind, FieldKind::Vector(_)) && !names.contains(&f.name))
+        .filter(|f| {
+            // Image paths are always stored; vectors live in the fast column.
+            !f.stored && !matches!(f.kind, FieldKind::Vector(_) | FieldKind::Image) && !names.contains(&f.name)
+        })
         .map(|f| f.name.as_str())
         .collect();
     if !unstored.is_empty() {
@@ -170,34 +173,42 @@ pub fn retag(c: &Collection, opts: &RetagOptions, progress: &dyn Progress) -> Re
         )));
     }
     let mut warnings = Vec::new();
-    let embedder = Embedder::for_fields(c, &opts.vocabularies, Some(&names), &mut warnings)?
+    let computed: Vec<String> = names.iter().chain(&dependent).cloned().collect();
+    let embedder = Embedder::for_fields(c, &opts.vocabularies, Some(&computed), &mut warnings)?
         .filter(|_| warnings.is_empty())
         .ok_or_else(|| invalid(warnings.join("; ")))?;
     report.words_embedded = embedder.vocabulary_counts.computed;
     report.words_cached = embedder.vocabulary_counts.cached;
 
-    // The writer first, then the snapshot: no other writer commits between the two, so every
-    // document is in the snapshot this pass reads.
-    let writer = c.writer()?;
+    // Before the first commit writes tags from other words, the record stops vouching for
+    // these fields: a pass that fails or stops half-way leaves them to be checked again, never
+    // taken as up to date.
+    for (field, _) in &stale {
+        record.fields.remove(field);
+    }
+    record.write(c.dir())?;
+    // The writer is held, so the snapshot has every document, and none is added until the end.
     c.refresh()?;
     let searcher = c.searcher();
     progress.start(searcher.num_docs(), "documents");
+    let handle = |name: &String| c.fields().get(name).expect("declared").1;
     let mut run = Run {
         embedder: &embedder,
         writer,
         batch: opts.batch_size.unwrap_or(c.schema().ingest.batch_size).max(1) as u64,
-        tag_fields: embedder.fields().collect(),
+        tag_fields: names.iter().map(handle).collect(),
         pending: Vec::new(),
         counts: EmbedCounts::default(),
-        report: &mut report,
+        report,
         progress,
     };
+    // Every vector kept as it is but those computed again.
     let vectors: Vec<(&str, Field)> = c
         .schema()
         .fields
         .iter()
-        .filter(|f| matches!(f.kind, FieldKind::Vector(_)))
-        .map(|f| (f.name.as_str(), c.fields().get(&f.name).expect("declared").1))
+        .filter(|f| matches!(f.kind, FieldKind::Vector(_)) && !dependent.contains(&f.name))
+        .map(|f| (f.name.as_str(), handle(&f.name)))
         .collect();
     let mut buf = Vec::new();
     for (ord, segment) in searcher.segment_readers().iter().enumerate() {
@@ -220,9 +231,13 @@ pub fn retag(c: &Collection, opts: &RetagOptions, progress: &dyn Progress) -> Re
             for (field, column) in &columns {
                 for value in column.term_ords(doc) {
                     buf.clear();
-                    column
-                        .ord_to_bytes(value, &mut buf)
-                        .map_err(|e| Error::io(format!("reading the vectors of `{}`", c.name()), e))?;
+                    let read = column.ord_to_bytes(value, &mut buf);
+                    if !matches!(read, Ok(true)) {
+                        let e = read
+                            .err()
+                            .unwrap_or_else(|| std::io::Error::other("a vector not in its dictionary"));
+                        return Err(Error::io(format!("reading the vectors of `{}`", c.name()), e));
+                    }
                     rewritten.add_bytes(*field, &buf);
                 }
             }
@@ -252,20 +267,69 @@ pub fn retag(c: &Collection, opts: &RetagOptions, progress: &dyn Progress) -> Re
     if run.writer.pending() > 0 {
         run.report.commits += 1;
     }
-    let Run { writer, counts, .. } = run;
-    writer.finish()?;
-    report.images_embedded = counts.computed;
-    report.images_cached = counts.cached;
-    // The record moves on only when every document has the new tags: after a failure the
-    // next re-tag checks them all again.
+    let Run {
+        mut writer,
+        counts,
+        mut report,
+        ..
+    } = run;
+    writer.commit()?;
+    report.images_embedded = counts.computed - counts.text_computed;
+    report.images_cached = counts.cached - counts.text_cached;
+    report.texts_embedded = counts.text_computed;
+    report.texts_cached = counts.text_cached;
+    // Only a pass with no failure vouches for the new words: after one, the next re-tag
+    // checks every document again. Written with the writer still held.
     if report.failed == 0 {
         record.fields.extend(stale);
         record.write(c.dir())?;
     }
+    writer.finish()?;
     progress.committed(report.checked);
     progress.finish();
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// The fields whose record does not vouch for their plugin's words now (all of them when
+/// forced), each with the words; the others are listed as up to date in `report`.
+fn stale_fields(
+    c: &Collection,
+    opts: &RetagOptions,
+    tag_fields: &[(&str, &str)],
+    record: &TagRecord,
+    report: &mut RetagReport,
+) -> Result<Vec<(String, TaggedWith)>> {
+    let mut stale = Vec::new();
+    for &(field, plugin) in tag_fields {
+        let words = plugin_vocabulary(c, field, plugin, &opts.vocabularies)?;
+        if !opts.force && record.is_current(field, plugin, &words) {
+            report.up_to_date.push(field.to_owned());
+            continue;
+        }
+        let (added, removed) = match record.fields.get(field) {
+            Some(before) if !opts.force => (
+                words.iter().filter(|w| !before.words.contains(w)).count(),
+                before.words.iter().filter(|w| !words.contains(w)).count(),
+            ),
+            _ => (0, 0),
+        };
+        report.fields.push(RetaggedField {
+            field: field.to_owned(),
+            plugin: plugin.to_owned(),
+            words: words.len(),
+            added,
+            removed,
+        });
+        stale.push((
+            field.to_owned(),
+            TaggedWith {
+                plugin: plugin.to_owned(),
+                words,
+            },
+        ));
+    }
+    Ok(stale)
 }
 
 /// A stored document rebuilt without the re-tagged fields, and the tags it had.
@@ -282,7 +346,7 @@ struct Run<'a> {
     tag_fields: Vec<Field>,
     pending: Vec<Pending>,
     counts: EmbedCounts,
-    report: &'a mut RetagReport,
+    report: RetagReport,
     progress: &'a dyn Progress,
 }
 

@@ -38,6 +38,10 @@ pub struct RetagReportBody {
     /// Tag prompts embedded (the rest came from the embedding cache).
     pub words_embedded: u64,
     pub words_cached: u64,
+    /// Text embeddings of clip-text fields that read the tags, computed again (the rest came
+    /// from the embedding cache).
+    pub texts_embedded: u64,
+    pub texts_cached: u64,
     pub commits: u64,
     /// Seconds.
     pub elapsed: f64,
@@ -81,6 +85,8 @@ impl From<RetagReport> for RetagReportBody {
             images_cached: r.images_cached,
             words_embedded: r.words_embedded,
             words_cached: r.words_cached,
+            texts_embedded: r.texts_embedded,
+            texts_cached: r.texts_cached,
             commits: r.commits,
             elapsed: r.elapsed.as_secs_f64(),
         }
