@@ -1,7 +1,8 @@
 //! Re-tagging when a plugin's tag vocabulary changes: the collections whose clip-tags fields
 //! take their words from that plugin get their documents' tags chosen again, in the
-//! background, one collection at a time under its write lock (uploads to it wait, searches do
-//! not: they see each document with its old tags or its new ones). Also at start, for what
+//! background, one collection at a time under its write lock (uploads to it wait in the worker
+//! queue, not on workers; searches go on and see each document with its old tags or its new
+//! ones). Also at start, for what
 //! changed while the server was down. `POST /v1/collections/{name}/retag` runs the same work
 //! for one collection and answers with its report.
 
@@ -13,10 +14,9 @@ use mira_host::ingest::{NoProgress, RetagOptions, RetagReport};
 
 use crate::state::AppState;
 
-/// Re-tags one collection now, under its write lock, with the live plugins' vocabularies.
-pub fn retag(st: &AppState, name: &str, force: bool) -> Result<RetagReport> {
-    let lock = st.write_lock(name);
-    let _writing = lock.lock().unwrap_or_else(|p| p.into_inner());
+/// Re-tags one collection, with the live plugins' vocabularies; the caller holds its write
+/// lock.
+pub fn retag_now(st: &AppState, name: &str, force: bool) -> Result<RetagReport> {
     let c = st.collection(name)?;
     let opts = RetagOptions {
         vocabularies: st.registry.tag_vocabularies(),
@@ -94,7 +94,10 @@ fn run(st: &AppState, jobs: &[Job]) {
             tracing::warn!(collection = %name, plugin = %missing, "tags kept: their plugin is not loaded");
             continue;
         }
-        match retag(st, &name, false) {
+        // On this thread of its own, so waiting for the lock takes no worker.
+        let lock = st.write_lock(&name);
+        let _writing = lock.blocking_lock();
+        match retag_now(st, &name, false) {
             Ok(r) if r.fields.is_empty() => {}
             Ok(r) => tracing::info!(
                 collection = %name,

@@ -28,7 +28,7 @@ pub struct AppState {
     /// the incarnation they were opened as.
     open: RwLock<HashMap<String, OpenCollection>>,
     /// One writer per collection at a time, in this process.
-    writing: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    writing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl AppState {
@@ -85,8 +85,9 @@ impl AppState {
         self.open.write().unwrap_or_else(|p| p.into_inner()).remove(name);
     }
 
-    /// The lock writers of `name` take in turn.
-    pub fn write_lock(&self, name: &str) -> Arc<Mutex<()>> {
+    /// The lock writers of `name` take in turn (requests through
+    /// [`crate::workers::Workers::run_locked`], the background re-tagger by blocking on it).
+    pub fn write_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.writing
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -51,12 +51,35 @@ impl Workers {
     /// Runs `job` on a worker thread, or refuses with 503 when the queue is full. A client that
     /// goes away while its job waits gives its place up; a running job finishes (a write commits).
     pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        self.run_after(None, job).await
+    }
+
+    /// [`Workers::run`] for a job that needs `lock` (a collection's write lock): the job waits
+    /// for it in the queue, not on a worker thread, so writes waiting their turn (behind an
+    /// upload or a re-tag) never take the workers searches need.
+    pub async fn run_locked<T: Send + 'static>(
+        &self,
+        lock: Arc<tokio::sync::Mutex<()>>,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.run_after(Some(lock), job).await
+    }
+
+    async fn run_after<T: Send + 'static>(
+        &self,
+        lock: Option<Arc<tokio::sync::Mutex<()>>>,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
         let admitted = self
             .admitted
             .clone()
             .try_acquire_owned()
             .map_err(|_| ApiError::overloaded(self.retry_after))?;
         let waiting = Count::up(&self.waiting);
+        let locked = match lock {
+            Some(lock) => Some(lock.lock_owned().await),
+            None => None,
+        };
         let running = self.running.clone().acquire_owned().await;
         drop(waiting);
         let running = running.map_err(|_| ApiError::internal("the worker pool is closed"))?;
@@ -64,6 +87,7 @@ impl Workers {
         tokio::task::spawn_blocking(move || {
             let _counted = Count::up(&in_flight);
             let out = job();
+            drop(locked);
             drop(running);
             drop(admitted);
             out
@@ -117,6 +141,34 @@ mod tests {
             assert_eq!(workers.run(|| 7).await.unwrap(), 7);
         });
         assert_eq!(panics.get(), 1);
+        assert_eq!((workers.waiting(), workers.in_flight()), (0, 0));
+    }
+
+    /// A job waiting for a lock someone else holds waits in the queue: the pool's only worker
+    /// still runs other jobs meanwhile, and the waiting job runs once the lock is free.
+    #[test]
+    fn a_job_waiting_for_its_lock_takes_no_worker() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let panics = prometheus::IntCounter::new("test_panics", "test").unwrap();
+        let workers = Arc::new(Workers::new(1, 4, panics));
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        rt.block_on(async {
+            let held = lock.clone().lock_owned().await;
+            let waiting = {
+                let (workers, lock) = (workers.clone(), lock.clone());
+                tokio::spawn(async move { workers.run_locked(lock, || 1).await.unwrap() })
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            assert_eq!(workers.waiting(), 1, "the locked job waits in the queue");
+            let other = tokio::time::timeout(std::time::Duration::from_secs(5), workers.run(|| 2)).await;
+            assert_eq!(other.expect("the only worker is free").unwrap(), 2);
+            drop(held);
+            assert_eq!(waiting.await.unwrap(), 1);
+        });
         assert_eq!((workers.waiting(), workers.in_flight()), (0, 0));
     }
 }

@@ -123,9 +123,7 @@ pub async fn drop(State(state): State<Arc<AppState>>, ApiPath(name): ApiPath<Str
     let st = state.clone();
     state
         .workers
-        .run(move || -> mira_host::Result<()> {
-            let lock = st.write_lock(&name);
-            let _writing = lock.lock().unwrap_or_else(|p| p.into_inner());
+        .run_locked(state.write_lock(&name), move || -> mira_host::Result<()> {
             st.forget(&name);
             st.catalog.drop_collection(&name)
         })
@@ -159,7 +157,9 @@ pub async fn retag(
     let st = state.clone();
     let report = state
         .workers
-        .run(move || crate::retagging::retag(&st, &name, opts.force))
+        .run_locked(state.write_lock(&name), move || {
+            crate::retagging::retag_now(&st, &name, opts.force)
+        })
         .await??;
     Ok(Json(report.into()))
 }

@@ -122,13 +122,11 @@ pub async fn upsert(
     let st = state.clone();
     let report = state
         .workers
-        .run(move || -> ApiResult<IngestReport> {
+        // Images are stored, indexed and (when unused) removed under the collection's write
+        // lock, so another upsert of the same image never sees a file this one removes.
+        .run_locked(state.write_lock(&name), move || -> ApiResult<IngestReport> {
             let c = st.collection(&name)?;
             let media = c.dir().join("media");
-            // Images are stored, indexed and (when unused) removed under the collection's write
-            // lock, so another upsert of the same image never sees a file this one removes.
-            let lock = st.write_lock(&name);
-            let _writing = lock.lock().unwrap_or_else(|p| p.into_inner());
             let mut created = Created::new();
             if let Err(e) = bind_images(
                 &c,
@@ -345,10 +343,8 @@ pub async fn delete(
     let st = state.clone();
     let deleted = state
         .workers
-        .run(move || -> ApiResult<u64> {
+        .run_locked(state.write_lock(&name), move || -> ApiResult<u64> {
             let c = st.collection(&name)?;
-            let lock = st.write_lock(&name);
-            let _writing = lock.lock().unwrap_or_else(|p| p.into_inner());
             let mut w = c.writer()?;
             let n = match (&body.ids, &body.query) {
                 (Some(ids), None) => w.delete_ids(ids)?,
