@@ -220,11 +220,7 @@ fn retag(catalog: &Catalog, data_dir: &Path, config: Option<&Path>, name: &str, 
     } else {
         Default::default()
     };
-    let opts = mira_host::ingest::RetagOptions {
-        vocabularies,
-        force,
-        batch_size: None,
-    };
+    let opts = mira_host::ingest::RetagOptions { vocabularies, force };
     let bar = progress::IngestBar::new();
     let report = mira_host::ingest::retag(&c, &opts, &bar)?;
     drop(bar);

@@ -21,7 +21,6 @@ pub fn retag_now(st: &AppState, name: &str, force: bool) -> Result<RetagReport> 
     let opts = RetagOptions {
         vocabularies: st.registry.tag_vocabularies(),
         force,
-        batch_size: None,
     };
     mira_host::ingest::retag(&c, &opts, &NoProgress)
 }
@@ -39,12 +38,9 @@ enum Job {
 pub fn start(state: &Arc<AppState>) {
     let (tx, rx) = mpsc::channel::<Job>();
     let weak: Weak<AppState> = Arc::downgrade(state);
-    let sender = std::sync::Mutex::new(tx.clone());
+    let sender = tx.clone();
     state.registry.on_vocabulary_change(Arc::new(move |plugin: &str| {
-        let _ = sender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(Job::Plugin(plugin.to_owned()));
+        let _ = sender.send(Job::Plugin(plugin.to_owned()));
     }));
     let _ = tx.send(Job::All);
     drop(tx);
@@ -75,9 +71,9 @@ fn run(st: &AppState, jobs: &[Job]) {
     };
     let loaded = st.registry.tag_vocabularies();
     for name in names {
-        let Ok(c) = st.collection(&name) else { continue };
-        let plugins: Vec<&str> = c
-            .schema()
+        // The schema alone says whether a collection is concerned: the others are not opened.
+        let Ok(schema) = st.catalog.schema(&name) else { continue };
+        let plugins: Vec<&str> = schema
             .computed_fields
             .iter()
             .filter_map(|s| s.kind.vocabulary_plugin())

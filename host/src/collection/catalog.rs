@@ -116,6 +116,15 @@ impl Catalog {
         Collection::open_with(&dir, self.model_retry)
     }
 
+    /// A collection's schema, read from its directory without opening the collection.
+    pub fn schema(&self, name: &str) -> Result<CollectionSchema> {
+        let path = self.dir(name)?.join(SCHEMA_FILE);
+        if !path.is_file() {
+            return Err(Error::CollectionNotFound(name.to_owned()));
+        }
+        CollectionSchema::from_file(&path)
+    }
+
     /// Opens a collection by name. One dropped while it opens is not found (never an index
     /// error).
     pub fn open(&self, name: &str) -> Result<Collection> {

@@ -39,8 +39,6 @@ pub struct RetagOptions {
     pub vocabularies: BTreeMap<String, Vec<String>>,
     /// Re-tag every plugin-vocabulary field, even those recorded as up to date.
     pub force: bool,
-    /// Documents per commit; the collection's `[ingest] batch_size` when `None`.
-    pub batch_size: Option<usize>,
 }
 
 /// A field whose tags were chosen again.
@@ -57,7 +55,7 @@ pub struct RetaggedField {
 }
 
 /// What a re-tag did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RetagReport {
     /// The fields re-tagged (their plugin's words changed, or the re-tag was forced).
     pub fields: Vec<RetaggedField>,
@@ -108,37 +106,26 @@ pub fn retag(c: &Collection, opts: &RetagOptions, progress: &dyn Progress) -> Re
                 .into(),
         ));
     }
-    let mut report = RetagReport {
-        fields: Vec::new(),
-        up_to_date: Vec::new(),
-        checked: 0,
-        changed: 0,
-        failed: 0,
-        errors: Vec::new(),
-        images_embedded: 0,
-        images_cached: 0,
-        words_embedded: 0,
-        words_cached: 0,
-        texts_embedded: 0,
-        texts_cached: 0,
-        commits: 0,
-        elapsed: Duration::ZERO,
-    };
+    let mut report = RetagReport::default();
     // Looked at without the writer first (most passes find every field up to date), then again
     // with it held, so the record read is the one no other writer changes until this pass ends.
-    if stale_fields(c, opts, &tag_fields, &TagRecord::read(c.dir()), &mut report)?.is_empty() {
+    let mut planned = plan(c, opts, &tag_fields, &TagRecord::read(c.dir()))?;
+    let (mut writer, mut record) = (None, TagRecord::default());
+    if !planned.stale.is_empty() {
+        writer = Some(c.writer()?);
+        record = TagRecord::read(c.dir());
+        planned = plan(c, opts, &tag_fields, &record)?;
+    }
+    let Plan {
+        fields,
+        up_to_date,
+        stale,
+    } = planned;
+    (report.fields, report.up_to_date) = (fields, up_to_date);
+    let Some(writer) = writer.filter(|_| !stale.is_empty()) else {
         report.elapsed = started.elapsed();
         return Ok(report);
-    }
-    let writer = c.writer()?;
-    let mut record = TagRecord::read(c.dir());
-    report.fields.clear();
-    report.up_to_date.clear();
-    let stale = stale_fields(c, opts, &tag_fields, &record, &mut report)?;
-    if stale.is_empty() {
-        report.elapsed = started.elapsed();
-        return Ok(report);
-    }
+    };
     let names: Vec<String> = stale.iter().map(|(f, _)| f.clone()).collect();
     // Text embeddings that read a re-tagged field (a clip-text field reads every text field by
     // default, the tags included) describe the old tags: they are computed again with them
@@ -195,7 +182,7 @@ pub fn retag(c: &Collection, opts: &RetagOptions, progress: &dyn Progress) -> Re
     let mut run = Run {
         embedder: &embedder,
         writer,
-        batch: opts.batch_size.unwrap_or(c.schema().ingest.batch_size).max(1) as u64,
+        batch: c.schema().ingest.batch_size.max(1) as u64,
         tag_fields: names.iter().map(handle).collect(),
         pending: Vec::new(),
         counts: EmbedCounts::default(),
@@ -291,20 +278,24 @@ pub fn retag(c: &Collection, opts: &RetagOptions, progress: &dyn Progress) -> Re
     Ok(report)
 }
 
-/// The fields whose record does not vouch for their plugin's words now (all of them when
-/// forced), each with the words; the others are listed as up to date in `report`.
-fn stale_fields(
-    c: &Collection,
-    opts: &RetagOptions,
-    tag_fields: &[(&str, &str)],
-    record: &TagRecord,
-    report: &mut RetagReport,
-) -> Result<Vec<(String, TaggedWith)>> {
-    let mut stale = Vec::new();
+/// What a pass would re-tag: the fields whose record does not vouch for their plugin's words
+/// now (all of them when forced), with the words, and the fields left alone.
+struct Plan {
+    fields: Vec<RetaggedField>,
+    up_to_date: Vec<String>,
+    stale: Vec<(String, TaggedWith)>,
+}
+
+fn plan(c: &Collection, opts: &RetagOptions, tag_fields: &[(&str, &str)], record: &TagRecord) -> Result<Plan> {
+    let mut plan = Plan {
+        fields: Vec::new(),
+        up_to_date: Vec::new(),
+        stale: Vec::new(),
+    };
     for &(field, plugin) in tag_fields {
         let words = plugin_vocabulary(c, field, plugin, &opts.vocabularies)?;
         if !opts.force && record.is_current(field, plugin, &words) {
-            report.up_to_date.push(field.to_owned());
+            plan.up_to_date.push(field.to_owned());
             continue;
         }
         let (added, removed) = match record.fields.get(field) {
@@ -314,22 +305,20 @@ fn stale_fields(
             ),
             _ => (0, 0),
         };
-        report.fields.push(RetaggedField {
+        plan.fields.push(RetaggedField {
             field: field.to_owned(),
             plugin: plugin.to_owned(),
             words: words.len(),
             added,
             removed,
         });
-        stale.push((
-            field.to_owned(),
-            TaggedWith {
-                plugin: plugin.to_owned(),
-                words,
-            },
-        ));
+        let tagged = TaggedWith {
+            plugin: plugin.to_owned(),
+            words,
+        };
+        plan.stale.push((field.to_owned(), tagged));
     }
-    Ok(stale)
+    Ok(plan)
 }
 
 /// A stored document rebuilt without the re-tagged fields, and the tags it had.

@@ -9,7 +9,6 @@
 //! so the next re-tag checks them again, never the other way round.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -56,15 +55,10 @@ impl TagRecord {
             .is_some_and(|t| t.plugin == plugin && t.words == words)
     }
 
-    /// Writes the record atomically.
+    /// Writes the record atomically ([`crate::vector::write_atomically`]).
     pub fn write(&self, dir: &Path) -> Result<()> {
         let path = Self::path(dir);
-        let tmp = dir.join(format!("{FILE}.tmp"));
-        let io = |e: std::io::Error| Error::io(format!("writing {}", path.display()), e);
         let json = serde_json::to_vec_pretty(self).expect("a tag record serialises");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&json).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        crate::vector::write_atomically(&path, &json).map_err(|e| Error::io(format!("writing {}", path.display()), e))
     }
 }
