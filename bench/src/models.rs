@@ -22,6 +22,10 @@ pub struct ModelFigures {
     /// A plain matmul of the tower's MLP shape (8 images x 50 tokens, 768 x 3072), in GFLOP/s:
     /// the ceiling the tower's arithmetic runs against on this machine.
     pub matmul_gflops: f64,
+    /// The same product through Mira's linear layer (`mira_host::models::linear`, weights packed
+    /// at load for its AVX-512 kernel where the CPU has one), in GFLOP/s.
+    pub linear_gflops: f64,
+    pub linear_packed: bool,
     pub matmul_rows: usize,
 }
 
@@ -95,6 +99,12 @@ pub fn run() -> Result<ModelFigures> {
                 a.matmul(&b).expect("matmul");
             }
         });
+        let layer = mira_host::models::linear::Linear::new(candle_nn::Linear::new(b.t()?.contiguous()?, None))?;
+        let linears = rate(20, || {
+            for _ in 0..20 {
+                candle_core::Module::forward(&layer, &a).expect("linear");
+            }
+        });
         Ok(ModelFigures {
             shape: "ViT-B/32 (text 512x12, vision 768x12, 224 px, 77 tokens), f32, cpu",
             texts_per_sec_batched: texts_batched,
@@ -103,6 +113,8 @@ pub fn run() -> Result<ModelFigures> {
             images_per_sec_single: images_single,
             vision_gflops: images_batched * vision_flops(&clip.config.vision) / 1e9,
             matmul_gflops: matmuls * 2.0 * (tokens * d * ff) as f64 / 1e9,
+            linear_gflops: linears * 2.0 * (tokens * d * ff) as f64 / 1e9,
+            linear_packed: layer.is_packed(),
             matmul_rows: tokens,
         })
     })();
@@ -125,10 +137,12 @@ pub fn print(f: &ModelFigures) {
         f.images_per_sec_batched / f.images_per_sec_single
     );
     println!(
-        "  vision tower {:.0} GFLOP/s batched; a plain {}-row matmul of its MLP shape {:.0} GFLOP/s ({:.0}%)",
+        "  vision tower {:.0} GFLOP/s batched; a {}-row matmul of its MLP shape: candle {:.0} GFLOP/s, Mira's linear{} {:.0} GFLOP/s ({:.2}x)",
         f.vision_gflops,
         f.matmul_rows,
         f.matmul_gflops,
-        100.0 * f.vision_gflops / f.matmul_gflops
+        if f.linear_packed { " (packed, AVX-512)" } else { "" },
+        f.linear_gflops,
+        f.linear_gflops / f.matmul_gflops
     );
 }

@@ -33,6 +33,42 @@ pub struct RerankFigures {
     pub q8_same_order: bool,
     /// Largest |difference| of bf16's P(yes) from Mira's f32.
     pub bf16_max_difference: f32,
+    /// The MLP's up projection over 8 prompts' rows (`rows x 1024 -> 3072`) through each
+    /// kernel: (kernel, GFLOP/s, multiply-adds counted two).
+    pub kernels: Vec<(String, f64)>,
+}
+
+/// The reranker's linear layers' arithmetic rate on each kernel this machine runs, on the MLP's
+/// up projection over `rows` rows.
+fn kernel_rates(rows: usize) -> Result<Vec<(String, f64)>> {
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    use candle_core::{Device, Module, Tensor};
+    use mira_host::models::linear::Linear;
+    let (k, n) = (1024, 3072);
+    let w = Tensor::randn(0f32, 0.05, (n, k), &Device::Cpu)?;
+    let x = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu)?;
+    let flops = 2.0 * (rows * n * k) as f64;
+    let time = |f: &dyn Fn() -> candle_core::Result<Tensor>| -> Result<f64> {
+        f()?;
+        let started = Instant::now();
+        for _ in 0..5 {
+            f()?;
+        }
+        Ok(5.0 * flops / started.elapsed().as_secs_f64() / 1e9)
+    };
+    let dense = candle_nn::Linear::new(w.clone(), None);
+    let mut out = vec![("candle f32 (gemm crate)".to_string(), time(&|| dense.forward(&x))?)];
+    let packed = Linear::new(dense.clone())?;
+    if packed.is_packed() {
+        out.push(("Mira f32 (packed, AVX-512)".to_string(), time(&|| packed.forward(&x))?));
+    }
+    let q = QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0)?)?;
+    out.push(("candle q8 (GGML Q8_0)".to_string(), time(&|| q.forward(&x))?));
+    let ours = Linear::quantized(dense)?;
+    if ours.kernel() == "q8 vnni" {
+        out.push(("Mira q8 (AVX-512 VNNI)".to_string(), time(&|| ours.forward(&x))?));
+    }
+    Ok(out)
 }
 
 pub fn run() -> Result<RerankFigures> {
@@ -161,6 +197,8 @@ pub fn run() -> Result<RerankFigures> {
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         rows.push(("bf16, batch of 8, prefix reused".to_string(), rate, rate / f32_rate));
+        drop(bf16);
+        let kernels = kernel_rates(DOCS * DOC_TOKENS)?;
         Ok(RerankFigures {
             shape: "Qwen3-0.6B (28 layers, 1024 wide, 16/8 heads of 128, 151669-token tied embedding), f32, cpu",
             prompt: format!("{DOCS} documents of {DOC_TOKENS} tokens after a {PREFIX_TOKENS}-token shared prefix"),
@@ -169,6 +207,7 @@ pub fn run() -> Result<RerankFigures> {
             q8_max_difference,
             q8_same_order,
             bf16_max_difference,
+            kernels,
         })
     })();
     let _ = std::fs::remove_dir_all(&dir);
@@ -194,4 +233,11 @@ pub fn print(f: &RerankFigures) {
         "  largest P(yes) difference of bf16 from Mira's f32: {:.2e} (its ratio is to the same f32 row)",
         f.bf16_max_difference
     );
+    println!(
+        "  the MLP's up projection ({} rows x 1024 -> 3072) by kernel:",
+        DOCS * DOC_TOKENS
+    );
+    for (name, rate) in &f.kernels {
+        println!("    {name:<30} {rate:>6.0} GFLOP/s");
+    }
 }

@@ -82,6 +82,81 @@ fn tiny_models_are_the_same_on_every_run() {
     assert!(weights(&a) != weights(&c), "another seed, another reranker");
 }
 
+/// Mira's CLIP towers (fused attention projections; on AVX-512 CPUs, weights packed for Mira's
+/// own kernel) against candle-transformers' towers on the same weights: an independent forward.
+/// The shape spans several of the kernel's panels and inner blocks (the patch embedding reads
+/// 768 values per patch).
+#[test]
+fn clip_equals_an_independent_forward() {
+    use candle_core::{DType, Device, IndexOp, Module, Tensor};
+    use candle_transformers::models::clip::text_model::ClipTextTransformer;
+    use candle_transformers::models::clip::vision_model::ClipVisionTransformer;
+    use mira_host::embed::fixtures::{TinyClip, write_clip};
+    use mira_host::embed::{ClipModelConfig, ImagePreprocessor, ProcessorKind};
+    use mira_host::models::{ModelFiles, ModelKind};
+    let env = Env::new();
+    let dir = env.path().join("clip");
+    let shape = TinyClip {
+        hidden: 64,
+        layers: 3,
+        heads: 4,
+        projection_dim: 24,
+        image_size: 64,
+        patch_size: 16,
+        max_positions: 16,
+        seed: 7,
+    };
+    write_clip(&dir, &shape).unwrap();
+    let clip = load(&dir);
+    let files = ModelFiles::find(&dir, ModelKind::Clip).unwrap();
+    let cfg = ClipModelConfig::from_file(&files.config).unwrap();
+    let vb = files.var_builder(DType::F32, &Device::Cpu).unwrap();
+    let text = ClipTextTransformer::new(vb.pp("text_model"), &cfg.text).unwrap();
+    let vision = ClipVisionTransformer::new(vb.pp("vision_model"), &cfg.vision).unwrap();
+    let text_projection = candle_nn::linear_no_bias(64, 24, vb.pp("text_projection")).unwrap();
+    let visual_projection = candle_nn::linear_no_bias(64, 24, vb.pp("visual_projection")).unwrap();
+    let normalise = |v: Vec<f32>| {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
+    };
+
+    let texts = ["red silk dress", "a photo of the harbour at night", "dress"];
+    let ours = clip.embed_texts(&texts).unwrap();
+    for (t, mine) in texts.iter().zip(&ours) {
+        let ids = clip.tokenize(t).unwrap();
+        let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let hidden = text.forward_with_mask(&input, usize::MAX).unwrap();
+        let pooled = hidden.i((0, ids.len() - 1)).unwrap().unsqueeze(0).unwrap();
+        let theirs = normalise(
+            text_projection
+                .forward(&pooled)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap(),
+        );
+        assert!(close(mine, &theirs, 1e-5), "{t}: {mine:?} vs {theirs:?}");
+    }
+
+    let images: Vec<image::DynamicImage> = (0..3u32)
+        .map(|i| {
+            image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(70 + i * 9, 64 + i * 5, |x, y| {
+                image::Rgb([(x * 3 + i * 40) as u8, (y * 5) as u8, ((x * y) % 251) as u8])
+            }))
+        })
+        .collect();
+    let ours = clip.embed_images(&images).unwrap();
+    let pre = ImagePreprocessor::for_model(&files, 64, ProcessorKind::Clip).unwrap();
+    let pixels = pre.batch(&images, &Device::Cpu, DType::F32).unwrap();
+    let pooled = vision.forward(&pixels).unwrap();
+    let theirs = visual_projection.forward(&pooled).unwrap().to_vec2::<f32>().unwrap();
+    for (mine, theirs) in ours.iter().zip(theirs) {
+        let theirs = normalise(theirs);
+        assert!(close(mine, &theirs, 1e-5), "{mine:?} vs {theirs:?}");
+    }
+}
+
 #[test]
 fn long_texts_are_truncated_keeping_the_end_token() {
     let (_env, dir) = env_with_tiny_clip();

@@ -4,14 +4,13 @@
 use std::borrow::Borrow;
 use std::path::Path;
 
-use candle_core::{D, DType, Device, IndexOp, Tensor};
-use candle_nn::{Linear, Module};
-use candle_transformers::models::clip::text_model::ClipTextTransformer;
-use candle_transformers::models::clip::vision_model::ClipVisionTransformer;
+use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
 use image::DynamicImage;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use super::clip_tower::{TextTower, VisionTower};
 use super::{ClipModelConfig, ImagePreprocessor, ProcessorKind};
+use crate::models::linear::Linear;
 use crate::models::{ModelDType, ModelError, ModelFiles, ModelKind};
 
 /// CLIP's end-of-text token: the text embedding is read at its first occurrence.
@@ -22,9 +21,9 @@ pub const GPU_IMAGE_PASS: usize = 64;
 
 /// A loaded CLIP model.
 pub struct ClipEmbedder {
-    text: ClipTextTransformer,
+    text: TextTower,
     text_projection: Linear,
-    vision: ClipVisionTransformer,
+    vision: VisionTower,
     visual_projection: Linear,
     tokenizer: Tokenizer,
     eos_id: Option<u32>,
@@ -64,19 +63,19 @@ impl ClipEmbedder {
         let dtype = dtype.unquantized("CLIP")?.candle();
         let vb = files.var_builder(dtype, device)?;
         let missing = |e| files.weights_mismatch(e);
-        let text = ClipTextTransformer::new(vb.pp("text_model"), &config.text).map_err(missing)?;
-        let vision = ClipVisionTransformer::new(vb.pp("vision_model"), &config.vision).map_err(missing)?;
-        if !vb.contains_tensor("vision_model.embeddings.class_embedding") {
-            return Err(missing(candle_core::Error::Msg(
-                "vision_model.embeddings.class_embedding is missing".into(),
-            )));
-        }
-        let text_projection =
-            candle_nn::linear_no_bias(config.text.embed_dim, config.projection_dim, vb.pp("text_projection"))
-                .map_err(missing)?;
-        let visual_projection = candle_nn::linear_no_bias(
+        let text = TextTower::new(vb.pp("text_model"), &config.text).map_err(missing)?;
+        let vision = VisionTower::new(vb.pp("vision_model"), &config.vision).map_err(missing)?;
+        let text_projection = Linear::load(
+            config.text.embed_dim,
+            config.projection_dim,
+            false,
+            vb.pp("text_projection"),
+        )
+        .map_err(missing)?;
+        let visual_projection = Linear::load(
             config.vision.embed_dim,
             config.projection_dim,
+            false,
             vb.pp("visual_projection"),
         )
         .map_err(missing)?;
@@ -134,7 +133,7 @@ impl ClipEmbedder {
             flat.extend(std::iter::repeat_n(self.pad_id, len - row.len()));
         }
         let input = Tensor::from_vec(flat, (ids.len(), len), &self.device)?;
-        let hidden = self.text.forward_with_mask(&input, usize::MAX)?;
+        let hidden = self.text.forward(&input)?;
         let pooled = eos
             .iter()
             .enumerate()

@@ -13,6 +13,7 @@
 pub mod cache;
 mod clip;
 mod clip_config;
+mod clip_tower;
 #[cfg(feature = "testing")]
 pub mod fixtures;
 mod preprocess;

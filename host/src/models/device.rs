@@ -11,9 +11,11 @@ pub enum ModelDType {
     F32,
     F16,
     BF16,
-    /// The reranker's linear layers as int8 blocks (GGML's Q8_0: 32 weights and one scale per
-    /// block), quantized from the checkpoint's weights at load, layer by layer; activations,
-    /// norms and embeddings stay f32. Reranker only.
+    /// The reranker's linear layers as int8 blocks (GGML's Q8_0 quantization: 32 weights and
+    /// one scale per block), quantized from the checkpoint's weights at load, layer by layer;
+    /// the activations are quantized the same way per product; norms, attention and
+    /// embeddings stay f32. On a CPU with AVX-512 VNNI, Mira's own kernel
+    /// ([`crate::models::linear`]); elsewhere candle's quantized matmul. Reranker only.
     Q8,
 }
 

@@ -83,8 +83,9 @@ pub fn footprint(params: u64, dense: u64, dtype: ModelDType) -> u64 {
     match dtype {
         ModelDType::F32 => params * 4,
         ModelDType::F16 | ModelDType::BF16 => params * 2,
-        // Q8_0: 32 int8 weights and one f16 scale per block.
-        ModelDType::Q8 => dense.min(params) * 4 + (params - dense.min(params)) * 34 / 32,
+        // Per block of 32 weights: 32 int8 and, on Mira's VNNI kernel, an f32 scale and an i32
+        // correction (40 bytes; GGML's Q8_0 elsewhere takes 34).
+        ModelDType::Q8 => dense.min(params) * 4 + (params - dense.min(params)) * 40 / 32,
     }
 }
 

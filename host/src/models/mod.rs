@@ -7,6 +7,7 @@ mod files;
 #[cfg(feature = "testing")]
 pub mod fixtures;
 mod hub;
+pub mod linear;
 pub mod memory;
 mod shared;
 

@@ -5,9 +5,10 @@
 //! Weight names follow transformers' `Qwen3ForCausalLM` (`model.embed_tokens`, `model.layers.N.*`,
 //! `model.norm`, `lm_head` unless tied), so Hugging Face checkpoints load as they are.
 
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
-use candle_nn::{Linear, RmsNorm, VarBuilder};
+use candle_nn::{RmsNorm, VarBuilder};
+
+use crate::models::linear::Linear;
 
 use super::Qwen3Config;
 
@@ -17,32 +18,11 @@ pub struct KvPrefix {
     pub len: usize,
 }
 
-/// A linear layer: dense, or int8 blocks (Q8_0) with an f32 bias.
-enum Proj {
-    Dense(Linear),
-    Q8 { weight: QMatMul, bias: Option<Tensor> },
-}
-
-impl Proj {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Proj::Dense(l) => l.forward(x),
-            Proj::Q8 { weight, bias } => {
-                let y = weight.forward(&x.contiguous()?)?;
-                match bias {
-                    Some(b) => y.broadcast_add(b),
-                    None => Ok(y),
-                }
-            }
-        }
-    }
-}
-
 struct Attention {
-    q: Proj,
-    k: Proj,
-    v: Proj,
-    o: Proj,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
 }
@@ -51,9 +31,9 @@ struct Layer {
     attn: Attention,
     input_norm: RmsNorm,
     post_norm: RmsNorm,
-    gate: Proj,
-    up: Proj,
-    down: Proj,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
 }
 
 /// A loaded Qwen3 decoder.
@@ -72,26 +52,15 @@ pub struct Qwen3 {
     dtype: DType,
 }
 
-/// Q8_0 quantizes rows in blocks of this many weights.
-const Q8_BLOCK: usize = 32;
-
 /// A linear layer from the checkpoint; with `q8`, quantized as soon as it is read (so the f32
-/// weights of one layer at a time are in memory, never the whole model's). A layer whose input
-/// width is not a multiple of the block stays dense.
-fn linear(i: usize, o: usize, bias: bool, q8: bool, vb: VarBuilder) -> candle_core::Result<Proj> {
+/// weights of one layer at a time are in memory, never the whole model's).
+fn linear(i: usize, o: usize, bias: bool, q8: bool, vb: VarBuilder) -> candle_core::Result<Linear> {
     let l = if bias {
         candle_nn::linear(i, o, vb)?
     } else {
         candle_nn::linear_no_bias(i, o, vb)?
     };
-    if !q8 || !i.is_multiple_of(Q8_BLOCK) {
-        return Ok(Proj::Dense(l));
-    }
-    let weight = QMatMul::from_qtensor(QTensor::quantize(l.weight(), GgmlDType::Q8_0)?)?;
-    Ok(Proj::Q8 {
-        weight,
-        bias: l.bias().cloned(),
-    })
+    if q8 { Linear::quantized(l) } else { Linear::new(l) }
 }
 
 fn rms(n: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<RmsNorm> {
