@@ -9,6 +9,7 @@ use candle_nn::{Embedding, LayerNorm, VarBuilder};
 use candle_transformers::models::clip::text_model::{Activation, ClipTextConfig};
 use candle_transformers::models::clip::vision_model::ClipVisionConfig;
 
+use crate::models::attention;
 use crate::models::linear::{self, Linear};
 
 const LAYER_NORM_EPS: f64 = 1e-5;
@@ -75,32 +76,19 @@ impl Encoder {
         })
     }
 
-    /// `x`: `(batch, tokens, width)`; `mask`: additive, `(tokens, tokens)`, or none.
-    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    /// `x`: `(batch, tokens, width)`; with `causal`, token `i` attends to tokens `..=i` only.
+    fn forward(&self, x: &Tensor, causal: bool) -> candle_core::Result<Tensor> {
         let (b, s, width) = x.dims3()?;
         let hd = width / self.heads;
         let scale = (hd as f64).powf(-0.5);
         let mut x = x.clone();
         for l in &self.layers {
             let qkv = l.qkv.forward(&l.norm1.forward(&x)?)?;
-            // (batch, tokens, 3, heads, head) -> three of (batch x heads, tokens, head)
             let qkv = qkv.reshape((b, s, 3, self.heads, hd))?.permute((2, 0, 3, 1, 4))?;
-            // Attention in f32 whatever the weights' dtype, as transformers does.
-            let part = |i: usize| {
-                qkv.get(i)?
-                    .contiguous()?
-                    .reshape((b * self.heads, s, hd))?
-                    .to_dtype(DType::F32)
-            };
-            let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-            let mut scores = (q * scale)?.matmul(&k.t()?)?;
-            if let Some(mask) = mask {
-                scores = scores.broadcast_add(mask)?;
-            }
-            let ctx = candle_nn::ops::softmax_last_dim(&scores)?
-                .matmul(&v)?
+            // (batch, tokens, 3, heads, head) -> three of (batch, heads, tokens, head)
+            let part = |i: usize| qkv.get(i)?.contiguous()?.to_dtype(DType::F32);
+            let ctx = attention::attention(&part(0)?, &part(1)?, &part(2)?, None, scale, causal)?
                 .to_dtype(x.dtype())?
-                .reshape((b, self.heads, s, hd))?
                 .transpose(1, 2)?
                 .reshape((b, s, width))?;
             x = (x + l.out.forward(&ctx)?)?;
@@ -157,11 +145,7 @@ impl TextTower {
             .tokens
             .forward(ids)?
             .broadcast_add(&self.positions.narrow(0, 0, s)?)?;
-        let mask: Vec<f32> = (0..s)
-            .flat_map(|i| (0..s).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-            .collect();
-        let mask = Tensor::from_vec(mask, (s, s), x.device())?;
-        self.final_norm.forward(&self.encoder.forward(&x, Some(&mask))?)
+        self.final_norm.forward(&self.encoder.forward(&x, true)?)
     }
 }
 
@@ -226,7 +210,7 @@ impl VisionTower {
         let patches = self.patch.forward(&patches)?;
         let class = self.class.reshape((1, 1, d))?.broadcast_as((b, 1, d))?;
         let x = Tensor::cat(&[&class.to_dtype(patches.dtype())?, &patches], 1)?.broadcast_add(&self.positions)?;
-        let x = self.encoder.forward(&self.pre_norm.forward(&x)?, None)?;
+        let x = self.encoder.forward(&self.pre_norm.forward(&x)?, false)?;
         self.post_norm.forward(&x.narrow(1, 0, 1)?.squeeze(1)?)
     }
 }

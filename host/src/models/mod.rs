@@ -2,6 +2,7 @@
 //! Face layout, or a repo id in the Hugging Face cache / hub), choosing the device and dtype, and
 //! one error type for loading and inference.
 
+pub mod attention;
 mod device;
 mod files;
 #[cfg(feature = "testing")]

@@ -188,16 +188,6 @@ impl Qwen3 {
         Ok((freqs.cos()?.to_dtype(self.dtype)?, freqs.sin()?.to_dtype(self.dtype)?))
     }
 
-    /// Additive mask `(len, prefix + len)`: row `i` sees the whole prefix and its own row's
-    /// tokens up to `i`.
-    fn causal_mask(&self, prefix: usize, len: usize) -> candle_core::Result<Tensor> {
-        let total = prefix + len;
-        let mask: Vec<f32> = (0..len)
-            .flat_map(|i| (0..total).map(move |j| if j <= prefix + i { 0.0 } else { f32::NEG_INFINITY }))
-            .collect();
-        Tensor::from_vec(mask, (len, total), &self.device)
-    }
-
     /// Runs the decoder layers over `input` (`batch x len` ids) after `prefix`; returns the last
     /// layer's hidden states (before the final norm). With `keep`, each layer's keys and values
     /// are pushed there.
@@ -217,7 +207,6 @@ impl Qwen3 {
             );
         }
         let (cos, sin) = self.rope_tables(past, l)?;
-        let mask = self.causal_mask(past, l)?;
         let mut x = self.embed.forward(input)?;
         for (n, layer) in self.layers.iter().enumerate() {
             let a = &layer.attn;
@@ -236,25 +225,9 @@ impl Qwen3 {
             if let Some(keep) = keep.as_deref_mut() {
                 keep.push((k.clone(), v.clone()));
             }
-            let (k, v) = match prefix {
-                None => (k, v),
-                Some(p) => {
-                    let (pk, pv) = &p.layers[n];
-                    let shape = (b, self.kv_heads, past, self.head_dim);
-                    (
-                        Tensor::cat(&[&pk.broadcast_as(shape)?, &k], 2)?,
-                        Tensor::cat(&[&pv.broadcast_as(shape)?, &v], 2)?,
-                    )
-                }
-            };
-            let groups = self.heads / self.kv_heads;
-            let k = candle_transformers::utils::repeat_kv(k, groups)?.contiguous()?;
-            let v = candle_transformers::utils::repeat_kv(v, groups)?.contiguous()?;
             let scale = 1.0 / (self.head_dim as f64).sqrt();
-            let scores = (q.matmul(&k.t()?)? * scale)?.to_dtype(DType::F32)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask)?)?.to_dtype(self.dtype)?;
-            let ctx = probs
-                .matmul(&v)?
+            let prefix = prefix.map(|p| (&p.layers[n].0, &p.layers[n].1));
+            let ctx = crate::models::attention::attention(&q, &k, &v, prefix, scale, true)?
                 .transpose(1, 2)?
                 .reshape((b, l, self.heads * self.head_dim))?;
             x = (x + a.o.forward(&ctx)?)?;

@@ -74,6 +74,22 @@ pub fn pack(w: &[f32], n: usize, k: usize) -> Panels {
     packed
 }
 
+/// `w` given as its transpose (`k x n`, row-major: the values of an attention, keys by
+/// position) packed as [`pack`] packs `n x k`.
+pub fn pack_transposed(wt: &[f32], n: usize, k: usize) -> Panels {
+    let panels = n.div_ceil(NR);
+    let mut packed = Panels(vec![Line([0.0; 16]); panels * k * NR / 16]);
+    let out = packed.as_mut_slice();
+    for p in 0..panels {
+        let cols = NR.min(n - p * NR);
+        let panel = &mut out[p * k * NR..(p + 1) * k * NR];
+        for kk in 0..k {
+            panel[kk * NR..kk * NR + cols].copy_from_slice(&wt[kk * n + p * NR..][..cols]);
+        }
+    }
+    packed
+}
+
 /// A raw pointer the worker threads share; each writes its own columns.
 #[derive(Clone, Copy)]
 struct Out(*mut f32);
@@ -319,6 +335,44 @@ pub fn exp(x: __m512) -> __m512 {
     }
     let p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0)));
     _mm512_scalef_ps(p, n)
+}
+
+/// `row[..valid] = softmax(scale x row[..valid])`, `row[valid..] = 0` (masked positions).
+///
+/// # Safety
+/// The CPU must have AVX-512F ([`available`]).
+#[target_feature(enable = "avx512f")]
+pub unsafe fn softmax_row(row: &mut [f32], valid: usize, scale: f32) {
+    let (live, masked) = row.split_at_mut(valid.min(row.len()));
+    masked.fill(0.0);
+    if live.is_empty() {
+        return;
+    }
+    let max = live.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) * scale;
+    let (s, m) = (_mm512_set1_ps(scale), _mm512_set1_ps(max));
+    let mut sum = _mm512_setzero_ps();
+    let mut chunks = live.chunks_exact_mut(16);
+    for c in &mut chunks {
+        // SAFETY: `c` holds 16 floats.
+        unsafe {
+            let e = exp(_mm512_fmsub_ps(_mm512_loadu_ps(c.as_ptr()), s, m));
+            sum = _mm512_add_ps(sum, e);
+            _mm512_storeu_ps(c.as_mut_ptr(), e);
+        }
+    }
+    let tail = chunks.into_remainder();
+    let mask = ((1u32 << tail.len()) - 1) as u16;
+    // SAFETY: the masked lanes cover the tail only.
+    unsafe {
+        let e = exp(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(mask, tail.as_ptr()), s, m));
+        let e = _mm512_maskz_mov_ps(mask, e);
+        sum = _mm512_add_ps(sum, e);
+        _mm512_mask_storeu_ps(tail.as_mut_ptr(), mask, e);
+    }
+    let inv = 1.0 / _mm512_reduce_add_ps(sum);
+    for v in live.iter_mut() {
+        *v *= inv;
+    }
 }
 
 /// `x * sigmoid(1.702 x) = x / (1 + e^(-1.702 x))`, as candle's and PyTorch's quick GELU.

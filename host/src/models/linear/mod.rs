@@ -4,7 +4,7 @@
 //! `Linear`. The result is the same product, summed in a different order (within f32 rounding).
 
 #[cfg(target_arch = "x86_64")]
-mod avx512;
+pub(crate) mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod q8;
 
