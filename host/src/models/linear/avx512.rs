@@ -188,8 +188,11 @@ unsafe fn block(
 ) {
     PACKED_ROWS.with_borrow_mut(|rows| {
         let (w, c) = (packed.as_ptr(), c.0);
-        for m0 in (0..m).step_by(MC) {
-            let mc = MC.min(m - m0);
+        // Blocks of equal size (a multiple of the tile), no longer than MC: a short last block
+        // would stream every panel again for a few rows.
+        let block_rows = m.div_ceil(m.div_ceil(MC)).next_multiple_of(MR);
+        for m0 in (0..m).step_by(block_rows) {
+            let mc = block_rows.min(m - m0);
             let kb = k.div_ceil(k.div_ceil(KC));
             for k0 in (0..k).step_by(kb) {
                 let kc = kb.min(k - k0);

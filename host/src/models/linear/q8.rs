@@ -187,8 +187,11 @@ pub unsafe fn matmul(
 unsafe fn block(q: &Quantized, w: &Q8Panels, bias: Option<&[f32]>, c: Out, m: usize, panels: std::ops::Range<usize>) {
     let (n, k) = (w.n, w.k);
     let blocks = k / BLOCK;
-    for m0 in (0..m).step_by(MC) {
-        let mc = MC.min(m - m0);
+    // Blocks of equal size (a multiple of the tile), no longer than MC: a short last block
+    // would stream every panel again for a few rows.
+    let block_rows = m.div_ceil(m.div_ceil(MC)).next_multiple_of(MR);
+    for m0 in (0..m).step_by(block_rows) {
+        let mc = block_rows.min(m - m0);
         for p in panels.clone() {
             let cols = NR.min(n - p * NR);
             let tile = Tile {
