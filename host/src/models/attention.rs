@@ -77,14 +77,13 @@ fn reference(
         .matmul(&v)
 }
 
-/// A contiguous f32 CPU tensor's values.
-fn values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
+/// The values of `t` (contiguous, f32 on the CPU) from its storage.
+fn values<'a>(storage: &'a Storage, t: &Tensor) -> candle_core::Result<&'a [f32]> {
+    let Storage::Cpu(CpuStorage::F32(data)) = storage else {
         candle_core::bail!("attention on the CPU takes f32");
     };
-    Ok(data[layout.start_offset()..layout.start_offset() + t.elem_count()].to_vec())
+    let start = t.layout().start_offset();
+    Ok(&data[start..start + t.elem_count()])
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -99,20 +98,32 @@ fn cpu(
 ) -> candle_core::Result<Tensor> {
     use rayon::prelude::*;
     use std::mem::MaybeUninit;
-    let (q, k, v) = (values(q)?, values(k)?, values(v)?);
-    let (pk, pv, past) = match prefix {
-        Some((pk, pv)) => {
-            if pk.dims() != [1, hk, pk.dim(2)?, d] || pv.dims() != pk.dims() {
-                candle_core::bail!("a prefix of {:?} for keys of {hk} heads of {d}", pk.dims());
-            }
-            (values(pk)?, values(pv)?, pk.dim(2)?)
-        }
-        None => (Vec::new(), Vec::new(), 0),
+    let empty = Tensor::zeros((1, hk, 0, d), DType::F32, &Device::Cpu)?;
+    let (pk, pv) = prefix.unwrap_or((&empty, &empty));
+    if pk.dims() != [1, hk, pk.dim(2)?, d] || pv.dims() != pk.dims() {
+        candle_core::bail!("a prefix of {:?} for keys of {hk} heads of {d}", pk.dims());
+    }
+    let past = pk.dim(2)?;
+    // Borrowed from the tensors' storage, not copied.
+    let tensors = [q, k, v, pk, pv].map(Tensor::contiguous);
+    let [q, k, v, pk, pv] = match tensors {
+        [Ok(q), Ok(k), Ok(v), Ok(pk), Ok(pv)] => [q, k, v, pk, pv],
+        other => return Err(other.into_iter().find_map(Result::err).expect("one failed")),
     };
+    let guards = [&q, &k, &v, &pk, &pv].map(|t| t.storage_and_layout().0);
+    let (q, k, v, pk, pv) = (
+        values(&guards[0], &q)?,
+        values(&guards[1], &k)?,
+        values(&guards[2], &v)?,
+        values(&guards[3], &pk)?,
+        values(&guards[4], &pv)?,
+    );
     let total = past + s;
     let groups = h / hk;
-    let mut out = vec![0f32; b * h * s * d];
-    out.par_chunks_mut(groups * s * d)
+    // Not zeroed: every head's s x d outputs are written by its second product.
+    let mut out = Vec::<f32>::with_capacity(b * h * s * d);
+    out.spare_capacity_mut()[..b * h * s * d]
+        .par_chunks_mut(groups * s * d)
         .enumerate()
         .try_for_each(|(task, out)| {
             let (bi, kh) = (task / hk, task % hk);
@@ -163,6 +174,8 @@ fn cpu(
             }
             Ok::<(), candle_core::Error>(())
         })?;
+    // SAFETY: every chunk's heads were written above.
+    unsafe { out.set_len(b * h * s * d) };
     Tensor::from_vec(out, (b, h, s, d), &Device::Cpu)
 }
 
