@@ -10,7 +10,8 @@
 # (libcuda.so.1) from the system. Cargo's output goes to target/cuda (apart from the CPU build's).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-eval "$("$root/scripts/cuda-toolchain.sh")"
+toolchain_env="$("$root/scripts/cuda-toolchain.sh")" # (an assignment: a failure stops here)
+eval "$toolchain_env"
 cd "$root"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 export CUDAFORGE_THREADS="${CUDAFORGE_THREADS:-$CARGO_BUILD_JOBS}"

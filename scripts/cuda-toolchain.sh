@@ -47,11 +47,12 @@ done
 stub="$root/lib/stubs/libcuda.so"
 if [ ! -e "$stub" ]; then
   registry="${CARGO_HOME:-$HOME/.cargo}/registry/src"
-  cudarc=$(ls -d "$registry"/*/cudarc-0.19.* 2>/dev/null | sort | tail -n1)
+  # `|| true`: under pipefail a missing directory (ls exits 2) would end the script silently.
+  cudarc=$(ls -d "$registry"/*/cudarc-0.19.* 2>/dev/null | sort | tail -n1 || true)
   if [ -z "$cudarc" ]; then
     # A CPU build never unpacks cudarc; fetching the locked packages does.
     (cd "$(dirname "$0")/.." && cargo fetch --locked >&2)
-    cudarc=$(ls -d "$registry"/*/cudarc-0.19.* 2>/dev/null | sort | tail -n1)
+    cudarc=$(ls -d "$registry"/*/cudarc-0.19.* 2>/dev/null | sort | tail -n1 || true)
   fi
   if [ -z "$cudarc" ]; then
     echo "cuda-toolchain: cudarc's source is not in $registry; run \`cargo fetch\` first" >&2
