@@ -2,11 +2,20 @@
 //! with AVX-512F and f32 weights, the weights are packed once at load for Mira's kernel
 //! ([`avx512`]); everywhere else (a GPU, bf16, a CPU without AVX-512) they are candle's
 //! `Linear`. The result is the same product, summed in a different order (within f32 rounding).
+//! [`Linear::quantized`] makes the int8 layers of `dtype = "q8"`: Mira's VNNI kernel ([`q8`])
+//! where it runs, candle's quantized matmul elsewhere.
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod q8;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{CpuStorage, DType, Device, Module, Storage, Tensor};
+use candle_nn::VarBuilder;
+
+/// Inputs per int8 block (GGML's Q8_0 and Mira's kernel alike).
+pub const Q8_BLOCK: usize = 32;
 
 /// An activation a linear layer can apply to its outputs as it writes them (on the packed
 /// kernel, in registers: one pass over the outputs instead of three).
@@ -23,13 +32,6 @@ impl Activation {
         }
     }
 }
-
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{CpuStorage, DType, Device, Module, Storage, Tensor};
-
-/// Inputs per int8 block (GGML's Q8_0 and Mira's kernel alike).
-pub const Q8_BLOCK: usize = 32;
-use candle_nn::VarBuilder;
 
 /// Products smaller than this (multiply-adds) run on one thread: splitting costs more.
 const PARALLEL_WORK: usize = 1 << 20;
