@@ -17,6 +17,8 @@
 
 use std::arch::x86_64::*;
 
+use super::{Out, split_panels};
+
 /// Vectors of 16 columns per panel.
 const NV: usize = 4;
 /// Output columns per packed panel.
@@ -90,12 +92,6 @@ pub fn pack_transposed(wt: &[f32], n: usize, k: usize) -> Panels {
     packed
 }
 
-/// A raw pointer the worker threads share; each writes its own columns.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
 /// What is applied to each output as it is stored the last time.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Epilogue {
@@ -121,25 +117,12 @@ pub unsafe fn matmul(
     assert!(a.len() >= m * k && c.len() >= m * n && packed.len() >= n.div_ceil(NR) * k * NR);
     assert!(bias.is_none_or(|b| b.len() >= n));
     assert!(k > 0, "an empty inner dimension writes nothing");
-    let panels = n.div_ceil(NR);
-    let threads = threads.clamp(1, panels.max(1));
     let out = Out(c.as_mut_ptr().cast());
-    let run = |t: usize| {
-        let (lo, hi) = (panels * t / threads, panels * (t + 1) / threads);
+    split_panels(n.div_ceil(NR), threads, |panels| {
         // SAFETY: AVX-512F is checked by the caller; bounds are asserted above, and each thread
         // writes only the columns of its own panels.
-        unsafe { block(a, packed, bias, out, (m, n, k), epilogue, lo..hi) };
-    };
-    if threads == 1 {
-        run(0);
-    } else {
-        rayon::scope(|s| {
-            for t in 1..threads {
-                s.spawn(move |_| run(t));
-            }
-            run(0);
-        });
-    }
+        unsafe { block(a, packed, bias, out, (m, n, k), epilogue, panels) };
+    });
 }
 
 thread_local! {

@@ -33,6 +33,34 @@ impl Activation {
     }
 }
 
+/// A product's output shared by the worker threads; each writes the columns of its own panels.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: the kernels' threads write disjoint columns (see `split_panels`).
+#[cfg(target_arch = "x86_64")]
+unsafe impl Send for Out {}
+#[cfg(target_arch = "x86_64")]
+unsafe impl Sync for Out {}
+
+/// Runs `work` over `0..panels` cut into `threads` contiguous ranges, on rayon's pool (the
+/// calling thread takes the first).
+#[cfg(target_arch = "x86_64")]
+fn split_panels(panels: usize, threads: usize, work: impl Fn(std::ops::Range<usize>) + Sync) {
+    let threads = threads.clamp(1, panels.max(1));
+    let range = move |t: usize| panels * t / threads..panels * (t + 1) / threads;
+    if threads == 1 {
+        return work(range(0));
+    }
+    let work = &work;
+    rayon::scope(|s| {
+        for t in 1..threads {
+            s.spawn(move |_| work(range(t)));
+        }
+        work(range(0));
+    });
+}
+
 /// Products smaller than this (multiply-adds) run on one thread: splitting costs more.
 const PARALLEL_WORK: usize = 1 << 20;
 

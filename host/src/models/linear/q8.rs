@@ -16,6 +16,8 @@
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
+use super::{Out, split_panels};
+
 /// Inner positions per quantization block.
 pub const BLOCK: usize = 32;
 /// Vectors of 16 output columns per panel.
@@ -141,11 +143,6 @@ fn quantize_rows(a: &[f32], m: usize, k: usize) -> Quantized {
     Quantized { bytes, scales }
 }
 
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
 /// `c (m x n) = quantized(a) (m x k) · quantized(w)ᵀ + bias`; every element of `c` written.
 ///
 /// # Safety
@@ -162,25 +159,12 @@ pub unsafe fn matmul(
     assert!(a.len() >= m * k && c.len() >= m * n && bias.is_none_or(|b| b.len() >= n));
     // SAFETY: the caller checked the CPU.
     let q = unsafe { quantize_rows(a, m, k) };
-    let panels = n.div_ceil(NR);
-    let threads = threads.clamp(1, panels.max(1));
     let out = Out(c.as_mut_ptr().cast());
     let q = &q;
-    let run = |t: usize| {
-        let range = panels * t / threads..panels * (t + 1) / threads;
+    split_panels(n.div_ceil(NR), threads, |panels| {
         // SAFETY: the CPU is checked; each thread writes the columns of its own panels.
-        unsafe { block(q, w, bias, out, m, range) };
-    };
-    if threads == 1 {
-        run(0);
-    } else {
-        rayon::scope(|s| {
-            for t in 1..threads {
-                s.spawn(move |_| run(t));
-            }
-            run(0);
-        });
-    }
+        unsafe { block(q, w, bias, out, m, panels) };
+    });
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
