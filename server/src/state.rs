@@ -87,13 +87,16 @@ impl AppState {
 
     /// The lock writers of `name` take in turn (requests through
     /// [`crate::workers::Workers::run_locked`], the background re-tagger by blocking on it).
+    /// Locks nobody holds or waits for are dropped from the map as new ones are made, so names
+    /// a client made up (or collections since dropped) do not accumulate.
     pub fn write_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.writing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(name.to_owned())
-            .or_default()
-            .clone()
+        let mut writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(lock) = writing.get(name) {
+            return lock.clone();
+        }
+        // Only the map holds these: no writer can be between taking one and locking it.
+        writing.retain(|_, lock| Arc::strong_count(lock) > 1);
+        writing.entry(name.to_owned()).or_default().clone()
     }
 
     /// Picks up commits other processes made to open collections.

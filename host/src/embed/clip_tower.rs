@@ -43,7 +43,7 @@ struct EncoderLayer {
 struct Encoder {
     layers: Vec<EncoderLayer>,
     heads: usize,
-    activation: Activation,
+    activation: linear::Activation,
 }
 
 impl Encoder {
@@ -69,6 +69,9 @@ impl Encoder {
                 })
             })
             .collect::<candle_core::Result<_>>()?;
+        let activation = match activation {
+            Activation::QuickGelu => linear::Activation::QuickGelu,
+        };
         Ok(Encoder {
             layers,
             heads,
@@ -92,10 +95,7 @@ impl Encoder {
                 .transpose(1, 2)?
                 .reshape((b, s, width))?;
             x = (x + l.out.forward(&ctx)?)?;
-            let activation = match self.activation {
-                Activation::QuickGelu => linear::Activation::QuickGelu,
-            };
-            let h = l.fc1.forward_activated(&l.norm2.forward(&x)?, Some(activation))?;
+            let h = l.fc1.forward_activated(&l.norm2.forward(&x)?, Some(self.activation))?;
             x = (x + l.fc2.forward(&h)?)?;
         }
         Ok(x)

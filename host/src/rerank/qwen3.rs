@@ -55,11 +55,7 @@ pub struct Qwen3 {
 /// A linear layer from the checkpoint; with `q8`, quantized as soon as it is read (so the f32
 /// weights of one layer at a time are in memory, never the whole model's).
 fn linear(i: usize, o: usize, bias: bool, q8: bool, vb: VarBuilder) -> candle_core::Result<Linear> {
-    let l = if bias {
-        candle_nn::linear(i, o, vb)?
-    } else {
-        candle_nn::linear_no_bias(i, o, vb)?
-    };
+    let l = candle_nn::linear_b(i, o, bias, vb)?;
     if q8 { Linear::quantized(l) } else { Linear::new(l) }
 }
 

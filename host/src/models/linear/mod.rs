@@ -97,12 +97,7 @@ enum Kind {
 impl Linear {
     /// The layer `vb` names (`weight`, and `bias` when `bias`), packed where the kernel runs.
     pub fn load(in_features: usize, out_features: usize, bias: bool, vb: VarBuilder) -> candle_core::Result<Self> {
-        let l = if bias {
-            candle_nn::linear(in_features, out_features, vb)?
-        } else {
-            candle_nn::linear_no_bias(in_features, out_features, vb)?
-        };
-        Self::new(l)
+        Self::new(candle_nn::linear_b(in_features, out_features, bias, vb)?)
     }
 
     /// Wraps candle's layer, packing its weights where the kernel runs.
@@ -204,12 +199,18 @@ impl Linear {
                     Some(b) => y.broadcast_add(b)?,
                     None => y,
                 };
-                activation.map_or(Ok(y.clone()), |a| a.apply(&y))
+                match activation {
+                    None => Ok(y),
+                    Some(a) => a.apply(&y),
+                }
             }
             #[cfg(target_arch = "x86_64")]
             Kind::Q8 { panels, bias } => {
                 let y = q8_forward(x, panels, bias.as_deref(), self.out_features)?;
-                activation.map_or(Ok(y.clone()), |a| a.apply(&y))
+                match activation {
+                    None => Ok(y),
+                    Some(a) => a.apply(&y),
+                }
             }
             #[cfg(target_arch = "x86_64")]
             Kind::Packed {
@@ -314,9 +315,9 @@ mod tests {
             .collect()
     }
 
-    /// Every edge of the tiling: rows not a multiple of the tile (12) or the row block, columns
-    /// not a multiple of the panel (32), an inner dimension past one block (256), with and
-    /// without bias, batched inputs.
+    /// Edges of the tiling: rows not a multiple of the tile (6) or of a row block, columns not a
+    /// multiple of the panel (64), with and without bias, batched inputs (inner dimensions past
+    /// one block, 1024, are in the activation test below).
     #[test]
     fn packed_layers_equal_candles_product() {
         for &(m, n, k, bias) in &[
