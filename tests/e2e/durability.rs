@@ -152,3 +152,46 @@ fn tantivy_docs(index_dir: &std::path::Path) -> u64 {
         .map(|segs| segs.iter().map(|s| s["max_doc"].as_u64().unwrap_or(0)).sum())
         .unwrap_or(0)
 }
+
+/// A writer can be taken right after the last one was dropped, even while other threads fork
+/// processes (a child shares the lock file until it execs); one still held answers `Locked`.
+#[test]
+fn a_dropped_writer_lets_the_next_one_in_while_processes_are_spawned() {
+    let env = Env::new();
+    let c = env.create(SCHEMA);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = Command::new("true").stdout(Stdio::null()).status();
+                }
+            })
+        })
+        .collect();
+    let mut outcome = Ok(());
+    for round in 0..100 {
+        match c.writer() {
+            Ok(mut w) => w.commit().unwrap(),
+            Err(e) => {
+                outcome = Err(format!("round {round}: {e}"));
+                break;
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in spawners {
+        s.join().unwrap();
+    }
+    outcome.unwrap();
+
+    let held = c.writer().unwrap();
+    let err = c.writer().err().expect("a second writer while one is held");
+    assert!(
+        matches!(err, mira_host::Error::Locked(ref name) if name == "d"),
+        "{err}"
+    );
+    drop(held);
+    c.writer().unwrap();
+}

@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 /// Heap for tantivy's indexing buffers; segments are flushed when it fills.
 const WRITER_HEAP_BYTES: usize = 256 << 20;
 
+/// How long taking the writer's lock waits for a holder that is letting go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The single writer of a collection.
 pub struct CollectionWriter<'a> {
     c: &'a Collection,
@@ -23,16 +26,27 @@ pub struct CollectionWriter<'a> {
 }
 
 impl<'a> CollectionWriter<'a> {
+    /// Takes the collection's lock, waiting up to [`LOCK_WAIT`] for a writer that is letting go.
+    ///
+    /// The lock is an `flock` on a file: a child process forked by another thread while the file
+    /// was open shares it until it execs, so a writer dropped a moment ago can still look held.
+    /// A writer that stays held past the wait (another process writing) answers
+    /// [`Error::Locked`].
     pub(super) fn new(c: &'a Collection) -> Result<Self> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
-        let writer = c
-            .index()
-            .writer_with_num_threads(threads, WRITER_HEAP_BYTES)
-            .map_err(|e| match e {
-                TantivyError::LockFailure(..) => Error::Locked(c.name().to_owned()),
-                other => other.into(),
-            })?;
-        Ok(CollectionWriter { c, writer, pending: 0 })
+        let start = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(2);
+        loop {
+            match c.index().writer_with_num_threads(threads, WRITER_HEAP_BYTES) {
+                Ok(writer) => return Ok(CollectionWriter { c, writer, pending: 0 }),
+                Err(TantivyError::LockFailure(..)) if start.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                Err(TantivyError::LockFailure(..)) => return Err(Error::Locked(c.name().to_owned())),
+                Err(other) => return Err(other.into()),
+            }
+        }
     }
 
     fn id_term(&self, id: &str) -> Term {
