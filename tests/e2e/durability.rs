@@ -159,31 +159,24 @@ fn tantivy_docs(index_dir: &std::path::Path) -> u64 {
 fn a_dropped_writer_lets_the_next_one_in_while_processes_are_spawned() {
     let env = Env::new();
     let c = env.create(SCHEMA);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let spawners: Vec<_> = (0..2)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let _ = Command::new("true").stdout(Stdio::null()).status();
                 }
-            })
-        })
-        .collect();
-    let mut outcome = Ok(());
-    for round in 0..100 {
-        match c.writer() {
-            Ok(mut w) => w.commit().unwrap(),
-            Err(e) => {
-                outcome = Err(format!("round {round}: {e}"));
-                break;
-            }
+            });
         }
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for s in spawners {
-        s.join().unwrap();
-    }
+        // Failures are carried out of the scope, not raised in it: the scope joins the spawners,
+        // which stop only once the flag is set.
+        let outcome = (0..100).try_for_each(|round| {
+            let mut w = c.writer().map_err(|e| format!("round {round}: {e}"))?;
+            w.commit().map_err(|e| format!("round {round}: commit: {e}"))
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        outcome
+    });
     outcome.unwrap();
 
     let held = c.writer().unwrap();

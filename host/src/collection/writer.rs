@@ -3,6 +3,8 @@
 //! Every change goes through tantivy's writer, so a commit publishes all of its documents (text,
 //! fields and vectors together) or none of them; a crash loses only what was not committed.
 
+use std::time::{Duration, Instant};
+
 use tantivy::collector::Count;
 use tantivy::query::TermQuery;
 use tantivy::schema::IndexRecordOption;
@@ -16,7 +18,7 @@ use crate::error::{Error, Result};
 const WRITER_HEAP_BYTES: usize = 256 << 20;
 
 /// How long taking the writer's lock waits for a holder that is letting go.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+const LOCK_WAIT: Duration = Duration::from_millis(500);
 
 /// The single writer of a collection.
 pub struct CollectionWriter<'a> {
@@ -34,14 +36,14 @@ impl<'a> CollectionWriter<'a> {
     /// [`Error::Locked`].
     pub(super) fn new(c: &'a Collection) -> Result<Self> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
-        let start = std::time::Instant::now();
-        let mut pause = std::time::Duration::from_millis(2);
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(2);
         loop {
             match c.index().writer_with_num_threads(threads, WRITER_HEAP_BYTES) {
                 Ok(writer) => return Ok(CollectionWriter { c, writer, pending: 0 }),
                 Err(TantivyError::LockFailure(..)) if start.elapsed() < LOCK_WAIT => {
                     std::thread::sleep(pause);
-                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                    pause = (pause * 2).min(Duration::from_millis(50));
                 }
                 Err(TantivyError::LockFailure(..)) => return Err(Error::Locked(c.name().to_owned())),
                 Err(other) => return Err(other.into()),
