@@ -3,7 +3,7 @@
 # installs them), for compute capability CUDA_COMPUTE_CAP (default 90: H100/H200; docs/gpu.md):
 #
 #   scripts/build-cuda.sh            # target/cuda/mira and target/cuda/mira-bench (stripped; .xz too)
-#   scripts/build-cuda.sh --check    # compile only (what CI runs)
+#   scripts/build-cuda.sh --check    # compile and lint only (clippy -D warnings; CI does not run it)
 #
 # The binaries load the CUDA runtime, cuBLAS, NVRTC and cuRAND at start from LD_LIBRARY_PATH
 # (a CUDA 13 install's lib64, or python's site-packages/nvidia/cu13/lib) and the driver
@@ -16,7 +16,8 @@ cd "$root"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 export CUDAFORGE_THREADS="${CUDAFORGE_THREADS:-$CARGO_BUILD_JOBS}"
 if [ "${1:-}" = "--check" ]; then
-  cargo check --release --features cuda -p mira -p mira-bench --target-dir target/cuda
+  cargo clippy --release --features cuda -p mira -p mira-host -p mira-bench --locked \
+    --target-dir target/cuda -- -D warnings
   exit
 fi
 cargo build --release --features cuda -p mira -p mira-bench --target-dir target/cuda
