@@ -19,9 +19,8 @@ pub struct KvPrefix {
 }
 
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// The query, key and value projections as one product (one pass over the input).
+    qkv: Linear,
     o: Linear,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
@@ -31,8 +30,8 @@ struct Layer {
     attn: Attention,
     input_norm: RmsNorm,
     post_norm: RmsNorm,
-    gate: Linear,
-    up: Linear,
+    /// `silu(gate_proj(x)) * up_proj(x)`, one product with the activation in its epilogue.
+    gate_up: Linear,
     down: Linear,
 }
 
@@ -59,6 +58,15 @@ fn linear(i: usize, o: usize, bias: bool, q8: bool, vb: VarBuilder) -> candle_co
     if q8 { Linear::quantized(l) } else { Linear::new(l) }
 }
 
+/// Layers `names` under `vb` (each `i -> o`) as one product, as [`linear`] reads them.
+fn stacked(i: usize, layers: &[(usize, &str)], bias: bool, q8: bool, vb: &VarBuilder) -> candle_core::Result<Linear> {
+    let layers = layers
+        .iter()
+        .map(|&(o, name)| candle_nn::linear_b(i, o, bias, vb.pp(name)))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Linear::stacked(&layers, q8)
+}
+
 fn rms(n: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<RmsNorm> {
     candle_nn::rms_norm(n, eps, vb)
 }
@@ -79,17 +87,28 @@ impl Qwen3 {
             let b = cfg.attention_bias;
             layers.push(Layer {
                 attn: Attention {
-                    q: linear(h, heads * d, b, q8, a.pp("q_proj"))?,
-                    k: linear(h, kv_heads * d, b, q8, a.pp("k_proj"))?,
-                    v: linear(h, kv_heads * d, b, q8, a.pp("v_proj"))?,
+                    qkv: stacked(
+                        h,
+                        &[
+                            (heads * d, "q_proj"),
+                            (kv_heads * d, "k_proj"),
+                            (kv_heads * d, "v_proj"),
+                        ],
+                        b,
+                        q8,
+                        &a,
+                    )?,
                     o: linear(heads * d, h, b, q8, a.pp("o_proj"))?,
                     q_norm: rms(d, eps, a.pp("q_norm"))?,
                     k_norm: rms(d, eps, a.pp("k_norm"))?,
                 },
                 input_norm: rms(h, eps, l.pp("input_layernorm"))?,
                 post_norm: rms(h, eps, l.pp("post_attention_layernorm"))?,
-                gate: linear(h, cfg.intermediate_size, false, q8, l.pp("mlp").pp("gate_proj"))?,
-                up: linear(h, cfg.intermediate_size, false, q8, l.pp("mlp").pp("up_proj"))?,
+                gate_up: Linear::gated(
+                    candle_nn::linear_b(h, cfg.intermediate_size, false, l.pp("mlp").pp("gate_proj"))?,
+                    candle_nn::linear_b(h, cfg.intermediate_size, false, l.pp("mlp").pp("up_proj"))?,
+                    q8,
+                )?,
                 down: linear(cfg.intermediate_size, h, false, q8, l.pp("mlp").pp("down_proj"))?,
             });
         }
@@ -208,9 +227,10 @@ impl Qwen3 {
             let a = &layer.attn;
             let h = layer.input_norm.forward(&x)?;
             let heads_of = |t: Tensor, n: usize| t.reshape((b, l, n, self.head_dim));
-            let q = a.q_norm.forward(&heads_of(a.q.forward(&h)?, self.heads)?)?;
-            let k = a.k_norm.forward(&heads_of(a.k.forward(&h)?, self.kv_heads)?)?;
-            let v = heads_of(a.v.forward(&h)?, self.kv_heads)?;
+            let [q, k, v]: [Tensor; 3] = a.qkv.forward_parts(&h)?.try_into().expect("three layers stacked");
+            let q = a.q_norm.forward(&heads_of(q, self.heads)?)?;
+            let k = a.k_norm.forward(&heads_of(k, self.kv_heads)?)?;
+            let v = heads_of(v, self.kv_heads)?;
             let (q, k, v) = (
                 q.transpose(1, 2)?.contiguous()?,
                 k.transpose(1, 2)?.contiguous()?,
@@ -228,8 +248,7 @@ impl Qwen3 {
                 .reshape((b, l, self.heads * self.head_dim))?;
             x = (x + a.o.forward(&ctx)?)?;
             let h = layer.post_norm.forward(&x)?;
-            let mlp = (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;
-            x = (x + layer.down.forward(&mlp)?)?;
+            x = (x + layer.down.forward(&layer.gate_up.forward(&h)?)?)?;
         }
         Ok(x)
     }

@@ -17,7 +17,8 @@
 
 use std::arch::x86_64::*;
 
-use super::{Out, split_panels};
+pub(crate) use super::Epilogue;
+use super::{Dest, Out, split_panels};
 
 /// Vectors of 16 columns per panel.
 const NV: usize = 4;
@@ -92,14 +93,6 @@ pub fn pack_transposed(wt: &[f32], n: usize, k: usize) -> Panels {
     packed
 }
 
-/// What is applied to each output as it is stored the last time.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Epilogue {
-    None,
-    /// `x * sigmoid(1.702 x)`, CLIP's activation.
-    QuickGelu,
-}
-
 /// `c (m x n) = epilogue(a (m x k) · wᵀ + bias)`, `w` from [`pack`]; work split by panels over
 /// `threads` of rayon's pool. Every element of `c` is written (it may start uninitialised).
 ///
@@ -114,14 +107,37 @@ pub unsafe fn matmul(
     epilogue: Epilogue,
     threads: usize,
 ) {
-    assert!(a.len() >= m * k && c.len() >= m * n && packed.len() >= n.div_ceil(NR) * k * NR);
+    assert!(c.len() >= m * epilogue.outputs(n, NR));
+    let parts = [(Out(c.as_mut_ptr().cast()), epilogue.outputs(n, NR))];
+    // SAFETY: forwarded; `c` holds the m rows of the one part.
+    unsafe { matmul_into(a, packed, bias, Dest(&parts), (m, n, k), epilogue, threads) }
+}
+
+/// [`matmul`] into `dest`'s parts (`m` rows each; together the product's `n` columns, or
+/// `n / 2` of them for [`Epilogue::SwiGlu`] of an interleaved `n`).
+///
+/// # Safety
+/// As [`matmul`]; each of `dest`'s buffers must hold `m` rows of its width.
+pub(crate) unsafe fn matmul_into(
+    a: &[f32],
+    packed: &[f32],
+    bias: Option<&[f32]>,
+    dest: Dest,
+    (m, n, k): (usize, usize, usize),
+    epilogue: Epilogue,
+    threads: usize,
+) {
+    assert!(a.len() >= m * k && packed.len() >= n.div_ceil(NR) * k * NR);
     assert!(bias.is_none_or(|b| b.len() >= n));
+    assert!(
+        dest.width() <= epilogue.outputs(n, NR),
+        "the destination is wider than the product"
+    );
     assert!(k > 0, "an empty inner dimension writes nothing");
-    let out = Out(c.as_mut_ptr().cast());
     split_panels(n.div_ceil(NR), threads, |panels| {
         // SAFETY: AVX-512F is checked by the caller; bounds are asserted above, and each thread
         // writes only the columns of its own panels.
-        unsafe { block(a, packed, bias, out, (m, n, k), epilogue, panels) };
+        unsafe { block(a, packed, bias, dest, (m, n, k), epilogue, panels) };
     });
 }
 
@@ -164,25 +180,32 @@ unsafe fn block(
     a: &[f32],
     packed: &[f32],
     bias: Option<&[f32]>,
-    c: Out,
+    dest: Dest,
     (m, n, k): (usize, usize, usize),
     epilogue: Epilogue,
     panels: std::ops::Range<usize>,
 ) {
+    // A gated product takes the whole inner dimension in one block (its outputs are not the
+    // product's, so they cannot hold partial sums); its row blocks are shorter to stay in L2.
+    let (kb, mc_max) = if epilogue == Epilogue::SwiGlu {
+        (k, (MC * KC / k).next_multiple_of(MR).clamp(MR, MC))
+    } else {
+        (k.div_ceil(k.div_ceil(KC)), MC)
+    };
+    let per_panel = epilogue.outputs_per_panel(NR);
     PACKED_ROWS.with_borrow_mut(|rows| {
-        let (w, c) = (packed.as_ptr(), c.0);
-        // Blocks of equal size (a multiple of the tile), no longer than MC: a short last block
-        // would stream every panel again for a few rows.
-        let block_rows = m.div_ceil(m.div_ceil(MC)).next_multiple_of(MR);
+        let w = packed.as_ptr();
+        // Blocks of equal size (a multiple of the tile), no longer than `mc_max`: a short last
+        // block would stream every panel again for a few rows.
+        let block_rows = m.div_ceil(m.div_ceil(mc_max)).next_multiple_of(MR);
         for m0 in (0..m).step_by(block_rows) {
             let mc = block_rows.min(m - m0);
-            let kb = k.div_ceil(k.div_ceil(KC));
             for k0 in (0..k).step_by(kb) {
                 let kc = kb.min(k - k0);
                 pack_rows(a, k, (m0, mc), (k0, kc), rows);
                 let first = k0 == 0;
                 for p in panels.clone() {
-                    let cols = NR.min(n - p * NR);
+                    let (c, ldc, left) = dest.at(p * per_panel);
                     let bias = if first {
                         bias.map(|b| b[p * NR..].as_ptr())
                     } else {
@@ -190,8 +213,9 @@ unsafe fn block(
                     };
                     let tile = Tile {
                         kc,
-                        ldc: n,
-                        cols,
+                        ldc,
+                        cols: NR.min(n - p * NR),
+                        out_cols: per_panel.min(left).min(NR.min(n - p * NR)),
                         first,
                         bias,
                         epilogue: if k0 + kc == k { epilogue } else { Epilogue::None },
@@ -201,7 +225,7 @@ unsafe fn block(
                         let b = w.add(p * k * NR + k0 * NR);
                         for (t, i) in (0..mc).step_by(MR).enumerate() {
                             let ap = rows.as_ptr().add(t * kc * MR);
-                            let cp = c.add((m0 + i) * n + p * NR);
+                            let cp = c.add((m0 + i) * ldc);
                             tile_dispatch(MR.min(mc - i), &tile, ap, b, cp);
                         }
                     }
@@ -215,8 +239,10 @@ unsafe fn block(
 struct Tile {
     kc: usize,
     ldc: usize,
-    /// Valid columns of the panel (1..=32).
+    /// Valid columns of the panel's product (1..=NR).
     cols: usize,
+    /// Outputs the panel writes at `c` (`cols`, or half of the panel for a gated product).
+    out_cols: usize,
     /// The first block of the inner dimension: start from the bias (or zero), not from C.
     first: bool,
     bias: Option<*const f32>,
@@ -258,9 +284,9 @@ fn masks(cols: usize) -> [__mmask16; NV] {
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn tile<const R: usize>(t: &Tile, a: *const f32, b: *const f32, c: *mut f32) {
-    let mask = masks(t.cols);
+    let (mask, out) = (masks(t.cols), masks(t.out_cols));
     // SAFETY: the caller's pointers cover a tile of packed rows (a), `kc x NR` (b) and R rows of
-    // `cols` (c); masked loads and stores touch only valid columns.
+    // `out_cols` (c); masked loads and stores touch only valid columns.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); NV]; R];
         if t.first {
@@ -271,9 +297,10 @@ unsafe fn tile<const R: usize>(t: &Tile, a: *const f32, b: *const f32, c: *mut f
                 }
             }
         } else {
+            // (Never gated: a gated product has one block of the inner dimension.)
             for (r, row) in acc.iter_mut().enumerate() {
                 let cr = c.add(r * t.ldc);
-                *row = std::array::from_fn(|v| _mm512_maskz_loadu_ps(mask[v], cr.add(16 * v)));
+                *row = std::array::from_fn(|v| _mm512_maskz_loadu_ps(out[v], cr.add(16 * v)));
             }
         }
         for kk in 0..t.kc {
@@ -285,17 +312,30 @@ unsafe fn tile<const R: usize>(t: &Tile, a: *const f32, b: *const f32, c: *mut f
                 }
             }
         }
-        if t.epilogue == Epilogue::QuickGelu {
-            for row in acc.iter_mut() {
-                for v in row.iter_mut() {
-                    *v = quick_gelu(*v);
+        match t.epilogue {
+            Epilogue::None => {}
+            Epilogue::QuickGelu => {
+                for row in acc.iter_mut() {
+                    for v in row.iter_mut() {
+                        *v = quick_gelu(*v);
+                    }
+                }
+            }
+            Epilogue::SwiGlu => {
+                // Gate outputs in the panel's first half, the same features' up outputs in its
+                // second: the gated features are stored in the first half's vectors.
+                for row in acc.iter_mut() {
+                    for v in 0..NV / 2 {
+                        row[v] = _mm512_mul_ps(silu(row[v]), row[v + NV / 2]);
+                    }
                 }
             }
         }
+        let stored = if t.epilogue == Epilogue::SwiGlu { NV / 2 } else { NV };
         for (r, row) in acc.iter().enumerate() {
             let cr = c.add(r * t.ldc);
-            for v in 0..NV {
-                _mm512_mask_storeu_ps(cr.add(16 * v), mask[v], row[v]);
+            for v in 0..stored {
+                _mm512_mask_storeu_ps(cr.add(16 * v), out[v], row[v]);
             }
         }
     }
@@ -364,8 +404,16 @@ pub unsafe fn softmax_row(row: &mut [f32], valid: usize, scale: f32) {
 /// `x * sigmoid(1.702 x) = x / (1 + e^(-1.702 x))`, as candle's and PyTorch's quick GELU.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn quick_gelu(x: __m512) -> __m512 {
+pub(crate) fn quick_gelu(x: __m512) -> __m512 {
     let e = exp(_mm512_mul_ps(x, _mm512_set1_ps(-1.702)));
+    _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0), e))
+}
+
+/// `x * sigmoid(x) = x / (1 + e^(-x))`, as candle's `silu` (SwiGLU's gate).
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn silu(x: __m512) -> __m512 {
+    let e = exp(_mm512_sub_ps(_mm512_setzero_ps(), x));
     _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0), e))
 }
 

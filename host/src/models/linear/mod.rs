@@ -17,8 +17,8 @@ use candle_nn::VarBuilder;
 /// Inputs per int8 block (GGML's Q8_0 and Mira's kernel alike).
 pub const Q8_BLOCK: usize = 32;
 
-/// An activation a linear layer can apply to its outputs as it writes them (on the packed
-/// kernel, in registers: one pass over the outputs instead of three).
+/// An activation a linear layer can apply to its outputs as it writes them (on Mira's kernels,
+/// in registers: one pass over the outputs instead of three).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Activation {
     /// `x * sigmoid(1.702 x)` (CLIP's `quick_gelu`).
@@ -33,15 +33,79 @@ impl Activation {
     }
 }
 
+/// What Mira's kernels apply to each output as they store it.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Epilogue {
+    None,
+    /// `x * sigmoid(1.702 x)`, CLIP's activation.
+    QuickGelu,
+    /// `silu(g) * u` of a panel's two halves: its first `NR / 2` columns are gate outputs, the
+    /// next `NR / 2` the up outputs of the same features (see [`interleave`]); the panel
+    /// writes `NR / 2` outputs.
+    SwiGlu,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Epilogue {
+    fn of(activation: Option<Activation>) -> Epilogue {
+        match activation {
+            None => Epilogue::None,
+            Some(Activation::QuickGelu) => Epilogue::QuickGelu,
+        }
+    }
+
+    /// Output columns a panel of `nr` product columns writes.
+    fn outputs_per_panel(self, nr: usize) -> usize {
+        if self == Epilogue::SwiGlu { nr / 2 } else { nr }
+    }
+
+    /// Output columns of a product of `n` columns in panels of `nr` (at most: a gated
+    /// product's last panel may be padding in part).
+    fn outputs(self, n: usize, nr: usize) -> usize {
+        if self == Epilogue::SwiGlu {
+            n.div_ceil(nr) * nr / 2
+        } else {
+            n
+        }
+    }
+}
+
 /// A product's output shared by the worker threads; each writes the columns of its own panels.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
-struct Out(*mut f32);
+pub(crate) struct Out(*mut f32);
 // SAFETY: the kernels' threads write disjoint columns (see `split_panels`).
 #[cfg(target_arch = "x86_64")]
 unsafe impl Send for Out {}
 #[cfg(target_arch = "x86_64")]
 unsafe impl Sync for Out {}
+
+/// Where a kernel writes: consecutive ranges of output columns, each into its own row-major
+/// buffer that wide (the query, key and value projections of an attention, one product). Every
+/// range but the last is a whole number of the kernel's panels, so no panel spans two buffers.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct Dest<'a>(&'a [(Out, usize)]);
+
+#[cfg(target_arch = "x86_64")]
+impl Dest<'_> {
+    /// Output column `col`: its address in row 0 of its buffer, the buffer's row stride, and
+    /// how many of the buffer's columns are left from there.
+    fn at(&self, mut col: usize) -> (*mut f32, usize, usize) {
+        for &(out, width) in self.0 {
+            if col < width {
+                return (out.0.wrapping_add(col), width, width - col);
+            }
+            col -= width;
+        }
+        panic!("output column past the destination's {} columns", self.width());
+    }
+
+    fn width(&self) -> usize {
+        self.0.iter().map(|p| p.1).sum()
+    }
+}
 
 /// Runs `work` over `0..panels` cut into `threads` contiguous ranges, on rayon's pool (the
 /// calling thread takes the first).
@@ -64,10 +128,24 @@ fn split_panels(panels: usize, threads: usize, work: impl Fn(std::ops::Range<usi
 /// Products smaller than this (multiply-adds) run on one thread: splitting costs more.
 const PARALLEL_WORK: usize = 1 << 20;
 
-/// A linear layer `y = x · Wᵀ + b` (weights `out x in`, as in PyTorch).
+/// A linear layer `y = x · Wᵀ + b` (weights `out x in`, as in PyTorch), or several layers that
+/// read the same input run as one product ([`Linear::stacked`], [`Linear::gated`]).
 pub struct Linear {
     kind: Kind,
+    /// Outputs of [`Module::forward`]: the layer's, or the gated features of [`Linear::gated`].
     out_features: usize,
+    shape: Shape,
+}
+
+/// How the product's columns make the layer's outputs.
+enum Shape {
+    /// One layer.
+    Single,
+    /// Layers of these widths, their weights one after another.
+    Stacked(Vec<usize>),
+    /// `silu(gate) * up`: on Mira's kernels, gate and up rows interleaved in half panels
+    /// ([`interleave`]); on candle's, the gate's rows then the up rows.
+    Gated,
 }
 
 enum Kind {
@@ -91,7 +169,94 @@ enum Kind {
         panels: avx512::Panels,
         bias: Option<Vec<f32>>,
         in_features: usize,
+        /// Rows of the packed product (more than the outputs for [`Shape::Gated`]).
+        columns: usize,
     },
+}
+
+/// Which kernel a layer gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    Candle,
+    CandleQ8,
+    #[cfg(target_arch = "x86_64")]
+    Q8,
+    #[cfg(target_arch = "x86_64")]
+    Packed,
+}
+
+impl Choice {
+    /// Mira's kernels where they run (f32 on an AVX-512 CPU; int8 on one with VNNI, for an
+    /// input width that is a whole number of blocks), candle's elsewhere. A q8 layer whose input
+    /// width is not a multiple of the block stays dense.
+    fn of(w: &Tensor, q8: bool) -> candle_core::Result<Choice> {
+        let (_, in_features) = w.dims2()?;
+        let q8 = q8 && in_features.is_multiple_of(Q8_BLOCK) && in_features > 0;
+        #[cfg(target_arch = "x86_64")]
+        if w.device().is_cpu() && w.elem_count() > 0 {
+            if q8 && q8::available() {
+                return Ok(Choice::Q8);
+            }
+            if !q8 && w.dtype() == DType::F32 && avx512::available() {
+                return Ok(Choice::Packed);
+            }
+        }
+        Ok(if q8 { Choice::CandleQ8 } else { Choice::Candle })
+    }
+
+    /// Columns per panel of Mira's kernel (0 for candle's).
+    fn panel(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Choice::Q8 => q8::NR,
+            #[cfg(target_arch = "x86_64")]
+            Choice::Packed => avx512::NR,
+            _ => 0,
+        }
+    }
+}
+
+fn values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.to_dtype(DType::F32)?.contiguous()?.flatten_all()?.to_vec1::<f32>()
+}
+
+/// The kernel's layer for `weight` (`out x in`) and `bias`.
+fn build(choice: Choice, weight: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Kind> {
+    let (n, k) = weight.dims2()?;
+    Ok(match choice {
+        Choice::Candle => Kind::Candle(candle_nn::Linear::new(weight.clone(), bias.cloned())),
+        Choice::CandleQ8 => Kind::CandleQ8 {
+            weight: QMatMul::from_qtensor(QTensor::quantize(weight, GgmlDType::Q8_0)?)?,
+            bias: bias.cloned(),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Choice::Q8 => Kind::Q8 {
+            panels: q8::Q8Panels::new(&values(weight)?, n, k),
+            bias: bias.map(values).transpose()?,
+        },
+        #[cfg(target_arch = "x86_64")]
+        Choice::Packed => Kind::Packed {
+            panels: avx512::pack(&values(weight)?, n, k),
+            bias: bias.map(values).transpose()?,
+            in_features: k,
+            columns: n,
+        },
+    })
+}
+
+/// Rows of `gate` and `up` (`n x k` each, row-major) in groups of `half`: `half` gate rows,
+/// then the same features' `half` up rows, the last group padded with zero rows; so a panel of
+/// `2 x half` columns holds both halves of `half` features. Biases (`n` each) the same way.
+fn interleave(gate: &[f32], up: &[f32], n: usize, k: usize, half: usize) -> Vec<f32> {
+    let groups = n.div_ceil(half);
+    let mut out = vec![0f32; groups * 2 * half * k];
+    for (g, chunk) in out.chunks_exact_mut(2 * half * k).enumerate() {
+        let rows = half.min(n - g * half);
+        let (to_gate, to_up) = chunk.split_at_mut(half * k);
+        to_gate[..rows * k].copy_from_slice(&gate[g * half * k..][..rows * k]);
+        to_up[..rows * k].copy_from_slice(&up[g * half * k..][..rows * k]);
+    }
+    out
 }
 
 impl Linear {
@@ -102,24 +267,7 @@ impl Linear {
 
     /// Wraps candle's layer, packing its weights where the kernel runs.
     pub fn new(l: candle_nn::Linear) -> candle_core::Result<Self> {
-        let (out_features, in_features) = l.weight().dims2()?;
-        #[cfg(target_arch = "x86_64")]
-        if packable(l.weight()) {
-            let w = l.weight().contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-            let bias = l.bias().map(|b| b.to_vec1::<f32>()).transpose()?;
-            return Ok(Linear {
-                kind: Kind::Packed {
-                    panels: avx512::pack(&w, out_features, in_features),
-                    bias,
-                    in_features,
-                },
-                out_features,
-            });
-        }
-        Ok(Linear {
-            kind: Kind::Candle(l),
-            out_features,
-        })
+        Self::single(l, false)
     }
 
     /// The layer with int8 weights in blocks of 32 along its inputs (GGML's Q8_0 quantization:
@@ -127,34 +275,89 @@ impl Linear {
     /// candle's quantized matmul. A layer whose input width is not a multiple of the block
     /// stays as [`Linear::new`] makes it.
     pub fn quantized(l: candle_nn::Linear) -> candle_core::Result<Self> {
-        let (out_features, in_features) = l.weight().dims2()?;
-        if !in_features.is_multiple_of(Q8_BLOCK) || in_features == 0 {
-            return Self::new(l);
-        }
-        #[cfg(target_arch = "x86_64")]
-        if l.weight().device().is_cpu() && q8::available() {
-            let w = l
-                .weight()
-                .to_dtype(DType::F32)?
-                .contiguous()?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            let bias = l.bias().map(|b| b.to_dtype(DType::F32)?.to_vec1::<f32>()).transpose()?;
+        Self::single(l, true)
+    }
+
+    fn single(l: candle_nn::Linear, q8: bool) -> candle_core::Result<Self> {
+        let out_features = l.weight().dims2()?.0;
+        let choice = Choice::of(l.weight(), q8)?;
+        if choice == Choice::Candle {
             return Ok(Linear {
-                kind: Kind::Q8 {
-                    panels: q8::Q8Panels::new(&w, out_features, in_features),
-                    bias,
-                },
+                kind: Kind::Candle(l),
                 out_features,
+                shape: Shape::Single,
             });
         }
-        let weight = QMatMul::from_qtensor(QTensor::quantize(l.weight(), GgmlDType::Q8_0)?)?;
         Ok(Linear {
-            kind: Kind::CandleQ8 {
-                weight,
-                bias: l.bias().cloned(),
-            },
+            kind: build(choice, l.weight(), l.bias())?,
             out_features,
+            shape: Shape::Single,
+        })
+    }
+
+    /// Layers that read the same input (an attention's query, key and value projections) as
+    /// one product, int8 with `q8` as [`Linear::quantized`]: the input is read, and for int8
+    /// quantized, once. [`Linear::forward_parts`] gives each layer's output. The layers have
+    /// biases all or none.
+    pub fn stacked(layers: &[candle_nn::Linear], q8: bool) -> candle_core::Result<Self> {
+        if layers.is_empty() {
+            candle_core::bail!("no layers to stack");
+        }
+        let widths = layers
+            .iter()
+            .map(|l| Ok(l.weight().dims2()?.0))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let weight = Tensor::cat(&layers.iter().map(|l| l.weight()).collect::<Vec<_>>(), 0)?;
+        let biases: Vec<&Tensor> = layers.iter().filter_map(|l| l.bias()).collect();
+        let bias = match biases.len() {
+            0 => None,
+            n if n == layers.len() => Some(Tensor::cat(&biases, 0)?),
+            _ => candle_core::bail!("stacked layers have biases all or none"),
+        };
+        let choice = Choice::of(&weight, q8)?;
+        Ok(Linear {
+            kind: build(choice, &weight, bias.as_ref())?,
+            out_features: widths.iter().sum(),
+            shape: Shape::Stacked(widths),
+        })
+    }
+
+    /// `silu(gate(x)) * up(x)`, the first half of a SwiGLU feed-forward, as one product with
+    /// the activation applied as the outputs are written (Mira's kernels); int8 with `q8`.
+    pub fn gated(gate: candle_nn::Linear, up: candle_nn::Linear, q8: bool) -> candle_core::Result<Self> {
+        let (n, k) = gate.weight().dims2()?;
+        if up.weight().dims2()? != (n, k) || gate.bias().is_some() != up.bias().is_some() {
+            candle_core::bail!(
+                "a gate of {:?} and an up projection of {:?} (with a bias each or neither)",
+                gate.weight().dims(),
+                up.weight().dims()
+            );
+        }
+        let choice = Choice::of(gate.weight(), q8)?;
+        let (weight, bias) = if choice.panel() > 0 {
+            let half = choice.panel() / 2;
+            let w = interleave(&values(gate.weight())?, &values(up.weight())?, n, k, half);
+            let rows = w.len() / k;
+            let bias = match (gate.bias(), up.bias()) {
+                (Some(g), Some(u)) => Some(Tensor::from_vec(
+                    interleave(&values(g)?, &values(u)?, n, 1, half),
+                    rows,
+                    &Device::Cpu,
+                )?),
+                _ => None,
+            };
+            (Tensor::from_vec(w, (rows, k), &Device::Cpu)?, bias)
+        } else {
+            let bias = match (gate.bias(), up.bias()) {
+                (Some(g), Some(u)) => Some(Tensor::cat(&[g, u], 0)?),
+                _ => None,
+            };
+            (Tensor::cat(&[gate.weight(), up.weight()], 0)?, bias)
+        };
+        Ok(Linear {
+            kind: build(choice, &weight, bias.as_ref())?,
+            out_features: n,
+            shape: Shape::Gated,
         })
     }
 
@@ -180,58 +383,131 @@ impl Linear {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-fn packable(w: &Tensor) -> bool {
-    w.device().is_cpu() && w.dtype() == DType::F32 && w.elem_count() > 0 && avx512::available()
-}
-
 impl Linear {
-    /// `activation(x · Wᵀ + b)`.
+    /// `activation(x · Wᵀ + b)` (for a [`Linear::gated`] layer, its gated features, which take
+    /// no further activation).
     pub fn forward_activated(&self, x: &Tensor, activation: Option<Activation>) -> candle_core::Result<Tensor> {
+        if matches!(self.shape, Shape::Gated) {
+            if activation.is_some() {
+                candle_core::bail!("a gated layer applies its own activation");
+            }
+            return self.gated_forward(x);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(y) = self.mira_forward(x, &[self.out_features], Epilogue::of(activation))? {
+            return Ok(y.into_iter().next().expect("one part"));
+        }
+        let y = self.candle_product(x)?;
+        match activation {
+            None => Ok(y),
+            Some(a) => a.apply(&y),
+        }
+    }
+
+    /// Each stacked layer's output (see [`Linear::stacked`]); one output for a single layer.
+    pub fn forward_parts(&self, x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+        let widths = match &self.shape {
+            Shape::Single => return Ok(vec![self.forward(x)?]),
+            Shape::Gated => candle_core::bail!("a gated layer has one output"),
+            Shape::Stacked(w) => w,
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            // Straight into each part's buffer when every part but the last fills whole panels.
+            let panel = match self.kind {
+                Kind::Q8 { .. } => q8::NR,
+                Kind::Packed { .. } => avx512::NR,
+                _ => 0,
+            };
+            if panel > 0 && widths[..widths.len() - 1].iter().all(|w| w.is_multiple_of(panel)) {
+                if let Some(parts) = self.mira_forward(x, widths, Epilogue::None)? {
+                    return Ok(parts);
+                }
+            }
+            if let Some(y) = self.mira_forward(x, &[self.out_features], Epilogue::None)? {
+                return split(&y[0], widths);
+            }
+        }
+        split(&self.candle_product(x)?, widths)
+    }
+
+    fn gated_forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(y) = self.mira_forward(x, &[self.out_features], Epilogue::SwiGlu)? {
+            return Ok(y.into_iter().next().expect("one part"));
+        }
+        let y = self.candle_product(x)?;
+        let n = self.out_features;
+        let gate = y.narrow(candle_core::D::Minus1, 0, n)?;
+        let up = y.narrow(candle_core::D::Minus1, n, n)?;
+        candle_nn::ops::silu(&gate)? * up
+    }
+
+    /// The product on candle's kernels (`None` from Mira's: use [`Linear::mira_forward`]).
+    fn candle_product(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match &self.kind {
-            Kind::Candle(l) => match activation {
-                None => l.forward(x),
-                Some(a) => a.apply(&l.forward(x)?),
-            },
+            Kind::Candle(l) => l.forward(x),
             Kind::CandleQ8 { weight, bias } => {
                 let y = weight.forward(&x.contiguous()?)?;
-                let y = match bias {
-                    Some(b) => y.broadcast_add(b)?,
-                    None => y,
-                };
-                match activation {
+                match bias {
+                    Some(b) => y.broadcast_add(b),
                     None => Ok(y),
-                    Some(a) => a.apply(&y),
                 }
             }
             #[cfg(target_arch = "x86_64")]
-            Kind::Q8 { panels, bias } => {
-                let y = q8_forward(x, panels, bias.as_deref(), self.out_features)?;
-                match activation {
-                    None => Ok(y),
-                    Some(a) => a.apply(&y),
-                }
-            }
-            #[cfg(target_arch = "x86_64")]
+            _ => unreachable!("Mira's kernels run through mira_forward"),
+        }
+    }
+
+    /// The product on Mira's kernels into parts of `widths` (see [`Dest`]), or `None` for a
+    /// layer on candle's.
+    #[cfg(target_arch = "x86_64")]
+    fn mira_forward(
+        &self,
+        x: &Tensor,
+        widths: &[usize],
+        epilogue: Epilogue,
+    ) -> candle_core::Result<Option<Vec<Tensor>>> {
+        Ok(Some(match &self.kind {
+            Kind::Q8 { panels, bias } => rows_into(x, panels.in_features(), widths, |a, m, dest, threads| {
+                // SAFETY: a q8 layer exists only where `q8::available()` held.
+                unsafe { q8::matmul(a, panels, bias.as_deref(), dest, m, epilogue, threads) }
+            })?,
             Kind::Packed {
                 panels,
                 bias,
                 in_features,
-            } => {
-                let epilogue = match activation {
-                    None => avx512::Epilogue::None,
-                    Some(Activation::QuickGelu) => avx512::Epilogue::QuickGelu,
-                };
-                packed_forward(
-                    x,
-                    panels.as_slice(),
-                    bias.as_deref(),
-                    (*in_features, self.out_features),
-                    epilogue,
-                )
-            }
-        }
+                columns,
+            } => rows_into(x, *in_features, widths, |a, m, dest, threads| {
+                // SAFETY: a packed layer exists only where `avx512::available()` held, with k > 0.
+                unsafe {
+                    avx512::matmul_into(
+                        a,
+                        panels.as_slice(),
+                        bias.as_deref(),
+                        dest,
+                        (m, *columns, *in_features),
+                        epilogue,
+                        threads,
+                    )
+                }
+            })?,
+            _ => return Ok(None),
+        }))
     }
+}
+
+/// `y`'s last dimension cut into parts of `widths`, each contiguous.
+fn split(y: &Tensor, widths: &[usize]) -> candle_core::Result<Vec<Tensor>> {
+    let mut at = 0;
+    widths
+        .iter()
+        .map(|&w| {
+            let part = y.narrow(candle_core::D::Minus1, at, w)?.contiguous();
+            at += w;
+            part
+        })
+        .collect()
 }
 
 impl Module for Linear {
@@ -240,14 +516,16 @@ impl Module for Linear {
     }
 }
 
-/// Runs `kernel(a, m, out)` over the rows of `x` (f32 on the CPU, last dimension `k`) into a
-/// new `(..., n)` tensor; `kernel` must write all `m x n` outputs.
+/// Runs `kernel(a, m, dest, threads)` over the rows of `x` (f32 on the CPU, last dimension
+/// `k`) into new `(..., width)` tensors, one per width; `kernel` must write all `m` rows of
+/// every part.
 #[cfg(target_arch = "x86_64")]
 fn rows_into(
     x: &Tensor,
-    (k, n): (usize, usize),
-    kernel: impl FnOnce(&[f32], usize, &mut [std::mem::MaybeUninit<f32>], usize),
-) -> candle_core::Result<Tensor> {
+    k: usize,
+    widths: &[usize],
+    kernel: impl FnOnce(&[f32], usize, Dest, usize),
+) -> candle_core::Result<Vec<Tensor>> {
     let dims = x.dims();
     if dims.last() != Some(&k) {
         candle_core::bail!("linear layer of {k} inputs applied to a tensor of shape {dims:?}");
@@ -257,8 +535,9 @@ fn rows_into(
     }
     let x = x.contiguous()?;
     let m = x.elem_count() / k;
+    let n: usize = widths.iter().sum();
     // Not zeroed: the kernel writes every element (a fresh buffer of zeros would be written twice).
-    let mut out = Vec::<f32>::with_capacity(m * n);
+    let mut outs: Vec<Vec<f32>> = widths.iter().map(|w| Vec::with_capacity(m * w)).collect();
     {
         let (storage, layout) = x.storage_and_layout();
         let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
@@ -270,35 +549,25 @@ fn rows_into(
         } else {
             rayon::current_num_threads()
         };
-        kernel(a, m, &mut out.spare_capacity_mut()[..m * n], threads);
-        // SAFETY: the kernel wrote all m x n outputs.
-        unsafe { out.set_len(m * n) };
+        let parts: Vec<(Out, usize)> = outs
+            .iter_mut()
+            .zip(widths)
+            .map(|(o, &w)| (Out(o.spare_capacity_mut().as_mut_ptr().cast()), w))
+            .collect();
+        kernel(a, m, Dest(&parts), threads);
+        for (o, w) in outs.iter_mut().zip(widths) {
+            // SAFETY: the kernel wrote all m rows of every part.
+            unsafe { o.set_len(m * w) };
+        }
     }
-    let mut shape = dims.to_vec();
-    *shape.last_mut().expect("checked above") = n;
-    Tensor::from_vec(out, shape, &Device::Cpu)
-}
-
-#[cfg(target_arch = "x86_64")]
-fn q8_forward(x: &Tensor, panels: &q8::Q8Panels, bias: Option<&[f32]>, n: usize) -> candle_core::Result<Tensor> {
-    rows_into(x, (panels.in_features(), n), |a, m, out, threads| {
-        // SAFETY: a q8 layer exists only where `q8::available()` held.
-        unsafe { q8::matmul(a, panels, bias, out, m, threads) }
-    })
-}
-
-#[cfg(target_arch = "x86_64")]
-fn packed_forward(
-    x: &Tensor,
-    panels: &[f32],
-    bias: Option<&[f32]>,
-    (k, n): (usize, usize),
-    epilogue: avx512::Epilogue,
-) -> candle_core::Result<Tensor> {
-    rows_into(x, (k, n), |a, m, out, threads| {
-        // SAFETY: a packed layer exists only where `avx512::available()` held, with k > 0.
-        unsafe { avx512::matmul(a, panels, bias, out, (m, n, k), epilogue, threads) }
-    })
+    outs.into_iter()
+        .zip(widths)
+        .map(|(o, &w)| {
+            let mut shape = dims.to_vec();
+            *shape.last_mut().expect("checked above") = w;
+            Tensor::from_vec(o, shape, &Device::Cpu)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -393,6 +662,7 @@ mod tests {
                     bias: b,
                 },
                 out_features: n,
+                shape: Shape::Single,
             };
             let x = Tensor::from_vec(random(m * k, 11), (1, m, k), &Device::Cpu).unwrap();
             let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -456,5 +726,106 @@ mod tests {
         let ours = Linear::new(candle_nn::Linear::new(w, None)).unwrap();
         let x = Tensor::zeros((2, 5), DType::F32, &Device::Cpu).unwrap();
         assert!(ours.forward(&x).is_err());
+    }
+
+    fn flat(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
+    fn layer(n: usize, k: usize, bias: bool, seed: u64) -> candle_nn::Linear {
+        let w = Tensor::from_vec(random(n * k, seed), (n, k), &Device::Cpu).unwrap();
+        let b = bias.then(|| Tensor::from_vec(random(n, seed + 1), n, &Device::Cpu).unwrap());
+        candle_nn::Linear::new(w, b)
+    }
+
+    /// Worst difference relative to the mean magnitude of `want`.
+    fn off(want: &[f32], got: &[f32]) -> f32 {
+        assert_eq!(want.len(), got.len());
+        let scale = want.iter().map(|v| v.abs()).sum::<f32>() / want.len() as f32;
+        want.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
+    }
+
+    /// Parts whose widths are whole panels (written straight into each part) and parts that are
+    /// not (one product, then cut), f32 and int8, with and without biases.
+    #[test]
+    fn stacked_layers_give_each_layers_output() {
+        for &(widths, k, m, bias) in &[
+            (&[64usize, 64, 64][..], 96, 9, true),
+            (&[128, 32, 32], 64, 30, false),
+            (&[40, 24, 70], 128, 7, true),
+            (&[1, 5], 32, 3, false),
+        ] {
+            let layers: Vec<_> = widths
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| layer(n, k, bias, 20 + 2 * i as u64))
+                .collect();
+            let x = Tensor::from_vec(random(m * k, 30), (1, m, k), &Device::Cpu).unwrap();
+            for q8 in [false, true] {
+                let stacked = Linear::stacked(&layers, q8).unwrap();
+                assert_eq!(stacked.out_features(), widths.iter().sum::<usize>());
+                let parts = stacked.forward_parts(&x).unwrap();
+                assert_eq!(parts.len(), widths.len());
+                for ((part, l), &n) in parts.iter().zip(&layers).zip(widths) {
+                    assert_eq!(part.dims(), &[1, m, n]);
+                    let single = if q8 {
+                        Linear::quantized(l.clone())
+                    } else {
+                        Linear::new(l.clone())
+                    }
+                    .unwrap();
+                    let want = flat(&single.forward(&x).unwrap());
+                    let worst = off(&want, &flat(part));
+                    // The same kernel on the same rows: equal up to the order of f32 sums.
+                    assert!(worst < 1e-4, "{widths:?} q8 {q8}: off by {worst}");
+                }
+                let whole = flat(&stacked.forward(&x).unwrap());
+                let joined: Vec<f32> = flat(&Tensor::cat(&parts, 2).unwrap());
+                assert_eq!(whole, joined, "the layer's output is its parts side by side");
+            }
+        }
+        let mixed = [layer(8, 32, true, 1), layer(8, 32, false, 2)];
+        assert!(Linear::stacked(&mixed, false).is_err());
+        assert!(Linear::stacked(&[], false).is_err());
+    }
+
+    /// `silu(gate) * up` against candle's ops on the separate products: feature counts that are
+    /// and are not multiples of a panel's half, f32 and int8, with biases, inputs past one block
+    /// of the inner dimension.
+    #[test]
+    fn a_gated_layer_equals_silu_of_the_gate_times_up() {
+        for &(n, k, m, bias) in &[
+            (16, 32, 1, false),
+            (40, 96, 13, true),
+            (100, 1024, 9, false),
+            (64, 1088, 40, true),
+        ] {
+            let gate = layer(n, k, bias, 40);
+            let up = layer(n, k, bias, 42);
+            let gate = candle_nn::Linear::new((gate.weight() * 3.0).unwrap(), gate.bias().cloned());
+            let x = Tensor::from_vec(random(2 * m * k, 44), (2, m, k), &Device::Cpu).unwrap();
+            for q8 in [false, true] {
+                let wrap = |l: &candle_nn::Linear| {
+                    if q8 {
+                        Linear::quantized(l.clone())
+                    } else {
+                        Linear::new(l.clone())
+                    }
+                    .unwrap()
+                };
+                let g = wrap(&gate).forward(&x).unwrap();
+                let want = flat(&(candle_nn::ops::silu(&g).unwrap() * wrap(&up).forward(&x).unwrap()).unwrap());
+                let gated = Linear::gated(gate.clone(), up.clone(), q8).unwrap();
+                assert_eq!(gated.out_features(), n);
+                let got = gated.forward(&x).unwrap();
+                assert_eq!(got.dims(), &[2, m, n]);
+                let worst = off(&want, &flat(&got));
+                assert!(worst < 1e-3, "{n}x{k} q8 {q8} ({}): off by {worst}", gated.kernel());
+                assert!(want.iter().any(|v| *v < -0.05), "the gate's negative side is exercised");
+                assert!(gated.forward_activated(&x, Some(Activation::QuickGelu)).is_err());
+            }
+        }
+        assert!(Linear::gated(layer(8, 32, false, 1), layer(9, 32, false, 2), false).is_err());
+        assert!(Linear::gated(layer(8, 32, true, 1), layer(8, 32, false, 2), false).is_err());
     }
 }

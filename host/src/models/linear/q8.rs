@@ -13,10 +13,9 @@
 //! panels, tiles of [`MR`] rows over the whole inner dimension (int32 sums per block, f32 sums
 //! across blocks).
 
+use super::avx512::{quick_gelu, silu};
+use super::{Dest, Epilogue, split_panels};
 use std::arch::x86_64::*;
-use std::mem::MaybeUninit;
-
-use super::{Out, split_panels};
 
 /// Inner positions per quantization block.
 pub const BLOCK: usize = 32;
@@ -143,34 +142,49 @@ fn quantize_rows(a: &[f32], m: usize, k: usize) -> Quantized {
     Quantized { bytes, scales }
 }
 
-/// `c (m x n) = quantized(a) (m x k) · quantized(w)ᵀ + bias`; every element of `c` written.
+/// `dest = epilogue(quantized(a) (m x k) · quantized(w)ᵀ + bias)`: every element of `dest`'s
+/// parts (`m` rows each; the product's columns, or half of them for [`Epilogue::SwiGlu`] of
+/// interleaved weights) written.
 ///
 /// # Safety
-/// The CPU must pass [`available`].
-pub unsafe fn matmul(
+/// The CPU must pass [`available`]; each of `dest`'s buffers must hold `m` rows of its width.
+pub(crate) unsafe fn matmul(
     a: &[f32],
     w: &Q8Panels,
     bias: Option<&[f32]>,
-    c: &mut [MaybeUninit<f32>],
+    dest: Dest,
     m: usize,
+    epilogue: Epilogue,
     threads: usize,
 ) {
     let (n, k) = (w.n, w.k);
-    assert!(a.len() >= m * k && c.len() >= m * n && bias.is_none_or(|b| b.len() >= n));
+    assert!(a.len() >= m * k && bias.is_none_or(|b| b.len() >= n));
+    assert!(
+        dest.width() <= epilogue.outputs(n, NR),
+        "the destination is wider than the product"
+    );
     // SAFETY: the caller checked the CPU.
     let q = unsafe { quantize_rows(a, m, k) };
-    let out = Out(c.as_mut_ptr().cast());
     let q = &q;
     split_panels(n.div_ceil(NR), threads, |panels| {
         // SAFETY: the CPU is checked; each thread writes the columns of its own panels.
-        unsafe { block(q, w, bias, out, m, panels) };
+        unsafe { block(q, w, bias, dest, m, epilogue, panels) };
     });
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn block(q: &Quantized, w: &Q8Panels, bias: Option<&[f32]>, c: Out, m: usize, panels: std::ops::Range<usize>) {
+unsafe fn block(
+    q: &Quantized,
+    w: &Q8Panels,
+    bias: Option<&[f32]>,
+    dest: Dest,
+    m: usize,
+    epilogue: Epilogue,
+    panels: std::ops::Range<usize>,
+) {
     let (n, k) = (w.n, w.k);
     let blocks = k / BLOCK;
+    let per_panel = epilogue.outputs_per_panel(NR);
     // Blocks of equal size (a multiple of the tile), no longer than MC: a short last block
     // would stream every panel again for a few rows.
     let block_rows = m.div_ceil(m.div_ceil(MC)).next_multiple_of(MR);
@@ -178,11 +192,14 @@ unsafe fn block(q: &Quantized, w: &Q8Panels, bias: Option<&[f32]>, c: Out, m: us
         let mc = block_rows.min(m - m0);
         for p in panels.clone() {
             let cols = NR.min(n - p * NR);
+            let (c, ldc, left) = dest.at(p * per_panel);
             let tile = Tile {
                 blocks,
                 k,
-                ldc: n,
+                ldc,
                 cols,
+                out_cols: per_panel.min(left).min(cols),
+                epilogue,
                 weights: w.weights[p * blocks * GROUPS * NV..].as_ptr().cast(),
                 scales: w.scales[p * blocks * NR..].as_ptr(),
                 offsets: w.offsets[p * blocks * NR..].as_ptr(),
@@ -190,15 +207,13 @@ unsafe fn block(q: &Quantized, w: &Q8Panels, bias: Option<&[f32]>, c: Out, m: us
             };
             for i in (0..mc).step_by(MR) {
                 let row = m0 + i;
-                // SAFETY: rows `row..row + rows` exist in `q` and `c`; the panel's data is
+                // SAFETY: rows `row..row + rows` exist in `q` and `dest`; the panel's data is
                 // `blocks` blocks long.
                 unsafe {
                     let x = q.bytes.as_ptr().add(row * k);
                     let xs = q.scales.as_ptr().add(row * blocks);
-                    let cp = c.0.add(row * n + p * NR);
+                    let cp = c.add(row * ldc);
                     match MR.min(mc - i) {
-                        6 => tile_rows::<6>(&tile, x, xs, cp),
-                        5 => tile_rows::<5>(&tile, x, xs, cp),
                         4 => tile_rows::<4>(&tile, x, xs, cp),
                         3 => tile_rows::<3>(&tile, x, xs, cp),
                         2 => tile_rows::<2>(&tile, x, xs, cp),
@@ -214,20 +229,28 @@ struct Tile {
     blocks: usize,
     k: usize,
     ldc: usize,
+    /// Valid columns of the panel's product.
     cols: usize,
+    /// Outputs the panel writes (`cols`, or half the panel for a gated product).
+    out_cols: usize,
+    epilogue: Epilogue,
     weights: *const i8,
     scales: *const f32,
     offsets: *const i32,
     bias: Option<*const f32>,
 }
 
+fn masks(cols: usize) -> [__mmask16; NV] {
+    std::array::from_fn(|v| {
+        let n = cols.saturating_sub(16 * v);
+        if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as u16 }
+    })
+}
+
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn tile_rows<const R: usize>(t: &Tile, x: *const u8, xs: *const f32, c: *mut f32) {
-    let mask: [__mmask16; NV] = std::array::from_fn(|v| {
-        let n = t.cols.saturating_sub(16 * v);
-        if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as u16 }
-    });
+    let (mask, out) = (masks(t.cols), masks(t.out_cols));
     // SAFETY: pointers as described by the caller; loads of the panel are whole lines.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); NV]; R];
@@ -259,10 +282,29 @@ unsafe fn tile_rows<const R: usize>(t: &Tile, x: *const u8, xs: *const f32, c: *
                 }
             }
         }
+        match t.epilogue {
+            Epilogue::None => {}
+            Epilogue::QuickGelu => {
+                for row in acc.iter_mut() {
+                    for v in row.iter_mut() {
+                        *v = quick_gelu(*v);
+                    }
+                }
+            }
+            Epilogue::SwiGlu => {
+                // The panel's first half gates, its second the same features' up projections.
+                for row in acc.iter_mut() {
+                    for v in 0..NV / 2 {
+                        row[v] = _mm512_mul_ps(silu(row[v]), row[v + NV / 2]);
+                    }
+                }
+            }
+        }
+        let stored = if t.epilogue == Epilogue::SwiGlu { NV / 2 } else { NV };
         for (r, row) in acc.iter().enumerate() {
             let cr = c.add(r * t.ldc);
-            for v in 0..NV {
-                _mm512_mask_storeu_ps(cr.add(16 * v), mask[v], row[v]);
+            for v in 0..stored {
+                _mm512_mask_storeu_ps(cr.add(16 * v), out[v], row[v]);
             }
         }
     }
