@@ -419,10 +419,11 @@ impl Linear {
                 Kind::Packed { .. } => avx512::NR,
                 _ => 0,
             };
-            if panel > 0 && widths[..widths.len() - 1].iter().all(|w| w.is_multiple_of(panel)) {
-                if let Some(parts) = self.mira_forward(x, widths, Epilogue::None)? {
-                    return Ok(parts);
-                }
+            if panel > 0
+                && widths[..widths.len() - 1].iter().all(|w| w.is_multiple_of(panel))
+                && let Some(parts) = self.mira_forward(x, widths, Epilogue::None)?
+            {
+                return Ok(parts);
             }
             if let Some(y) = self.mira_forward(x, &[self.out_features], Epilogue::None)? {
                 return split(&y[0], widths);
