@@ -312,26 +312,7 @@ unsafe fn tile<const R: usize>(t: &Tile, a: *const f32, b: *const f32, c: *mut f
                 }
             }
         }
-        match t.epilogue {
-            Epilogue::None => {}
-            Epilogue::QuickGelu => {
-                for row in acc.iter_mut() {
-                    for v in row.iter_mut() {
-                        *v = quick_gelu(*v);
-                    }
-                }
-            }
-            Epilogue::SwiGlu => {
-                // Gate outputs in the panel's first half, the same features' up outputs in its
-                // second: the gated features are stored in the first half's vectors.
-                for row in acc.iter_mut() {
-                    for v in 0..NV / 2 {
-                        row[v] = _mm512_mul_ps(silu(row[v]), row[v + NV / 2]);
-                    }
-                }
-            }
-        }
-        let stored = if t.epilogue == Epilogue::SwiGlu { NV / 2 } else { NV };
+        let stored = apply_epilogue(t.epilogue, &mut acc);
         for (r, row) in acc.iter().enumerate() {
             let cr = c.add(r * t.ldc);
             for v in 0..stored {
@@ -398,6 +379,34 @@ pub unsafe fn softmax_row(row: &mut [f32], valid: usize, scale: f32) {
     let inv = 1.0 / _mm512_reduce_add_ps(sum);
     for v in live.iter_mut() {
         *v *= inv;
+    }
+}
+
+/// Applies `epilogue` to a register tile's rows of `V` vectors and returns how many vectors of
+/// each row to store: all of them, or the first half for [`Epilogue::SwiGlu`] (a panel's first
+/// half gates, its second the same features' up projections; the gated features go in the
+/// first half's vectors). Shared by the f32 and int8 kernels.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn apply_epilogue<const V: usize>(epilogue: Epilogue, acc: &mut [[__m512; V]]) -> usize {
+    match epilogue {
+        Epilogue::None => V,
+        Epilogue::QuickGelu => {
+            for row in acc.iter_mut() {
+                for v in row.iter_mut() {
+                    *v = quick_gelu(*v);
+                }
+            }
+            V
+        }
+        Epilogue::SwiGlu => {
+            for row in acc.iter_mut() {
+                for v in 0..V / 2 {
+                    row[v] = _mm512_mul_ps(silu(row[v]), row[v + V / 2]);
+                }
+            }
+            V / 2
+        }
     }
 }
 

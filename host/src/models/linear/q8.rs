@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use super::avx512::{quick_gelu, silu};
+use super::avx512::apply_epilogue;
 use super::{Dest, Epilogue, split_panels};
 use std::arch::x86_64::*;
 
@@ -296,25 +296,7 @@ unsafe fn tile_rows<const R: usize>(t: &Tile, x: *const u8, xs: *const f32, c: *
                 }
             }
         }
-        match t.epilogue {
-            Epilogue::None => {}
-            Epilogue::QuickGelu => {
-                for row in acc.iter_mut() {
-                    for v in row.iter_mut() {
-                        *v = quick_gelu(*v);
-                    }
-                }
-            }
-            Epilogue::SwiGlu => {
-                // The panel's first half gates, its second the same features' up projections.
-                for row in acc.iter_mut() {
-                    for v in 0..NV / 2 {
-                        row[v] = _mm512_mul_ps(silu(row[v]), row[v + NV / 2]);
-                    }
-                }
-            }
-        }
-        let stored = if t.epilogue == Epilogue::SwiGlu { NV / 2 } else { NV };
+        let stored = apply_epilogue(t.epilogue, &mut acc);
         for (r, row) in acc.iter().enumerate() {
             let cr = c.add(r * t.ldc);
             for v in 0..stored {
