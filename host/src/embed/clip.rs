@@ -4,7 +4,7 @@
 use std::borrow::Borrow;
 use std::path::Path;
 
-use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
+use candle_core::{D, DType, Device, Module, Tensor};
 use image::DynamicImage;
 use tokenizers::{Tokenizer, TruncationParams};
 
@@ -114,32 +114,30 @@ impl ClipEmbedder {
         Ok(enc.get_ids().to_vec())
     }
 
-    /// Embeds texts in one batch (padded to the longest; each read at its own end token).
+    /// Embeds texts in one batch (packed side by side, none padded to another's length; each
+    /// read at its own end token).
     pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<Vec<u32>> = texts.iter().map(|t| self.tokenize(t)).collect::<Result<_, _>>()?;
-        let len = ids.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let mut flat = Vec::with_capacity(ids.len() * len);
-        let mut eos = Vec::with_capacity(ids.len());
-        for row in &ids {
-            let pos = self
-                .eos_id
-                .and_then(|e| row.iter().position(|t| *t == e))
-                .unwrap_or(row.len().saturating_sub(1));
-            eos.push(pos);
-            flat.extend_from_slice(row);
-            flat.extend(std::iter::repeat_n(self.pad_id, len - row.len()));
+        let mut ids: Vec<Vec<u32>> = texts.iter().map(|t| self.tokenize(t)).collect::<Result<_, _>>()?;
+        for row in &mut ids {
+            if row.is_empty() {
+                // A tokenizer without special tokens may give nothing; one pad token reads as
+                // the padded batch did.
+                row.push(self.pad_id);
+            }
         }
-        let input = Tensor::from_vec(flat, (ids.len(), len), &self.device)?;
-        let hidden = self.text.forward(&input)?;
-        let pooled = eos
+        let eos: Vec<usize> = ids
             .iter()
-            .enumerate()
-            .map(|(i, p)| hidden.i((i, *p))?.unsqueeze(0))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let features = self.text_projection.forward(&Tensor::cat(&pooled, 0)?)?;
+            .map(|row| {
+                self.eos_id
+                    .and_then(|e| row.iter().position(|t| *t == e))
+                    .unwrap_or(row.len() - 1)
+            })
+            .collect();
+        let pooled = self.text.forward(&ids, &eos, &self.device)?;
+        let features = self.text_projection.forward(&pooled)?;
         Ok(l2_normalize(&features.to_dtype(DType::F32)?)?.to_vec2()?)
     }
 

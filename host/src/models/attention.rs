@@ -143,40 +143,214 @@ fn cpu(
             for g in 0..groups {
                 let head = kh * groups + g;
                 let query = &q[(bi * h + head) * s * d..][..s * d];
-                // SAFETY: `available()` was checked by the caller; the kernel writes all s x total
-                // scores, then all s x d outputs.
+                let ctx = &mut out[g * s * d..(g + 1) * s * d];
+                // SAFETY: `available()` was checked by the caller.
                 unsafe {
-                    avx512::matmul(
+                    one_head(
                         query,
-                        keys.as_slice(),
-                        None,
+                        &keys,
+                        &vals,
                         &mut scores,
-                        (s, total, d),
-                        avx512::Epilogue::None,
-                        1,
-                    );
-                    let scores: &mut [f32] = std::slice::from_raw_parts_mut(scores.as_mut_ptr().cast(), s * total);
-                    for (i, row) in scores.chunks_exact_mut(total).enumerate() {
-                        avx512::softmax_row(row, if causal { past + i + 1 } else { total }, scale);
-                    }
-                    let ctx = &mut out[g * s * d..(g + 1) * s * d];
-                    let ctx: &mut [MaybeUninit<f32>] = std::slice::from_raw_parts_mut(ctx.as_mut_ptr().cast(), s * d);
-                    avx512::matmul(
-                        scores,
-                        vals.as_slice(),
-                        None,
                         ctx,
-                        (s, d, total),
-                        avx512::Epilogue::None,
-                        1,
-                    );
-                }
+                        (s, total, d),
+                        past,
+                        scale,
+                        causal,
+                    )
+                };
             }
             Ok::<(), candle_core::Error>(())
         })?;
     // SAFETY: every chunk's heads were written above.
     unsafe { out.set_len(b * h * s * d) };
     Tensor::from_vec(out, (b, h, s, d), &Device::Cpu)
+}
+
+/// `ctx (s x d) = softmax(query keysᵀ · scale) vals` for one head: `query` is `s x d`, `keys`
+/// and `vals` the head's `total x d` packed by [`avx512::pack`] and
+/// [`avx512::pack_transposed`]; with `causal`, query `i` sees keys `..past + i + 1`. Every
+/// score and output is written.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn one_head(
+    query: &[f32],
+    keys: &avx512::Panels,
+    vals: &avx512::Panels,
+    scores: &mut [std::mem::MaybeUninit<f32>],
+    ctx: &mut [std::mem::MaybeUninit<f32>],
+    (s, total, d): (usize, usize, usize),
+    past: usize,
+    scale: f32,
+    causal: bool,
+) {
+    let scores = &mut scores[..s * total];
+    // SAFETY: AVX-512F per the caller; the first product writes all s x total scores, which
+    // are then read as initialised, and the second all s x d outputs.
+    unsafe {
+        avx512::matmul(
+            query,
+            keys.as_slice(),
+            None,
+            scores,
+            (s, total, d),
+            avx512::Epilogue::None,
+            1,
+        );
+        let scores: &mut [f32] = std::slice::from_raw_parts_mut(scores.as_mut_ptr().cast(), s * total);
+        for (i, row) in scores.chunks_exact_mut(total).enumerate() {
+            avx512::softmax_row(row, if causal { past + i + 1 } else { total }, scale);
+        }
+        avx512::matmul(
+            scores,
+            vals.as_slice(),
+            None,
+            ctx,
+            (s, d, total),
+            avx512::Epilogue::None,
+            1,
+        );
+    }
+}
+
+/// Attention over sequences packed side by side, as the CLIP towers run them: `qkv` is
+/// `(rows, 3 x heads x head_dim)`, each row a token's queries, keys and values (a fused
+/// projection's output), and `lens` splits the rows into sequences (`lens` sums to `rows`); each
+/// sequence attends to itself only, with `causal` token `i` to its tokens `..=i`. Returns the
+/// context `(rows, heads x head_dim)`, the layout the output projection takes. No row is padded:
+/// texts of different lengths cost their own tokens.
+pub fn packed(qkv: &Tensor, heads: usize, lens: &[usize], scale: f64, causal: bool) -> candle_core::Result<Tensor> {
+    let (rows, three_width) = qkv.dims2()?;
+    let width = three_width / 3;
+    if three_width % 3 != 0 || heads == 0 || width % heads != 0 || lens.iter().sum::<usize>() != rows {
+        candle_core::bail!(
+            "packed attention of {:?} over {heads} heads and sequences of {lens:?}",
+            qkv.dims()
+        );
+    }
+    #[cfg(target_arch = "x86_64")]
+    if qkv.device().is_cpu() && avx512::available() {
+        let ctx = packed_cpu(
+            &qkv.to_dtype(DType::F32)?,
+            heads,
+            lens,
+            scale as f32,
+            causal,
+            (rows, width),
+        )?;
+        return ctx.to_dtype(qkv.dtype());
+    }
+    packed_reference(qkv, heads, lens, scale, causal)
+}
+
+/// [`packed`] by padding the sequences to the longest and running [`attention`] (any device and
+/// dtype). Padding goes after each sequence, so a causal mask keeps it out of every real token;
+/// without one, the sequences must be of one length.
+fn packed_reference(
+    qkv: &Tensor,
+    heads: usize,
+    lens: &[usize],
+    scale: f64,
+    causal: bool,
+) -> candle_core::Result<Tensor> {
+    let (rows, three_width) = qkv.dims2()?;
+    let (b, s) = (lens.len(), lens.iter().copied().max().unwrap_or(0));
+    let hd = three_width / 3 / heads;
+    let even = lens.iter().all(|l| *l == s);
+    if !even && !causal {
+        candle_core::bail!("attention without a causal mask over sequences of different lengths");
+    }
+    if rows == 0 {
+        return Tensor::zeros((0, three_width / 3), qkv.dtype(), qkv.device());
+    }
+    let mut starts = Vec::with_capacity(b);
+    lens.iter().fold(0, |at, l| {
+        starts.push(at);
+        at + l
+    });
+    let padded = if even {
+        qkv.clone()
+    } else {
+        // Row j of sequence i is packed row starts[i] + j; its padding repeats its last row.
+        let index: Vec<u32> = (0..b)
+            .flat_map(|i| (0..s).map(move |j| (i, j)))
+            .map(|(i, j)| (starts[i] + j.min(lens[i].saturating_sub(1))) as u32)
+            .collect();
+        qkv.index_select(&Tensor::new(index, qkv.device())?, 0)?
+    };
+    let qkv = padded.reshape((b, s, 3, heads, hd))?.permute((2, 0, 3, 1, 4))?;
+    let part = |i: usize| qkv.get(i)?.contiguous();
+    let ctx = attention(&part(0)?, &part(1)?, &part(2)?, None, scale, causal)?
+        .transpose(1, 2)?
+        .reshape((b * s, heads * hd))?;
+    if even {
+        return Ok(ctx);
+    }
+    let real: Vec<u32> = (0..b)
+        .flat_map(|i| (0..lens[i]).map(move |j| (i * s + j) as u32))
+        .collect();
+    ctx.index_select(&Tensor::new(real, ctx.device())?, 0)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn packed_cpu(
+    qkv: &Tensor,
+    heads: usize,
+    lens: &[usize],
+    scale: f32,
+    causal: bool,
+    (rows, width): (usize, usize),
+) -> candle_core::Result<Tensor> {
+    use rayon::prelude::*;
+    use std::mem::MaybeUninit;
+    let qkv = qkv.contiguous()?;
+    let guard = qkv.storage_and_layout().0;
+    let qkv = values(&guard, &qkv)?;
+    let d = width / heads;
+    // Each sequence's rows of the output, to be written by one task.
+    let mut out = Vec::<f32>::with_capacity(rows * width);
+    let mut parts = Vec::with_capacity(lens.len());
+    let mut rest = &mut out.spare_capacity_mut()[..rows * width];
+    let mut start = 0;
+    for &len in lens {
+        let (part, tail) = rest.split_at_mut(len * width);
+        parts.push((start, len, part));
+        rest = tail;
+        start += len;
+    }
+    parts.into_par_iter().for_each(|(start, s, out)| {
+        if s == 0 {
+            return;
+        }
+        let rows = &qkv[start * 3 * width..(start + s) * 3 * width];
+        // One head's `s x d` of the queries (0), keys (1) or values (2), copied out of the rows.
+        let gather = |part: usize, head: usize, buf: &mut Vec<f32>| {
+            buf.clear();
+            for row in rows.chunks_exact(3 * width) {
+                buf.extend_from_slice(&row[part * width + head * d..][..d]);
+            }
+        };
+        let (mut query, mut kv) = (Vec::with_capacity(s * d), Vec::with_capacity(s * d));
+        let mut scores = vec![MaybeUninit::<f32>::uninit(); s * s];
+        let mut ctx = vec![MaybeUninit::<f32>::uninit(); s * d];
+        for head in 0..heads {
+            gather(0, head, &mut query);
+            gather(1, head, &mut kv);
+            let keys = avx512::pack(&kv, s, d);
+            gather(2, head, &mut kv);
+            let vals = avx512::pack_transposed(&kv, d, s);
+            // SAFETY: AVX-512F was checked by the caller.
+            unsafe { one_head(&query, &keys, &vals, &mut scores, &mut ctx, (s, s, d), 0, scale, causal) };
+            for (row, c) in out.chunks_exact_mut(width).zip(ctx.chunks_exact(d)) {
+                row[head * d..(head + 1) * d].copy_from_slice(c);
+            }
+        }
+    });
+    // SAFETY: each sequence's task wrote every head's columns of its rows.
+    unsafe { out.set_len(rows * width) };
+    Tensor::from_vec(out, (rows, width), &Device::Cpu)
 }
 
 #[cfg(test)]
@@ -225,5 +399,70 @@ mod tests {
             let diff = diff.to_scalar::<f32>().unwrap();
             assert!(diff < 1e-4, "{b}x{h}/{hk}x{s}x{d} past {past} causal {causal}: {diff}");
         }
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
+    /// Packed sequences, each against candle's ops over that sequence alone; the padded
+    /// fallback (what a GPU runs) against the same.
+    #[test]
+    fn packed_sequences_equal_each_sequence_alone() {
+        for (heads, d, lens, causal) in [
+            (2, 8, vec![3, 1, 7], true),
+            (4, 16, vec![5, 5], false),
+            (8, 64, vec![17, 6, 12, 9, 17], true),
+            (1, 8, vec![], true),
+        ] {
+            let rows: usize = lens.iter().sum();
+            let qkv = random((1, 1, rows, 3 * heads * d), 7)
+                .reshape((rows, 3 * heads * d))
+                .unwrap();
+            let scale = 1.0 / (d as f64).sqrt();
+            let got = packed(&qkv, heads, &lens, scale, causal).unwrap();
+            let padded = packed_reference(&qkv, heads, &lens, scale, causal).unwrap();
+            assert_eq!(got.dims(), &[rows, heads * d]);
+            assert_eq!(padded.dims(), &[rows, heads * d]);
+            let mut start = 0;
+            for &len in &lens {
+                let seq = qkv
+                    .narrow(0, start, len)
+                    .unwrap()
+                    .reshape((1, len, 3, heads, d))
+                    .unwrap();
+                let seq = seq.permute((2, 0, 3, 1, 4)).unwrap();
+                let part = |i: usize| seq.get(i).unwrap().contiguous().unwrap();
+                let want = reference(&part(0), &part(1), &part(2), None, scale, causal)
+                    .unwrap()
+                    .transpose(1, 2)
+                    .unwrap()
+                    .reshape((len, heads * d))
+                    .unwrap();
+                for (name, t) in [("packed", &got), ("padded", &padded)] {
+                    let diff = max_diff(&want, &t.narrow(0, start, len).unwrap());
+                    assert!(
+                        diff < 1e-4,
+                        "{name} {lens:?} x {heads} heads of {d}, causal {causal}: {diff}"
+                    );
+                }
+                start += len;
+            }
+        }
+        let qkv = random((1, 1, 5, 24), 1).reshape((5, 24)).unwrap();
+        assert!(
+            packed(&qkv, 2, &[2, 2], 1.0, true).is_err(),
+            "lengths must cover the rows"
+        );
+        assert!(packed_reference(&qkv, 2, &[2, 3], 1.0, false).is_err());
     }
 }

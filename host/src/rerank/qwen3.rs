@@ -5,7 +5,7 @@
 //! Weight names follow transformers' `Qwen3ForCausalLM` (`model.embed_tokens`, `model.layers.N.*`,
 //! `model.norm`, `lm_head` unless tied), so Hugging Face checkpoints load as they are.
 
-use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{RmsNorm, VarBuilder};
 
 use crate::models::linear::Linear;
@@ -149,7 +149,7 @@ impl Qwen3 {
     pub fn prefix(&self, ids: &[u32]) -> candle_core::Result<KvPrefix> {
         let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
         let mut kv = Vec::with_capacity(self.layers.len());
-        self.run(&input, None, Some(&mut kv))?;
+        self.run(&input, None, Some(&mut kv), None)?;
         Ok(KvPrefix {
             layers: kv,
             len: ids.len(),
@@ -179,13 +179,13 @@ impl Qwen3 {
             flat.extend(std::iter::repeat_n(0u32, len - r.len()));
         }
         let input = Tensor::from_vec(flat, (rows.len(), len), &self.device)?;
-        let hidden = self.run(&input, prefix, None)?;
-        let last = rows
+        let last: Vec<u32> = rows
             .iter()
             .enumerate()
-            .map(|(i, r)| hidden.i((i, r.len() - 1)))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let last = self.norm.forward(&Tensor::stack(&last, 0)?)?;
+            .map(|(i, r)| (i * len + r.len() - 1) as u32)
+            .collect();
+        let hidden = self.run(&input, prefix, None, Some(&Tensor::new(last, &self.device)?))?;
+        let last = self.norm.forward(&hidden)?;
         last.matmul(&head.t()?)?.to_dtype(DType::F32)?.to_vec2()
     }
 
@@ -204,13 +204,16 @@ impl Qwen3 {
     }
 
     /// Runs the decoder layers over `input` (`batch x len` ids) after `prefix`; returns the last
-    /// layer's hidden states (before the final norm). With `keep`, each layer's keys and values
-    /// are pushed there.
+    /// layer's hidden states (before the final norm), `(batch, len, width)`, or with `pool`
+    /// (indexes into the `batch x len` positions) those rows alone, `(rows, width)`: the last
+    /// layer's output projection and MLP then run on them only. With `keep`, each layer's keys
+    /// and values are pushed there.
     fn run(
         &self,
         input: &Tensor,
         prefix: Option<&KvPrefix>,
         mut keep: Option<&mut Vec<(Tensor, Tensor)>>,
+        pool: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
         let (b, l) = input.dims2()?;
         let past = prefix.map_or(0, |p| p.len);
@@ -243,9 +246,16 @@ impl Qwen3 {
             }
             let scale = 1.0 / (self.head_dim as f64).sqrt();
             let prefix = prefix.map(|p| (&p.layers[n].0, &p.layers[n].1));
-            let ctx = crate::models::attention::attention(&q, &k, &v, prefix, scale, true)?
+            let mut ctx = crate::models::attention::attention(&q, &k, &v, prefix, scale, true)?
                 .transpose(1, 2)?
                 .reshape((b, l, self.heads * self.head_dim))?;
+            if let Some(rows) = pool.filter(|_| n + 1 == self.layers.len()) {
+                let width = x.dim(2)?;
+                x = x.reshape((b * l, width))?.index_select(rows, 0)?;
+                ctx = ctx
+                    .reshape((b * l, self.heads * self.head_dim))?
+                    .index_select(rows, 0)?;
+            }
             x = (x + a.o.forward(&ctx)?)?;
             let h = layer.post_norm.forward(&x)?;
             x = (x + layer.down.forward(&layer.gate_up.forward(&h)?)?)?;
