@@ -136,7 +136,7 @@ impl ClipEmbedder {
                     .unwrap_or(row.len() - 1)
             })
             .collect();
-        let pooled = self.text.forward(&ids, &eos, &self.device)?;
+        let pooled = self.text.forward(&ids, &eos)?;
         let features = self.text_projection.forward(&pooled)?;
         Ok(l2_normalize(&features.to_dtype(DType::F32)?)?.to_vec2()?)
     }

@@ -91,6 +91,9 @@ impl Encoder {
     fn forward(&self, x: &Tensor, lens: &[usize], causal: bool, keep: &Tensor) -> candle_core::Result<Tensor> {
         let width = x.dim(1)?;
         let scale = ((width / self.heads) as f64).powf(-0.5);
+        if self.layers.is_empty() {
+            return x.index_select(keep, 0);
+        }
         let mut x = x.clone();
         for (i, l) in self.layers.iter().enumerate() {
             let qkv = l.qkv.forward(&l.norm1.forward(&x)?)?;
@@ -144,7 +147,7 @@ impl TextTower {
     /// The final norm's state at token `pool[i]` of each text `ids[i]` (token ids, none past the
     /// model's positions): `(texts, width)`. The texts run packed, none padded to another's
     /// length, each attending causally to itself.
-    pub fn forward(&self, ids: &[Vec<u32>], pool: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+    pub fn forward(&self, ids: &[Vec<u32>], pool: &[usize]) -> candle_core::Result<Tensor> {
         let max = self.positions.dim(0)?;
         if let Some(long) = ids.iter().find(|t| t.len() > max) {
             candle_core::bail!("{} tokens exceed the text model's {max} positions", long.len());
@@ -152,14 +155,11 @@ impl TextTower {
         if pool.len() != ids.len() || ids.iter().zip(pool).any(|(t, p)| *p >= t.len()) {
             candle_core::bail!("a pooled token outside its text");
         }
+        let device = self.positions.device();
         let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
         let flat = Tensor::new(ids.concat(), device)?;
         let positions = row_index(lens.iter().flat_map(|l| 0..*l), device)?;
-        let mut starts = Vec::with_capacity(lens.len());
-        lens.iter().fold(0, |at, l| {
-            starts.push(at);
-            at + l
-        });
+        let starts = attention::starts(&lens);
         let keep = row_index(starts.iter().zip(pool).map(|(s, p)| s + p), device)?;
         let x = (self.tokens.forward(&flat)? + self.positions.index_select(&positions, 0)?)?;
         self.final_norm.forward(&self.encoder.forward(&x, &lens, true, &keep)?)

@@ -245,6 +245,17 @@ pub fn packed(qkv: &Tensor, heads: usize, lens: &[usize], scale: f64, causal: bo
     packed_reference(qkv, heads, lens, scale, causal)
 }
 
+/// The first row of each sequence of `lens` packed side by side.
+pub fn starts(lens: &[usize]) -> Vec<usize> {
+    lens.iter()
+        .scan(0, |at, l| {
+            let start = *at;
+            *at += l;
+            Some(start)
+        })
+        .collect()
+}
+
 /// [`packed`] by padding the sequences to the longest and running [`attention`] (any device and
 /// dtype). Padding goes after each sequence, so a causal mask keeps it out of every real token;
 /// without one, the sequences must be of one length.
@@ -265,11 +276,7 @@ fn packed_reference(
     if rows == 0 {
         return Tensor::zeros((0, three_width / 3), qkv.dtype(), qkv.device());
     }
-    let mut starts = Vec::with_capacity(b);
-    lens.iter().fold(0, |at, l| {
-        starts.push(at);
-        at + l
-    });
+    let starts = starts(lens);
     let padded = if even {
         qkv.clone()
     } else {
