@@ -5,7 +5,9 @@
 //! into 16 int32 sums in one instruction, four times the multiply-adds of an f32 FMA.
 //!
 //! `vpdpbusd` takes one operand unsigned: activations are stored as `q + 128` (0..=255) and each
-//! block's sum corrected by `128 x sum(w)`, precomputed per output column and block.
+//! block's sum corrected by `128 x sum(w)`, precomputed per output column and block: a block's
+//! int32 sums start from `-128 x sum(w)` rather than zero, so the correction costs no
+//! instruction of its own.
 //!
 //! Layout of a panel of [`NR`] output columns: per block, per group of 4 inner positions, per
 //! vector of 16 columns, 64 bytes (column-major within the vector: a column's 4 bytes
@@ -52,7 +54,7 @@ pub struct Q8Panels {
     weights: Vec<Line>,
     /// Per panel and block, `NR` scales.
     scales: Vec<f32>,
-    /// Per panel and block, `NR` corrections: `128 x` the sum of the column's block.
+    /// Per panel and block, `NR` corrections: `-128 x` the sum of the column's block.
     offsets: Vec<i32>,
 }
 
@@ -97,7 +99,7 @@ fn pack_panel(rows: &[f32], k: usize, weights: &mut [Line], scales: &mut [f32], 
         for (b, values) in row.chunks_exact(BLOCK).enumerate() {
             let (scale, q) = quantize_block(values);
             scales[b * NR + c] = scale;
-            offsets[b * NR + c] = 128 * q.iter().map(|x| *x as i32).sum::<i32>();
+            offsets[b * NR + c] = -128 * q.iter().map(|x| *x as i32).sum::<i32>();
             for (g, four) in q.chunks_exact(4).enumerate() {
                 weights[(b * GROUPS + g) * NV + v].0[lane * 4..lane * 4 + 4].copy_from_slice(four);
             }
@@ -273,7 +275,9 @@ unsafe fn tile_rows<const R: usize>(t: &Tile, x: *const u8, xs: *const f32, c: *
             acc = [init; R];
         }
         for b in 0..t.blocks {
-            let mut sums = [[_mm512_setzero_si512(); NV]; R];
+            let offset: [__m512i; NV] =
+                std::array::from_fn(|v| _mm512_loadu_si512(t.offsets.add(b * NR + 16 * v).cast()));
+            let mut sums = [offset; R];
             let wb = t.weights.add(b * GROUPS * NV * 64);
             for g in 0..GROUPS {
                 let w: [__m512i; NV] = std::array::from_fn(|v| _mm512_load_si512(wb.add((g * NV + v) * 64).cast()));
@@ -286,12 +290,10 @@ unsafe fn tile_rows<const R: usize>(t: &Tile, x: *const u8, xs: *const f32, c: *
                 }
             }
             let scale: [__m512; NV] = std::array::from_fn(|v| _mm512_loadu_ps(t.scales.add(b * NR + 16 * v)));
-            let offset: [__m512i; NV] =
-                std::array::from_fn(|v| _mm512_loadu_si512(t.offsets.add(b * NR + 16 * v).cast()));
             for r in 0..R {
                 let xscale = _mm512_set1_ps(*xs.add(r * t.blocks + b));
                 for v in 0..NV {
-                    let exact = _mm512_cvtepi32_ps(_mm512_sub_epi32(sums[r][v], offset[v]));
+                    let exact = _mm512_cvtepi32_ps(sums[r][v]);
                     acc[r][v] = _mm512_fmadd_ps(exact, _mm512_mul_ps(scale[v], xscale), acc[r][v]);
                 }
             }
