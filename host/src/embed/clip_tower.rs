@@ -89,11 +89,11 @@ impl Encoder {
     /// the rows `keep` lists: the last layer's output projection and MLP run on those rows alone
     /// (the pooled tokens are all the towers read).
     fn forward(&self, x: &Tensor, lens: &[usize], causal: bool, keep: &Tensor) -> candle_core::Result<Tensor> {
-        let width = x.dim(1)?;
-        let scale = ((width / self.heads) as f64).powf(-0.5);
         if self.layers.is_empty() {
             return x.index_select(keep, 0);
         }
+        let width = x.dim(1)?;
+        let scale = ((width / self.heads) as f64).powf(-0.5);
         let mut x = x.clone();
         for (i, l) in self.layers.iter().enumerate() {
             let qkv = l.qkv.forward(&l.norm1.forward(&x)?)?;
