@@ -65,8 +65,15 @@ fn kernel_rates(rows: usize) -> Result<Vec<(String, f64)>> {
     let q = QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0)?)?;
     out.push(("candle q8 (GGML Q8_0)".to_string(), time(&|| q.forward(&x))?));
     let ours = Linear::quantized(dense)?;
-    if ours.kernel() == "q8 vnni" {
-        out.push(("Mira q8 (AVX-512 VNNI)".to_string(), time(&|| ours.forward(&x))?));
+    let amx = (ours.kernel() == "q8 amx")
+        .then(|| time(&|| ours.forward(&x)))
+        .transpose()?;
+    let vnni = ours.on_vnni();
+    if vnni.kernel() == "q8 vnni" {
+        out.push(("Mira q8 (AVX-512 VNNI)".to_string(), time(&|| vnni.forward(&x))?));
+    }
+    if let Some(rate) = amx {
+        out.push(("Mira q8 (AMX tiles)".to_string(), rate));
     }
     Ok(out)
 }

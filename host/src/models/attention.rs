@@ -78,7 +78,7 @@ fn reference(
 }
 
 /// The values of `t` (contiguous, f32 on the CPU) from its storage.
-fn values<'a>(storage: &'a Storage, t: &Tensor) -> candle_core::Result<&'a [f32]> {
+pub(super) fn values<'a>(storage: &'a Storage, t: &Tensor) -> candle_core::Result<&'a [f32]> {
     let Storage::Cpu(CpuStorage::F32(data)) = storage else {
         candle_core::bail!("attention on the CPU takes f32");
     };
@@ -175,7 +175,7 @@ fn cpu(
 /// The CPU must have AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn one_head(
+pub(super) unsafe fn one_head(
     query: &[f32],
     keys: &avx512::Panels,
     vals: &avx512::Panels,

@@ -10,6 +10,8 @@ pub mod fixtures;
 mod hub;
 pub mod linear;
 pub mod memory;
+pub mod rms_norm;
+pub mod rotary_attention;
 mod shared;
 
 pub use device::{ModelDType, parse_device};

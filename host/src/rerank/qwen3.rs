@@ -6,9 +6,11 @@
 //! `model.norm`, `lm_head` unless tied), so Hugging Face checkpoints load as they are.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{RmsNorm, VarBuilder};
+use candle_nn::VarBuilder;
 
 use crate::models::linear::Linear;
+use crate::models::rms_norm::RmsNorm;
+use crate::models::rotary_attention::{self, HeadPrep, RowShape};
 
 use super::Qwen3Config;
 
@@ -22,6 +24,7 @@ struct Attention {
     /// The query, key and value projections as one product (one pass over the input).
     qkv: Linear,
     o: Linear,
+    /// Per-head norms: applied by [`rotary_attention`] itself where it runs.
     q_norm: RmsNorm,
     k_norm: RmsNorm,
 }
@@ -33,6 +36,13 @@ struct Layer {
     /// `silu(gate_proj(x)) * up_proj(x)`, one product with the activation in its epilogue.
     gate_up: Linear,
     down: Linear,
+}
+
+/// The rotary angles' cosines and sines for a forward's positions: plain values for
+/// [`rotary_attention`], tensors for candle's `rope`.
+enum Rotary {
+    Values(Vec<f32>, Vec<f32>),
+    Tensors(Tensor, Tensor),
 }
 
 /// A loaded Qwen3 decoder.
@@ -68,7 +78,7 @@ fn stacked(i: usize, layers: &[(usize, &str)], bias: bool, q8: bool, vb: &VarBui
 }
 
 fn rms(n: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<RmsNorm> {
-    candle_nn::rms_norm(n, eps, vb)
+    RmsNorm::load(n, eps, vb)
 }
 
 impl Qwen3 {
@@ -189,18 +199,35 @@ impl Qwen3 {
         last.matmul(&head.t()?)?.to_dtype(DType::F32)?.to_vec2()
     }
 
+    /// The rotary frequencies: `head_dim / 2`.
+    fn inverse_frequencies(&self) -> Vec<f32> {
+        let half = self.head_dim / 2;
+        (0..half)
+            .map(|i| 1.0 / self.rope_theta.powf(2.0 * i as f64 / self.head_dim as f64) as f32)
+            .collect()
+    }
+
     /// Rotary tables for positions `start..start + len`: `(len, head_dim / 2)` each.
     fn rope_tables(&self, start: usize, len: usize) -> candle_core::Result<(Tensor, Tensor)> {
         let half = self.head_dim / 2;
-        let inv: Vec<f32> = (0..half)
-            .map(|i| 1.0 / self.rope_theta.powf(2.0 * i as f64 / self.head_dim as f64) as f32)
-            .collect();
-        let inv = Tensor::from_vec(inv, (1, half), &self.device)?;
+        let inv = Tensor::from_vec(self.inverse_frequencies(), (1, half), &self.device)?;
         let pos = Tensor::arange(start as u32, (start + len) as u32, &self.device)?
             .to_dtype(DType::F32)?
             .reshape((len, 1))?;
         let freqs = pos.matmul(&inv)?;
         Ok((freqs.cos()?.to_dtype(self.dtype)?, freqs.sin()?.to_dtype(self.dtype)?))
+    }
+
+    /// [`Qwen3::rope_tables`] as plain values (`len x head_dim / 2` each), the same angles.
+    fn rope_values(&self, start: usize, len: usize) -> (Vec<f32>, Vec<f32>) {
+        let inv = self.inverse_frequencies();
+        let angles: Vec<f32> = (start..start + len)
+            .flat_map(|p| inv.iter().map(move |f| p as f32 * f))
+            .collect();
+        (
+            angles.iter().map(|a| a.cos()).collect(),
+            angles.iter().map(|a| a.sin()).collect(),
+        )
     }
 
     /// Runs the decoder layers over `input` (`batch x len` ids) after `prefix`; returns the last
@@ -224,31 +251,76 @@ impl Qwen3 {
                 self.max_positions
             );
         }
-        let (cos, sin) = self.rope_tables(past, l)?;
+        // On an AVX-512 CPU in f32, attention takes the projections' rows as they are and
+        // applies the head norms and rotary itself; elsewhere candle's ops do each step.
+        let rotary = if rotary_attention::available(&self.device, self.dtype) {
+            let (cos, sin) = self.rope_values(past, l);
+            Rotary::Values(cos, sin)
+        } else {
+            let (cos, sin) = self.rope_tables(past, l)?;
+            Rotary::Tensors(cos, sin)
+        };
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        // Each residual add runs fused with the norm after it (`x` the residual stream, `h` its
+        // normed input to the next block).
         let mut x = self.embed.forward(input)?;
+        let mut h = match self.layers.first() {
+            Some(first) => first.input_norm.forward(&x)?,
+            None => x.clone(),
+        };
         for (n, layer) in self.layers.iter().enumerate() {
             let a = &layer.attn;
-            let h = layer.input_norm.forward(&x)?;
-            let heads_of = |t: Tensor, n: usize| t.reshape((b, l, n, self.head_dim));
-            let [q, k, v]: [Tensor; 3] = a.qkv.forward_parts(&h)?.try_into().expect("three layers stacked");
-            let q = a.q_norm.forward(&heads_of(q, self.heads)?)?;
-            let k = a.k_norm.forward(&heads_of(k, self.kv_heads)?)?;
-            let v = heads_of(v, self.kv_heads)?;
-            let (q, k, v) = (
-                q.transpose(1, 2)?.contiguous()?,
-                k.transpose(1, 2)?.contiguous()?,
-                v.transpose(1, 2)?.contiguous()?,
-            );
-            let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
-            let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
-            if let Some(keep) = keep.as_deref_mut() {
-                keep.push((k.clone(), v.clone()));
-            }
-            let scale = 1.0 / (self.head_dim as f64).sqrt();
             let prefix = prefix.map(|p| (&p.layers[n].0, &p.layers[n].1));
-            let mut ctx = crate::models::attention::attention(&q, &k, &v, prefix, scale, true)?
-                .transpose(1, 2)?
-                .reshape((b, l, self.heads * self.head_dim))?;
+            let mut ctx = match &rotary {
+                Rotary::Values(cos, sin) => {
+                    let width = h.dim(2)?;
+                    let [q, k, v]: [Tensor; 3] = a
+                        .qkv
+                        .forward_parts(&h.reshape((b * l, width))?)?
+                        .try_into()
+                        .expect("three layers stacked");
+                    let prep = HeadPrep {
+                        q_norm: a.q_norm.weights(),
+                        k_norm: a.k_norm.weights(),
+                        eps: a.q_norm.eps(),
+                        cos,
+                        sin,
+                    };
+                    let shape = RowShape {
+                        batch: b,
+                        len: l,
+                        heads: self.heads,
+                        kv_heads: self.kv_heads,
+                        head_dim: self.head_dim,
+                    };
+                    let (ctx, kept) =
+                        rotary_attention::attend(&q, &k, &v, shape, prefix, &prep, scale as f32, keep.is_some())?;
+                    if let (Some(keep), Some(kv)) = (keep.as_deref_mut(), kept) {
+                        keep.push(kv);
+                    }
+                    ctx.reshape((b, l, self.heads * self.head_dim))?
+                }
+                Rotary::Tensors(cos, sin) => {
+                    let heads_of = |t: Tensor, n: usize| t.reshape((b, l, n, self.head_dim));
+                    let [q, k, v]: [Tensor; 3] = a.qkv.forward_parts(&h)?.try_into().expect("three layers stacked");
+                    let q = a.q_norm.forward(&heads_of(q, self.heads)?)?;
+                    let k = a.k_norm.forward(&heads_of(k, self.kv_heads)?)?;
+                    let v = heads_of(v, self.kv_heads)?;
+                    let (q, k, v) = (
+                        q.transpose(1, 2)?.contiguous()?,
+                        k.transpose(1, 2)?.contiguous()?,
+                        v.transpose(1, 2)?.contiguous()?,
+                    );
+                    let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
+                    let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
+                    if let Some(keep) = keep.as_deref_mut() {
+                        keep.push((k.clone(), v.clone()));
+                    }
+                    crate::models::attention::attention(&q, &k, &v, prefix, scale, true)?
+                        .transpose(1, 2)?
+                        .reshape((b, l, self.heads * self.head_dim))?
+                }
+            };
             if let Some(rows) = pool.filter(|_| n + 1 == self.layers.len()) {
                 let width = x.dim(2)?;
                 x = x.reshape((b * l, width))?.index_select(rows, 0)?;
@@ -256,9 +328,12 @@ impl Qwen3 {
                     .reshape((b * l, self.heads * self.head_dim))?
                     .index_select(rows, 0)?;
             }
-            x = (x + a.o.forward(&ctx)?)?;
-            let h = layer.post_norm.forward(&x)?;
-            x = (x + layer.down.forward(&layer.gate_up.forward(&h)?)?)?;
+            let (sum, normed) = layer.post_norm.add_forward(&x, &a.o.forward(&ctx)?)?;
+            let mlp = layer.down.forward(&layer.gate_up.forward(&normed)?)?;
+            match self.layers.get(n + 1) {
+                Some(next) => (x, h) = next.input_norm.add_forward(&sum, &mlp)?,
+                None => x = (sum + mlp)?,
+            }
         }
         Ok(x)
     }

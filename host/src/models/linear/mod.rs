@@ -6,6 +6,8 @@
 //! where it runs, candle's quantized matmul elsewhere.
 
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod q8;
@@ -361,16 +363,29 @@ impl Linear {
         })
     }
 
-    /// Which kernel runs the layer: `"candle"`, `"candle q8"`, `"packed f32"` or `"q8 vnni"`.
+    /// Which kernel runs the layer: `"candle"`, `"candle q8"`, `"packed f32"`, `"q8 vnni"` or
+    /// `"q8 amx"`.
     pub fn kernel(&self) -> &'static str {
-        match self.kind {
+        match &self.kind {
             Kind::Candle(_) => "candle",
             Kind::CandleQ8 { .. } => "candle q8",
             #[cfg(target_arch = "x86_64")]
             Kind::Packed { .. } => "packed f32",
             #[cfg(target_arch = "x86_64")]
+            Kind::Q8 { panels, .. } if panels.amx() => "q8 amx",
+            #[cfg(target_arch = "x86_64")]
             Kind::Q8 { .. } => "q8 vnni",
         }
+    }
+
+    /// An int8 layer on the AVX-512 VNNI kernel where it would run on AMX (to compare the two
+    /// kernels, which give the same sums); any other layer as it is.
+    pub fn on_vnni(mut self) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Kind::Q8 { panels, .. } = &mut self.kind {
+            panels.use_vnni();
+        }
+        self
     }
 
     /// Whether the weights are in Mira's f32 kernel's panels.
@@ -744,6 +759,42 @@ mod tests {
         assert_eq!(want.len(), got.len());
         let scale = want.iter().map(|v| v.abs()).sum::<f32>() / want.len() as f32;
         want.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
+    }
+
+    /// AMX against VNNI on the same int8 weights and activations: the same int32 sums per
+    /// block scaled in the same order, so the same floats, for single, stacked and gated
+    /// layers; row counts on and off the tile's 16, odd and even block counts. (Where the CPU
+    /// has no AMX there is nothing to compare.)
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn amx_and_vnni_give_the_same_floats() {
+        if !amx::available() {
+            eprintln!("no AMX on this CPU: nothing to compare");
+            return;
+        }
+        for &(m, n, k, bias) in &[
+            (1, 8, 32, false),
+            (17, 40, 96, true),
+            (16, 64, 64, true),
+            (50, 100, 1024, true),
+            (200, 64, 3072, false),
+            (33, 1024, 1024, false),
+        ] {
+            let x = Tensor::from_vec(random(m * k, 50), (1, m, k), &Device::Cpu).unwrap();
+            let l = layer(n, k, bias, 51);
+            let single = Linear::quantized(l.clone()).unwrap();
+            let stacked = Linear::stacked(&[layer(32, k, bias, 53), l.clone()], true).unwrap();
+            let gated = Linear::gated(l.clone(), layer(n, k, bias, 55), true).unwrap();
+            for (what, on_amx) in [("single", single), ("stacked", stacked), ("gated", gated)] {
+                assert_eq!(on_amx.kernel(), "q8 amx");
+                let want = on_amx.forward(&x).unwrap();
+                let on_vnni = on_amx.on_vnni();
+                assert_eq!(on_vnni.kernel(), "q8 vnni");
+                let got = on_vnni.forward(&x).unwrap();
+                assert_eq!(want.dims(), got.dims());
+                assert_eq!(flat(&want), flat(&got), "{what} {m}x{n}x{k} bias {bias}");
+            }
+        }
     }
 
     /// Parts whose widths are whole panels (written straight into each part) and parts that are

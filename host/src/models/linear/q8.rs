@@ -24,16 +24,16 @@ use std::arch::x86_64::*;
 /// Inner positions per quantization block.
 pub const BLOCK: usize = 32;
 /// Vectors of 16 output columns per panel.
-const NV: usize = 2;
+pub(super) const NV: usize = 2;
 /// Output columns per panel.
 pub const NR: usize = 16 * NV;
 /// Rows per register tile: `2 x MR x NV` accumulators (int32 and f32); 4 x 32 measured faster
 /// than 6 x 32, 5 x 32, 4 x 48 and 3 x 64 (2.4x the f32 kernel against 1.8-2.3x).
 const MR: usize = 4;
 /// Rows per block of the quantized activations.
-const MC: usize = 192;
+pub(super) const MC: usize = 192;
 /// Groups of 4 positions per block.
-const GROUPS: usize = BLOCK / 4;
+pub(super) const GROUPS: usize = BLOCK / 4;
 
 /// Whether this CPU runs the kernel.
 pub fn available() -> bool {
@@ -44,18 +44,20 @@ pub fn available() -> bool {
 
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
-struct Line([i8; 64]);
+pub(super) struct Line([i8; 64]);
 
 /// A weight matrix quantized and packed for the kernel.
 pub struct Q8Panels {
-    n: usize,
-    k: usize,
+    pub(super) n: usize,
+    pub(super) k: usize,
     /// `panels x blocks x GROUPS x NV` lines.
-    weights: Vec<Line>,
+    pub(super) weights: Vec<Line>,
     /// Per panel and block, `NR` scales.
-    scales: Vec<f32>,
+    pub(super) scales: Vec<f32>,
     /// Per panel and block, `NR` corrections: `-128 x` the sum of the column's block.
     offsets: Vec<i32>,
+    /// Whether products run on the AMX tiles ([`super::amx`]) rather than VNNI.
+    amx: bool,
 }
 
 impl Q8Panels {
@@ -84,11 +86,23 @@ impl Q8Panels {
             weights,
             scales,
             offsets,
+            amx: super::amx::available(),
         }
     }
 
     pub fn in_features(&self) -> usize {
         self.k
+    }
+
+    /// Whether products run on AMX (where the CPU has it) rather than VNNI.
+    pub fn amx(&self) -> bool {
+        self.amx
+    }
+
+    /// Runs this matrix's products on the VNNI kernel even where AMX is there (to compare the
+    /// two: they give the same sums).
+    pub fn use_vnni(&mut self) {
+        self.amx = false;
     }
 }
 
@@ -119,17 +133,20 @@ fn quantize_block(values: &[f32]) -> (f32, [i8; BLOCK]) {
     (scale, q)
 }
 
-/// Activations quantized for the kernel: `m x k` bytes (`q + 128`) and `m x k / BLOCK` scales.
-struct Quantized {
-    bytes: Vec<u8>,
-    scales: Vec<f32>,
+/// Activations quantized for the kernels: `rows x k` bytes and `rows x k / BLOCK` scales, the
+/// values `q + BIAS` (128 for `vpdpbusd`'s unsigned operand, 0 for AMX's signed one); rows
+/// past the input's are zero.
+pub(super) struct Quantized {
+    pub(super) bytes: Vec<u8>,
+    pub(super) scales: Vec<f32>,
 }
 
+/// Quantizes `m` rows of `a` (`m x k`) into `rows >= m` rows.
 #[target_feature(enable = "avx512f,avx512bw")]
-fn quantize_rows(a: &[f32], m: usize, k: usize) -> Quantized {
+pub(super) fn quantize_rows<const BIAS: i32>(a: &[f32], m: usize, rows: usize, k: usize) -> Quantized {
     let blocks = k / BLOCK;
-    let mut bytes = vec![0u8; m * k];
-    let mut scales = vec![0f32; m * blocks];
+    let mut bytes = vec![0u8; rows * k];
+    let mut scales = vec![0f32; rows * blocks];
     for (i, (x, q)) in a[..m * k]
         .chunks_exact(BLOCK)
         .zip(bytes.chunks_exact_mut(BLOCK))
@@ -141,7 +158,7 @@ fn quantize_rows(a: &[f32], m: usize, k: usize) -> Quantized {
             let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
             let scale = amax / 127.0;
             let inv = _mm512_set1_ps(if scale > 0.0 { 1.0 / scale } else { 0.0 });
-            let bias = _mm512_set1_epi32(128);
+            let bias = _mm512_set1_epi32(BIAS);
             let round = |v: __m512| {
                 _mm512_add_epi32(
                     _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
@@ -173,6 +190,10 @@ pub(crate) unsafe fn matmul(
     epilogue: Epilogue,
     threads: usize,
 ) {
+    if w.amx {
+        // SAFETY: `amx` is set only where `amx::available()` held.
+        return unsafe { super::amx::matmul(a, w, bias, dest, m, epilogue, threads) };
+    }
     let (n, k) = (w.n, w.k);
     assert!(a.len() >= m * k && bias.is_none_or(|b| b.len() >= n));
     assert!(
@@ -180,7 +201,7 @@ pub(crate) unsafe fn matmul(
         "the destination is wider than the product"
     );
     // SAFETY: the caller checked the CPU.
-    let q = unsafe { quantize_rows(a, m, k) };
+    let q = unsafe { quantize_rows::<128>(a, m, m, k) };
     let q = &q;
     split_panels(n.div_ceil(NR), threads, |panels| {
         // SAFETY: the CPU is checked; each thread writes the columns of its own panels.
@@ -256,7 +277,7 @@ struct Tile {
     bias: Option<*const f32>,
 }
 
-fn masks(cols: usize) -> [__mmask16; NV] {
+pub(super) fn masks(cols: usize) -> [__mmask16; NV] {
     std::array::from_fn(|v| {
         let n = cols.saturating_sub(16 * v);
         if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as u16 }
