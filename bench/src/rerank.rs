@@ -31,6 +31,10 @@ pub struct RerankFigures {
     pub q8_max_difference: f32,
     /// Whether q8 orders the documents as f32 does.
     pub q8_same_order: bool,
+    /// P(yes) of each document, Mira's f32 and q8 (to read a change of order against the
+    /// gap f32 leaves between the two documents).
+    pub f32_p_yes: Vec<f32>,
+    pub q8_p_yes: Vec<f32>,
     /// Largest |difference| of bf16's P(yes) from Mira's f32.
     pub bf16_max_difference: f32,
     /// The MLP's up projection over 8 prompts' rows (`rows x 1024 -> 3072`) through each
@@ -213,6 +217,8 @@ pub fn run() -> Result<RerankFigures> {
             max_disagreement,
             q8_max_difference,
             q8_same_order,
+            f32_p_yes: f32_scores.clone(),
+            q8_p_yes: scores.clone(),
             bf16_max_difference,
             kernels,
         })
@@ -236,6 +242,9 @@ pub fn print(f: &RerankFigures) {
         f.q8_max_difference,
         if f.q8_same_order { "the same" } else { "a different" }
     );
+    let list = |v: &[f32]| v.iter().map(|p| format!("{p:.3}")).collect::<Vec<_>>().join(" ");
+    println!("    P(yes) f32: {}", list(&f.f32_p_yes));
+    println!("    P(yes) q8:  {}", list(&f.q8_p_yes));
     println!(
         "  largest P(yes) difference of bf16 from Mira's f32: {:.2e} (its ratio is to the same f32 row)",
         f.bf16_max_difference

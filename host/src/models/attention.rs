@@ -186,6 +186,10 @@ pub(super) unsafe fn one_head(
     scale: f32,
     causal: bool,
 ) {
+    if causal && s > CAUSAL_CHUNK {
+        // SAFETY: forwarded.
+        return unsafe { causal_chunks(query, keys, vals, scores, ctx, (s, total, d), past, scale) };
+    }
     let scores = &mut scores[..s * total];
     // SAFETY: AVX-512F per the caller; the first product writes all s x total scores, which
     // are then read as initialised, and the second all s x d outputs.
@@ -212,6 +216,74 @@ pub(super) unsafe fn one_head(
             avx512::Epilogue::None,
             1,
         );
+    }
+}
+
+/// Query rows per chunk of a causal head: each chunk multiplies only by the keys its last row
+/// sees, which skips most of the masked half of the scores (the triangle above the diagonal).
+#[cfg(target_arch = "x86_64")]
+const CAUSAL_CHUNK: usize = 24;
+
+/// [`one_head`] with a causal mask, [`CAUSAL_CHUNK`] query rows at a time: rows `r0..r1` see
+/// keys `..past + r1` at most, so both products stop there (the keys and values are packed in
+/// panels along the keys, so a chunk's keys are the first panels, its values the first
+/// positions of each panel).
+///
+/// # Safety
+/// As [`one_head`].
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn causal_chunks(
+    query: &[f32],
+    keys: &avx512::Panels,
+    vals: &avx512::Panels,
+    scores: &mut [std::mem::MaybeUninit<f32>],
+    ctx: &mut [std::mem::MaybeUninit<f32>],
+    (s, total, d): (usize, usize, usize),
+    past: usize,
+    scale: f32,
+) {
+    use std::mem::MaybeUninit;
+    let nr = avx512::NR;
+    let (keys, vals) = (keys.as_slice(), vals.as_slice());
+    let panels = d.div_ceil(nr);
+    let mut part = vec![MaybeUninit::<f32>::uninit(); if panels > 1 { CAUSAL_CHUNK * nr } else { 0 }];
+    for r0 in (0..s).step_by(CAUSAL_CHUNK) {
+        let rows = CAUSAL_CHUNK.min(s - r0);
+        let seen = past + r0 + rows;
+        let chunk = &mut scores[..rows * seen];
+        // SAFETY: AVX-512F per the caller. The first product writes the chunk's rows x seen
+        // scores (from the first panels of keys, which hold keys ..seen); the second, per panel
+        // of the values, the chunk's outputs from the first `seen` positions of that panel.
+        unsafe {
+            avx512::matmul(
+                &query[r0 * d..(r0 + rows) * d],
+                keys,
+                None,
+                chunk,
+                (rows, seen, d),
+                avx512::Epilogue::None,
+                1,
+            );
+            let chunk: &mut [f32] = std::slice::from_raw_parts_mut(chunk.as_mut_ptr().cast(), rows * seen);
+            for (i, row) in chunk.chunks_exact_mut(seen).enumerate() {
+                avx512::softmax_row(row, past + r0 + i + 1, scale);
+            }
+            let out = &mut ctx[r0 * d..(r0 + rows) * d];
+            if panels == 1 {
+                let v = &vals[..seen * nr];
+                avx512::matmul(chunk, v, None, out, (rows, d, seen), avx512::Epilogue::None, 1);
+                continue;
+            }
+            for p in 0..panels {
+                let cols = nr.min(d - p * nr);
+                let v = &vals[p * total * nr..][..seen * nr];
+                avx512::matmul(chunk, v, None, &mut part, (rows, cols, seen), avx512::Epilogue::None, 1);
+                for (o, c) in out.chunks_exact_mut(d).zip(part.chunks_exact(cols)) {
+                    o[p * nr..p * nr + cols].copy_from_slice(c);
+                }
+            }
+        }
     }
 }
 
@@ -385,6 +457,10 @@ mod tests {
             (2, 4, 2, 13, 24, 0, true),
             (3, 6, 6, 50, 64, 0, false),
             (2, 16, 8, 9, 128, 21, true),
+            // Past the causal chunk: one panel of values, two, and a partial second.
+            (1, 2, 1, 50, 64, 3, true),
+            (1, 2, 1, 50, 128, 0, true),
+            (2, 4, 2, 61, 80, 7, true),
         ] {
             let q = random((b, h, s, d), 1);
             let k = random((b, hk, s, d), 2);
