@@ -14,6 +14,8 @@ use candle_core::{DType, Device, Tensor};
 
 #[cfg(target_arch = "x86_64")]
 use crate::models::linear::avx512;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
 
 /// Per-head RMS norms of queries and keys (weights of `head_dim`) and the rotary tables of the
 /// rows' positions, applied to each head as it is gathered.
@@ -282,32 +284,45 @@ fn rotary<'a>(prep: &'a HeadPrep, t: usize, d: usize) -> (&'a [f32], &'a [f32]) 
 unsafe fn norm_rotate(src: &[f32], weight: &[f32], eps: f32, (cos, sin): (&[f32], &[f32]), dst: &mut [f32]) {
     let d = src.len();
     let half = d / 2;
+    assert!(weight.len() == d && dst.len() == d && cos.len() == half && sin.len() == half);
     let inv = 1.0 / (sum_of_squares(src) / d as f32 + eps).sqrt();
-    let (x1, x2) = src.split_at(half);
-    let (w1, w2) = weight.split_at(half);
-    let (d1, d2) = dst.split_at_mut(half);
-    for i in 0..half {
-        let a = x1[i] * inv * w1[i];
-        let b = x2[i] * inv * w2[i];
-        d1[i] = a * cos[i] - b * sin[i];
-        d2[i] = a * sin[i] + b * cos[i];
+    let vectors = if half.is_multiple_of(16) { half } else { 0 };
+    let scale = _mm512_set1_ps(inv);
+    for i in (0..vectors).step_by(16) {
+        // SAFETY: `i + 16 <= half`, and every slice holds `half` (or `d`) values, asserted above.
+        unsafe {
+            let at = |p: *const f32, j: usize| _mm512_loadu_ps(p.add(j));
+            let a = _mm512_mul_ps(_mm512_mul_ps(at(src.as_ptr(), i), scale), at(weight.as_ptr(), i));
+            let b = _mm512_mul_ps(
+                _mm512_mul_ps(at(src.as_ptr(), half + i), scale),
+                at(weight.as_ptr(), half + i),
+            );
+            let (c, s) = (at(cos.as_ptr(), i), at(sin.as_ptr(), i));
+            _mm512_storeu_ps(dst.as_mut_ptr().add(i), _mm512_fmsub_ps(a, c, _mm512_mul_ps(b, s)));
+            _mm512_storeu_ps(dst.as_mut_ptr().add(half + i), _mm512_fmadd_ps(a, s, _mm512_mul_ps(b, c)));
+        }
+    }
+    for i in vectors..half {
+        let a = src[i] * inv * weight[i];
+        let b = src[half + i] * inv * weight[half + i];
+        dst[i] = a * cos[i] - b * sin[i];
+        dst[half + i] = a * sin[i] + b * cos[i];
     }
 }
 
-/// `Σ x²` in 16 lanes (the compiler keeps them in one vector register).
+/// `Σ x²`, 16 lanes at a time.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn sum_of_squares(x: &[f32]) -> f32 {
-    let mut lanes = [0f32; 16];
+    let mut acc = _mm512_setzero_ps();
     let mut chunks = x.chunks_exact(16);
     for c in &mut chunks {
-        for (l, v) in lanes.iter_mut().zip(c) {
-            *l += v * v;
-        }
+        // SAFETY: `c` holds 16 floats.
+        let v = unsafe { _mm512_loadu_ps(c.as_ptr()) };
+        acc = _mm512_fmadd_ps(v, v, acc);
     }
-    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
-    lanes.iter().sum::<f32>() + tail
+    _mm512_reduce_add_ps(acc) + chunks.remainder().iter().map(|v| v * v).sum::<f32>()
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]

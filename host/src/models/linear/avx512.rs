@@ -355,7 +355,17 @@ pub unsafe fn softmax_row(row: &mut [f32], valid: usize, scale: f32) {
     if live.is_empty() {
         return;
     }
-    let max = live.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) * scale;
+    let mut lanes = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut chunks = live.chunks_exact(16);
+    for c in &mut chunks {
+        // SAFETY: `c` holds 16 floats.
+        lanes = _mm512_max_ps(lanes, unsafe { _mm512_loadu_ps(c.as_ptr()) });
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .fold(_mm512_reduce_max_ps(lanes), |m, v| m.max(*v))
+        * scale;
     let (s, m) = (_mm512_set1_ps(scale), _mm512_set1_ps(max));
     let mut sum = _mm512_setzero_ps();
     let mut chunks = live.chunks_exact_mut(16);
@@ -376,8 +386,14 @@ pub unsafe fn softmax_row(row: &mut [f32], valid: usize, scale: f32) {
         sum = _mm512_add_ps(sum, e);
         _mm512_mask_storeu_ps(tail.as_mut_ptr(), mask, e);
     }
-    let inv = 1.0 / _mm512_reduce_add_ps(sum);
-    for v in live.iter_mut() {
+    let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+    let mut chunks = live.chunks_exact_mut(16);
+    for c in &mut chunks {
+        // SAFETY: `c` holds 16 floats.
+        unsafe { _mm512_storeu_ps(c.as_mut_ptr(), _mm512_mul_ps(_mm512_loadu_ps(c.as_ptr()), inv)) };
+    }
+    let inv = _mm512_cvtss_f32(inv);
+    for v in chunks.into_remainder() {
         *v *= inv;
     }
 }
