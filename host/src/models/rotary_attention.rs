@@ -61,6 +61,7 @@ pub fn available(device: &Device, dtype: DType) -> bool {
 /// len, kv_heads x head_dim)`) after `prefix`: token `i` of a row sees the whole prefix and
 /// its row's tokens `..=i`. Queries and keys get `prep` as they are gathered. Only where
 /// [`available`] holds.
+#[allow(clippy::too_many_arguments)]
 pub fn attend(
     q: &Tensor,
     k: &Tensor,
@@ -299,7 +300,10 @@ unsafe fn norm_rotate(src: &[f32], weight: &[f32], eps: f32, (cos, sin): (&[f32]
             );
             let (c, s) = (at(cos.as_ptr(), i), at(sin.as_ptr(), i));
             _mm512_storeu_ps(dst.as_mut_ptr().add(i), _mm512_fmsub_ps(a, c, _mm512_mul_ps(b, s)));
-            _mm512_storeu_ps(dst.as_mut_ptr().add(half + i), _mm512_fmadd_ps(a, s, _mm512_mul_ps(b, c)));
+            _mm512_storeu_ps(
+                dst.as_mut_ptr().add(half + i),
+                _mm512_fmadd_ps(a, s, _mm512_mul_ps(b, c)),
+            );
         }
     }
     for i in vectors..half {

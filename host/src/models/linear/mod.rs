@@ -2,8 +2,9 @@
 //! with AVX-512F and f32 weights, the weights are packed once at load for Mira's kernel
 //! ([`avx512`]); everywhere else (a GPU, bf16, a CPU without AVX-512) they are candle's
 //! `Linear`. The result is the same product, summed in a different order (within f32 rounding).
-//! [`Linear::quantized`] makes the int8 layers of `dtype = "q8"`: Mira's VNNI kernel ([`q8`])
-//! where it runs, candle's quantized matmul elsewhere.
+//! [`Linear::quantized`] makes the int8 layers of `dtype = "q8"`: Mira's int8 kernels where
+//! they run (on the AMX tiles, [`amx`], where the CPU and OS give them; AVX-512 VNNI, [`q8`],
+//! otherwise; the same weights and sums either way), candle's quantized matmul elsewhere.
 
 #[cfg(target_arch = "x86_64")]
 mod amx;

@@ -14,6 +14,9 @@
 //! together, as `vpdpbusd` reads them). Loops: blocks of [`MC`] rows (their bytes kept in L2),
 //! panels, tiles of [`MR`] rows over the whole inner dimension (int32 sums per block, f32 sums
 //! across blocks).
+//!
+//! Where the CPU has AMX, [`matmul`] hands the same panels to [`super::amx`], whose tiles read
+//! this layout as it is (a block's 8 groups for 16 columns are one 8 x 64-byte weight tile).
 
 use rayon::prelude::*;
 
