@@ -77,6 +77,50 @@ fn reference(
         .matmul(&v)
 }
 
+/// A prefix's keys and values checked against `kv_heads` heads of `d` (empty ones without a
+/// prefix), and its length.
+pub(super) fn prefix_or_empty(
+    prefix: Option<Prefix>,
+    kv_heads: usize,
+    d: usize,
+) -> candle_core::Result<(Tensor, Tensor, usize)> {
+    let (pk, pv) = match prefix {
+        Some((k, v)) => (k.clone(), v.clone()),
+        None => {
+            let empty = Tensor::zeros((1, kv_heads, 0, d), DType::F32, &Device::Cpu)?;
+            (empty.clone(), empty)
+        }
+    };
+    if pk.dims() != [1, kv_heads, pk.dim(2)?, d] || pv.dims() != pk.dims() {
+        candle_core::bail!("a prefix of {:?} for keys of {kv_heads} heads of {d}", pk.dims());
+    }
+    let past = pk.dim(2)?;
+    Ok((pk, pv, past))
+}
+
+/// `tensors`, each made contiguous (a copy only where one was not).
+pub(super) fn contiguous<const N: usize>(tensors: [&Tensor; N]) -> candle_core::Result<[Tensor; N]> {
+    let held = tensors
+        .iter()
+        .map(|t| t.contiguous())
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(held.try_into().expect("N tensors"))
+}
+
+/// The values of contiguous f32 CPU tensors, borrowed from their storage through `guards`
+/// (`storage_and_layout` of each), not copied.
+pub(super) fn f32_values<'a, const N: usize, G: std::ops::Deref<Target = Storage>>(
+    guards: &'a [G; N],
+    tensors: &[Tensor; N],
+) -> candle_core::Result<[&'a [f32]; N]> {
+    let values = guards
+        .iter()
+        .zip(tensors)
+        .map(|(g, t)| values(g, t))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(values.try_into().expect("N values"))
+}
+
 /// The values of `t` (contiguous, f32 on the CPU) from its storage.
 pub(super) fn values<'a>(storage: &'a Storage, t: &Tensor) -> candle_core::Result<&'a [f32]> {
     let Storage::Cpu(CpuStorage::F32(data)) = storage else {
@@ -98,26 +142,10 @@ fn cpu(
 ) -> candle_core::Result<Tensor> {
     use rayon::prelude::*;
     use std::mem::MaybeUninit;
-    let empty = Tensor::zeros((1, hk, 0, d), DType::F32, &Device::Cpu)?;
-    let (pk, pv) = prefix.unwrap_or((&empty, &empty));
-    if pk.dims() != [1, hk, pk.dim(2)?, d] || pv.dims() != pk.dims() {
-        candle_core::bail!("a prefix of {:?} for keys of {hk} heads of {d}", pk.dims());
-    }
-    let past = pk.dim(2)?;
-    // Borrowed from the tensors' storage, not copied.
-    let tensors = [q, k, v, pk, pv].map(Tensor::contiguous);
-    let [q, k, v, pk, pv] = match tensors {
-        [Ok(q), Ok(k), Ok(v), Ok(pk), Ok(pv)] => [q, k, v, pk, pv],
-        other => return Err(other.into_iter().find_map(Result::err).expect("one failed")),
-    };
-    let guards = [&q, &k, &v, &pk, &pv].map(|t| t.storage_and_layout().0);
-    let (q, k, v, pk, pv) = (
-        values(&guards[0], &q)?,
-        values(&guards[1], &k)?,
-        values(&guards[2], &v)?,
-        values(&guards[3], &pk)?,
-        values(&guards[4], &pv)?,
-    );
+    let (pk, pv, past) = prefix_or_empty(prefix, hk, d)?;
+    let held = contiguous([q, k, v, &pk, &pv])?;
+    let guards = held.each_ref().map(|t| t.storage_and_layout().0);
+    let [q, k, v, pk, pv] = f32_values(&guards, &held)?;
     let total = past + s;
     let groups = h / hk;
     // Not zeroed: every head's s x d outputs are written by its second product.

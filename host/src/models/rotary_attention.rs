@@ -141,26 +141,10 @@ fn cpu(
         kv_heads: hk,
         head_dim: d,
     } = shape;
-    let empty = Tensor::zeros((1, hk, 0, d), DType::F32, &Device::Cpu)?;
-    let (pk, pv) = prefix.unwrap_or((&empty, &empty));
-    if pk.dims() != [1, hk, pk.dim(2)?, d] || pv.dims() != pk.dims() {
-        candle_core::bail!("a prefix of {:?} for keys of {hk} heads of {d}", pk.dims());
-    }
-    let past = pk.dim(2)?;
-    let tensors = [q, k, v, pk, pv].map(Tensor::contiguous);
-    let [q, k, v, pk, pv] = match tensors {
-        [Ok(q), Ok(k), Ok(v), Ok(pk), Ok(pv)] => [q, k, v, pk, pv],
-        other => return Err(other.into_iter().find_map(Result::err).expect("one failed")),
-    };
-    let guards = [&q, &k, &v, &pk, &pv].map(|t| t.storage_and_layout().0);
-    let values = super::attention::values;
-    let (q, k, v, pk, pv) = (
-        values(&guards[0], &q)?,
-        values(&guards[1], &k)?,
-        values(&guards[2], &v)?,
-        values(&guards[3], &pk)?,
-        values(&guards[4], &pv)?,
-    );
+    let (pk, pv, past) = super::attention::prefix_or_empty(prefix, hk, d)?;
+    let held = super::attention::contiguous([q, k, v, &pk, &pv])?;
+    let guards = held.each_ref().map(|t| t.storage_and_layout().0);
+    let [q, k, v, pk, pv] = super::attention::f32_values(&guards, &held)?;
     let total = past + s;
     let groups = h / hk;
     let (qw, kw) = (h * d, hk * d);
