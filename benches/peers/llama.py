@@ -1,6 +1,6 @@
 """llama.cpp's reranking (llama-cpp-python) on the same random Qwen3 weights Mira scored.
 
-    python benches/peers/llama.py D [--threads 2]
+    python benches/peers/llama.py D [--threads 2] [--linears q8_0|f32]
 
 D is a `mira-bench model-peers` directory (run with `--skip-clip --dtype q8` for the int8
 comparison): D/qwen3-0.6b (or whichever shape D/mira.json names) holds the safetensors, and
@@ -10,7 +10,8 @@ embedding stays f32, as in Mira), written with PyPI's `gguf`, then scores the sa
 with llama.cpp at the last position (P(yes) = softmax over the "yes" and "no" logits, as the
 Qwen3-Reranker model card and Mira do), one prompt at a time after the shared prefix, whose keys
 and values stay in llama.cpp's cache (the prefix reuse Mira does too). It prints pairs/s for
-both and how far P(yes) agrees. No tokenizer is needed: the prompts are ids.
+both and how far P(yes) agrees. No tokenizer is needed: the prompts are ids. `--linears f32`
+(against a Mira run in f32) checks the conversion: the two should then agree to ~1e-4.
 """
 
 import argparse
@@ -56,7 +57,7 @@ def gguf_name(name):
     raise SystemExit(f"{name}: no GGUF name for this tensor")
 
 
-def convert(model_dir, out):
+def convert(model_dir, out, q8):
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
     w = gguf.GGUFWriter(out, "qwen3")
     w.add_context_length(4096)
@@ -72,13 +73,13 @@ def convert(model_dir, out):
     w.add_rope_freq_base(cfg["rope_theta"])
     w.add_vocab_size(cfg["vocab_size"])
     w.add_tokenizer_model("none")
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if q8 else gguf.LlamaFileType.ALL_F32)
     with safe_open(os.path.join(model_dir, "model.safetensors"), "np") as f:
         for name in f.keys():
             data = f.get_tensor(name).astype(np.float32)
             target = gguf_name(name)
             linear = data.ndim == 2 and target.startswith("blk.")
-            if linear:
+            if linear and q8:
                 q = gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0)
                 w.add_tensor(target, q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
             else:
@@ -99,16 +100,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--linears", choices=["q8_0", "f32"], default="q8_0")
     args = ap.parse_args()
     mira = json.load(open(os.path.join(args.dir, "mira.json")))
     r = mira["reranker"]
     run = r["runs"][0]
     threads = args.threads or mira.get("threads") or os.cpu_count()
     model_dir = os.path.join(args.dir, r["dir"])
-    out = os.path.join(args.dir, r["dir"] + "-q8_0.gguf")
+    out = os.path.join(args.dir, f"{r['dir']}-{args.linears}.gguf")
     if not os.path.exists(out):
-        print(f"llama.py: converting {model_dir} to {out} (Q8_0 linears)", file=sys.stderr)
-        convert(model_dir, out + ".part")
+        print(f"llama.py: converting {model_dir} to {out} ({args.linears} linears)", file=sys.stderr)
+        convert(model_dir, out + ".part", args.linears == "q8_0")
         os.rename(out + ".part", out)
 
     from llama_cpp import Llama
@@ -132,18 +134,17 @@ def main():
     def score(reuse_prefix):
         scores = []
         llm.reset()
-        llm._ctx.memory_clear(True) if hasattr(llm._ctx, "memory_clear") else llm._ctx.kv_cache_clear()
+        llm._ctx.kv_cache_clear()
         if reuse_prefix:
             llm.eval(prompts[0][:prefix_len])
         for p in prompts:
             keep = prefix_len if reuse_prefix else 0
             llm.n_tokens = keep
-            if hasattr(llm._ctx, "memory_seq_rm"):
-                llm._ctx.memory_seq_rm(-1, keep, -1)
-            else:
-                llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+            llm._ctx.kv_cache_seq_rm(-1, keep, -1)
             llm.eval(p[keep:])
-            logits = llm.scores[llm.n_tokens - 1]
+            # Without logits_all, llama.cpp keeps the last position's logits only (all this
+            # needs); llama-cpp-python's `scores` then stays empty, so they are read directly.
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
             scores.append(p_yes(logits, yes, no))
         return scores
 
@@ -158,7 +159,7 @@ def main():
     mira_p = run["p_yes"]
     print(f"Qwen3-Reranker-{r['shape']}-shaped, {len(prompts)} prompts of {run['tokens']} tokens "
           f"({prefix_len}-token shared prefix), {threads} threads; Mira in {mira['dtype']}, "
-          f"llama.cpp {llama_cpp.__version__} with Q8_0 linears (f32 embedding):")
+          f"llama.cpp {llama_cpp.__version__} with {args.linears} linears (f32 embedding):")
     for reuse, rate, scores in rows:
         diff = max(abs(a - b) for a, b in zip(scores, mira_p))
         order = (sorted(range(len(scores)), key=lambda i: -scores[i])
