@@ -463,16 +463,10 @@ fn packed_cpu(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::test_values::max_diff;
 
     fn random(shape: (usize, usize, usize, usize), seed: u64) -> Tensor {
-        let n = shape.0 * shape.1 * shape.2 * shape.3;
-        let mut x = seed;
-        let v: Vec<f32> = (0..n)
-            .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((x >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-            })
-            .collect();
+        let v = crate::models::test_values::random(shape.0 * shape.1 * shape.2 * shape.3, seed);
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 
@@ -510,19 +504,6 @@ mod tests {
             let diff = diff.to_scalar::<f32>().unwrap();
             assert!(diff < 1e-4, "{b}x{h}/{hk}x{s}x{d} past {past} causal {causal}: {diff}");
         }
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
     }
 
     /// Packed sequences, each against candle's ops over that sequence alone; the padded

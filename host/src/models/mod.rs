@@ -13,6 +13,8 @@ pub mod memory;
 pub mod rms_norm;
 pub mod rotary_attention;
 mod shared;
+#[cfg(test)]
+mod test_values;
 
 pub use device::{ModelDType, parse_device};
 pub use files::{ModelFiles, ModelKind};

@@ -158,41 +158,19 @@ unsafe fn add_norm_row(x: &[f32], y: Option<&[f32]>, sum: &mut [f32], weight: &[
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
+    use crate::models::test_values::max_diff;
 
     /// Against candle's add and norm, for row counts around the chunk size and odd widths.
     #[test]
     fn equals_candles_add_and_norm() {
         let cpu = &Device::Cpu;
         for &(rows, n) in &[(1, 8), (3, 1024), (16, 20), (17, 64), (50, 33)] {
-            let mut state = 5u64;
-            let mut random = |len: usize| -> Vec<f32> {
-                (0..len)
-                    .map(|_| {
-                        state = state
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
-                        ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-                    })
-                    .collect()
-            };
-            let weight = Tensor::from_vec(random(n), n, cpu).unwrap();
+            let random = |len: usize, seed: u64| crate::models::test_values::random(len, seed + rows as u64);
+            let weight = Tensor::from_vec(random(n, 100), n, cpu).unwrap();
             let vb = VarBuilder::from_tensors([("weight".to_string(), weight.clone())].into(), DType::F32, cpu);
             let norm = RmsNorm::load(n, 1e-6, vb).unwrap();
-            let x = Tensor::from_vec(random(2 * rows * n), (2, rows, n), cpu).unwrap();
-            let y = Tensor::from_vec(random(2 * rows * n), (2, rows, n), cpu).unwrap();
+            let x = Tensor::from_vec(random(2 * rows * n, 200), (2, rows, n), cpu).unwrap();
+            let y = Tensor::from_vec(random(2 * rows * n, 300), (2, rows, n), cpu).unwrap();
             let (sum, normed) = norm.add_forward(&x, &y).unwrap();
             let want_sum = (&x + &y).unwrap();
             let want = candle_nn::ops::rms_norm(&want_sum, &weight, 1e-6).unwrap();
