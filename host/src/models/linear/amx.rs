@@ -18,11 +18,11 @@ use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
 use super::avx512::apply_epilogue;
-use super::q8::{BLOCK, GROUPS, Line, MC, NR, NV, Q8Panels, Quantized, masks, quantize_rows};
-use super::{Dest, Epilogue, split_panels};
+use super::q8::{BLOCK, GROUPS, Line, MC, NR, NV, Q8Panels, Quantized, masks};
+use super::{Dest, Epilogue};
 
 /// Rows of a tile (and of the activations' padding).
-const ROWS: usize = 16;
+pub(super) const ROWS: usize = 16;
 /// Bytes from one group's 64-byte line of a panel to the next group's (the B tile's stride).
 const GROUP_STRIDE: usize = NV * std::mem::size_of::<Line>();
 
@@ -77,37 +77,14 @@ impl TileConfig {
 #[repr(C, align(64))]
 struct Sums([[[i32; 16]; ROWS]; 2]);
 
-/// `dest = epilogue(quantized(a) (m x k) · quantized(w)ᵀ + bias)`, as [`super::q8::matmul`].
+/// One worker's share of [`super::q8::matmul`] on the tiles: `panels` of `w` for all `m` rows
+/// of `q` (quantized with bias 0, rows padded to a multiple of [`ROWS`]).
 ///
 /// # Safety
-/// [`available`] must hold; each of `dest`'s buffers must hold `m` rows of its width.
-pub(crate) unsafe fn matmul(
-    a: &[f32],
-    w: &Q8Panels,
-    bias: Option<&[f32]>,
-    dest: Dest,
-    m: usize,
-    epilogue: Epilogue,
-    threads: usize,
-) {
-    let (n, k) = (w.n, w.k);
-    assert!(a.len() >= m * k && bias.is_none_or(|b| b.len() >= n));
-    assert!(
-        dest.width() <= epilogue.outputs(n, NR),
-        "the destination is wider than the product"
-    );
-    // SAFETY: the caller checked the CPU.
-    let q = unsafe { quantize_rows::<0>(a, m, m.next_multiple_of(ROWS), k) };
-    let q = &q;
-    split_panels(n.div_ceil(NR), threads, |panels| {
-        // SAFETY: the CPU and the tiles' permission are checked; each thread writes the
-        // columns of its own panels.
-        unsafe { block(q, w, bias, dest, m, epilogue, panels) };
-    });
-}
-
+/// [`available`] must hold; each of `dest`'s buffers must hold `m` rows of its width, and no
+/// other thread writes these panels' columns.
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn block(
+pub(super) unsafe fn block(
     q: &Quantized,
     w: &Q8Panels,
     bias: Option<&[f32]>,

@@ -146,7 +146,7 @@ pub(super) struct Quantized {
 
 /// Quantizes `m` rows of `a` (`m x k`) into `rows >= m` rows.
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(super) fn quantize_rows<const BIAS: i32>(a: &[f32], m: usize, rows: usize, k: usize) -> Quantized {
+fn quantize_rows<const BIAS: i32>(a: &[f32], m: usize, rows: usize, k: usize) -> Quantized {
     let blocks = k / BLOCK;
     let mut bytes = vec![0u8; rows * k];
     let mut scales = vec![0f32; rows * blocks];
@@ -193,22 +193,33 @@ pub(crate) unsafe fn matmul(
     epilogue: Epilogue,
     threads: usize,
 ) {
-    if w.amx {
-        // SAFETY: `amx` is set only where `amx::available()` held.
-        return unsafe { super::amx::matmul(a, w, bias, dest, m, epilogue, threads) };
-    }
     let (n, k) = (w.n, w.k);
     assert!(a.len() >= m * k && bias.is_none_or(|b| b.len() >= n));
     assert!(
         dest.width() <= epilogue.outputs(n, NR),
         "the destination is wider than the product"
     );
-    // SAFETY: the caller checked the CPU.
-    let q = unsafe { quantize_rows::<128>(a, m, m, k) };
+    // AMX takes signed activations in whole tiles of rows; VNNI unsigned ones (`q + 128`).
+    let amx = w.amx;
+    // SAFETY: the caller checked the CPU (`amx` is set only where `amx::available()` held).
+    let q = unsafe {
+        if amx {
+            quantize_rows::<0>(a, m, m.next_multiple_of(super::amx::ROWS), k)
+        } else {
+            quantize_rows::<128>(a, m, m, k)
+        }
+    };
     let q = &q;
     split_panels(n.div_ceil(NR), threads, |panels| {
-        // SAFETY: the CPU is checked; each thread writes the columns of its own panels.
-        unsafe { block(q, w, bias, dest, m, epilogue, panels) };
+        // SAFETY: the CPU (and for AMX the tiles' permission) is checked; each thread writes
+        // the columns of its own panels.
+        unsafe {
+            if amx {
+                super::amx::block(q, w, bias, dest, m, epilogue, panels)
+            } else {
+                block(q, w, bias, dest, m, epilogue, panels)
+            }
+        };
     });
 }
 
