@@ -196,8 +196,8 @@ fn cpu(
 
 /// `ctx (s x d) = softmax(query keysᵀ · scale) vals` for one head: `query` is `s x d`, `keys`
 /// and `vals` the head's `total x d` packed by [`avx512::pack`] and
-/// [`avx512::pack_transposed`]; with `causal`, query `i` sees keys `..past + i + 1`. Every
-/// score and output is written.
+/// [`avx512::pack_transposed`]; with `causal`, query `i` sees keys `..past + i + 1`. `scores`
+/// is scratch (at least `s x total`); every output is written.
 ///
 /// # Safety
 /// The CPU must have AVX-512F.
@@ -214,75 +214,30 @@ pub(super) unsafe fn one_head(
     scale: f32,
     causal: bool,
 ) {
-    if causal && s > CAUSAL_CHUNK {
-        // SAFETY: forwarded.
-        return unsafe { causal_chunks(query, keys, vals, scores, ctx, (s, total, d), past, scale) };
-    }
-    let scores = &mut scores[..s * total];
-    // SAFETY: AVX-512F per the caller; the first product writes all s x total scores, which
-    // are then read as initialised, and the second all s x d outputs.
-    unsafe {
-        avx512::matmul(
-            query,
-            keys.as_slice(),
-            None,
-            scores,
-            (s, total, d),
-            avx512::Epilogue::None,
-            1,
-        );
-        let scores: &mut [f32] = std::slice::from_raw_parts_mut(scores.as_mut_ptr().cast(), s * total);
-        for (i, row) in scores.chunks_exact_mut(total).enumerate() {
-            avx512::softmax_row(row, if causal { past + i + 1 } else { total }, scale);
-        }
-        avx512::matmul(
-            scores,
-            vals.as_slice(),
-            None,
-            ctx,
-            (s, d, total),
-            avx512::Epilogue::None,
-            1,
-        );
-    }
-}
-
-/// Query rows per chunk of a causal head: each chunk multiplies only by the keys its last row
-/// sees, which skips most of the masked half of the scores (the triangle above the diagonal).
-#[cfg(target_arch = "x86_64")]
-const CAUSAL_CHUNK: usize = 24;
-
-/// [`one_head`] with a causal mask, [`CAUSAL_CHUNK`] query rows at a time: rows `r0..r1` see
-/// keys `..past + r1` at most, so both products stop there (the keys and values are packed in
-/// panels along the keys, so a chunk's keys are the first panels, its values the first
-/// positions of each panel).
-///
-/// # Safety
-/// As [`one_head`].
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn causal_chunks(
-    query: &[f32],
-    keys: &avx512::Panels,
-    vals: &avx512::Panels,
-    scores: &mut [std::mem::MaybeUninit<f32>],
-    ctx: &mut [std::mem::MaybeUninit<f32>],
-    (s, total, d): (usize, usize, usize),
-    past: usize,
-    scale: f32,
-) {
     use std::mem::MaybeUninit;
     let nr = avx512::NR;
     let (keys, vals) = (keys.as_slice(), vals.as_slice());
     let panels = d.div_ceil(nr);
-    let mut part = vec![MaybeUninit::<f32>::uninit(); if panels > 1 { CAUSAL_CHUNK * nr } else { 0 }];
-    for r0 in (0..s).step_by(CAUSAL_CHUNK) {
-        let rows = CAUSAL_CHUNK.min(s - r0);
-        let seen = past + r0 + rows;
+    // Causal heads go [`CAUSAL_CHUNK`] query rows at a time: rows `r0..r1` see keys
+    // `..past + r1` at most, so both products stop there (the keys are packed in panels along
+    // the keys, so a chunk's keys are the first panels; its values the first positions of each
+    // panel of values). Otherwise all rows see all `total` keys, one chunk.
+    let chunk_rows = if causal { CAUSAL_CHUNK } else { s.max(1) };
+    let mut part = vec![
+        MaybeUninit::<f32>::uninit();
+        if panels > 1 && s > chunk_rows {
+            chunk_rows * nr
+        } else {
+            0
+        }
+    ];
+    for r0 in (0..s).step_by(chunk_rows) {
+        let rows = chunk_rows.min(s - r0);
+        let seen = if causal { past + r0 + rows } else { total };
         let chunk = &mut scores[..rows * seen];
         // SAFETY: AVX-512F per the caller. The first product writes the chunk's rows x seen
-        // scores (from the first panels of keys, which hold keys ..seen); the second, per panel
-        // of the values, the chunk's outputs from the first `seen` positions of that panel.
+        // scores, which are then read as initialised; the second (per panel of the values
+        // where the chunk sees fewer than all keys) all the chunk's rows x d outputs.
         unsafe {
             avx512::matmul(
                 &query[r0 * d..(r0 + rows) * d],
@@ -295,12 +250,12 @@ unsafe fn causal_chunks(
             );
             let chunk: &mut [f32] = std::slice::from_raw_parts_mut(chunk.as_mut_ptr().cast(), rows * seen);
             for (i, row) in chunk.chunks_exact_mut(seen).enumerate() {
-                avx512::softmax_row(row, past + r0 + i + 1, scale);
+                avx512::softmax_row(row, if causal { past + r0 + i + 1 } else { seen }, scale);
             }
             let out = &mut ctx[r0 * d..(r0 + rows) * d];
-            if panels == 1 {
-                let v = &vals[..seen * nr];
-                avx512::matmul(chunk, v, None, out, (rows, d, seen), avx512::Epilogue::None, 1);
+            // One panel, or every key seen: the packed values' layout is the product's.
+            if panels == 1 || seen == total {
+                avx512::matmul(chunk, vals, None, out, (rows, d, seen), avx512::Epilogue::None, 1);
                 continue;
             }
             for p in 0..panels {
@@ -314,6 +269,12 @@ unsafe fn causal_chunks(
         }
     }
 }
+
+/// Query rows per chunk of a causal head in [`one_head`]: each chunk multiplies only by the
+/// keys its last row sees, which skips most of the masked half of the scores (the triangle
+/// above the diagonal).
+#[cfg(target_arch = "x86_64")]
+const CAUSAL_CHUNK: usize = 24;
 
 /// Attention over sequences packed side by side, as the CLIP towers run them: `qkv` is
 /// `(rows, 3 x heads x head_dim)`, each row a token's queries, keys and values (a fused
@@ -493,15 +454,7 @@ mod tests {
             let want = reference(&q, &k, &v, prefix, scale, causal).unwrap();
             let got = attention(&q, &k, &v, prefix, scale, causal).unwrap();
             assert_eq!(got.dims(), &[b, h, s, d]);
-            let diff = (want - got)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap();
-            let diff = diff.to_scalar::<f32>().unwrap();
+            let diff = max_diff(&want, &got);
             assert!(diff < 1e-4, "{b}x{h}/{hk}x{s}x{d} past {past} causal {causal}: {diff}");
         }
     }

@@ -141,14 +141,7 @@ unsafe fn add_norm_row(x: &[f32], y: Option<&[f32]>, sum: &mut [f32], weight: &[
         }
         None => x,
     };
-    let mut lanes = [0f32; 16];
-    let mut chunks = row.chunks_exact(16);
-    for c in &mut chunks {
-        for (l, v) in lanes.iter_mut().zip(c) {
-            *l += v * v;
-        }
-    }
-    let squares = lanes.iter().sum::<f32>() + chunks.remainder().iter().map(|v| v * v).sum::<f32>();
+    let squares = avx512::sum_of_squares(row);
     let inv = 1.0 / (squares / row.len() as f32 + eps).sqrt();
     for ((o, v), w) in out.iter_mut().zip(row).zip(weight) {
         *o = v * inv * w;

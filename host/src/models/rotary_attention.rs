@@ -39,6 +39,13 @@ pub struct RowShape {
     pub head_dim: usize,
 }
 
+impl RowShape {
+    /// `(batch, len, heads, kv_heads, head_dim)`.
+    fn dims(self) -> (usize, usize, usize, usize, usize) {
+        (self.batch, self.len, self.heads, self.kv_heads, self.head_dim)
+    }
+}
+
 /// Keys (normed and rotated) and values of a shared prefix: `(1, kv_heads, past, head_dim)`
 /// each, f32 on the CPU.
 pub type Prefix<'a> = (&'a Tensor, &'a Tensor);
@@ -72,13 +79,7 @@ pub fn attend(
     scale: f32,
     keep: bool,
 ) -> candle_core::Result<Attended> {
-    let RowShape {
-        batch: b,
-        len: s,
-        heads: h,
-        kv_heads: hk,
-        head_dim: d,
-    } = shape;
+    let (b, s, h, hk, d) = shape.dims();
     let rows = b * s;
     if hk == 0 || h % hk != 0 || d % 2 != 0 {
         candle_core::bail!("attention of {h} heads over {hk} key/value heads of {d}");
@@ -134,13 +135,7 @@ fn cpu(
 ) -> candle_core::Result<Attended> {
     use rayon::prelude::*;
     use std::mem::MaybeUninit;
-    let RowShape {
-        batch: b,
-        len: s,
-        heads: h,
-        kv_heads: hk,
-        head_dim: d,
-    } = shape;
+    let (b, s, h, hk, d) = shape.dims();
     let (pk, pv, past) = super::attention::prefix_or_empty(prefix, hk, d)?;
     let held = super::attention::contiguous([q, k, v, &pk, &pv])?;
     let guards = held.each_ref().map(|t| t.storage_and_layout().0);
@@ -270,7 +265,7 @@ unsafe fn norm_rotate(src: &[f32], weight: &[f32], eps: f32, (cos, sin): (&[f32]
     let d = src.len();
     let half = d / 2;
     assert!(weight.len() == d && dst.len() == d && cos.len() == half && sin.len() == half);
-    let inv = 1.0 / (sum_of_squares(src) / d as f32 + eps).sqrt();
+    let inv = 1.0 / (avx512::sum_of_squares(src) / d as f32 + eps).sqrt();
     let vectors = if half.is_multiple_of(16) { half } else { 0 };
     let scale = _mm512_set1_ps(inv);
     for i in (0..vectors).step_by(16) {
@@ -296,21 +291,6 @@ unsafe fn norm_rotate(src: &[f32], weight: &[f32], eps: f32, (cos, sin): (&[f32]
         dst[i] = a * cos[i] - b * sin[i];
         dst[half + i] = a * sin[i] + b * cos[i];
     }
-}
-
-/// `Σ x²`, 16 lanes at a time.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn sum_of_squares(x: &[f32]) -> f32 {
-    let mut acc = _mm512_setzero_ps();
-    let mut chunks = x.chunks_exact(16);
-    for c in &mut chunks {
-        // SAFETY: `c` holds 16 floats.
-        let v = unsafe { _mm512_loadu_ps(c.as_ptr()) };
-        acc = _mm512_fmadd_ps(v, v, acc);
-    }
-    _mm512_reduce_add_ps(acc) + chunks.remainder().iter().map(|v| v * v).sum::<f32>()
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]

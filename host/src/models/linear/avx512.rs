@@ -344,6 +344,20 @@ pub fn exp(x: __m512) -> __m512 {
     _mm512_scalef_ps(p, n)
 }
 
+/// `Σ x²`, 16 lanes at a time (the RMS norms' sum).
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn sum_of_squares(x: &[f32]) -> f32 {
+    let mut acc = _mm512_setzero_ps();
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        // SAFETY: `c` holds 16 floats.
+        let v = unsafe { _mm512_loadu_ps(c.as_ptr()) };
+        acc = _mm512_fmadd_ps(v, v, acc);
+    }
+    _mm512_reduce_add_ps(acc) + chunks.remainder().iter().map(|v| v * v).sum::<f32>()
+}
+
 /// `row[..valid] = softmax(scale x row[..valid])`, `row[valid..] = 0` (masked positions).
 ///
 /// # Safety
